@@ -1,0 +1,99 @@
+# evq - GNU make, no configure step.
+#
+#   make                 library (static + shared), tests, examples
+#   make check           run the test suite (TAP, prove) on every backend
+#   make demo            run examples/demo
+#   make bench           run the benchmarks
+#   make model           model-check the Promela protocols with spin
+#   make install PREFIX=/usr/local
+#
+# Variants: BUILD=dir (default build), SAN=address,undefined or SAN=thread,
+# CC=clang.  Each variant should use its own BUILD directory.
+
+CC       ?= cc
+BUILD    ?= build
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+MANDIR   ?= $(PREFIX)/share/man
+OPT      ?= -O2
+SAN      ?=
+
+VERSION  := 0.1.0
+SOMAJOR  := 0
+
+WARN     := -Wall -Wextra -Werror
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -pthread \
+	      $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
+
+LIB_SRCS  := $(sort $(wildcard src/*.c))
+LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+TESTS     := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+EX_SRCS   := $(sort $(wildcard examples/*.c))
+EXAMPLES  := $(EX_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+STATIC := $(BUILD)/libevq.a
+SHARED := $(BUILD)/libevq.so.$(VERSION)
+
+.PHONY: all lib tests examples check demo bench model install clean
+all: lib tests examples
+
+lib: $(STATIC) $(SHARED)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/evq.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libevq.so.$(SOMAJOR) -o $@ $^ $(LDFLAGS_ALL)
+	ln -sf libevq.so.$(VERSION) $(BUILD)/libevq.so.$(SOMAJOR)
+	ln -sf libevq.so.$(SOMAJOR) $(BUILD)/libevq.so
+
+# Tests link the static library and may include src/ headers for white-box
+# checks; tests/tap.h is the TAP helper.
+$(BUILD)/tests/%: tests/%.c $(STATIC) tests/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
+
+tests: $(TESTS)
+examples: $(EXAMPLES)
+
+# Every test runs once per backend this machine has (tests/backends lists
+# them); a backend the kernel lacks is reported as skipped by the tests.
+BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
+check: $(TESTS)
+	@set -e; for b in $$($(BUILD)/tests/backends); do \
+	  echo "== backend $$b"; \
+	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(filter-out $(BUILD)/tests/backends,$(TESTS)); \
+	done
+
+demo: $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
+
+-include bench/bench.mk
+-include model/model.mk
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/evq.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libevq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libevq.so.$(SOMAJOR)
+	ln -sf libevq.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libevq.so
+	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    evq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/evq.pc
+
+clean:
+	rm -rf $(BUILD) build-*

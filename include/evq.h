@@ -1,0 +1,192 @@
+/*
+ * evq.h - one place to wait for everything that can block a program.
+ *
+ * This is the only public header of libevq.  Conventions, true of every
+ * function below unless its comment says otherwise:
+ *
+ *  - Return value: 0 or a count (or an id >= 0) on success, a negative errno
+ *    on failure (-EINVAL, -ENOENT, ...).  errno is never read or relied on;
+ *    it may be clobbered by failing system calls inside the library.
+ *  - A failed call leaves the queue exactly as usable as before.
+ *  - Thread-safety: every function taking a struct evq * may be called from
+ *    any thread, concurrently with a thread blocked in evq_wait() on the same
+ *    queue, except evq_free() (which must be the last call on the queue).
+ *  - Async-signal-safety: only the functions marked "async-signal-safe"
+ *    may be called from a signal handler.
+ */
+#ifndef EVQ_H
+#define EVQ_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EVQ_VERSION_MAJOR 0
+#define EVQ_VERSION_MINOR 1
+
+/* ------------------------------------------------------------------ */
+/* The queue                                                            */
+/* ------------------------------------------------------------------ */
+
+struct evq;
+
+/* Backends.  AUTO picks the best one the kernel offers; the environment
+ * variable EVQ_BACKEND=epoll|uring overrides AUTO (never an explicit
+ * choice). */
+enum evq_backend_id {
+	EVQ_BACKEND_AUTO = 0,
+	EVQ_BACKEND_EPOLL = 1,
+	EVQ_BACKEND_URING = 2,
+};
+
+struct evq_options {
+	int backend;      /* enum evq_backend_id; 0 = AUTO */
+	int max_batch;    /* kernel events harvested per system call; 0 = 256;
+	                     1..65536 */
+	unsigned flags;   /* reserved, must be 0 */
+};
+
+/* Creates a queue.  opt may be NULL for the defaults.
+ * Errors: -EINVAL (NULL q, bad option), -ENOSYS (backend not available),
+ * -ENOMEM, -EMFILE/-ENFILE (out of descriptors). */
+int evq_new(struct evq **q, const struct evq_options *opt);
+
+/* Frees a queue and every registration in it.  NULL is ignored.  No other
+ * thread may use the queue during or after this call.  File descriptors
+ * registered with evq_add_fd() are not closed. */
+void evq_free(struct evq *q);
+
+/* "epoll" or "uring"; "?" for NULL. */
+const char *evq_backend_name(const struct evq *q);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Kinds of registrations (struct evq_event.kind). */
+enum evq_kind {
+	EVQ_KIND_FD = 1,
+	EVQ_KIND_TIMER = 2,
+	EVQ_KIND_USER = 3,
+	EVQ_KIND_SIGNAL = 4,
+	EVQ_KIND_PID = 5,
+	EVQ_KIND_WORD = 6,
+	EVQ_KIND_SEM = 7,
+	EVQ_KIND_LATCH = 8,
+	EVQ_KIND_MASK = 9,
+};
+
+/* Readiness bits (evq_add_fd() events, struct evq_event.events).
+ * EVQ_ERR and EVQ_HUP are always reported, whether asked for or not. */
+#define EVQ_READ  0x1u
+#define EVQ_WRITE 0x2u
+#define EVQ_ERR   0x4u
+#define EVQ_HUP   0x8u
+
+/* Registration flags. */
+#define EVQ_ONESHOT  0x01u /* deliver once, then behave as EVQ_DISABLED */
+#define EVQ_EDGE     0x02u /* fds: report transitions, not levels */
+#define EVQ_DISABLED 0x04u /* registered but not reported until enabled */
+#define EVQ_ABSTIME  0x08u /* timers: when_ns is an absolute clock value */
+#define EVQ_SHARED   0x10u /* words: memory shared between processes */
+#define EVQ_NOREAP   0x20u /* pids: report the exit, do not reap */
+
+/* One delivered event: a fixed 32-byte record, no pointers into the
+ * library. */
+struct evq_event {
+	uint64_t cookie;  /* the caller's cookie, as registered */
+	int32_t id;       /* the registration id */
+	uint16_t kind;    /* enum evq_kind */
+	uint16_t flags;   /* the registration's flags when it fired */
+	uint32_t events;  /* EVQ_READ|EVQ_WRITE|EVQ_ERR|EVQ_HUP for fds */
+	int32_t ident;    /* fd, signal number or pid; -1 otherwise */
+	uint64_t data;    /* timers: expirations; user: trigger count; ... */
+};
+
+/* ------------------------------------------------------------------ */
+/* Registrations                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Each evq_add_*() returns a registration id >= 0 or -errno.  Ids are small
+ * integers whose low 24 bits name a slot; a slot is reused after evq_del(),
+ * with a 7-bit generation in bits 24..30 so a stale id is refused with
+ * -ENOENT (unless its slot was reused 128 times since). */
+
+/* File descriptor readiness.  events: EVQ_READ and/or EVQ_WRITE (0 is
+ * allowed: only EVQ_ERR/EVQ_HUP are then reported).  flags: EVQ_EDGE,
+ * EVQ_ONESHOT, EVQ_DISABLED.  A regular file or directory (which epoll
+ * refuses) is reported ready at once: level-triggered, once per kernel
+ * round; edge-triggered or oneshot, once.  Only one registration per open
+ * fd: a second one gets -EEXIST.  If the fd is closed while registered, its
+ * registration goes silent; a new fd that reuses the number may be
+ * registered anew and never sees the old registration's events; evq_del()
+ * of the old id is then still required and harmless.
+ * Errors: -EBADF (fd not open), -EINVAL (bad events/flags), -EEXIST,
+ * -ENOMEM, -ENOSPC (too many registrations). */
+int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
+	       uint64_t cookie);
+
+/* A timer on clock CLOCK_MONOTONIC, CLOCK_REALTIME or CLOCK_BOOTTIME.
+ * when_ns: delay (relative) or clock value (EVQ_ABSTIME); a time in the
+ * past fires at once.  interval_ns > 0 makes it periodic.  data in the
+ * event = expirations since last delivered (overruns are counted, never
+ * dropped).  A fired one-shot timer stays registered (silent) until
+ * evq_del() or evq_mod_timer().  Timers live in a heap in the library: no
+ * kernel object per timer.
+ * Errors: -EINVAL (unknown clock, negative when_ns for a relative timer,
+ * negative interval, bad flags). */
+int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
+		  int64_t interval_ns, uint32_t flags, uint64_t cookie);
+
+/* Re-arms timer id with a new expiry and interval; pending expirations not
+ * yet delivered are discarded.  flags as for evq_add_timer(). */
+int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
+		  uint32_t flags);
+
+/* A user event, fired by evq_trigger().  flags: none at registration; use
+ * evq_mod() for EVQ_ONESHOT/EVQ_DISABLED. */
+int evq_add_user(struct evq *q, uint64_t cookie);
+
+/* Fires user event id.  Triggers coalesce while pending: data = number of
+ * triggers since the last delivery.  Async-signal-safe, lock-free, callable
+ * from any thread; makes a system call only when a thread sleeps in
+ * evq_wait() and no wakeup is already on its way; preserves errno.
+ * Errors: -EINVAL (NULL q), -ENOENT (unknown, stale or non-user id). */
+int evq_trigger(struct evq *q, int id);
+
+/* Changes a registration: events (fds only; must be 0 for other kinds) and
+ * flags (EVQ_ONESHOT, EVQ_EDGE for fds, EVQ_DISABLED).  Enabling a oneshot
+ * registration that has fired re-arms it.  Occurrences of a disabled
+ * timer, user, word or mask registration are kept and delivered when it is
+ * enabled again.  Errors: -ENOENT, -EINVAL, -EBADF (fd closed). */
+int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags);
+
+/* Removes a registration.  When evq_del() returns, no event of it will be
+ * returned by any evq_wait(), including one already taken from the kernel
+ * but not yet handed out.  Errors: -ENOENT. */
+int evq_del(struct evq *q, int id);
+
+/* ------------------------------------------------------------------ */
+/* Waiting                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Waits for events and stores up to max of them in events[].
+ * timeout_ns < 0 waits forever, 0 polls, > 0 waits that many nanoseconds
+ * (no rounding to milliseconds).  sigmask, if not NULL, replaces the
+ * thread's signal mask atomically for the duration of the sleep (as
+ * epoll_pwait2/ppoll do).  Never makes a system call while events are
+ * already pending in the library, and never sleeps while any are pending.
+ * Returns the number of events, 0 on timeout, -EINTR when a signal was
+ * caught, -EINVAL (NULL q/events, max <= 0). */
+int evq_wait(struct evq *q, struct evq_event *events, int max,
+	     int64_t timeout_ns, const sigset_t *sigmask);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVQ_H */

@@ -1,0 +1,57 @@
+/*
+ * backend.h - the contract between the queue core and a kernel mechanism.
+ *
+ * A backend is one file (backend_epoll.c, backend_uring.c) exporting one
+ * const struct evq_backend.  Nothing outside the backend file includes
+ * <sys/epoll.h> or io_uring headers, and the core never asks which backend
+ * runs.  All functions return 0/a count or -errno.
+ *
+ * Tokens: the core names each kernel-side registration with a 64-bit token
+ * (evq_token() in internal.h); the backend hands it back with the ready
+ * events.  Backends keep their own wakeup mechanism out of that namespace.
+ */
+#ifndef EVQ_BACKEND_H
+#define EVQ_BACKEND_H
+
+#include <signal.h>
+#include <stdint.h>
+
+struct evq;
+
+/* One ready kernel event, already translated to EVQ_READ/WRITE/ERR/HUP. */
+struct evq_ready {
+	uint64_t token;
+	uint32_t events;
+};
+
+enum evq_fd_op { EVQ_FD_ADD, EVQ_FD_MOD, EVQ_FD_DEL };
+
+struct evq_backend {
+	const char *name;
+
+	/* Creates the kernel objects and stores private state in q->be.
+	 * max_batch bounds the events one wait() returns. */
+	int (*init)(struct evq *q, int max_batch);
+	void (*fini)(struct evq *q);
+
+	/* Registers, changes or removes interest in fd.  events are EVQ_READ|
+	 * EVQ_WRITE, flags EVQ_EDGE|EVQ_ONESHOT.  ADD returns -EPERM for files
+	 * the mechanism cannot watch (regular files), -EEXIST if the same open
+	 * fd is registered already. */
+	int (*fd_ctl)(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+		      uint32_t flags, uint64_t token);
+
+	/* Sleeps until a kernel event, wake() or the timeout (ns; < 0 forever),
+	 * with sigmask (may be NULL) swapped in atomically.  Stores up to max
+	 * ready events in out and returns their count (0: timeout or wakeup),
+	 * or -EINTR.  Called without the queue lock. */
+	int (*wait)(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
+		    struct evq_ready *out, int max);
+
+	/* Makes a concurrent or the next wait() return.  Async-signal-safe. */
+	void (*wake)(struct evq *q);
+};
+
+extern const struct evq_backend evq_backend_epoll;
+
+#endif /* EVQ_BACKEND_H */

@@ -1,0 +1,171 @@
+/*
+ * internal.h - the queue's private state, shared by the core (evq.c,
+ * timer.c) and the event-kind files (word.c, mask.c, ...).  Not installed.
+ *
+ * Locking: q->lock protects every field of struct evq and of struct
+ * evq_reg except those marked "atomic", which lock-free producers
+ * (evq_trigger, mask notifiers, word watchers, signal handlers) touch.
+ *
+ * Lock-free posting (evq__post): a producer records an occurrence in a
+ * registration's ctl word and, if the registration was not queued yet, pushes
+ * its index on q->post_head (a Treiber stack the waiter takes whole with one
+ * exchange).  ctl holds a tag (the slot generation) so a post through a stale
+ * id fails instead of hitting the slot's next tenant, and a "queued" bit so a
+ * slot is on the stack at most once.  A slot deleted while queued becomes a
+ * zombie and is recycled by the drain that pops it.
+ */
+#ifndef EVQ_INTERNAL_H
+#define EVQ_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "evq.h"
+#include "backend.h"
+
+#define EVQ_IDX_BITS 24
+#define EVQ_IDX_MASK ((1u << EVQ_IDX_BITS) - 1)
+#define EVQ_ID_GEN_BITS 7
+#define EVQ_CHUNK_SHIFT 12
+#define EVQ_CHUNK_SIZE (1u << EVQ_CHUNK_SHIFT)
+#define EVQ_MAX_CHUNKS 1024 /* 4,194,304 registrations */
+#define EVQ_MAX_REGS (EVQ_CHUNK_SIZE * EVQ_MAX_CHUNKS)
+#define EVQ_BATCH_MAX 512
+#define EVQ_BATCH_DEFAULT 256
+#define EVQ_NCLOCKS 3 /* MONOTONIC, REALTIME, BOOTTIME */
+
+/* Internal registration flags, above the public EVQ_* ones. */
+#define EVQ_R_PUBLIC  0x00ffu
+#define EVQ_R_ALWAYS  0x0100u /* fd the kernel cannot watch: always ready */
+#define EVQ_R_DEFUNCT 0x0200u /* fd closed (number reused): silent */
+#define EVQ_R_FIRED   0x0400u /* one-shot timer has expired */
+#define EVQ_R_ZOMBIE  0x0800u /* deleted while on the post stack */
+
+/* ctl word of the lock-free post path. */
+#define EVQ_CTL_TAG_SHIFT 40
+#define EVQ_CTL_QUEUED (1ull << 39)
+#define EVQ_CTL_COUNT ((1ull << 39) - 1)
+
+enum evq_list { EVQ_LIST_NONE, EVQ_LIST_PENDING, EVQ_LIST_AGAIN };
+
+struct evq_reg {
+	_Atomic uint32_t state; /* gen << 8 | kind; kind 0: free.  atomic */
+	uint32_t flags;         /* public EVQ_* | EVQ_R_* */
+	uint64_t cookie;
+	uint32_t events;        /* fds: requested EVQ_READ|EVQ_WRITE */
+	int32_t ident;          /* fd, signo, pid, or -1 */
+
+	/* pending (deliverable) or again (regular files) list */
+	int32_t next, prev;
+	uint8_t list;           /* enum evq_list */
+	uint8_t clock;          /* timers: clock index */
+	uint32_t pend_events;
+	uint64_t pend_data;     /* occurrences not yet delivered */
+
+	/* lock-free post path (atomic) */
+	_Atomic uint64_t ctl;
+	_Atomic uint64_t val;   /* bits OR-ed or a value stored by producers */
+	_Atomic int32_t post_next;
+
+	/* timers */
+	int32_t heap_pos;
+	int64_t deadline;
+	int64_t interval;
+
+	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
+	uint64_t dev, ino;
+
+	void *ext;              /* kind-specific state (words, masks, ...) */
+};
+
+struct evq_heap {
+	int32_t *a;
+	uint32_t n, cap;
+};
+
+/* Hooks an event-kind file gives the core; any may be NULL. */
+struct evq_kind_ops {
+	/* A post was drained: fold count/bits into r->pend_data (and
+	 * r->pend_events).  Default: bits ? pend_data |= bits
+	 *                                  : pend_data += count. */
+	void (*posted)(struct evq *q, struct evq_reg *r, uint64_t count,
+		       uint64_t bits);
+	/* The registration is being removed (under q->lock); release ext. */
+	void (*del)(struct evq *q, struct evq_reg *r);
+	/* Flags changed through evq_mod() (under q->lock). */
+	int (*mod)(struct evq *q, struct evq_reg *r, uint32_t old_flags);
+};
+
+struct evq {
+	const struct evq_backend *backend;
+	void *be;               /* backend state */
+	int max_batch;
+	pthread_mutex_t lock;
+
+	/* registration slots: chunks never move, so lock-free readers may
+	 * index them */
+	_Atomic(struct evq_reg *) chunk[EVQ_MAX_CHUNKS];
+	_Atomic uint32_t nslots;
+	int32_t free_head, free_tail;  /* FIFO: delays slot reuse */
+	uint32_t nlive;
+
+	int32_t pend_head, pend_tail;  /* deliverable now */
+	int32_t again_head, again_tail;/* level regular files: next round */
+
+	int32_t *fdmap;                /* fd -> slot index, -1 none */
+	uint32_t fdmap_len;
+
+	struct evq_heap heap[EVQ_NCLOCKS];
+
+	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
+	_Atomic int sleepers;          /* threads inside backend->wait() */
+	_Atomic int wake_sent;         /* a wake() is on its way */
+};
+
+extern const struct evq_kind_ops *const evq_kind_ops[];
+
+static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
+{
+	struct evq_reg *c = atomic_load_explicit(&q->chunk[idx >> EVQ_CHUNK_SHIFT],
+						 memory_order_acquire);
+	return &c[idx & (EVQ_CHUNK_SIZE - 1)];
+}
+
+static inline uint32_t evq_reg_gen(uint32_t state) { return state >> 8; }
+static inline uint32_t evq_reg_kind(uint32_t state) { return state & 0xff; }
+
+static inline uint64_t evq_token(uint32_t state, uint32_t idx)
+{
+	return (uint64_t)evq_reg_gen(state) << 32 | idx;
+}
+
+/* core (evq.c), all "_locked" ones need q->lock held */
+int evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		 int32_t ident, struct evq_reg **out);   /* -> id; locked */
+struct evq_reg *evq__reg_get(struct evq *q, int id);   /* locked */
+uint32_t evq__reg_idx(struct evq *q, struct evq_reg *r);
+int evq__reg_id(struct evq *q, struct evq_reg *r);
+void evq__reg_free(struct evq *q, struct evq_reg *r);  /* locked */
+void evq__link(struct evq *q, struct evq_reg *r, int list); /* locked */
+void evq__unlink(struct evq *q, struct evq_reg *r);         /* locked */
+void evq__kick(struct evq *q);                 /* async-signal-safe */
+
+/* Lock-free: record `count` occurrences (and whatever the caller stored in
+ * r->val before the call) for the registration whose ctl tag is `tag`, and
+ * make sure a waiter will see it.  -ENOENT if the tag is stale.
+ * Async-signal-safe. */
+int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count);
+static inline uint32_t evq_ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
+
+/* timers (timer.c) */
+int evq__timer_clock_index(clockid_t clock);
+int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
+		   int64_t interval_ns, uint32_t flags);  /* locked */
+void evq__timer_disarm(struct evq *q, struct evq_reg *r);   /* locked */
+/* Fires expired timers into the pending list; returns ns until the next
+ * expiry (-1: none). locked */
+int64_t evq__timer_run(struct evq *q);
+int64_t evq__now(int clock_index);
+
+#endif /* EVQ_INTERNAL_H */
