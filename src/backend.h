@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct evq;
+struct evq_reg;
 
 /* One ready kernel event, already translated to EVQ_READ/WRITE/ERR/HUP. */
 struct evq_ready {
@@ -50,6 +51,12 @@ struct evq_backend {
 
 	/* Makes a concurrent or the next wait() return.  Async-signal-safe. */
 	void (*wake)(struct evq *q);
+
+	/* Word waits (evq_add_word/sem/latch).  NULL: the mechanism cannot
+	 * wait on memory, and the library's futex watcher thread (watch.c)
+	 * emulates it.  Called under q->lock. */
+	int (*word_arm)(struct evq *q, struct evq_reg *r);
+	void (*word_disarm)(struct evq *q, struct evq_reg *r);
 };
 
 extern const struct evq_backend evq_backend_epoll;

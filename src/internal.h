@@ -76,6 +76,7 @@ struct evq_reg {
 	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
 	uint64_t dev, ino;
 
+	const struct evq_kind_ops *ops; /* NULL for fd, timer, user */
 	void *ext;              /* kind-specific state (words, masks, ...) */
 };
 
@@ -91,8 +92,13 @@ struct evq_kind_ops {
 	 *                                  : pend_data += count. */
 	void (*posted)(struct evq *q, struct evq_reg *r, uint64_t count,
 		       uint64_t bits);
-	/* The registration is being removed (under q->lock); release ext. */
+	/* The registration is being removed (under q->lock); release ext.
+	 * Occurrences posted but never delivered have been folded into
+	 * r->pend_data first (a semaphore gives those tokens back here). */
 	void (*del)(struct evq *q, struct evq_reg *r);
+	/* An event of r was just handed to a caller of evq_wait() (under
+	 * q->lock); e.g. re-arm a semaphore watch for the next token. */
+	void (*delivered)(struct evq *q, struct evq_reg *r);
 	/* Flags changed through evq_mod() (under q->lock). */
 	int (*mod)(struct evq *q, struct evq_reg *r, uint32_t old_flags);
 };
@@ -123,8 +129,6 @@ struct evq {
 	_Atomic int wake_sent;         /* a wake() is on its way */
 };
 
-extern const struct evq_kind_ops *const evq_kind_ops[];
-
 static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
 {
 	struct evq_reg *c = atomic_load_explicit(&q->chunk[idx >> EVQ_CHUNK_SHIFT],
@@ -141,8 +145,9 @@ static inline uint64_t evq_token(uint32_t state, uint32_t idx)
 }
 
 /* core (evq.c), all "_locked" ones need q->lock held */
-int evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
-		 int32_t ident, struct evq_reg **out);   /* -> id; locked */
+int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
+		 uint32_t flags, uint64_t cookie, int32_t ident,
+		 struct evq_reg **out);   /* -> id; locked */
 struct evq_reg *evq__reg_get(struct evq *q, int id);   /* locked */
 uint32_t evq__reg_idx(struct evq *q, struct evq_reg *r);
 int evq__reg_id(struct evq *q, struct evq_reg *r);
