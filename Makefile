@@ -44,14 +44,14 @@ lib: $(STATIC) $(SHARED)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/evq.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) -fPIC -c -o $@ $<
 
 $(STATIC): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libevq.so.$(SOMAJOR) -o $@ $^ $(LDFLAGS_ALL)
+$(SHARED): $(LIB_OBJS) src/libevq.map
+	$(CC) -shared -Wl,-soname,libevq.so.$(SOMAJOR) -Wl,--version-script=src/libevq.map -o $@ $(LIB_OBJS) $(LDFLAGS_ALL)
 	ln -sf libevq.so.$(VERSION) $(BUILD)/libevq.so.$(SOMAJOR)
 	ln -sf libevq.so.$(SOMAJOR) $(BUILD)/libevq.so
 

@@ -27,9 +27,9 @@
 #define EVQ_IDX_BITS 24
 #define EVQ_IDX_MASK ((1u << EVQ_IDX_BITS) - 1)
 #define EVQ_ID_GEN_BITS 7
-#define EVQ_CHUNK_SHIFT 12
+#define EVQ_CHUNK_SHIFT 8
 #define EVQ_CHUNK_SIZE (1u << EVQ_CHUNK_SHIFT)
-#define EVQ_MAX_CHUNKS 1024 /* 4,194,304 registrations */
+#define EVQ_MAX_CHUNKS 16384 /* 4,194,304 registrations */
 #define EVQ_MAX_REGS (EVQ_CHUNK_SIZE * EVQ_MAX_CHUNKS)
 #define EVQ_BATCH_MAX 512
 #define EVQ_BATCH_DEFAULT 256
@@ -51,6 +51,7 @@ enum evq_list { EVQ_LIST_NONE, EVQ_LIST_PENDING, EVQ_LIST_AGAIN };
 
 struct evq_reg {
 	_Atomic uint32_t state; /* gen << 8 | kind; kind 0: free.  atomic */
+	uint32_t idx;           /* this slot's index, fixed */
 	uint32_t flags;         /* public EVQ_* | EVQ_R_* */
 	uint64_t cookie;
 	uint32_t events;        /* fds: requested EVQ_READ|EVQ_WRITE */

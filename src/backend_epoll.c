@@ -1,0 +1,151 @@
+/*
+ * backend_epoll.c - the epoll backend.
+ *
+ * One epoll instance per queue plus one eventfd for wake().  The eventfd is
+ * registered edge-triggered and never read: every write() queues a fresh edge
+ * event (eventfd wakes its waitqueue on each write), so a wakeup costs exactly
+ * one system call on the waker's side and none extra on the waiter's.  The
+ * counter would need 2^64 writes to saturate.
+ *
+ * Disabling an fd keeps it in the epoll set with no events and EPOLLONESHOT:
+ * epoll always adds EPOLLERR|EPOLLHUP, so a disabled fd can still wake the
+ * waiter once (the core drops that event) but can never spin it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define WAKE_TOKEN UINT64_MAX
+
+struct epoll_state {
+	int epfd;
+	int wakefd;
+};
+
+static struct epoll_state *st(struct evq *q) { return q->be; }
+
+static int ep_init(struct evq *q, int max_batch)
+{
+	(void)max_batch;
+	struct epoll_state *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		int e = errno;
+		free(s);
+		return -e;
+	}
+	s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET,
+				  .data.u64 = WAKE_TOKEN };
+	if (s->wakefd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev) < 0) {
+		int e = errno;
+		if (s->wakefd >= 0)
+			close(s->wakefd);
+		close(s->epfd);
+		free(s);
+		return -e;
+	}
+	q->be = s;
+	return 0;
+}
+
+static void ep_fini(struct evq *q)
+{
+	struct epoll_state *s = st(q);
+	if (!s)
+		return;
+	close(s->wakefd);
+	close(s->epfd);
+	free(s);
+	q->be = NULL;
+}
+
+static uint32_t to_epoll(uint32_t events, uint32_t flags)
+{
+	uint32_t e = 0;
+	if (flags & EVQ_DISABLED)
+		return EPOLLONESHOT;
+	if (events & EVQ_READ)
+		e |= EPOLLIN | EPOLLRDHUP;
+	if (events & EVQ_WRITE)
+		e |= EPOLLOUT;
+	if (flags & EVQ_EDGE)
+		e |= EPOLLET;
+	if (flags & EVQ_ONESHOT)
+		e |= EPOLLONESHOT;
+	return e;
+}
+
+static int ep_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+		     uint32_t flags, uint64_t token)
+{
+	static const int ops[] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL };
+	struct epoll_event ev = { .events = to_epoll(events, flags),
+				  .data.u64 = token };
+	if (epoll_ctl(st(q)->epfd, ops[op], fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
+		   struct evq_ready *out, int max)
+{
+	struct epoll_event evs[EVQ_BATCH_MAX];
+	struct timespec ts, *tsp = NULL;
+	if (max > EVQ_BATCH_MAX)
+		max = EVQ_BATCH_MAX;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	int n = epoll_pwait2(st(q)->epfd, evs, max, tsp, sigmask);
+	if (n < 0)
+		return -errno;
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		uint32_t e = evs[i].events, m = 0;
+		if (evs[i].data.u64 == WAKE_TOKEN)
+			continue;
+		/* Translation to evq's mask happens here and only here.  A
+		 * reader's hang-up (RDHUP) is reported as readable so the caller
+		 * reads the EOF, plus EVQ_HUP. */
+		if (e & (EPOLLIN | EPOLLPRI))
+			m |= EVQ_READ;
+		if (e & EPOLLOUT)
+			m |= EVQ_WRITE;
+		if (e & EPOLLERR)
+			m |= EVQ_ERR;
+		if (e & (EPOLLHUP | EPOLLRDHUP))
+			m |= EVQ_HUP | EVQ_READ;
+		out[k].token = evs[i].data.u64;
+		out[k].events = m;
+		k++;
+	}
+	return k;
+}
+
+static void ep_wake(struct evq *q)
+{
+	uint64_t one = 1;
+	/* EAGAIN would mean 2^64-1 unread wakeups: the waiter is awake anyway */
+	ssize_t rc = write(st(q)->wakefd, &one, sizeof one);
+	(void)rc;
+}
+
+const struct evq_backend evq_backend_epoll = {
+	.name = "epoll",
+	.init = ep_init,
+	.fini = ep_fini,
+	.fd_ctl = ep_fd_ctl,
+	.wait = ep_wait,
+	.wake = ep_wake,
+	.word_arm = NULL,
+	.word_disarm = NULL,
+};

@@ -1,0 +1,833 @@
+/*
+ * evq.c - the queue core: registrations, the pending list, posting from other
+ * threads and signal handlers, and the wait path.
+ *
+ * Where an event can come from:
+ *   1. the kernel, through the backend (fds): harvested in evq_wait() and
+ *      handed out in the same call, under q->lock, after checking that the
+ *      registration still exists (so evq_del() wins over a harvested event);
+ *   2. the pending list (timers, triggers, regular files, words, masks...):
+ *      registrations with occurrences folded into pend_data, delivered FIFO;
+ *   3. the post stack: lock-free producers (evq_trigger, watchers, mask
+ *      notifiers) push a registration at most once (ctl "queued" bit); the
+ *      waiter drains it into the pending list under q->lock.
+ *
+ * Sleep protocol (model/queue.pml):
+ *   waiter                                 producer
+ *   W1 sleepers++            (seq_cst)     P1 push on post_head (seq_cst)
+ *   W2 if post_head non-empty: W1 undone,  P2 if sleepers > 0 and
+ *      collect again                          exchange(wake_sent, 1) == 0:
+ *   W3 backend->wait()                     P3    backend->wake()
+ *   W4 sleepers--, wake_sent = 0
+ * Either W2 sees P1, or P2 sees W1 and the wake makes W3 return: no post
+ * waits for a later, unrelated wakeup.  Anything linked into the pending list
+ * by a thread other than the waiter (a timer armed earlier than the sleeper's
+ * timeout, an enabled registration with parked data) kicks the same way.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+_Static_assert(sizeof(struct evq_event) == 32, "struct evq_event is 32 bytes");
+
+#define ID_GEN_MASK ((1u << EVQ_ID_GEN_BITS) - 1)
+
+static void lock(struct evq *q) { pthread_mutex_lock(&q->lock); }
+static void unlock(struct evq *q) { pthread_mutex_unlock(&q->lock); }
+
+/* ------------------------------------------------------------------ */
+/* Queue lifetime                                                       */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+	int id;
+	const char *name;
+	const struct evq_backend *be;
+} backends[] = {
+	{ EVQ_BACKEND_EPOLL, "epoll", &evq_backend_epoll },
+};
+
+static int pick_backend(int want, const struct evq_backend **out)
+{
+	if (want == EVQ_BACKEND_AUTO) {
+		const char *env = getenv("EVQ_BACKEND");
+		if (env && *env && strcmp(env, "auto") != 0) {
+			if (strcmp(env, "uring") == 0)
+				return -ENOSYS;
+			for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+				if (strcmp(env, backends[i].name) == 0) {
+					*out = backends[i].be;
+					return 0;
+				}
+			return -EINVAL;
+		}
+		*out = backends[0].be;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+		if (backends[i].id == want) {
+			*out = backends[i].be;
+			return 0;
+		}
+	if (want == EVQ_BACKEND_URING)
+		return -ENOSYS;
+	return -EINVAL;
+}
+
+int evq_new(struct evq **qp, const struct evq_options *opt)
+{
+	struct evq_options o = { 0 };
+	const struct evq_backend *be;
+	if (!qp)
+		return -EINVAL;
+	*qp = NULL;
+	if (opt)
+		o = *opt;
+	if (o.flags != 0 || o.max_batch < 0 || o.max_batch > EVQ_BATCH_MAX)
+		return -EINVAL;
+	if (o.max_batch == 0)
+		o.max_batch = EVQ_BATCH_DEFAULT;
+	int rc = pick_backend(o.backend, &be);
+	if (rc < 0)
+		return rc;
+
+	struct evq *q = calloc(1, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	q->backend = be;
+	q->max_batch = o.max_batch;
+	q->free_head = q->free_tail = -1;
+	q->pend_head = q->pend_tail = -1;
+	q->again_head = q->again_tail = -1;
+	atomic_init(&q->post_head, -1);
+	pthread_mutex_init(&q->lock, NULL);
+	rc = be->init(q, o.max_batch);
+	if (rc < 0) {
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		return rc;
+	}
+	*qp = q;
+	return 0;
+}
+
+void evq_free(struct evq *q)
+{
+	if (!q)
+		return;
+	lock(q);
+	uint32_t n = atomic_load(&q->nslots);
+	for (uint32_t i = 0; i < n; i++) {
+		struct evq_reg *r = evq_slot(q, i);
+		if (evq_reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del)
+			r->ops->del(q, r);
+	}
+	unlock(q);
+	q->backend->fini(q);
+	for (uint32_t c = 0; c < EVQ_MAX_CHUNKS; c++)
+		free(atomic_load(&q->chunk[c]));
+	for (int i = 0; i < EVQ_NCLOCKS; i++)
+		free(q->heap[i].a);
+	free(q->fdmap);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+const char *evq_backend_name(const struct evq *q)
+{
+	return q ? q->backend->name : "?";
+}
+
+/* ------------------------------------------------------------------ */
+/* Registration slots                                                   */
+/* ------------------------------------------------------------------ */
+
+uint32_t evq__reg_idx(struct evq *q, struct evq_reg *r)
+{
+	(void)q;
+	return r->idx;
+}
+
+int evq__reg_id(struct evq *q, struct evq_reg *r)
+{
+	(void)q;
+	uint32_t gen = evq_reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
+	return (int)(((gen & ID_GEN_MASK) << EVQ_IDX_BITS) | r->idx);
+}
+
+static void free_push(struct evq *q, struct evq_reg *r)
+{
+	r->next = -1;
+	if (q->free_tail >= 0)
+		evq_slot(q, (uint32_t)q->free_tail)->next = (int32_t)r->idx;
+	else
+		q->free_head = (int32_t)r->idx;
+	q->free_tail = (int32_t)r->idx;
+}
+
+/* Adds a chunk of slots to the free list.  The chunk pointer is published
+ * before nslots grows, so lock-free readers that saw idx < nslots find it. */
+static int grow_slots(struct evq *q)
+{
+	uint32_t n = atomic_load_explicit(&q->nslots, memory_order_relaxed);
+	if (n >= EVQ_MAX_REGS)
+		return -ENOSPC;
+	struct evq_reg *c = calloc(EVQ_CHUNK_SIZE, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	atomic_store_explicit(&q->chunk[n >> EVQ_CHUNK_SHIFT], c, memory_order_release);
+	for (uint32_t i = 0; i < EVQ_CHUNK_SIZE; i++) {
+		c[i].idx = n + i;
+		c[i].heap_pos = -1;
+		atomic_init(&c[i].post_next, -1);
+		free_push(q, &c[i]);
+	}
+	atomic_store_explicit(&q->nslots, n + EVQ_CHUNK_SIZE, memory_order_release);
+	return 0;
+}
+
+int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
+		 uint32_t flags, uint64_t cookie, int32_t ident,
+		 struct evq_reg **out)
+{
+	if (q->free_head < 0) {
+		int rc = grow_slots(q);
+		if (rc < 0)
+			return rc;
+	}
+	struct evq_reg *r = evq_slot(q, (uint32_t)q->free_head);
+	q->free_head = r->next;
+	if (q->free_head < 0)
+		q->free_tail = -1;
+
+	uint32_t gen = evq_reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
+	r->flags = flags;
+	r->cookie = cookie;
+	r->events = 0;
+	r->ident = ident;
+	r->next = r->prev = -1;
+	r->list = EVQ_LIST_NONE;
+	r->clock = 0;
+	r->pend_events = 0;
+	r->pend_data = 0;
+	atomic_store(&r->val, 0);
+	atomic_store(&r->ctl, (uint64_t)evq_ctl_tag(gen) << EVQ_CTL_TAG_SHIFT);
+	r->heap_pos = -1;
+	r->deadline = r->interval = 0;
+	r->dev = r->ino = 0;
+	r->ops = ops;
+	r->ext = NULL;
+	atomic_store_explicit(&r->state, gen << 8 | (uint32_t)kind, memory_order_release);
+	q->nlive++;
+	*out = r;
+	return evq__reg_id(q, r);
+}
+
+struct evq_reg *evq__reg_get(struct evq *q, int id)
+{
+	if (id < 0)
+		return NULL;
+	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
+	if (idx >= atomic_load_explicit(&q->nslots, memory_order_acquire))
+		return NULL;
+	struct evq_reg *r = evq_slot(q, idx);
+	uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+	if (evq_reg_kind(st) == 0 ||
+	    (evq_reg_gen(st) & ID_GEN_MASK) != (uint32_t)id >> EVQ_IDX_BITS)
+		return NULL;
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pending lists                                                        */
+/* ------------------------------------------------------------------ */
+
+void evq__link(struct evq *q, struct evq_reg *r, int list)
+{
+	int32_t *head = list == EVQ_LIST_PENDING ? &q->pend_head : &q->again_head;
+	int32_t *tail = list == EVQ_LIST_PENDING ? &q->pend_tail : &q->again_tail;
+	r->list = (uint8_t)list;
+	r->next = -1;
+	r->prev = *tail;
+	if (*tail >= 0)
+		evq_slot(q, (uint32_t)*tail)->next = (int32_t)r->idx;
+	else
+		*head = (int32_t)r->idx;
+	*tail = (int32_t)r->idx;
+}
+
+void evq__unlink(struct evq *q, struct evq_reg *r)
+{
+	if (r->list == EVQ_LIST_NONE)
+		return;
+	int32_t *head = r->list == EVQ_LIST_PENDING ? &q->pend_head : &q->again_head;
+	int32_t *tail = r->list == EVQ_LIST_PENDING ? &q->pend_tail : &q->again_tail;
+	if (r->prev >= 0)
+		evq_slot(q, (uint32_t)r->prev)->next = r->next;
+	else
+		*head = r->next;
+	if (r->next >= 0)
+		evq_slot(q, (uint32_t)r->next)->prev = r->prev;
+	else
+		*tail = r->prev;
+	r->next = r->prev = -1;
+	r->list = EVQ_LIST_NONE;
+}
+
+/* Makes registration r deliverable if it is enabled and has something to
+ * deliver; wakes a sleeper when called from outside the wait path. */
+static void make_pending(struct evq *q, struct evq_reg *r)
+{
+	if ((r->flags & EVQ_DISABLED) || r->list != EVQ_LIST_NONE)
+		return;
+	if (r->pend_data == 0 && r->pend_events == 0)
+		return;
+	evq__link(q, r, EVQ_LIST_PENDING);
+	evq__kick(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lock-free posting                                                    */
+/* ------------------------------------------------------------------ */
+
+void evq__kick(struct evq *q)
+{
+	/* P2/P3 of the sleep protocol */
+	if (atomic_load(&q->sleepers) > 0 && !atomic_exchange(&q->wake_sent, 1))
+		q->backend->wake(q);
+}
+
+int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count)
+{
+	uint64_t c = atomic_load(&r->ctl), n;
+	do {
+		if ((c >> EVQ_CTL_TAG_SHIFT) != tag)
+			return -ENOENT;
+		uint64_t cnt = (c & EVQ_CTL_COUNT) + count;
+		if (cnt > EVQ_CTL_COUNT)
+			cnt = EVQ_CTL_COUNT;
+		n = (c & ~EVQ_CTL_COUNT) | cnt | EVQ_CTL_QUEUED;
+	} while (!atomic_compare_exchange_weak(&r->ctl, &c, n));
+	if (c & EVQ_CTL_QUEUED)
+		return 0; /* already on the stack: the drain will see our count */
+	/* P1: push r on the post stack */
+	int32_t head = atomic_load(&q->post_head);
+	do
+		atomic_store_explicit(&r->post_next, head, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak(&q->post_head, &head, (int32_t)r->idx));
+	evq__kick(q);
+	return 0;
+}
+
+static void fold(struct evq *q, struct evq_reg *r, uint64_t count, uint64_t bits)
+{
+	if (r->ops && r->ops->posted)
+		r->ops->posted(q, r, count, bits);
+	else if (bits)
+		r->pend_data |= bits;
+	else
+		r->pend_data += count;
+}
+
+/* Takes what producers recorded in r (count, bits), clearing the queued bit
+ * too when the caller popped r from the stack. */
+static void take_post(struct evq *q, struct evq_reg *r, int popped)
+{
+	uint64_t keep = popped ? ~(EVQ_CTL_QUEUED | EVQ_CTL_COUNT) : ~EVQ_CTL_COUNT;
+	uint64_t c = atomic_load(&r->ctl);
+	while (!atomic_compare_exchange_weak(&r->ctl, &c, c & keep))
+		;
+	uint64_t bits = atomic_exchange(&r->val, 0);
+	if ((c & EVQ_CTL_COUNT) || bits)
+		fold(q, r, c & EVQ_CTL_COUNT, bits);
+}
+
+static void drain_posts(struct evq *q)
+{
+	int32_t i = atomic_exchange(&q->post_head, -1), rev = -1;
+	/* The stack is LIFO; reverse it so occurrences are delivered in the
+	 * order they were posted.  post_next is stable while "queued" is set. */
+	while (i >= 0) {
+		struct evq_reg *r = evq_slot(q, (uint32_t)i);
+		int32_t next = atomic_load_explicit(&r->post_next, memory_order_relaxed);
+		atomic_store_explicit(&r->post_next, rev, memory_order_relaxed);
+		rev = i;
+		i = next;
+	}
+	for (i = rev; i >= 0;) {
+		struct evq_reg *r = evq_slot(q, (uint32_t)i);
+		i = atomic_load_explicit(&r->post_next, memory_order_relaxed);
+		if (r->flags & EVQ_R_ZOMBIE) {
+			take_post(q, r, 1);
+			r->pend_data = 0;
+			r->flags = 0;
+			free_push(q, r);
+			continue;
+		}
+		take_post(q, r, 1);
+		make_pending(q, r);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Removing registrations                                               */
+/* ------------------------------------------------------------------ */
+
+void evq__reg_free(struct evq *q, struct evq_reg *r)
+{
+	/* fold undelivered posts so the kind's del hook sees them all */
+	take_post(q, r, 0);
+	if (r->ops && r->ops->del)
+		r->ops->del(q, r);
+	evq__unlink(q, r);
+	evq__timer_disarm(q, r);
+	uint32_t gen = (evq_reg_gen(atomic_load(&r->state)) + 1) & 0xffffffu;
+	atomic_store_explicit(&r->state, gen << 8, memory_order_release);
+	/* Retag: posts through the old id fail from now on. */
+	uint64_t c = atomic_load(&r->ctl), n;
+	do
+		n = (uint64_t)evq_ctl_tag(gen) << EVQ_CTL_TAG_SHIFT | (c & EVQ_CTL_QUEUED);
+	while (!atomic_compare_exchange_weak(&r->ctl, &c, n));
+	atomic_store(&r->val, 0);
+	r->pend_data = 0;
+	r->pend_events = 0;
+	r->ext = NULL;
+	r->ops = NULL;
+	q->nlive--;
+	if (n & EVQ_CTL_QUEUED)
+		r->flags = EVQ_R_ZOMBIE; /* still on the post stack */
+	else
+		free_push(q, r);
+}
+
+/* ------------------------------------------------------------------ */
+/* File descriptors                                                     */
+/* ------------------------------------------------------------------ */
+
+static int fdmap_reserve(struct evq *q, int fd)
+{
+	if ((uint32_t)fd < q->fdmap_len)
+		return 0;
+	uint32_t len = q->fdmap_len ? q->fdmap_len : 64;
+	while (len <= (uint32_t)fd)
+		len *= 2;
+	int32_t *m = realloc(q->fdmap, len * sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	for (uint32_t i = q->fdmap_len; i < len; i++)
+		m[i] = -1;
+	q->fdmap = m;
+	q->fdmap_len = len;
+	return 0;
+}
+
+/* The fd's number now belongs to another registration (or none): the old one
+ * goes silent; its kernel registration died with the file. */
+static void fd_defunct(struct evq *q, struct evq_reg *r)
+{
+	r->flags |= EVQ_R_DEFUNCT;
+	r->pend_events = 0;
+	evq__unlink(q, r);
+}
+
+#define FD_EVENTS (EVQ_READ | EVQ_WRITE)
+#define FD_FLAGS (EVQ_EDGE | EVQ_ONESHOT | EVQ_DISABLED)
+
+int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
+	       uint64_t cookie)
+{
+	struct evq_reg *r;
+	if (!q)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+		return -EINVAL;
+	lock(q);
+	int rc = fdmap_reserve(q, fd);
+	if (rc < 0)
+		goto out;
+	int id = evq__reg_new(q, EVQ_KIND_FD, NULL, flags, cookie, fd, &r);
+	if (id < 0) {
+		rc = id;
+		goto out;
+	}
+	r->events = events;
+	int32_t old = q->fdmap[fd];
+	rc = q->backend->fd_ctl(q, EVQ_FD_ADD, fd, events, flags,
+				evq_token(atomic_load(&r->state), r->idx));
+	if (rc == -EPERM) {
+		/* A regular file or directory: always ready (epoll refuses it). */
+		struct stat sb;
+		if (fstat(fd, &sb) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		if (old >= 0) {
+			struct evq_reg *o = evq_slot(q, (uint32_t)old);
+			if ((o->flags & EVQ_R_ALWAYS) && !(o->flags & EVQ_R_DEFUNCT) &&
+			    o->dev == (uint64_t)sb.st_dev && o->ino == (uint64_t)sb.st_ino) {
+				rc = -EEXIST;
+				goto fail;
+			}
+		}
+		r->flags |= EVQ_R_ALWAYS;
+		r->dev = (uint64_t)sb.st_dev;
+		r->ino = (uint64_t)sb.st_ino;
+		r->pend_events = events;
+		make_pending(q, r);
+	} else if (rc < 0) {
+		goto fail;
+	}
+	if (old >= 0)
+		fd_defunct(q, evq_slot(q, (uint32_t)old));
+	q->fdmap[fd] = (int32_t)r->idx;
+	rc = id;
+	goto out;
+fail:
+	evq__reg_free(q, r);
+out:
+	unlock(q);
+	return rc;
+}
+
+static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t flags)
+{
+	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+		return -EINVAL;
+	if (r->flags & EVQ_R_DEFUNCT)
+		return -EBADF;
+	if (r->flags & EVQ_R_ALWAYS) {
+		r->flags = (r->flags & ~EVQ_R_PUBLIC) | flags;
+		r->events = events;
+		evq__unlink(q, r);
+		r->pend_events = events;
+		make_pending(q, r);
+		return 0;
+	}
+	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events, flags,
+				    evq_token(atomic_load(&r->state), r->idx));
+	if (rc == -ENOENT || rc == -EBADF) {
+		fd_defunct(q, r);
+		return -EBADF;
+	}
+	if (rc < 0)
+		return rc;
+	r->flags = (r->flags & ~EVQ_R_PUBLIC) | flags;
+	r->events = events;
+	return 0;
+}
+
+static void fd_del(struct evq *q, struct evq_reg *r)
+{
+	int fd = r->ident;
+	if (q->fdmap[fd] != (int32_t)r->idx)
+		return; /* defunct: the number belongs to someone else */
+	q->fdmap[fd] = -1;
+	if (!(r->flags & (EVQ_R_ALWAYS | EVQ_R_DEFUNCT)))
+		/* ENOENT/EBADF: the file was closed, and epoll forgot it then */
+		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, fd, 0, 0, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers and user events                                               */
+/* ------------------------------------------------------------------ */
+
+#define TIMER_FLAGS (EVQ_ABSTIME | EVQ_ONESHOT | EVQ_DISABLED)
+
+static int timer_args(clockid_t clock, int64_t when_ns, int64_t interval_ns,
+		      uint32_t flags)
+{
+	struct timespec ts;
+	int ci = evq__timer_clock_index(clock);
+	if (ci < 0 || clock_getres(clock, &ts) < 0)
+		return -EINVAL;
+	if ((flags & ~TIMER_FLAGS) || interval_ns < 0)
+		return -EINVAL;
+	if (!(flags & EVQ_ABSTIME) && when_ns < 0)
+		return -EINVAL;
+	return ci;
+}
+
+int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
+		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
+{
+	struct evq_reg *r;
+	if (!q)
+		return -EINVAL;
+	int ci = timer_args(clock, when_ns, interval_ns, flags);
+	if (ci < 0)
+		return ci;
+	lock(q);
+	int id = evq__reg_new(q, EVQ_KIND_TIMER, NULL, flags, cookie, -1, &r);
+	if (id >= 0) {
+		r->clock = (uint8_t)ci;
+		int rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
+		if (rc < 0) {
+			evq__reg_free(q, r);
+			id = rc;
+		}
+	}
+	unlock(q);
+	return id;
+}
+
+int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
+		  uint32_t flags)
+{
+	if (!q)
+		return -EINVAL;
+	lock(q);
+	int rc = -ENOENT;
+	struct evq_reg *r = evq__reg_get(q, id);
+	if (!r)
+		goto out;
+	rc = -EINVAL;
+	if (evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_TIMER)
+		goto out;
+	int ci = r->clock;
+	static const clockid_t ids[EVQ_NCLOCKS] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
+						   CLOCK_BOOTTIME };
+	rc = timer_args(ids[ci], when_ns, interval_ns, flags);
+	if (rc < 0)
+		goto out;
+	evq__unlink(q, r);
+	r->pend_data = 0;
+	r->flags = (r->flags & ~EVQ_R_PUBLIC) | flags;
+	rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
+out:
+	unlock(q);
+	return rc;
+}
+
+int evq_add_user(struct evq *q, uint64_t cookie)
+{
+	struct evq_reg *r;
+	if (!q)
+		return -EINVAL;
+	lock(q);
+	int id = evq__reg_new(q, EVQ_KIND_USER, NULL, 0, cookie, -1, &r);
+	unlock(q);
+	return id;
+}
+
+int evq_trigger(struct evq *q, int id)
+{
+	if (!q)
+		return -EINVAL;
+	if (id < 0)
+		return -ENOENT;
+	int saved = errno, rc = -ENOENT;
+	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
+	if (idx < atomic_load_explicit(&q->nslots, memory_order_acquire)) {
+		struct evq_reg *r = evq_slot(q, idx);
+		uint32_t st = atomic_load(&r->state);
+		if (evq_reg_kind(st) == EVQ_KIND_USER &&
+		    (evq_reg_gen(st) & ID_GEN_MASK) == (uint32_t)id >> EVQ_IDX_BITS)
+			/* a del racing with us retags ctl: the post then fails */
+			rc = evq__post(q, r, evq_ctl_tag(evq_reg_gen(st)), 1);
+	}
+	errno = saved;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Changing and removing                                                */
+/* ------------------------------------------------------------------ */
+
+int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
+{
+	if (!q)
+		return -EINVAL;
+	lock(q);
+	int rc = -ENOENT;
+	struct evq_reg *r = evq__reg_get(q, id);
+	if (!r)
+		goto out;
+	if (evq_reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD) {
+		rc = fd_mod(q, r, events, flags);
+		goto out;
+	}
+	rc = -EINVAL;
+	if (events != 0 || (flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
+		goto out;
+	uint32_t old = r->flags;
+	r->flags = (r->flags & ~(EVQ_ONESHOT | EVQ_DISABLED)) | flags;
+	rc = 0;
+	if (r->ops && r->ops->mod) {
+		rc = r->ops->mod(q, r, old);
+		if (rc < 0) {
+			r->flags = old;
+			goto out;
+		}
+	}
+	if (r->flags & EVQ_DISABLED)
+		evq__unlink(q, r); /* occurrences stay parked in pend_data */
+	else
+		make_pending(q, r);
+out:
+	unlock(q);
+	return rc;
+}
+
+int evq_del(struct evq *q, int id)
+{
+	if (!q)
+		return -EINVAL;
+	lock(q);
+	struct evq_reg *r = evq__reg_get(q, id);
+	if (r) {
+		if (evq_reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD)
+			fd_del(q, r);
+		evq__reg_free(q, r);
+	}
+	unlock(q);
+	return r ? 0 : -ENOENT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting                                                              */
+/* ------------------------------------------------------------------ */
+
+static void fill(struct evq *q, struct evq_event *ev, struct evq_reg *r,
+		 uint32_t events, uint64_t data)
+{
+	ev->cookie = r->cookie;
+	ev->id = evq__reg_id(q, r);
+	ev->kind = (uint16_t)evq_reg_kind(atomic_load_explicit(&r->state,
+							      memory_order_relaxed));
+	ev->flags = (uint16_t)(r->flags & EVQ_R_PUBLIC);
+	ev->events = events;
+	ev->ident = r->ident;
+	ev->data = data;
+}
+
+static int deliver_pending(struct evq *q, struct evq_event *out, int max)
+{
+	int n = 0;
+	while (n < max && q->pend_head >= 0) {
+		struct evq_reg *r = evq_slot(q, (uint32_t)q->pend_head);
+		evq__unlink(q, r);
+		fill(q, &out[n++], r, r->pend_events, r->pend_data);
+		r->pend_data = 0;
+		if (r->flags & EVQ_ONESHOT)
+			r->flags |= EVQ_DISABLED;
+		if ((r->flags & EVQ_R_ALWAYS) &&
+		    !(r->flags & (EVQ_EDGE | EVQ_ONESHOT)))
+			/* level: ready again, but only after the next kernel
+			 * round, so always-ready files cannot starve others */
+			evq__link(q, r, EVQ_LIST_AGAIN);
+		else
+			r->pend_events = 0;
+		if (r->ops && r->ops->delivered)
+			r->ops->delivered(q, r);
+	}
+	return n;
+}
+
+/* Everything deliverable without the kernel: posts, expired timers, the
+ * pending list.  *next_timer = ns to the nearest timer, -1 if none. */
+static int collect(struct evq *q, struct evq_event *out, int max, int64_t *next_timer)
+{
+	if (atomic_load_explicit(&q->post_head, memory_order_relaxed) >= 0)
+		drain_posts(q);
+	*next_timer = evq__timer_run(q);
+	return max > 0 ? deliver_pending(q, out, max) : 0;
+}
+
+static int harvest(struct evq *q, const struct evq_ready *ready, int k,
+		   struct evq_event *out)
+{
+	uint32_t nslots = atomic_load_explicit(&q->nslots, memory_order_relaxed);
+	int n = 0;
+	for (int i = 0; i < k; i++) {
+		uint32_t idx = (uint32_t)ready[i].token;
+		if (idx >= nslots)
+			continue;
+		struct evq_reg *r = evq_slot(q, idx);
+		uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+		/* deleted (or deleted and reused) since the kernel saw it */
+		if (evq_reg_kind(st) == 0 || evq_reg_gen(st) != ready[i].token >> 32)
+			continue;
+		if (r->flags & (EVQ_DISABLED | EVQ_R_DEFUNCT))
+			continue;
+		uint32_t ev = ready[i].events & (r->events | EVQ_ERR | EVQ_HUP);
+		if (!ev)
+			continue;
+		fill(q, &out[n++], r, ev, 0);
+		if (r->flags & EVQ_ONESHOT)
+			r->flags |= EVQ_DISABLED; /* the kernel disarmed it */
+	}
+	return n;
+}
+
+static void again_to_pending(struct evq *q)
+{
+	while (q->again_head >= 0) {
+		struct evq_reg *r = evq_slot(q, (uint32_t)q->again_head);
+		evq__unlink(q, r);
+		evq__link(q, r, EVQ_LIST_PENDING);
+	}
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	return (b > 0 && a > INT64_MAX - b) ? INT64_MAX : a + b;
+}
+
+int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
+	     const sigset_t *sigmask)
+{
+	struct evq_ready ready[EVQ_BATCH_MAX];
+	int64_t next_timer, end = 0;
+	if (!q || !out || max <= 0)
+		return -EINVAL;
+	if (timeout_ns > 0)
+		end = sat_add(evq__now(0), timeout_ns);
+
+	lock(q);
+	int n = collect(q, out, max, &next_timer);
+	while (n == 0) {
+		int64_t t;
+		if (q->again_head >= 0 || timeout_ns == 0)
+			t = 0;
+		else if (timeout_ns < 0)
+			t = -1;
+		else if ((t = end - evq__now(0)) < 0)
+			t = 0;
+		if (next_timer >= 0 && (t < 0 || next_timer < t))
+			t = next_timer;
+
+		atomic_fetch_add(&q->sleepers, 1);             /* W1 */
+		if (atomic_load(&q->post_head) >= 0) {         /* W2 */
+			atomic_fetch_sub(&q->sleepers, 1);
+			n = collect(q, out, max, &next_timer);
+			continue;
+		}
+		unlock(q);
+		int batch = max < q->max_batch ? max : q->max_batch;
+		int k = q->backend->wait(q, t, sigmask, ready, batch); /* W3 */
+		atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
+		atomic_store(&q->wake_sent, 0);
+		lock(q);
+
+		if (k > 0)
+			n = harvest(q, ready, k, out);
+		again_to_pending(q);
+		n += collect(q, out + n, max - n, &next_timer);
+		if (n > 0)
+			break;
+		if (k < 0 || timeout_ns == 0 ||
+		    (timeout_ns > 0 && evq__now(0) >= end)) {
+			n = k < 0 ? k : 0;
+			break;
+		}
+	}
+	unlock(q);
+	return n;
+}

@@ -1,0 +1,180 @@
+/*
+ * timer.c - library timers: one binary min-heap of registrations per clock.
+ *
+ * No kernel object per timer: the queue sleeps in the backend with a timeout
+ * equal to the nearest deadline, and evq__timer_run() fires whatever has
+ * expired when the waiter comes back.  A million timers cost a million heap
+ * entries (4 bytes each plus the registration slot) and O(log n) per
+ * add/del/fire.  Heap arrays grow only when a new high-water mark of timers is
+ * reached, so re-arming and firing never allocate.
+ *
+ * Clocks: CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME.  The sleep itself is
+ * measured on the backend's clock (monotonic), so a REALTIME clock step or a
+ * system suspend is noticed at the next wakeup (at the latest when the nearest
+ * MONOTONIC-equivalent timeout ends); see evq_add_timer(3).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+static const clockid_t clock_ids[EVQ_NCLOCKS] = {
+	CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME,
+};
+
+int evq__timer_clock_index(clockid_t clock)
+{
+	for (int i = 0; i < EVQ_NCLOCKS; i++)
+		if (clock_ids[i] == clock)
+			return i;
+	return -1;
+}
+
+int64_t evq__now(int ci)
+{
+	struct timespec ts;
+	clock_gettime(clock_ids[ci], &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	return a + b;
+}
+
+/* ---- heap ---- */
+
+static int64_t key(struct evq *q, int32_t idx) { return evq_slot(q, idx)->deadline; }
+
+static void heap_place(struct evq *q, struct evq_heap *h, uint32_t pos, int32_t idx)
+{
+	h->a[pos] = idx;
+	evq_slot(q, idx)->heap_pos = (int32_t)pos;
+}
+
+static void sift_up(struct evq *q, struct evq_heap *h, uint32_t pos)
+{
+	int32_t idx = h->a[pos];
+	int64_t k = key(q, idx);
+	while (pos > 0) {
+		uint32_t parent = (pos - 1) / 2;
+		if (key(q, h->a[parent]) <= k)
+			break;
+		heap_place(q, h, pos, h->a[parent]);
+		pos = parent;
+	}
+	heap_place(q, h, pos, idx);
+}
+
+static void sift_down(struct evq *q, struct evq_heap *h, uint32_t pos)
+{
+	int32_t idx = h->a[pos];
+	int64_t k = key(q, idx);
+	for (;;) {
+		uint32_t c = 2 * pos + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && key(q, h->a[c + 1]) < key(q, h->a[c]))
+			c++;
+		if (k <= key(q, h->a[c]))
+			break;
+		heap_place(q, h, pos, h->a[c]);
+		pos = c;
+	}
+	heap_place(q, h, pos, idx);
+}
+
+static int heap_push(struct evq *q, struct evq_heap *h, int32_t idx)
+{
+	if (h->n == h->cap) {
+		uint32_t cap = h->cap ? h->cap * 2 : 64;
+		int32_t *a = realloc(h->a, cap * sizeof *a);
+		if (!a)
+			return -ENOMEM;
+		h->a = a;
+		h->cap = cap;
+	}
+	heap_place(q, h, h->n++, idx);
+	sift_up(q, h, h->n - 1);
+	return 0;
+}
+
+static void heap_remove(struct evq *q, struct evq_heap *h, uint32_t pos)
+{
+	evq_slot(q, h->a[pos])->heap_pos = -1;
+	if (--h->n == pos)
+		return;
+	heap_place(q, h, pos, h->a[h->n]);
+	/* the moved entry may belong above or below its new place */
+	if (pos > 0 && key(q, h->a[pos]) < key(q, h->a[(pos - 1) / 2]))
+		sift_up(q, h, pos);
+	else
+		sift_down(q, h, pos);
+}
+
+/* ---- timers ---- */
+
+void evq__timer_disarm(struct evq *q, struct evq_reg *r)
+{
+	if (r->heap_pos >= 0)
+		heap_remove(q, &q->heap[r->clock], (uint32_t)r->heap_pos);
+}
+
+int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
+		   int64_t interval_ns, uint32_t flags)
+{
+	int ci = r->clock;
+	int64_t deadline = (flags & EVQ_ABSTIME) ? when_ns
+						 : sat_add(evq__now(ci), when_ns);
+	evq__timer_disarm(q, r);
+	r->deadline = deadline;
+	r->interval = interval_ns;
+	r->flags &= ~EVQ_R_FIRED;
+	int rc = heap_push(q, &q->heap[ci], (int32_t)evq__reg_idx(q, r));
+	if (rc < 0)
+		return rc;
+	/* A sleeper computed its timeout before this timer existed. */
+	if (r->heap_pos == 0)
+		evq__kick(q);
+	return 0;
+}
+
+int64_t evq__timer_run(struct evq *q)
+{
+	int64_t next = -1;
+	for (int ci = 0; ci < EVQ_NCLOCKS; ci++) {
+		struct evq_heap *h = &q->heap[ci];
+		if (h->n == 0)
+			continue;
+		int64_t now = evq__now(ci);
+		while (h->n > 0) {
+			struct evq_reg *r = evq_slot(q, h->a[0]);
+			if (r->deadline > now) {
+				int64_t rel = r->deadline - now;
+				if (next < 0 || rel < next)
+					next = rel;
+				break;
+			}
+			uint64_t exp = 1;
+			if (r->interval > 0) {
+				/* Count every period that has passed: overruns are
+				 * reported, never dropped. */
+				uint64_t late = (uint64_t)(now - r->deadline);
+				exp += late / (uint64_t)r->interval;
+				r->deadline = sat_add(r->deadline,
+						      (int64_t)(exp * (uint64_t)r->interval));
+				sift_down(q, h, 0);
+			} else {
+				heap_remove(q, h, 0);
+				r->flags |= EVQ_R_FIRED;
+			}
+			r->pend_data += exp;
+			if (!(r->flags & EVQ_DISABLED) && r->list == EVQ_LIST_NONE)
+				evq__link(q, r, EVQ_LIST_PENDING);
+		}
+	}
+	return next;
+}
