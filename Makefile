@@ -42,7 +42,7 @@ all: lib tests examples
 
 lib: $(STATIC) $(SHARED)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/evq.h
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/evq.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -c -o $@ $<
 

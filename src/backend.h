@@ -59,6 +59,6 @@ struct evq_backend {
 	void (*word_disarm)(struct evq *q, struct evq_reg *r);
 };
 
-extern const struct evq_backend evq_backend_epoll;
+extern const struct evq_backend evq__backend_epoll;
 
 #endif /* EVQ_BACKEND_H */

@@ -139,7 +139,7 @@ static void ep_wake(struct evq *q)
 	(void)rc;
 }
 
-const struct evq_backend evq_backend_epoll = {
+const struct evq_backend evq__backend_epoll = {
 	.name = "epoll",
 	.init = ep_init,
 	.fini = ep_fini,

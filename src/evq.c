@@ -49,7 +49,7 @@ static const struct {
 	const char *name;
 	const struct evq_backend *be;
 } backends[] = {
-	{ EVQ_BACKEND_EPOLL, "epoll", &evq_backend_epoll },
+	{ EVQ_BACKEND_EPOLL, "epoll", &evq__backend_epoll },
 };
 
 static int pick_backend(int want, const struct evq_backend **out)
