@@ -60,5 +60,6 @@ struct evq_backend {
 };
 
 extern const struct evq_backend evq__backend_epoll;
+extern const struct evq_backend evq__backend_uring;
 
 #endif /* EVQ_BACKEND_H */

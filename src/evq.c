@@ -49,40 +49,40 @@ static const struct {
 	const char *name;
 	const struct evq_backend *be;
 } backends[] = {
+	/* AUTO tries these in order */
+	{ EVQ_BACKEND_URING, "uring", &evq__backend_uring },
 	{ EVQ_BACKEND_EPOLL, "epoll", &evq__backend_epoll },
 };
+#define NBACKENDS (sizeof backends / sizeof backends[0])
 
-static int pick_backend(int want, const struct evq_backend **out)
+/* Creates the backend state for q: the one asked for, or with AUTO the one
+ * named by $EVQ_BACKEND, or the first in the table whose init succeeds. */
+static int backend_init(struct evq *q, int want, int max_batch)
 {
-	if (want == EVQ_BACKEND_AUTO) {
-		const char *env = getenv("EVQ_BACKEND");
-		if (env && *env && strcmp(env, "auto") != 0) {
-			if (strcmp(env, "uring") == 0)
-				return -ENOSYS;
-			for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-				if (strcmp(env, backends[i].name) == 0) {
-					*out = backends[i].be;
-					return 0;
-				}
+	const char *env = getenv("EVQ_BACKEND");
+	if (want == EVQ_BACKEND_AUTO && env && *env && strcmp(env, "auto") != 0) {
+		want = -1;
+		for (size_t i = 0; i < NBACKENDS; i++)
+			if (strcmp(env, backends[i].name) == 0)
+				want = backends[i].id;
+		if (want < 0)
 			return -EINVAL;
-		}
-		*out = backends[0].be;
-		return 0;
 	}
-	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-		if (backends[i].id == want) {
-			*out = backends[i].be;
-			return 0;
-		}
-	if (want == EVQ_BACKEND_URING)
-		return -ENOSYS;
-	return -EINVAL;
+	int rc = -EINVAL;
+	for (size_t i = 0; i < NBACKENDS; i++) {
+		if (want != EVQ_BACKEND_AUTO && want != backends[i].id)
+			continue;
+		q->backend = backends[i].be;
+		rc = q->backend->init(q, max_batch);
+		if (rc == 0 || want != EVQ_BACKEND_AUTO)
+			return rc;
+	}
+	return rc;
 }
 
 int evq_new(struct evq **qp, const struct evq_options *opt)
 {
 	struct evq_options o = { 0 };
-	const struct evq_backend *be;
 	if (!qp)
 		return -EINVAL;
 	*qp = NULL;
@@ -92,21 +92,17 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 		return -EINVAL;
 	if (o.max_batch == 0)
 		o.max_batch = EVQ_BATCH_DEFAULT;
-	int rc = pick_backend(o.backend, &be);
-	if (rc < 0)
-		return rc;
 
 	struct evq *q = calloc(1, sizeof *q);
 	if (!q)
 		return -ENOMEM;
-	q->backend = be;
 	q->max_batch = o.max_batch;
 	q->free_head = q->free_tail = -1;
 	q->pend_head = q->pend_tail = -1;
 	q->again_head = q->again_tail = -1;
 	atomic_init(&q->post_head, -1);
 	pthread_mutex_init(&q->lock, NULL);
-	rc = be->init(q, o.max_batch);
+	int rc = backend_init(q, o.backend, o.max_batch);
 	if (rc < 0) {
 		pthread_mutex_destroy(&q->lock);
 		free(q);
@@ -759,7 +755,10 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 		uint32_t ev = ready[i].events & (r->events | EVQ_ERR | EVQ_HUP);
 		if (!ev)
 			continue;
-		fill(q, &out[n++], r, ev, 0);
+		fill(q, &out[n], r, ev, 0);
+		if (r->ops && r->ops->ready && !r->ops->ready(q, r, ev, &out[n]))
+			continue;
+		n++;
 		if (r->flags & EVQ_ONESHOT)
 			r->flags |= EVQ_DISABLED; /* the kernel disarmed it */
 	}

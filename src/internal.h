@@ -100,6 +100,14 @@ struct evq_kind_ops {
 	/* An event of r was just handed to a caller of evq_wait() (under
 	 * q->lock); e.g. re-arm a semaphore watch for the next token. */
 	void (*delivered)(struct evq *q, struct evq_reg *r);
+	/* Kinds that watch a kernel fd of their own (signalfd, pidfd) register
+	 * it with q->backend->fd_ctl(q, EVQ_FD_ADD, fd, EVQ_READ, flags,
+	 * evq_token(state, idx)); when the kernel reports it, the core calls
+	 * this (under q->lock) with ev prefilled (cookie, id, kind, flags,
+	 * ident, events).  Return 1 to deliver ev (set ev->data etc.), 0 to
+	 * drop it (e.g. nothing to read after all). */
+	int (*ready)(struct evq *q, struct evq_reg *r, uint32_t events,
+		     struct evq_event *ev);
 	/* Flags changed through evq_mod() (under q->lock). */
 	int (*mod)(struct evq *q, struct evq_reg *r, uint32_t old_flags);
 };
