@@ -1,0 +1,764 @@
+/*
+ * pipes.c - the classic "pipes" benchmark of libevent and libev, for evq,
+ * a raw epoll loop and the three peer libraries, in one process and one run.
+ *
+ * The workload (written from the benchmark's published description):
+ *
+ *   N socketpairs; a persistent, level-triggered read registration on the
+ *   reading end of each.  A round starts by writing one byte into A pairs
+ *   spaced N/A apart (the "active" ones).  The read handler of pair i reads
+ *   its byte and, while writes remain (W in total per round), writes one
+ *   byte into pair (i + 1) mod N.  So A tokens travel round the ring in
+ *   parallel until W writes have been made; the round ends when all A + W
+ *   bytes have been read.
+ *
+ * Each round of each implementation is timed in two parts:
+ *   setup  - registering the N read watchers (a fresh loop each round, made
+ *            untimed just before; see "loops" below),
+ *   run    - the event loop, from the first byte until all A + W are read.
+ * Teardown (unregister + free the loop) is timed too and printed, not rated.
+ *
+ * Implementations, interleaved round-robin (the first one rotates each
+ * round), many rounds, medians reported; ratios are the median of the
+ * per-round ratios against the raw epoll loop of the same round, which is
+ * what matters on a shared, noisy machine:
+ *   epoll     epoll_ctl + epoll_wait(256) + read/write directly (the floor)
+ *   evq       evq_add_fd + evq_wait(256)
+ *   libevent  event_assign + event_add (EV_PERSIST), event_base_loop ONCE
+ *   libev     ev_io_start, ev_run EVRUN_ONCE            (epoll backend)
+ *   libuv     uv_poll_init + uv_poll_start, uv_run UV_RUN_ONCE
+ * libev and libuv defer the epoll_ctl calls to the next loop iteration, so
+ * their setup is cheap and their run pays for it: compare total = setup +
+ * run across libraries.  evq and epoll both register eagerly.
+ *
+ * Loops: by default every round makes a fresh loop (untimed) and frees it
+ * afterwards.  libev and libuv never EPOLL_CTL_DEL a stopped fd (they wait
+ * for a spurious event), so loops kept across rounds would leave their
+ * epoll sets watching the shared sockets and tax every other
+ * implementation's writes; a fresh loop per round keeps the rounds
+ * independent.  -P keeps one loop per implementation for a whole (N, A)
+ * configuration instead (setup/teardown then only start/stop watchers).
+ *
+ * The socketpairs are made once, for the largest N, and reused by every
+ * implementation (9,000 pairs = 18,000 fds; the hard limit here is 20,000).
+ *
+ * Output, one line per implementation and configuration:
+ *   bench=pipes impl=evq n=1000 a=100 w=10000 rounds=25 setup_us_median=...
+ *   run_us_median=... total_us_median=... teardown_us_median=...
+ *   run_ns_per_event=... setup_ratio_vs_epoll=... run_ratio_vs_epoll=...
+ *   total_ratio_vs_epoll=...
+ *
+ * Usage: pipes [-n 100,1000,9000] [-a 1,100] [-w 10000] [-r 25]
+ *              [-i epoll,evq,libevent,libev,libuv] [-P]
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evq.h"
+
+/* libev's enum and libevent's macros both name EV_READ (with different
+ * values): include libev first and keep its value under another name. */
+#ifdef HAVE_LIBEV
+#include <ev.h>
+enum { LEV_READ = EV_READ };
+#endif
+#ifdef HAVE_LIBEVENT
+#include <event2/event.h>
+#endif
+#ifdef HAVE_LIBUV
+#include <uv.h>
+#endif
+
+#define BATCH 256 /* events per wait for epoll and evq (evq's default) */
+#define MAX_LIST 16
+
+struct pair {
+	int r, w;
+};
+
+static struct pair *pairs;
+static int npairs;        /* N of the running configuration */
+static long writes_left;  /* of W */
+static long handled;      /* bytes read this round */
+static int persistent;    /* -P */
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "pipes: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The one read handler every implementation calls for pair i. */
+static inline void on_readable(int i)
+{
+	char c;
+
+	/* a spurious wakeup (none expected) reads nothing and counts nothing */
+	if (read(pairs[i].r, &c, 1) != 1)
+		return;
+	handled++;
+	if (writes_left > 0) {
+		int j = i + 1 == npairs ? 0 : i + 1;
+		writes_left--;
+		if (write(pairs[j].w, "e", 1) != 1)
+			die("write", errno);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* raw epoll: the floor                                                 */
+/* ------------------------------------------------------------------ */
+
+static int ep = -1;
+
+static void epoll_open(int n)
+{
+	(void)n;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		die("epoll_create1", errno);
+}
+
+static void epoll_setup(int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, pairs[i].r, &e) < 0)
+			die("epoll_ctl ADD", errno);
+	}
+}
+
+static void epoll_run(long total)
+{
+	struct epoll_event evs[BATCH];
+
+	while (handled < total) {
+		int n = epoll_wait(ep, evs, BATCH, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("epoll_wait", errno);
+		}
+		for (int k = 0; k < n; k++)
+			on_readable((int)evs[k].data.u32);
+	}
+}
+
+static void epoll_teardown(int n)
+{
+	for (int i = 0; i < n; i++)
+		if (epoll_ctl(ep, EPOLL_CTL_DEL, pairs[i].r, NULL) < 0)
+			die("epoll_ctl DEL", errno);
+}
+
+static void epoll_close(int n)
+{
+	(void)n;
+	close(ep);
+	ep = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* evq                                                                  */
+/* ------------------------------------------------------------------ */
+
+static struct evq *q;
+static int *evq_ids;
+
+static void evq_open(int n)
+{
+	/* the epoll backend, unless EVQ_BACKEND= asks for another (AUTO obeys
+	 * the environment, an explicit choice would not) */
+	struct evq_options opt = { .backend = getenv("EVQ_BACKEND") ?
+				   EVQ_BACKEND_AUTO : EVQ_BACKEND_EPOLL };
+	int err = evq_new(&q, &opt);
+
+	(void)n;
+	if (err < 0)
+		die("evq_new", err);
+}
+
+static void evq_setup(int n)
+{
+	for (int i = 0; i < n; i++) {
+		evq_ids[i] = evq_add_fd(q, pairs[i].r, EVQ_READ, 0, (uint64_t)i);
+		if (evq_ids[i] < 0)
+			die("evq_add_fd", evq_ids[i]);
+	}
+}
+
+static void evq_run(long total)
+{
+	struct evq_event evs[BATCH];
+
+	while (handled < total) {
+		int n = evq_wait(q, evs, BATCH, -1, NULL);
+		if (n < 0) {
+			if (n == -EINTR)
+				continue;
+			die("evq_wait", n);
+		}
+		for (int k = 0; k < n; k++)
+			on_readable((int)evs[k].cookie);
+	}
+}
+
+static void evq_teardown(int n)
+{
+	for (int i = 0; i < n; i++) {
+		int err = evq_del(q, evq_ids[i]);
+		if (err < 0)
+			die("evq_del", err);
+	}
+}
+
+static void evq_close(int n)
+{
+	(void)n;
+	evq_free(q);
+	q = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* libevent                                                             */
+/* ------------------------------------------------------------------ */
+
+#ifdef HAVE_LIBEVENT
+static struct event_base *eb;
+static unsigned char *le_mem; /* N struct events, event_assign()ed */
+static size_t le_size;
+
+static struct event *le_event(int i)
+{
+	return (struct event *)(void *)(le_mem + (size_t)i * le_size);
+}
+
+static void le_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	on_readable((int)(intptr_t)arg);
+}
+
+static void le_open(int n)
+{
+	(void)n;
+	eb = event_base_new();
+	if (!eb)
+		die("event_base_new", ENOMEM);
+}
+
+static void le_setup(int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct event *ev = le_event(i);
+		if (event_assign(ev, eb, pairs[i].r, EV_READ | EV_PERSIST, le_cb,
+				 (void *)(intptr_t)i) < 0 ||
+		    event_add(ev, NULL) < 0)
+			die("event_add", EINVAL);
+	}
+}
+
+static void le_run(long total)
+{
+	while (handled < total)
+		if (event_base_loop(eb, EVLOOP_ONCE) < 0)
+			die("event_base_loop", EINVAL);
+}
+
+static void le_teardown(int n)
+{
+	for (int i = 0; i < n; i++)
+		event_del(le_event(i));
+}
+
+static void le_close(int n)
+{
+	(void)n;
+	event_base_free(eb);
+	eb = NULL;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* libev                                                                */
+/* ------------------------------------------------------------------ */
+
+#ifdef HAVE_LIBEV
+static struct ev_loop *lev_loop;
+static ev_io *lev_ios;
+
+static void lev_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	on_readable((int)(w - lev_ios));
+}
+
+static void lev_open(int n)
+{
+	(void)n;
+	lev_loop = ev_loop_new(EVBACKEND_EPOLL);
+	if (!lev_loop)
+		die("ev_loop_new", ENOMEM);
+}
+
+static void lev_setup(int n)
+{
+	for (int i = 0; i < n; i++) {
+		ev_io_init(&lev_ios[i], lev_cb, pairs[i].r, LEV_READ);
+		ev_io_start(lev_loop, &lev_ios[i]);
+	}
+}
+
+static void lev_run(long total)
+{
+	while (handled < total)
+		ev_run(lev_loop, EVRUN_ONCE);
+}
+
+static void lev_teardown(int n)
+{
+	for (int i = 0; i < n; i++)
+		ev_io_stop(lev_loop, &lev_ios[i]);
+}
+
+static void lev_close(int n)
+{
+	(void)n;
+	ev_loop_destroy(lev_loop);
+	lev_loop = NULL;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* libuv                                                                */
+/* ------------------------------------------------------------------ */
+
+#ifdef HAVE_LIBUV
+static uv_loop_t luv_loop;
+static uv_poll_t *luv_polls;
+
+static void luv_cb(uv_poll_t *h, int status, int events)
+{
+	(void)status;
+	(void)events;
+	on_readable((int)(h - luv_polls));
+}
+
+/* A uv_poll_t belongs to one loop: fresh loops need fresh handles, and
+ * uv_poll_init is part of registering an fd (it also probes the fd with an
+ * epoll_ctl ADD/DEL pair and sets O_NONBLOCK). */
+static void luv_init_handles(int n)
+{
+	for (int i = 0; i < n; i++) {
+		int err = uv_poll_init(&luv_loop, &luv_polls[i], pairs[i].r);
+		if (err < 0)
+			die("uv_poll_init", err);
+	}
+}
+
+static void luv_close_handles(int n)
+{
+	for (int i = 0; i < n; i++)
+		uv_close((uv_handle_t *)&luv_polls[i], NULL);
+	uv_run(&luv_loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+}
+
+static void luv_open(int n)
+{
+	int err = uv_loop_init(&luv_loop);
+	if (err < 0)
+		die("uv_loop_init", err);
+	if (persistent)
+		luv_init_handles(n);
+}
+
+static void luv_setup(int n)
+{
+	if (!persistent)
+		luv_init_handles(n);
+	for (int i = 0; i < n; i++) {
+		int err = uv_poll_start(&luv_polls[i], UV_READABLE, luv_cb);
+		if (err < 0)
+			die("uv_poll_start", err);
+	}
+}
+
+static void luv_run(long total)
+{
+	while (handled < total)
+		uv_run(&luv_loop, UV_RUN_ONCE);
+}
+
+static void luv_teardown(int n)
+{
+	for (int i = 0; i < n; i++)
+		uv_poll_stop(&luv_polls[i]);
+	if (!persistent)
+		luv_close_handles(n);
+}
+
+static void luv_close(int n)
+{
+	if (persistent)
+		luv_close_handles(n);
+	if (uv_loop_close(&luv_loop) < 0)
+		die("uv_loop_close", EBUSY);
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* driver                                                               */
+/* ------------------------------------------------------------------ */
+
+struct impl {
+	const char *name;
+	const char *missing; /* non-NULL: not built, why */
+	void (*open)(int n), (*setup)(int n), (*run)(long total),
+	     (*teardown)(int n), (*close)(int n);
+	int selected;
+	int64_t *setup_ns, *run_ns, *down_ns; /* per round */
+};
+
+static struct impl impls[] = {
+	{ "epoll", NULL, epoll_open, epoll_setup, epoll_run, epoll_teardown,
+	  epoll_close, 1, 0, 0, 0 },
+	{ "evq", NULL, evq_open, evq_setup, evq_run, evq_teardown, evq_close,
+	  1, 0, 0, 0 },
+#ifdef HAVE_LIBEVENT
+	{ "libevent", NULL, le_open, le_setup, le_run, le_teardown, le_close,
+	  1, 0, 0, 0 },
+#else
+	{ "libevent", "install libevent-dev", 0, 0, 0, 0, 0, 1, 0, 0, 0 },
+#endif
+#ifdef HAVE_LIBEV
+	{ "libev", NULL, lev_open, lev_setup, lev_run, lev_teardown, lev_close,
+	  1, 0, 0, 0 },
+#else
+	{ "libev", "install libev-dev", 0, 0, 0, 0, 0, 1, 0, 0, 0 },
+#endif
+#ifdef HAVE_LIBUV
+	{ "libuv", NULL, luv_open, luv_setup, luv_run, luv_teardown, luv_close,
+	  1, 0, 0, 0 },
+#else
+	{ "libuv", "install libuv1-dev", 0, 0, 0, 0, 0, 1, 0, 0, 0 },
+#endif
+};
+#define NIMPL ((int)(sizeof impls / sizeof impls[0]))
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median_i64(const int64_t *v, int n)
+{
+	int64_t *s = malloc(sizeof *s * (size_t)n);
+	double m;
+
+	if (!s)
+		die("malloc", ENOMEM);
+	memcpy(s, v, sizeof *s * (size_t)n);
+	qsort(s, (size_t)n, sizeof *s, cmp_i64);
+	m = n % 2 ? (double)s[n / 2] : ((double)s[n / 2 - 1] + (double)s[n / 2]) / 2;
+	free(s);
+	return m;
+}
+
+/* median over rounds of (num[r] + num2[r]) / (den[r] + den2[r]); NULL
+ * num2/den2 count as 0, a NULL den as 1 */
+static double median_ratio(const int64_t *num, const int64_t *den,
+			   const int64_t *num2, const int64_t *den2, int n)
+{
+	double *s = malloc(sizeof *s * (size_t)n), m;
+
+	if (!s)
+		die("malloc", ENOMEM);
+	for (int r = 0; r < n; r++) {
+		double a = (double)num[r] + (num2 ? (double)num2[r] : 0);
+		double b = den ? (double)den[r] + (den2 ? (double)den2[r] : 0) : 1;
+		s[r] = b > 0 ? a / b : 0;
+	}
+	qsort(s, (size_t)n, sizeof *s, cmp_dbl);
+	m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	free(s);
+	return m;
+}
+
+/* After a round every socket must be empty: nothing lost, nothing extra. */
+static void check_drained(const struct impl *im, int n, long total)
+{
+	char c;
+
+	if (handled != total) {
+		fprintf(stderr, "pipes: %s handled %ld of %ld\n", im->name,
+			handled, total);
+		exit(1);
+	}
+	for (int i = 0; i < n; i++)
+		if (recv(pairs[i].r, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
+			fprintf(stderr, "pipes: %s left a byte in pair %d\n",
+				im->name, i);
+			exit(1);
+		}
+}
+
+static void one_round(struct impl *im, int n, int a, long w, int slot)
+{
+	long total = a + w;
+	int space = n / a;
+	int64_t t0, t1, t2, t3;
+
+	if (!persistent)
+		im->open(n);
+	t0 = now_ns();
+	im->setup(n);
+	t1 = now_ns();
+
+	npairs = n;
+	handled = 0;
+	writes_left = w;
+	for (int k = 0; k < a; k++)
+		if (write(pairs[k * space].w, "e", 1) != 1)
+			die("write", errno);
+	t2 = now_ns();
+	im->run(total);
+	t3 = now_ns();
+
+	if (slot >= 0) {
+		im->setup_ns[slot] = t1 - t0;
+		im->run_ns[slot] = t3 - t2;
+	}
+	t0 = now_ns();
+	im->teardown(n);
+	if (!persistent)
+		im->close(n);
+	t1 = now_ns();
+	if (slot >= 0)
+		im->down_ns[slot] = t1 - t0;
+	check_drained(im, n, total);
+}
+
+static void run_config(int n, int a, long w, int rounds)
+{
+	struct impl *base = &impls[0];
+
+	if (a > n) {
+		printf("# n=%d a=%d skipped: a > n\n", n, a);
+		return;
+	}
+	for (int i = 0; i < NIMPL; i++) {
+		if (impls[i].missing || !impls[i].selected)
+			continue;
+		impls[i].setup_ns = calloc((size_t)rounds, sizeof(int64_t));
+		impls[i].run_ns = calloc((size_t)rounds, sizeof(int64_t));
+		impls[i].down_ns = calloc((size_t)rounds, sizeof(int64_t));
+		if (!impls[i].setup_ns || !impls[i].run_ns || !impls[i].down_ns)
+			die("calloc", ENOMEM);
+		if (persistent)
+			impls[i].open(n);
+	}
+	/* round -1 warms caches, page tables and allocators; not recorded */
+	for (int r = -1; r < rounds; r++)
+		for (int k = 0; k < NIMPL; k++) {
+			struct impl *im = &impls[((r + 1) + k) % NIMPL];
+			if (!im->missing && im->selected)
+				one_round(im, n, a, w, r);
+		}
+	for (int i = 0; i < NIMPL; i++) {
+		struct impl *im = &impls[i];
+		double su, ru, du;
+
+		if (im->missing || !im->selected)
+			continue;
+		su = median_i64(im->setup_ns, rounds) / 1000;
+		ru = median_i64(im->run_ns, rounds) / 1000;
+		du = median_i64(im->down_ns, rounds) / 1000;
+		printf("bench=pipes impl=%s n=%d a=%d w=%ld rounds=%d%s "
+		       "setup_us_median=%.1f run_us_median=%.1f "
+		       "total_us_median=%.1f teardown_us_median=%.1f "
+		       "run_ns_per_event=%.0f",
+		       im->name, n, a, w, rounds, persistent ? " loops=persistent" : "",
+		       su, ru,
+		       median_ratio(im->setup_ns, NULL, im->run_ns, NULL, rounds) / 1000,
+		       du, ru * 1000 / (double)(a + w));
+		if (base->selected)
+			printf(" setup_ratio_vs_epoll=%.3f run_ratio_vs_epoll=%.3f "
+			       "total_ratio_vs_epoll=%.3f",
+			       median_ratio(im->setup_ns, base->setup_ns, NULL, NULL, rounds),
+			       median_ratio(im->run_ns, base->run_ns, NULL, NULL, rounds),
+			       median_ratio(im->setup_ns, base->setup_ns, im->run_ns,
+					    base->run_ns, rounds));
+		printf("\n");
+		fflush(stdout);
+	}
+	for (int i = 0; i < NIMPL; i++) {
+		if (impls[i].missing || !impls[i].selected)
+			continue;
+		if (persistent)
+			impls[i].close(n);
+		free(impls[i].setup_ns);
+		free(impls[i].run_ns);
+		free(impls[i].down_ns);
+	}
+}
+
+static int parse_list(const char *s, int *v, int max)
+{
+	int n = 0;
+	char *end;
+
+	while (*s && n < max) {
+		long x = strtol(s, &end, 10);
+		if (end == s || x <= 0)
+			return -1;
+		v[n++] = (int)x;
+		s = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return -1;
+	}
+	return n;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: pipes [-n 100,1000,9000] [-a 1,100] [-w 10000] "
+		"[-r rounds] [-i epoll,evq,libevent,libev,libuv] [-P]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	int ns[MAX_LIST] = { 100, 1000, 9000 }, nn = 3;
+	int as[MAX_LIST] = { 1, 100 }, na = 2;
+	long w = 10000;
+	int rounds = 25, maxn = 0, opt;
+	struct rlimit rl;
+
+	while ((opt = getopt(argc, argv, "n:a:w:r:i:P")) != -1) {
+		switch (opt) {
+		case 'n':
+			if ((nn = parse_list(optarg, ns, MAX_LIST)) <= 0)
+				usage();
+			break;
+		case 'a':
+			if ((na = parse_list(optarg, as, MAX_LIST)) <= 0)
+				usage();
+			break;
+		case 'w':
+			w = atol(optarg);
+			if (w < 0)
+				usage();
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			if (rounds <= 0)
+				usage();
+			break;
+		case 'i':
+			for (int i = 0; i < NIMPL; i++) {
+				const char *p = strstr(optarg, impls[i].name);
+				size_t l = strlen(impls[i].name);
+				/* whole names only: "libev" is inside "libevent" */
+				impls[i].selected = 0;
+				while (p) {
+					if ((p == optarg || p[-1] == ',') &&
+					    (p[l] == 0 || p[l] == ',')) {
+						impls[i].selected = 1;
+						break;
+					}
+					p = strstr(p + 1, impls[i].name);
+				}
+			}
+			break;
+		case 'P':
+			persistent = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	for (int i = 0; i < nn; i++)
+		if (ns[i] > maxn)
+			maxn = ns[i];
+	/* the pairs, the loops' own fds, stdio: raise the soft limit to the hard
+	 * one and check that the largest N fits */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if ((rlim_t)maxn * 2 + 64 > rl.rlim_cur) {
+			fprintf(stderr, "pipes: n=%d needs %d fds, limit is %ld\n",
+				maxn, maxn * 2 + 64, (long)rl.rlim_cur);
+			return 1;
+		}
+	}
+
+	pairs = calloc((size_t)maxn, sizeof *pairs);
+	evq_ids = calloc((size_t)maxn, sizeof *evq_ids);
+	if (!pairs || !evq_ids)
+		die("calloc", ENOMEM);
+#ifdef HAVE_LIBEVENT
+	le_size = event_get_struct_event_size();
+	le_mem = calloc((size_t)maxn, le_size);
+	if (!le_mem)
+		die("calloc", ENOMEM);
+#endif
+#ifdef HAVE_LIBEV
+	lev_ios = calloc((size_t)maxn, sizeof *lev_ios);
+	if (!lev_ios)
+		die("calloc", ENOMEM);
+#endif
+#ifdef HAVE_LIBUV
+	luv_polls = calloc((size_t)maxn, sizeof *luv_polls);
+	if (!luv_polls)
+		die("calloc", ENOMEM);
+#endif
+	for (int i = 0; i < maxn; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			       0, sv) < 0)
+			die("socketpair", errno);
+		pairs[i].r = sv[0];
+		pairs[i].w = sv[1];
+	}
+
+	printf("# pipes: one handler read per byte, each writes to pair (i+1)%%N "
+	       "while writes remain; %s loops; medians of %d interleaved rounds; "
+	       "ratios = median of per-round impl/epoll\n",
+	       persistent ? "persistent" : "fresh per-round", rounds);
+	for (int i = 0; i < NIMPL; i++)
+		if (impls[i].selected && impls[i].missing)
+			printf("bench=pipes impl=%s skipped: %s\n", impls[i].name,
+			       impls[i].missing);
+	fflush(stdout);
+	for (int i = 0; i < nn; i++)
+		for (int j = 0; j < na; j++)
+			run_config(ns[i], as[j], w, rounds);
+	return 0;
+}
