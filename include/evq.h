@@ -8,6 +8,8 @@
  *    on failure (-EINVAL, -ENOENT, ...).  errno is never read or relied on;
  *    it may be clobbered by failing system calls inside the library.
  *  - A failed call leaves the queue exactly as usable as before.
+ *  - In a child process created by fork(), inherited queues only accept
+ *    evq_free(); every other call returns -ECHILD (see below).
  *  - Thread-safety: every function taking a struct evq * may be called from
  *    any thread, concurrently with a thread blocked in evq_wait() on the same
  *    queue, except evq_free() (which must be the last call on the queue).
@@ -180,10 +182,33 @@ int evq_del(struct evq *q, int id);
  * thread's signal mask atomically for the duration of the sleep (as
  * epoll_pwait2/ppoll do).  Never makes a system call while events are
  * already pending in the library, and never sleeps while any are pending.
+ *
+ * Many threads may wait on one queue at once.  Each occurrence is handed to
+ * exactly one of them, and new events end the sleep of one waiter, not all
+ * (a waiter that takes fewer than are pending passes the rest on to the
+ * next).  A level-triggered fd stays "ready" until drained, so two waiters
+ * may both see it; use EVQ_EDGE, or EVQ_ONESHOT re-armed with evq_mod()
+ * after handling, to hand each readiness to one thread.
+ *
  * Returns the number of events, 0 on timeout, -EINTR when a signal was
- * caught, -EINVAL (NULL q/events, max <= 0). */
+ * caught, -EINVAL (NULL q/events, max <= 0), -ECHILD (see fork below). */
 int evq_wait(struct evq *q, struct evq_event *events, int max,
 	     int64_t timeout_ns, const sigset_t *sigmask);
+
+/* Gives back an event this thread took but will not handle: it becomes
+ * pending again (merged with anything newer of the same registration) and
+ * another waiter is woken for it.  ev must be a record evq_wait() returned.
+ * A oneshot registration's event is given back too.
+ * Errors: -EINVAL (NULL), -ENOENT (the registration was deleted since: the
+ * event died with it), -ECHILD. */
+int evq_requeue(struct evq *q, const struct evq_event *ev);
+
+/* fork(): the child inherits a copy of every queue, but the kernel objects
+ * behind it (epoll set, io_uring) stay shared with the parent.  In the child
+ * every call on an inherited queue fails with -ECHILD, except evq_free(),
+ * which releases the child's copy without touching what the parent waits on
+ * (nothing is unregistered, stolen or woken).  The child creates its own
+ * queues with evq_new(). */
 
 #ifdef __cplusplus
 }

@@ -45,11 +45,15 @@ struct evq_backend {
 	/* Sleeps until a kernel event, wake() or the timeout (ns; < 0 forever),
 	 * with sigmask (may be NULL) swapped in atomically.  Stores up to max
 	 * ready events in out and returns their count (0: timeout or wakeup),
-	 * or -EINTR.  Called without the queue lock. */
+	 * or -EINTR.  Sets *woken to 1 if this call consumed a wake() (each
+	 * wake() is consumed by exactly one wait(), now or later), else 0.
+	 * Called without the queue lock, possibly by several threads at once;
+	 * a wake() or a kernel event should end the sleep of one of them, not
+	 * all (no thundering herd). */
 	int (*wait)(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		    struct evq_ready *out, int max);
+		    struct evq_ready *out, int max, int *woken);
 
-	/* Makes a concurrent or the next wait() return.  Async-signal-safe. */
+	/* Makes one concurrent or the next wait() return.  Async-signal-safe. */
 	void (*wake)(struct evq *q);
 
 	/* Word waits (evq_add_word/sem/latch).  NULL: the mechanism cannot

@@ -94,7 +94,7 @@ static int ep_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 }
 
 static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		   struct evq_ready *out, int max)
+		   struct evq_ready *out, int max, int *woken)
 {
 	struct epoll_event evs[EVQ_BATCH_MAX];
 	struct timespec ts, *tsp = NULL;
@@ -105,14 +105,19 @@ static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
+	*woken = 0;
 	int n = epoll_pwait2(st(q)->epfd, evs, max, tsp, sigmask);
 	if (n < 0)
 		return -errno;
 	int k = 0;
 	for (int i = 0; i < n; i++) {
 		uint32_t e = evs[i].events, m = 0;
-		if (evs[i].data.u64 == WAKE_TOKEN)
+		if (evs[i].data.u64 == WAKE_TOKEN) {
+			/* epoll_wait waiters sleep exclusively: each edge of the
+			 * eventfd ends one sleep */
+			*woken = 1;
 			continue;
+		}
 		/* Translation to evq's mask happens here and only here.  A
 		 * reader's hang-up (RDHUP) is reported as readable so the caller
 		 * reads the EOF, plus EVQ_HUP. */

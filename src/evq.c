@@ -40,6 +40,18 @@ _Static_assert(sizeof(struct evq_event) == 32, "struct evq_event is 32 bytes");
 static void lock(struct evq *q) { pthread_mutex_lock(&q->lock); }
 static void unlock(struct evq *q) { pthread_mutex_unlock(&q->lock); }
 
+_Atomic unsigned evq__fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void in_child(void) { atomic_fetch_add(&evq__fork_gen, 1); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, in_child); }
+
+int evq__check(const struct evq *q)
+{
+	if (!q)
+		return -EINVAL;
+	return evq__forked(q) ? -ECHILD : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Queue lifetime                                                       */
 /* ------------------------------------------------------------------ */
@@ -93,9 +105,12 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 	if (o.max_batch == 0)
 		o.max_batch = EVQ_BATCH_DEFAULT;
 
+	pthread_once(&atfork_once, register_atfork);
 	struct evq *q = calloc(1, sizeof *q);
 	if (!q)
 		return -ENOMEM;
+	q->fork_gen = atomic_load(&evq__fork_gen);
+	q->keeper_deadline = INT64_MAX;
 	q->max_batch = o.max_batch;
 	q->free_head = q->free_tail = -1;
 	q->pend_head = q->pend_tail = -1;
@@ -112,25 +127,52 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 	return 0;
 }
 
+/* What an inherited queue's kind hooks see in a forked child: the kernel
+ * objects (epoll set, ring) are shared with the parent, so the child must
+ * not change them; it only closes its own references. */
+static int forked_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+			 uint32_t flags, uint64_t token)
+{
+	(void)q, (void)op, (void)fd, (void)events, (void)flags, (void)token;
+	return 0;
+}
+static void forked_wake(struct evq *q) { (void)q; }
+static void forked_word_disarm(struct evq *q, struct evq_reg *r) { (void)q, (void)r; }
+
 void evq_free(struct evq *q)
 {
 	if (!q)
 		return;
-	lock(q);
+	const struct evq_backend *be = q->backend;
+	struct evq_backend forked;
+	int child = evq__forked(q);
+	if (child) {
+		/* The lock may have been held by a thread that did not follow
+		 * us through fork(): never take it in the child. */
+		forked = *be;
+		forked.fd_ctl = forked_fd_ctl;
+		forked.wake = forked_wake;
+		forked.word_disarm = be->word_disarm ? forked_word_disarm : NULL;
+		q->backend = &forked;
+	} else {
+		lock(q);
+	}
 	uint32_t n = atomic_load(&q->nslots);
 	for (uint32_t i = 0; i < n; i++) {
 		struct evq_reg *r = evq_slot(q, i);
 		if (evq_reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del)
 			r->ops->del(q, r);
 	}
-	unlock(q);
-	q->backend->fini(q);
+	if (!child)
+		unlock(q);
+	be->fini(q);
 	for (uint32_t c = 0; c < EVQ_MAX_CHUNKS; c++)
 		free(atomic_load(&q->chunk[c]));
 	for (int i = 0; i < EVQ_NCLOCKS; i++)
 		free(q->heap[i].a);
 	free(q->fdmap);
-	pthread_mutex_destroy(&q->lock);
+	if (!child)
+		pthread_mutex_destroy(&q->lock);
 	free(q);
 }
 
@@ -438,8 +480,9 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	       uint64_t cookie)
 {
 	struct evq_reg *r;
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	if (fd < 0)
 		return -EBADF;
 	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
@@ -499,7 +542,7 @@ static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t fl
 	if (r->flags & EVQ_R_DEFUNCT)
 		return -EBADF;
 	if (r->flags & EVQ_R_ALWAYS) {
-		r->flags = (r->flags & ~EVQ_R_PUBLIC) | flags;
+		r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 		r->events = events;
 		evq__unlink(q, r);
 		r->pend_events = events;
@@ -514,7 +557,7 @@ static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t fl
 	}
 	if (rc < 0)
 		return rc;
-	r->flags = (r->flags & ~EVQ_R_PUBLIC) | flags;
+	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 	r->events = events;
 	return 0;
 }
@@ -554,8 +597,9 @@ int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
 {
 	struct evq_reg *r;
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	int ci = timer_args(clock, when_ns, interval_ns, flags);
 	if (ci < 0)
 		return ci;
@@ -576,8 +620,9 @@ int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
 		  uint32_t flags)
 {
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	lock(q);
 	int rc = -ENOENT;
 	struct evq_reg *r = evq__reg_get(q, id);
@@ -594,7 +639,7 @@ int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
 		goto out;
 	evq__unlink(q, r);
 	r->pend_data = 0;
-	r->flags = (r->flags & ~EVQ_R_PUBLIC) | flags;
+	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 	rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
 out:
 	unlock(q);
@@ -604,8 +649,9 @@ out:
 int evq_add_user(struct evq *q, uint64_t cookie)
 {
 	struct evq_reg *r;
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	lock(q);
 	int id = evq__reg_new(q, EVQ_KIND_USER, NULL, 0, cookie, -1, &r);
 	unlock(q);
@@ -614,8 +660,9 @@ int evq_add_user(struct evq *q, uint64_t cookie)
 
 int evq_trigger(struct evq *q, int id)
 {
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	if (id < 0)
 		return -ENOENT;
 	int saved = errno, rc = -ENOENT;
@@ -638,8 +685,9 @@ int evq_trigger(struct evq *q, int id)
 
 int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
 {
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	lock(q);
 	int rc = -ENOENT;
 	struct evq_reg *r = evq__reg_get(q, id);
@@ -653,7 +701,7 @@ int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
 	if (events != 0 || (flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
 		goto out;
 	uint32_t old = r->flags;
-	r->flags = (r->flags & ~(EVQ_ONESHOT | EVQ_DISABLED)) | flags;
+	r->flags = (r->flags & ~(EVQ_ONESHOT | EVQ_DISABLED | EVQ_R_SPENT)) | flags;
 	rc = 0;
 	if (r->ops && r->ops->mod) {
 		rc = r->ops->mod(q, r, old);
@@ -673,8 +721,9 @@ out:
 
 int evq_del(struct evq *q, int id)
 {
-	if (!q)
-		return -EINVAL;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
 	lock(q);
 	struct evq_reg *r = evq__reg_get(q, id);
 	if (r) {
@@ -712,7 +761,7 @@ static int deliver_pending(struct evq *q, struct evq_event *out, int max)
 		fill(q, &out[n++], r, r->pend_events, r->pend_data);
 		r->pend_data = 0;
 		if (r->flags & EVQ_ONESHOT)
-			r->flags |= EVQ_DISABLED;
+			r->flags |= EVQ_DISABLED | EVQ_R_SPENT;
 		if ((r->flags & EVQ_R_ALWAYS) &&
 		    !(r->flags & (EVQ_EDGE | EVQ_ONESHOT)))
 			/* level: ready again, but only after the next kernel
@@ -759,8 +808,8 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 		if (r->ops && r->ops->ready && !r->ops->ready(q, r, ev, &out[n]))
 			continue;
 		n++;
-		if (r->flags & EVQ_ONESHOT)
-			r->flags |= EVQ_DISABLED; /* the kernel disarmed it */
+		if (r->flags & EVQ_ONESHOT) /* the kernel disarmed it */
+			r->flags |= EVQ_DISABLED | EVQ_R_SPENT;
 	}
 	return n;
 }
@@ -779,6 +828,21 @@ static int64_t sat_add(int64_t a, int64_t b)
 	return (b > 0 && a > INT64_MAX - b) ? INT64_MAX : a + b;
 }
 
+/* After a waiter took its events: if others sleep and work is left for them
+ * (pending beyond this caller's max, or armed timers nobody's timeout
+ * covers), end one of their sleeps - one, not all. */
+static void pass_on(struct evq *q)
+{
+	if (atomic_load(&q->sleepers) == 0)
+		return;
+	int timers = 0;
+	for (int i = 0; i < EVQ_NCLOCKS; i++)
+		timers |= q->heap[i].n > 0;
+	if (q->pend_head >= 0 || atomic_load(&q->post_head) >= 0 ||
+	    (timers && q->keeper_deadline == INT64_MAX))
+		evq__kick(q);
+}
+
 int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
@@ -786,34 +850,49 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	int64_t next_timer, end = 0;
 	if (!q || !out || max <= 0)
 		return -EINVAL;
+	if (evq__forked(q))
+		return -ECHILD;
 	if (timeout_ns > 0)
 		end = sat_add(evq__now(0), timeout_ns);
 
 	lock(q);
 	int n = collect(q, out, max, &next_timer);
 	while (n == 0) {
-		int64_t t;
+		int64_t t, keep = INT64_MAX;
 		if (q->again_head >= 0 || timeout_ns == 0)
 			t = 0;
 		else if (timeout_ns < 0)
 			t = -1;
 		else if ((t = end - evq__now(0)) < 0)
 			t = 0;
-		if (next_timer >= 0 && (t < 0 || next_timer < t))
-			t = next_timer;
+		if (next_timer >= 0 && t != 0) {
+			/* Wake for the nearest timer only if no other sleeper
+			 * already does: idle waiters do not all wake per tick. */
+			int64_t dl = sat_add(evq__now(0), next_timer);
+			if (dl < q->keeper_deadline) {
+				q->keeper_deadline = keep = dl;
+				if (t < 0 || next_timer < t)
+					t = next_timer;
+			}
+		}
 
 		atomic_fetch_add(&q->sleepers, 1);             /* W1 */
 		if (atomic_load(&q->post_head) >= 0) {         /* W2 */
 			atomic_fetch_sub(&q->sleepers, 1);
+			if (keep == q->keeper_deadline)
+				q->keeper_deadline = INT64_MAX;
 			n = collect(q, out, max, &next_timer);
 			continue;
 		}
 		unlock(q);
-		int batch = max < q->max_batch ? max : q->max_batch;
-		int k = q->backend->wait(q, t, sigmask, ready, batch); /* W3 */
+		int woken, batch = max < q->max_batch ? max : q->max_batch;
+		int k = q->backend->wait(q, t, sigmask, ready, batch, &woken); /* W3 */
 		atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
-		atomic_store(&q->wake_sent, 0);
+		if (woken)
+			atomic_store(&q->wake_sent, 0);
 		lock(q);
+		if (keep != INT64_MAX && keep == q->keeper_deadline)
+			q->keeper_deadline = INT64_MAX;
 
 		if (k > 0)
 			n = harvest(q, ready, k, out);
@@ -827,6 +906,39 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 			break;
 		}
 	}
+	pass_on(q);
 	unlock(q);
 	return n;
+}
+
+int evq_requeue(struct evq *q, const struct evq_event *ev)
+{
+	if (!q || !ev)
+		return -EINVAL;
+	if (evq__forked(q))
+		return -ECHILD;
+	lock(q);
+	int rc = -ENOENT;
+	struct evq_reg *r = evq__reg_get(q, ev->id);
+	if (!r || evq_reg_kind(atomic_load(&r->state)) != ev->kind ||
+	    r->cookie != ev->cookie)
+		goto out; /* deleted since: the event is gone with it */
+	rc = 0;
+	if (ev->kind == EVQ_KIND_MASK)
+		r->pend_data |= ev->data;
+	else if (ev->kind == EVQ_KIND_WORD)
+		r->pend_data = ev->data;
+	else
+		r->pend_data += ev->data;
+	r->pend_events |= ev->events;
+	/* A fired oneshot gives its event back too; one the caller disabled
+	 * keeps it parked until enabled. */
+	if (r->list == EVQ_LIST_NONE &&
+	    (!(r->flags & EVQ_DISABLED) || (r->flags & EVQ_R_SPENT))) {
+		evq__link(q, r, EVQ_LIST_PENDING);
+		evq__kick(q);
+	}
+out:
+	unlock(q);
+	return rc;
 }

@@ -41,6 +41,7 @@
 #define EVQ_R_DEFUNCT 0x0200u /* fd closed (number reused): silent */
 #define EVQ_R_FIRED   0x0400u /* one-shot timer has expired */
 #define EVQ_R_ZOMBIE  0x0800u /* deleted while on the post stack */
+#define EVQ_R_SPENT   0x1000u /* oneshot fired: disabled until evq_mod */
 
 /* ctl word of the lock-free post path. */
 #define EVQ_CTL_TAG_SHIFT 40
@@ -136,7 +137,21 @@ struct evq {
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
 	_Atomic int sleepers;          /* threads inside backend->wait() */
 	_Atomic int wake_sent;         /* a wake() is on its way */
+	/* Many waiters: only the sleeper(s) whose timeout covers the nearest
+	 * timer wake for it; this is the earliest deadline (monotonic ns) a
+	 * sleeper covers, INT64_MAX if none. */
+	int64_t keeper_deadline;
+
+	unsigned fork_gen;             /* evq__fork_gen when created */
 };
+
+/* Incremented in the child of every fork() (pthread_atfork).  A queue whose
+ * fork_gen differs was inherited: it may only be freed. */
+extern _Atomic unsigned evq__fork_gen;
+static inline int evq__forked(const struct evq *q)
+{
+	return atomic_load_explicit(&evq__fork_gen, memory_order_relaxed) != q->fork_gen;
+}
 
 static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
 {
@@ -153,7 +168,8 @@ static inline uint64_t evq_token(uint32_t state, uint32_t idx)
 	return (uint64_t)evq_reg_gen(state) << 32 | idx;
 }
 
-/* core (evq.c), all "_locked" ones need q->lock held */
+/* core (evq.c); "locked" ones need q->lock held */
+int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
 int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
 		 uint32_t flags, uint64_t cookie, int32_t ident,
 		 struct evq_reg **out);   /* -> id; locked */

@@ -1,0 +1,134 @@
+/*
+ * futex.h - raw futex system calls for word.c, sem.c, latch.c and watch.c.
+ *
+ * Every wrapper returns 0/a count or -errno and preserves errno, so the
+ * wake paths stay async-signal-safe (evq_latch_set, evq_sem_post, evq_wake
+ * may run in a signal handler).  Words are 32-bit and must be 4-byte
+ * aligned; "shared" selects the process-shared key (inode/offset of the
+ * mapping) instead of the private one (mm/address): a waiter and a waker
+ * must agree on it, or the wake goes to nobody.
+ *
+ * Debian 12's headers predate futex2: the constants below are defined here
+ * where <linux/futex.h> lacks them (values from the kernel ABI).
+ */
+#ifndef EVQ_FUTEX_H
+#define EVQ_FUTEX_H
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#ifndef SYS_futex_wake
+#define SYS_futex_wake 454
+#endif
+#ifndef SYS_futex_wait
+#define SYS_futex_wait 455
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX2_PRIVATE
+#define FUTEX2_PRIVATE 128
+#endif
+#ifndef FUTEX_WAITV_MAX
+#define FUTEX_WAITV_MAX 128
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+#endif
+
+/* struct futex_waitv arrived in <linux/futex.h> with kernel 5.16 headers;
+ * Debian 12 has it.  Older headers: declare the ABI layout ourselves. */
+#ifndef FUTEX_32
+struct futex_waitv {
+	uint64_t val;
+	uint64_t uaddr;
+	uint32_t flags;
+	uint32_t __reserved;
+};
+#endif
+
+/* Relaxed-enough atomics on plain uint32_t words living in user structs
+ * (the public header cannot use _Atomic: it must also compile as C++). */
+#define evq_ld(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define evq_st(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define evq_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define evq_sub(p, v) __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)
+#define evq_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+#define evq_and(p, v) __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
+#define evq_cas(p, expp, v)                                                   \
+	__atomic_compare_exchange_n((p), (expp), (v), 0, __ATOMIC_SEQ_CST,   \
+				    __ATOMIC_SEQ_CST)
+
+static inline int evq_word_ok(const void *addr)
+{
+	return addr && ((uintptr_t)addr & 3) == 0;
+}
+
+static inline long evq_sys_errno(long rc, int saved)
+{
+	long r = rc < 0 ? -(long)errno : rc;
+	errno = saved;
+	return r;
+}
+
+/* Wakes up to n waiters of addr (n <= INT_MAX).  Returns the number woken. */
+static inline int evq_futex_wake(uint32_t *addr, int n, int shared)
+{
+	int saved = errno;
+	long rc = syscall(SYS_futex, addr,
+			  shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, n, NULL,
+			  NULL, 0);
+	return (int)evq_sys_errno(rc, saved);
+}
+
+/* Sleeps while *addr == val, until woken or the absolute CLOCK_MONOTONIC
+ * deadline (NULL: none).  0 when woken (or spuriously), -EAGAIN when *addr
+ * != val, -ETIMEDOUT, -EINTR. */
+static inline int evq_futex_wait(uint32_t *addr, uint32_t val,
+				 const struct timespec *deadline, int shared)
+{
+	int saved = errno;
+	long rc = syscall(SYS_futex, addr,
+			  (shared ? FUTEX_WAIT_BITSET
+				  : FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG),
+			  val, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+	return (int)evq_sys_errno(rc, saved);
+}
+
+/* Waits for any of n (<= FUTEX_WAITV_MAX) words.  Returns the index of the
+ * word that was woken, -EAGAIN if one of them did not hold its value,
+ * -ETIMEDOUT (absolute CLOCK_MONOTONIC deadline), -EINTR, -ENOSYS. */
+static inline int evq_futex_waitv(struct futex_waitv *w, unsigned n,
+				  const struct timespec *deadline)
+{
+	int saved = errno;
+	long rc = syscall(SYS_futex_waitv, w, n, 0, deadline,
+			  (long)CLOCK_MONOTONIC);
+	return (int)evq_sys_errno(rc, saved);
+}
+
+static inline uint32_t evq_waitv_flags(int shared)
+{
+	return FUTEX2_SIZE_U32 | (shared ? 0 : FUTEX2_PRIVATE);
+}
+
+/* Absolute CLOCK_MONOTONIC deadline timeout_ns from now (timeout_ns >= 0). */
+static inline struct timespec evq_deadline(int64_t timeout_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ns = ts.tv_nsec + timeout_ns % 1000000000;
+	ts.tv_sec += (time_t)(timeout_ns / 1000000000 + ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return ts;
+}
+
+#endif /* EVQ_FUTEX_H */

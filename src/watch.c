@@ -1,0 +1,350 @@
+/*
+ * watch.c - the futex watcher: word waits for backends that cannot wait on
+ * memory (epoll has no futex file descriptor).
+ *
+ * A queue that watches words owns one or more helper threads, each
+ * sleeping in futex_waitv() over up to 127 words plus its own control word
+ * (ctl).  When a wait returns, the thread calls each active item's check()
+ * under its mutex (mu); check() reads the word and posts into the queue
+ * with evq__post(), which is lock-free.  The thread never takes q->lock, so
+ * a caller holding q->lock may wait for it.
+ *
+ * Protocol (model/word.pml, steps named there):
+ *   owner (q->lock held)                 watcher thread
+ *   O1 lock mu; change the item table;    X1 lock mu after futex_waitv()
+ *      ctl++ ; unlock mu                  X2 a wake taken for a word no item
+ *   O2 futex_wake(ctl)                       wants any more is passed on
+ *   O3 (detach only) wait under mu until  X3 check() every active item
+ *      acked >= the ctl value of O1       X4 c = ctl; build the vector from
+ *                                            the table, ctl expected == c;
+ *                                            acked = c; unlock mu
+ *                                         X5 futex_waitv(vector)
+ * No change is missed: a change made after X4 read ctl makes ctl != c, so
+ * X5 returns at once (-EAGAIN) and the thread rebuilds.  No word change is
+ * missed: X5 sleeps only while every word holds its expected value (the
+ * kernel checks atomically with queueing), and X3 runs after every return.
+ * After O3 the thread has rebuilt without the item, so neither the item nor
+ * the word's memory is touched again; a wake that X5 took for a detached or
+ * idle word is handed on to another waiter of that word (X2), so no waiter
+ * loses a wake-up to a watcher that no longer wanted it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "futex.h"
+#include "watch.h"
+
+#define WATCH_WORDS (FUTEX_WAITV_MAX - 1) /* one slot is the ctl word */
+
+struct evq_watch_thread {
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t ctl;    /* futex word, bumped by every table change (atomic) */
+	uint32_t acked;  /* (mu) ctl value the current vector was built for */
+	int stop;        /* (mu) */
+	int nitems;      /* (mu) */
+	struct evq_watch_item *items[WATCH_WORDS]; /* (mu) */
+	/* the thread's own, outside mu: the vector it sleeps on */
+	struct futex_waitv vec[FUTEX_WAITV_MAX];
+	struct evq_watch_item *vitem[FUTEX_WAITV_MAX];
+};
+
+/* The watchers of one queue.  Guarded by q->lock (every caller holds it);
+ * the registry list itself by registry_mu.  struct evq has no field for
+ * it, so the registry maps queue -> watchers. */
+struct evq_watch {
+	struct evq *q;
+	struct evq_watch *next;
+	struct evq_watch_thread **thr;
+	int nthr, cap;
+	int nitems;
+};
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct evq_watch *registry;
+
+static struct evq_watch *watch_find(struct evq *q, int create)
+{
+	struct evq_watch *w;
+	pthread_mutex_lock(&registry_mu);
+	for (w = registry; w; w = w->next)
+		if (w->q == q)
+			break;
+	if (!w && create && (w = calloc(1, sizeof *w)) != NULL) {
+		w->q = q;
+		w->next = registry;
+		registry = w;
+	}
+	pthread_mutex_unlock(&registry_mu);
+	return w;
+}
+
+static void watch_forget(struct evq_watch *w)
+{
+	pthread_mutex_lock(&registry_mu);
+	for (struct evq_watch **p = &registry; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&registry_mu);
+	free(w->thr);
+	free(w);
+}
+
+/* Is it still in t's table and active?  (mu held) */
+static int wanted(struct evq_watch_thread *t, struct evq_watch_item *it)
+{
+	return it->thr == t && it->slot >= 0 && it->slot < t->nitems &&
+	       t->items[it->slot] == it && it->active;
+}
+
+static void *watch_main(void *arg)
+{
+	struct evq_watch_thread *t = arg;
+	int rc = -EAGAIN;
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&t->mu);               /* X1 */
+	while (!t->stop) {
+		/* X2: the kernel woke our wait on word rc; if no item wants
+		 * it now (detached or idle meanwhile), hand the wake on. */
+		if (rc > 0 && (uint32_t)rc < n && !wanted(t, t->vitem[rc]))
+			evq_futex_wake((uint32_t *)(uintptr_t)t->vec[rc].uaddr, 1,
+				       !(t->vec[rc].flags & FUTEX2_PRIVATE));
+		/* X3 */
+		for (int i = 0; i < t->nitems; i++) {
+			struct evq_watch_item *it = t->items[i];
+			int woken = rc > 0 && (uint32_t)rc < n && t->vitem[rc] == it;
+			if (it->active && !it->check(it, woken))
+				it->active = 0;
+		}
+		/* X4 */
+		uint32_t c = evq_ld(&t->ctl);
+		n = 0;
+		t->vec[n] = (struct futex_waitv){
+			.val = c, .uaddr = (uintptr_t)&t->ctl,
+			.flags = evq_waitv_flags(0) };
+		t->vitem[n++] = NULL;
+		for (int i = 0; i < t->nitems; i++) {
+			struct evq_watch_item *it = t->items[i];
+			if (!it->active)
+				continue;
+			t->vec[n] = (struct futex_waitv){
+				.val = it->expected, .uaddr = (uintptr_t)it->addr,
+				.flags = evq_waitv_flags(it->shared) };
+			t->vitem[n++] = it;
+		}
+		t->acked = c;
+		pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+		rc = evq_futex_waitv(t->vec, n, NULL);    /* X5 */
+		pthread_mutex_lock(&t->mu);               /* X1 */
+	}
+	t->acked = evq_ld(&t->ctl);
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+/* O1 done by the caller (mu held): bump ctl and return the new value. */
+static uint32_t ctl_bump(struct evq_watch_thread *t)
+{
+	return evq_add(&t->ctl, 1) + 1;
+}
+
+/* O2 (mu may be held: the thread's X1 then just waits for it). */
+static void ctl_wake(struct evq_watch_thread *t)
+{
+	evq_futex_wake(&t->ctl, 1, 0);
+}
+
+/* O3: wait until the thread's vector reflects ctl value c.  mu held. */
+static void ctl_wait_ack(struct evq_watch_thread *t, uint32_t c)
+{
+	while ((int32_t)(t->acked - c) < 0)
+		pthread_cond_wait(&t->cv, &t->mu);
+}
+
+static struct evq_watch_thread *thread_start(void)
+{
+	struct evq_watch_thread *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+
+	/* The thread never runs signal handlers: signals belong to the
+	 * application's threads. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024 > PTHREAD_STACK_MIN
+					 ? 64 * 1024 : PTHREAD_STACK_MIN);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&t->tid, &attr, watch_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pthread_cond_destroy(&t->cv);
+		pthread_mutex_destroy(&t->mu);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void thread_stop(struct evq_watch_thread *t)
+{
+	pthread_mutex_lock(&t->mu);
+	t->stop = 1;
+	ctl_bump(t);
+	pthread_mutex_unlock(&t->mu);
+	ctl_wake(t);
+	pthread_join(t->tid, NULL);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+static int attach(struct evq *q, struct evq_watch_item *it)
+{
+	struct evq_watch *w = watch_find(q, 1);
+	struct evq_watch_thread *t = NULL;
+	if (!w)
+		return -ENOMEM;
+	for (int i = 0; i < w->nthr && !t; i++)
+		if (w->thr[i]->nitems < WATCH_WORDS)
+			t = w->thr[i]; /* nitems only changes under q->lock */
+	if (!t) {
+		if (w->nthr == w->cap) {
+			int cap = w->cap ? 2 * w->cap : 4;
+			void *p = realloc(w->thr, (size_t)cap * sizeof *w->thr);
+			if (!p)
+				goto fail;
+			w->thr = p;
+			w->cap = cap;
+		}
+		if (!(t = thread_start()))
+			goto fail;
+		w->thr[w->nthr++] = t;
+	}
+	pthread_mutex_lock(&t->mu);
+	it->thr = t;
+	it->slot = t->nitems;
+	it->active = 0;
+	t->items[t->nitems++] = it;
+	pthread_mutex_unlock(&t->mu);
+	w->nitems++;
+	return 0;
+fail:
+	if (w->nitems == 0 && w->nthr == 0)
+		watch_forget(w);
+	return w->nthr ? -ENOMEM : -EAGAIN;
+}
+
+int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
+		   uint32_t expected, int oneshot)
+{
+	if (!it->thr) {
+		int rc = attach(q, it);
+		if (rc < 0)
+			return rc;
+	}
+	struct evq_watch_thread *t = it->thr;
+	pthread_mutex_lock(&t->mu);               /* O1 */
+	it->expected = expected;
+	it->oneshot = oneshot;
+	it->active = 1;
+	ctl_bump(t);
+	pthread_mutex_unlock(&t->mu);
+	ctl_wake(t);                              /* O2 */
+	return 0;
+}
+
+int evq__watch_idle(struct evq *q, struct evq_watch_item *it)
+{
+	(void)q;
+	struct evq_watch_thread *t = it->thr;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->mu);               /* O1 */
+	int was = it->active;
+	it->active = 0;
+	if (was)
+		ctl_bump(t);
+	pthread_mutex_unlock(&t->mu);
+	if (was)
+		ctl_wake(t);                      /* O2 */
+	return was;
+}
+
+int evq__watch_detach(struct evq *q, struct evq_watch_item *it)
+{
+	struct evq_watch_thread *t = it->thr;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->mu);               /* O1 */
+	int was = it->active;
+	it->active = 0;
+	int last = --t->nitems;
+	if (it->slot != last) {
+		t->items[it->slot] = t->items[last];
+		t->items[it->slot]->slot = it->slot;
+	}
+	t->items[last] = NULL;
+	it->slot = -1;
+	uint32_t c = ctl_bump(t);
+	ctl_wake(t);                              /* O2 */
+	ctl_wait_ack(t, c);                       /* O3 */
+	pthread_mutex_unlock(&t->mu);
+	it->thr = NULL;
+
+	struct evq_watch *w = watch_find(q, 0);
+	if (w && --w->nitems == 0) {
+		/* the queue watches nothing more: stop its threads */
+		for (int i = 0; i < w->nthr; i++)
+			thread_stop(w->thr[i]);
+		watch_forget(w);
+	}
+	return was;
+}
+
+/* Native backend or watcher. */
+int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
+		  uint32_t expected, int oneshot)
+{
+	if (q->backend->word_arm) {
+		it->expected = expected;
+		it->oneshot = oneshot;
+		it->active = 1;
+		return q->backend->word_arm(q, r);
+	}
+	return evq__watch_arm(q, it, expected, oneshot);
+}
+
+int evq__word_idle(struct evq *q, struct evq_reg *r, struct evq_watch_item *it)
+{
+	if (q->backend->word_arm) {
+		int was = it->active;
+		it->active = 0;
+		if (was && q->backend->word_disarm)
+			q->backend->word_disarm(q, r);
+		return was;
+	}
+	return evq__watch_idle(q, it);
+}
+
+int evq__word_detach(struct evq *q, struct evq_reg *r,
+		     struct evq_watch_item *it)
+{
+	if (q->backend->word_arm)
+		return evq__word_idle(q, r, it);
+	return evq__watch_detach(q, it);
+}

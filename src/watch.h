@@ -1,0 +1,67 @@
+/*
+ * watch.h - the futex watcher (watch.c): helper threads that wait on
+ * memory words for a queue whose backend cannot (epoll), and the interface
+ * word.c, sem.c and latch.c use to arm a word either natively
+ * (backend->word_arm) or through a watcher.  Not installed.
+ */
+#ifndef EVQ_WATCH_H
+#define EVQ_WATCH_H
+
+#include <stdint.h>
+
+#include "internal.h"
+
+struct evq_watch_thread;
+
+/* One watched word.  The owner (word.c, sem.c, latch.c) embeds it in its
+ * registration state and fills addr, shared and check before the first
+ * arm; the rest belongs to watch.c.  Fields marked (mu) are read and
+ * written only under the watching thread's mutex once attached. */
+struct evq_watch_item {
+	uint32_t *addr;
+	int shared;
+	/* Called by the watcher thread, with its mutex held, after every
+	 * wakeup while the item is active (woken: this word's kernel wait was
+	 * the one woken).  It must not take q->lock.  Returns 1 to keep
+	 * watching (with it->expected possibly updated), 0 to go idle until
+	 * the next evq__watch_arm(). */
+	int (*check)(struct evq_watch_item *it, int woken);
+	uint32_t expected;  /* (mu) sleep while *addr == expected */
+	int oneshot;        /* (mu) for check(): stop after one event */
+	int active;         /* (mu) in the watcher's wait set */
+	struct evq_watch_thread *thr; /* attached thread, NULL if none */
+	int slot;           /* (mu) index in thr's item table */
+};
+
+/* A native backend (backend->word_arm != NULL) gets the registration: its
+ * r->ext starts with a struct evq_watch_item.  It waits while *addr ==
+ * expected and, on completion, calls check(it, woken) with no lock held
+ * that check() needs, and waits again if check() returned 1 and the item
+ * is still armed.  The evq__word_*() calls below pick the backend or the
+ * watcher; word.c, sem.c and latch.c use only those. */
+int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
+		  uint32_t expected, int oneshot);
+int evq__word_idle(struct evq *q, struct evq_reg *r,
+		   struct evq_watch_item *it);
+int evq__word_detach(struct evq *q, struct evq_reg *r,
+		     struct evq_watch_item *it);
+
+/* All of these are called with q->lock held. */
+
+/* Starts (or restarts) watching it with `expected`; attaches it to one of
+ * the queue's watcher threads first, starting a thread if needed.
+ * Errors: -ENOMEM, -EAGAIN (no thread could be started). */
+int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
+		   uint32_t expected, int oneshot);
+
+/* Stops watching it for now; check() is not called again until the next
+ * arm.  Returns 1 if it was active. */
+int evq__watch_idle(struct evq *q, struct evq_watch_item *it);
+
+/* Detaches it for good.  When this returns, the watcher neither calls
+ * check() nor sleeps on the word: both it and the word may be freed.  The
+ * last detach of a queue stops its watcher threads.  Returns 1 if it was
+ * active. */
+int evq__watch_detach(struct evq *q, struct evq_watch_item *it);
+
+#endif /* EVQ_WATCH_H */
