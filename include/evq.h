@@ -210,6 +210,175 @@ int evq_requeue(struct evq *q, const struct evq_event *ev);
  * (nothing is unregistered, stolen or woken).  The child creates its own
  * queues with evq_new(). */
 
+/* ------------------------------------------------------------------ */
+/* Memory words, semaphores, latches                                    */
+/* ------------------------------------------------------------------ */
+
+/* Words are 32-bit, 4-byte aligned, and must stay mapped while anything
+ * waits on them.  A word is "private" (one process; threads share it) or,
+ * with EVQ_SHARED, "shared": memory mapped MAP_SHARED (memfd, shm_open,
+ * anonymous shared across fork), possibly at different addresses in each
+ * process.  Waiters and wakers of one word must agree on EVQ_SHARED: a
+ * shared wake does not reach private waiters and vice versa.
+ *
+ * On a backend without native word waits (epoll), a registration of the
+ * kinds below is watched by a helper thread of the queue (one per 127
+ * words) that sleeps in futex_waitv and posts into the queue.  Such a
+ * registration holds a kernel wait on the word: it takes its share of
+ * wake-ups like any waiter (a wake it does not need is passed on). */
+
+/* An event when the word at addr was woken (evq_wake(), FUTEX_WAKE, or the
+ * library noticed) and no longer holds `expected`; data = the value seen.
+ * Without EVQ_ONESHOT the registration then waits for the word to move
+ * away from the value seen, so each change is reported (changes while an
+ * event is pending coalesce: data is the latest value).  With EVQ_ONESHOT
+ * it fires once; evq_mod_word() re-arms it.  flags: EVQ_SHARED,
+ * EVQ_ONESHOT, EVQ_DISABLED.  ident in the event: -1.
+ * Errors: -EINVAL (NULL q, NULL or misaligned addr, bad flags), -ENOMEM,
+ * -EAGAIN (helper thread could not be started), -ENOSPC. */
+int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
+		 uint32_t flags, uint64_t cookie);
+
+/* Re-arms word registration id: wait again until the word no longer holds
+ * `expected`.  flags: EVQ_ONESHOT (kept or dropped), EVQ_DISABLED;
+ * EVQ_SHARED must match the registration.  An event already pending is
+ * still delivered.  Errors: -ENOENT (unknown id or not a word), -EINVAL. */
+int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags);
+
+/* Wakes up to n (>= 1; INT_MAX for all) threads, processes or queues
+ * waiting on the word at addr; no queue needed.  flags: EVQ_SHARED or 0.
+ * Returns the number of waiters woken.  Async-signal-safe, preserves
+ * errno.  Errors: -EINVAL (NULL/misaligned addr, n < 1, bad flags). */
+int evq_wake(uint32_t *addr, int n, uint32_t flags);
+
+/* One word of evq_waitv(). */
+struct evq_waitv {
+	uint32_t *addr;    /* 4-byte aligned */
+	uint32_t expected; /* sleep while *addr == expected */
+	uint32_t flags;    /* EVQ_SHARED or 0 */
+};
+
+#define EVQ_WAITV_MAX 128 /* words per evq_waitv() call */
+
+/* Waits until one of the n words is woken or does not hold its expected
+ * value, and returns its index (the lowest one that differs, when the
+ * values already differ on entry).  timeout_ns < 0 waits forever, 0 only
+ * checks, > 0 waits that long (relative, CLOCK_MONOTONIC); with
+ * flags = EVQ_ABSTIME it is an absolute CLOCK_MONOTONIC time (one in the
+ * past only checks).  A word woken without changing (a spurious or
+ * "check again" wake) is returned too: re-check the value.
+ * Errors: -EINVAL (NULL words, n < 1, a bad address or flag), -E2BIG
+ * (n > EVQ_WAITV_MAX), -ETIMEDOUT, -EINTR (a signal handler ran), -ENOSYS
+ * (kernel without futex_waitv, before 5.16).  Thread-safe. */
+int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
+	      uint32_t flags);
+
+/* A counting semaphore: plain data, place it anywhere (in shared memory
+ * for EVQ_SHARED).  Fields are private; the magic field lets every call
+ * detect memory that was never initialised (-EINVAL).
+ *
+ * If a process dies while holding tokens (acquired through any call, or
+ * acquired by a queue on its behalf and not yet returned), those tokens
+ * are lost: nothing gives them back, so the count stays lower for good.
+ * A process that dies inside evq_sem_wait() may also take a wake-up with
+ * it; other waiters then only notice a token at the next post.  (Recovery
+ * of dead holders is planned, not done.) */
+struct evq_sem {
+	uint32_t magic;   /* EVQ_SEM_MAGIC once initialised */
+	uint32_t flags;   /* EVQ_SHARED or 0 */
+	uint32_t count;   /* tokens available; the futex word */
+	uint32_t waiters; /* sleepers on count (a hint for post) */
+};
+
+#define EVQ_SEM_MAGIC 0x65736d01u /* "esm", version 1 */
+#define EVQ_SEM_MAX 0x7fffffffu   /* most tokens a semaphore holds */
+
+/* Initialises s with count tokens.  flags: EVQ_SHARED (other processes map
+ * it) or 0.  Do not call while s is in use.
+ * Errors: -EINVAL (NULL/misaligned s, count > EVQ_SEM_MAX, bad flags). */
+int evq_sem_init(struct evq_sem *s, uint32_t count, uint32_t flags);
+
+/* Takes one token without waiting.  -EAGAIN if none; -EINVAL (NULL,
+ * misaligned or uninitialised s).  Lock-free, async-signal-safe. */
+int evq_sem_trywait(struct evq_sem *s);
+
+/* Takes one token, waiting up to timeout_ns (< 0 forever, 0 = trywait).
+ * Errors: -ETIMEDOUT, -EINTR (a signal handler ran while it slept),
+ * -EINVAL. */
+int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns);
+
+/* Returns n >= 1 tokens and wakes at most n waiters (threads in
+ * evq_sem_wait() or queues), with no system call when nobody waits.
+ * Errors: -EINVAL (bad s, n < 1), -EOVERFLOW (the count would exceed
+ * EVQ_SEM_MAX; nothing posted).  Lock-free, async-signal-safe, preserves
+ * errno. */
+int evq_sem_post(struct evq_sem *s, uint32_t n);
+
+/* Tokens available now (a snapshot), or -EINVAL. */
+int evq_sem_value(const struct evq_sem *s);
+
+/* An event that means the caller now holds one token of s: the queue
+ * acquired it on the caller's behalf (data = 1).  One token per event; the
+ * next one is acquired only after the event was handed out by evq_wait(),
+ * so a queue holds at most one undelivered token, and competing queues and
+ * threads never fight over a token they cannot use.  The caller returns
+ * the token with evq_sem_post() when done.  evq_del() (or evq_free()) gives
+ * back a token acquired but not yet delivered.  evq_mod() may set
+ * EVQ_ONESHOT or EVQ_DISABLED (a disabled registration acquires nothing
+ * more; a token it already holds waits for it to be enabled or deleted).
+ * Errors: -EINVAL (NULL q, bad or uninitialised s), -ENOMEM,
+ * -EAGAIN, -ENOSPC. */
+int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie);
+
+/* A latch (PostgreSQL's): a flag that any thread, process or signal
+ * handler sets to wake its owner; the owner waits for it and resets it.
+ * Plain data, place it anywhere (shared memory for EVQ_SHARED).  Fields are
+ * private; state counts the times it was set so that a set after a reset
+ * is never mistaken for the one before. */
+struct evq_latch {
+	uint32_t magic;   /* EVQ_LATCH_MAGIC once initialised */
+	uint32_t flags;   /* EVQ_SHARED or 0 */
+	uint32_t state;   /* bit 0: set; bits 1..31: times set; futex word */
+	uint32_t waiters; /* sleepers on state */
+};
+
+#define EVQ_LATCH_MAGIC 0x656c7401u /* "elt", version 1 */
+
+/* Initialises l, not set.  flags: EVQ_SHARED or 0.
+ * Errors: -EINVAL (NULL/misaligned l, bad flags). */
+int evq_latch_init(struct evq_latch *l, uint32_t flags);
+
+/* Sets l and wakes everything waiting for it.  Setting a latch that is
+ * already set makes no system call, nor does setting one nobody waits
+ * for.  Async-signal-safe, lock-free, preserves errno; callable from any
+ * thread or process.  Errors: -EINVAL (bad or uninitialised l). */
+int evq_latch_set(struct evq_latch *l);
+
+/* Sets n latches (n >= 0), waking each one's waiters; latches already set
+ * cost nothing.  Linux has no batched wake: one system call per latch that
+ * has waiters.  Every latch is checked before any is set: -EINVAL (NULL
+ * array or a bad latch) sets none.  Async-signal-safe. */
+int evq_latch_set_many(struct evq_latch *const *latches, int n);
+
+/* Clears l (the owner does this before checking for work, then waits).
+ * Errors: -EINVAL.  Async-signal-safe. */
+int evq_latch_reset(struct evq_latch *l);
+
+/* 1 if l is set, 0 if not, -EINVAL. */
+int evq_latch_is_set(const struct evq_latch *l);
+
+/* Waits until l is set (returns at once if it is; does not reset it).
+ * timeout_ns < 0 forever, 0 only checks.  Returns 0, -ETIMEDOUT, -EINTR
+ * (a signal handler ran), -EINVAL. */
+int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns);
+
+/* An event each time l becomes set (data = 1; sets while an event is
+ * pending coalesce).  A latch set when registered fires at once.  A latch
+ * that stays set fires once: reset it, and the next set fires again.
+ * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED.  Errors: -EINVAL,
+ * -ENOMEM, -EAGAIN, -ENOSPC. */
+int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
+
 #ifdef __cplusplus
 }
 #endif

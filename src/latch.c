@@ -1,0 +1,268 @@
+/*
+ * latch.c - PostgreSQL-style latches in (possibly shared) memory, and
+ * evq_add_latch.
+ *
+ * state: bit 0 = set, bits 1..31 = how many times it was set (wrapping).
+ * Counting the sets lets a waiter that saw state v sleep on v exactly: a
+ * set after a reset changes the word even though the set bit looks the
+ * same as before the reset, so no set is mistaken for an older one.
+ *
+ * Protocol (model/latch.pml; every access is seq_cst):
+ *   setter (evq_latch_set)            waiter (evq_latch_wait, or a queue)
+ *   L1 v = state; if set: done        A1 waiters++
+ *      (no system call)               A2 v = state; if set: done
+ *   L2 CAS(v, (v + 2) | 1)            A3 futex_wait(state, v): sleeps only
+ *   L3 if waiters > 0:                   while state == v (kernel checks)
+ *      futex_wake(state, all)         A4 go to A2; waiters-- when leaving
+ * No set missed: A1 precedes A3's check and L2 precedes L3's load, so A3
+ * sees the new state or L3 sees the waiter and wakes it.
+ * The owner resets (R1: state &= ~1) without any wake: nobody waits for a
+ * latch to become unset.
+ *
+ * A queue registration keeps A1 for as long as it is armed; its watcher
+ * check() is A2 with "done" replaced by "post an event, then expect the
+ * state just seen": the next event needs another L2.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "futex.h"
+#include "watch.h"
+
+#define SET 1u
+
+static int latch_ok(const struct evq_latch *l)
+{
+	return evq_word_ok(l) && evq_ld(&l->magic) == EVQ_LATCH_MAGIC &&
+	       (evq_ld(&l->flags) & ~EVQ_SHARED) == 0;
+}
+
+static int shared(const struct evq_latch *l)
+{
+	return !!(evq_ld(&l->flags) & EVQ_SHARED);
+}
+
+int evq_latch_init(struct evq_latch *l, uint32_t flags)
+{
+	if (!evq_word_ok(l) || (flags & ~EVQ_SHARED))
+		return -EINVAL;
+	evq_st(&l->magic, 0);
+	evq_st(&l->flags, flags);
+	evq_st(&l->state, 0);
+	evq_st(&l->waiters, 0);
+	evq_st(&l->magic, EVQ_LATCH_MAGIC);
+	return 0;
+}
+
+/* L1..L3; l is valid. */
+static void set_one(struct evq_latch *l)
+{
+	uint32_t v = evq_ld(&l->state);
+	do
+		if (v & SET)
+			return;                           /* L1 */
+	while (!evq_cas(&l->state, &v, (v + 2) | SET));   /* L2 */
+	if (evq_ld(&l->waiters) > 0)                      /* L3 */
+		evq_futex_wake(&l->state, INT_MAX, shared(l));
+}
+
+int evq_latch_set(struct evq_latch *l)
+{
+	if (!latch_ok(l))
+		return -EINVAL;
+	set_one(l);
+	return 0;
+}
+
+int evq_latch_set_many(struct evq_latch *const *latches, int n)
+{
+	if (n < 0 || (n > 0 && !latches))
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		if (!latch_ok(latches[i]))
+			return -EINVAL;
+	for (int i = 0; i < n; i++)
+		set_one(latches[i]);
+	return 0;
+}
+
+int evq_latch_reset(struct evq_latch *l)
+{
+	if (!latch_ok(l))
+		return -EINVAL;
+	evq_and(&l->state, ~SET);                         /* R1 */
+	return 0;
+}
+
+int evq_latch_is_set(const struct evq_latch *l)
+{
+	if (!latch_ok(l))
+		return -EINVAL;
+	return (int)(evq_ld(&l->state) & SET);
+}
+
+int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
+{
+	if (!latch_ok(l))
+		return -EINVAL;
+	uint32_t v = evq_ld(&l->state);
+	if (v & SET)
+		return 0;
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
+	struct timespec dl, *dlp = NULL;
+	if (timeout_ns > 0) {
+		dl = evq_deadline(timeout_ns);
+		dlp = &dl;
+	}
+	int sh = shared(l), rc = 0;
+	evq_add(&l->waiters, 1);                          /* A1 */
+	for (;;) {
+		v = evq_ld(&l->state);                    /* A2 */
+		if (v & SET) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break; /* timed out or interrupted, and still unset */
+		int w = evq_futex_wait(&l->state, v, dlp, sh); /* A3 */
+		if (w < 0 && w != -EAGAIN)
+			rc = w; /* A4: check once more, then give up */
+	}
+	evq_sub(&l->waiters, 1);                          /* A4 */
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Through a queue                                                      */
+/* ------------------------------------------------------------------ */
+
+struct latch_reg {
+	struct evq_watch_item it; /* first: a native backend reads it */
+	struct evq *q;
+	struct evq_reg *r;
+	uint32_t tag;
+	struct evq_latch *l;
+	int waiting;              /* (q->lock) counted in l->waiters (A1) */
+};
+
+/* A2 in the watcher thread (watch.c X3). */
+static int latch_check(struct evq_watch_item *it, int woken)
+{
+	struct latch_reg *lr = (struct latch_reg *)it;
+	(void)woken;
+	if (!latch_ok(lr->l))
+		return 0; /* garbage: stop watching, never spin */
+	uint32_t v = evq_ld(&lr->l->state);
+	if (v == it->expected)
+		return 1;                                 /* A3 again */
+	it->expected = v;
+	if (v & SET) {
+		evq__post(lr->q, lr->r, lr->tag, 1);
+		if (it->oneshot)
+			return 0;
+	}
+	return 1;
+}
+
+/* One event per set; sets while one is pending coalesce. */
+static void latch_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+			 uint64_t bits)
+{
+	(void)q, (void)count, (void)bits;
+	r->pend_data = 1;
+}
+
+/* A1, then watch; a latch set now fires at once.  q->lock held. */
+static int latch_arm(struct evq *q, struct evq_reg *r, struct latch_reg *lr)
+{
+	if (!lr->waiting) {
+		evq_add(&lr->l->waiters, 1);              /* A1 */
+		lr->waiting = 1;
+	}
+	uint32_t v = evq_ld(&lr->l->state);
+	int rc = evq__word_arm(q, r, &lr->it, (v & SET) ? v ^ SET : v,
+			       !!(r->flags & EVQ_ONESHOT));
+	if (rc < 0) {
+		evq_sub(&lr->l->waiters, 1);
+		lr->waiting = 0;
+	}
+	return rc;
+}
+
+static void latch_stop(struct evq *q, struct evq_reg *r, struct latch_reg *lr,
+		       int detach)
+{
+	if (detach)
+		evq__word_detach(q, r, &lr->it);
+	else
+		evq__word_idle(q, r, &lr->it);
+	if (lr->waiting) {
+		evq_sub(&lr->l->waiters, 1);              /* A4 */
+		lr->waiting = 0;
+	}
+}
+
+static int latch_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+{
+	struct latch_reg *lr = r->ext;
+	(void)old_flags;
+	if (r->flags & EVQ_DISABLED) {
+		latch_stop(q, r, lr, 0);
+		return 0;
+	}
+	return latch_arm(q, r, lr);
+}
+
+static void latch_del(struct evq *q, struct evq_reg *r)
+{
+	struct latch_reg *lr = r->ext;
+	if (!lr)
+		return;
+	r->ext = NULL;
+	if (!evq__forked(q))
+		latch_stop(q, r, lr, 1);
+	free(lr);
+}
+
+static const struct evq_kind_ops latch_ops = {
+	.posted = latch_posted,
+	.del = latch_del,
+	.mod = latch_mod,
+};
+
+int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (!latch_ok(l))
+		return -EINVAL;
+	struct latch_reg *lr = calloc(1, sizeof *lr);
+	if (!lr)
+		return -ENOMEM;
+	lr->it.addr = &l->state;
+	lr->it.shared = shared(l);
+	lr->it.check = latch_check;
+	lr->it.slot = -1;
+	lr->q = q;
+	lr->l = l;
+
+	pthread_mutex_lock(&q->lock);
+	struct evq_reg *r;
+	int id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, 0, cookie, -1, &r);
+	if (id < 0) {
+		pthread_mutex_unlock(&q->lock);
+		free(lr);
+		return id;
+	}
+	lr->r = r;
+	lr->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	r->ext = lr;
+	int rc = latch_arm(q, r, lr);
+	if (rc < 0)
+		evq__reg_free(q, r);
+	pthread_mutex_unlock(&q->lock);
+	return rc < 0 ? rc : id;
+}

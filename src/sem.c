@@ -1,0 +1,289 @@
+/*
+ * sem.c - counting semaphores in (possibly shared) memory, and evq_add_sem:
+ * a queue acquires tokens on the caller's behalf.
+ *
+ * Protocol (model/sem.pml; every access is seq_cst):
+ *   taker (evq_sem_wait, or a queue)          poster (evq_sem_post)
+ *   S1 take: c = count; c > 0 && CAS(c, c-1)  P1 count += n (CAS, bounded)
+ *   S2 waiters++                              P2 if waiters > 0:
+ *   S3 take again (ok: waiters--, done)           futex_wake(count, n)
+ *   S4 futex_wait(count, 0): the kernel sleeps
+ *      only while count == 0, atomically with queueing
+ *   S5 waiters--; go to S1 (even after a timeout or a signal: a thread
+ *      that was woken tries once more before giving up)
+ * No lost wakeup: S2 precedes S4's check and P1 precedes P2's load, so
+ * either S4 sees count > 0 or P2 sees waiters > 0 and its wake reaches S4.
+ * No token lost or duplicated: tokens move only by CAS on count.
+ * A wake is never swallowed by a taker that leaves empty-handed while a
+ * token is there: the kernel reports "woken" over "timed out", and S5
+ * retries S1 first.
+ *
+ * A queue registration (evq_add_sem) runs the same steps: S1 at arm time
+ * (the fast path: no watcher involved when a token is free), S2 when it
+ * arms the watcher, S3/S5 in the watcher's check(), S4 in its futex_waitv.
+ * It holds at most one token not yet delivered: it re-arms only in the
+ * delivered hook (Q1), so one event is one token.  Deleting it gives back
+ * the token it holds (Q2).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "futex.h"
+#include "watch.h"
+
+static int sem_ok(const struct evq_sem *s)
+{
+	if (!evq_word_ok(s) || evq_ld(&s->magic) != EVQ_SEM_MAGIC)
+		return 0;
+	uint32_t f = evq_ld(&s->flags);
+	return (f & ~EVQ_SHARED) == 0;
+}
+
+static int shared(const struct evq_sem *s)
+{
+	return !!(evq_ld(&s->flags) & EVQ_SHARED);
+}
+
+int evq_sem_init(struct evq_sem *s, uint32_t count, uint32_t flags)
+{
+	if (!evq_word_ok(s) || count > EVQ_SEM_MAX || (flags & ~EVQ_SHARED))
+		return -EINVAL;
+	evq_st(&s->magic, 0);
+	evq_st(&s->flags, flags);
+	evq_st(&s->count, count);
+	evq_st(&s->waiters, 0);
+	evq_st(&s->magic, EVQ_SEM_MAGIC); /* last: the struct is complete */
+	return 0;
+}
+
+/* S1 */
+static int take(struct evq_sem *s)
+{
+	uint32_t c = evq_ld(&s->count);
+	for (;;) {
+		if (c == 0)
+			return -EAGAIN;
+		if (c > EVQ_SEM_MAX)
+			return -EINVAL; /* garbage */
+		if (evq_cas(&s->count, &c, c - 1))
+			return 0;
+	}
+}
+
+int evq_sem_trywait(struct evq_sem *s)
+{
+	if (!sem_ok(s))
+		return -EINVAL;
+	return take(s);
+}
+
+int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
+{
+	if (!sem_ok(s))
+		return -EINVAL;
+	int rc = take(s);                         /* S1 */
+	if (rc != -EAGAIN || timeout_ns == 0)
+		return rc;
+	struct timespec dl, *dlp = NULL;
+	if (timeout_ns > 0) {
+		dl = evq_deadline(timeout_ns);
+		dlp = &dl;
+	}
+	int sh = shared(s);
+	evq_add(&s->waiters, 1);                  /* S2 */
+	for (;;) {
+		rc = take(s);                     /* S3 */
+		if (rc != -EAGAIN)
+			break;
+		int w = evq_futex_wait(&s->count, 0, dlp, sh); /* S4 */
+		if (w < 0 && w != -EAGAIN) {
+			/* -ETIMEDOUT, -EINTR (or -EFAULT) */
+			rc = take(s);             /* S5: one last try */
+			if (rc == -EAGAIN)
+				rc = w;
+			break;
+		}
+	}
+	evq_sub(&s->waiters, 1);                  /* S5 */
+	return rc;
+}
+
+int evq_sem_post(struct evq_sem *s, uint32_t n)
+{
+	if (!sem_ok(s) || n < 1)
+		return -EINVAL;
+	uint32_t c = evq_ld(&s->count);
+	do {                                      /* P1 */
+		if (c > EVQ_SEM_MAX || n > EVQ_SEM_MAX - c)
+			return c > EVQ_SEM_MAX ? -EINVAL : -EOVERFLOW;
+	} while (!evq_cas(&s->count, &c, c + n));
+	if (evq_ld(&s->waiters) > 0)              /* P2 */
+		evq_futex_wake(&s->count, n > INT32_MAX ? INT32_MAX : (int)n,
+			       shared(s));
+	return 0;
+}
+
+int evq_sem_value(const struct evq_sem *s)
+{
+	if (!sem_ok(s))
+		return -EINVAL;
+	uint32_t c = evq_ld(&s->count);
+	return c > EVQ_SEM_MAX ? -EINVAL : (int)c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Through a queue                                                      */
+/* ------------------------------------------------------------------ */
+
+struct sem_reg {
+	struct evq_watch_item it; /* first: a native backend reads it */
+	struct evq *q;
+	struct evq_reg *r;
+	uint32_t tag;
+	struct evq_sem *s;
+	_Atomic int waiting;  /* counted in s->waiters (S2 done, S5 not) */
+	_Atomic int armed;    /* watching for a token (arm .. check) */
+};
+
+/* S3/S5 in the watcher thread (watch.c X3). */
+static int sem_check(struct evq_watch_item *it, int woken)
+{
+	struct sem_reg *sr = (struct sem_reg *)it;
+	(void)woken;
+	if (!sem_ok(sr->s))
+		return 0; /* garbage: stop watching, never spin */
+	if (take(sr->s) != 0)
+		return 1;                         /* S4 again */
+	if (atomic_exchange(&sr->waiting, 0))
+		evq_sub(&sr->s->waiters, 1);      /* S5 */
+	atomic_store(&sr->armed, 0);
+	if (evq__post(sr->q, sr->r, sr->tag, 1) < 0)
+		evq_sem_post(sr->s, 1); /* registration gone: give it back */
+	return 0; /* one token per event: idle until delivered (Q1) */
+}
+
+/* Nothing acquired and not yet delivered? (q->lock held) */
+static int holds_nothing(struct evq_reg *r)
+{
+	return r->pend_data == 0 &&
+	       (atomic_load(&r->ctl) & EVQ_CTL_COUNT) == 0;
+}
+
+/* S1 (fast path), else S2 and let the watcher do S3..S5.  q->lock held. */
+static int sem_arm(struct evq *q, struct evq_reg *r, struct sem_reg *sr)
+{
+	if ((r->flags & EVQ_DISABLED) || atomic_load(&sr->armed) ||
+	    !holds_nothing(r))
+		return 0;
+	if (take(sr->s) == 0) {                   /* S1 */
+		if (evq__post(q, r, sr->tag, 1) < 0)
+			evq_sem_post(sr->s, 1);
+		return 0;
+	}
+	if (!atomic_exchange(&sr->waiting, 1))
+		evq_add(&sr->s->waiters, 1);      /* S2 */
+	atomic_store(&sr->armed, 1);
+	int rc = evq__word_arm(q, r, &sr->it, 0, 1);
+	if (rc < 0) {
+		atomic_store(&sr->armed, 0);
+		if (atomic_exchange(&sr->waiting, 0))
+			evq_sub(&sr->s->waiters, 1);
+	}
+	return rc;
+}
+
+/* Q1: the token was handed out; acquire the next one. */
+static void sem_delivered(struct evq *q, struct evq_reg *r)
+{
+	struct sem_reg *sr = r->ext;
+	if (sr)
+		sem_arm(q, r, sr);
+}
+
+/* Stop acquiring.  q->lock held. */
+static void sem_stop(struct evq *q, struct evq_reg *r, struct sem_reg *sr,
+		     int detach)
+{
+	if (detach)
+		evq__word_detach(q, r, &sr->it);
+	else
+		evq__word_idle(q, r, &sr->it);
+	/* check() no longer runs: these are ours now */
+	atomic_store(&sr->armed, 0);
+	if (atomic_exchange(&sr->waiting, 0))
+		evq_sub(&sr->s->waiters, 1);      /* S5 */
+}
+
+static int sem_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+{
+	struct sem_reg *sr = r->ext;
+	(void)old_flags;
+	if (r->flags & EVQ_DISABLED)
+		sem_stop(q, r, sr, 0);
+	else
+		return sem_arm(q, r, sr);
+	return 0;
+}
+
+/* Q2: give back what was acquired and never delivered: tokens folded into
+ * pend_data and tokens posted but not yet drained (the watcher may have
+ * posted after the core folded, before the detach below stopped it). */
+static void sem_del(struct evq *q, struct evq_reg *r)
+{
+	struct sem_reg *sr = r->ext;
+	if (!sr)
+		return;
+	r->ext = NULL;
+	if (evq__forked(q)) {
+		/* a forked child: the tokens and the watcher are the parent's */
+		free(sr);
+		return;
+	}
+	sem_stop(q, r, sr, 1);
+	uint64_t held = r->pend_data + (atomic_load(&r->ctl) & EVQ_CTL_COUNT);
+	if (held && sem_ok(sr->s))
+		evq_sem_post(sr->s, held > EVQ_SEM_MAX ? EVQ_SEM_MAX : (uint32_t)held);
+	r->pend_data = 0;
+	free(sr);
+}
+
+static const struct evq_kind_ops sem_ops = {
+	.del = sem_del,
+	.delivered = sem_delivered,
+	.mod = sem_mod,
+};
+
+int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (!sem_ok(s))
+		return -EINVAL;
+	struct sem_reg *sr = calloc(1, sizeof *sr);
+	if (!sr)
+		return -ENOMEM;
+	sr->it.addr = &s->count;
+	sr->it.shared = shared(s);
+	sr->it.check = sem_check;
+	sr->it.slot = -1;
+	sr->q = q;
+	sr->s = s;
+
+	pthread_mutex_lock(&q->lock);
+	struct evq_reg *r;
+	int id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
+	if (id < 0) {
+		pthread_mutex_unlock(&q->lock);
+		free(sr);
+		return id;
+	}
+	sr->r = r;
+	sr->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	r->ext = sr;
+	int rc = sem_arm(q, r, sr);
+	if (rc < 0)
+		evq__reg_free(q, r); /* sem_del gives back a token, frees sr */
+	pthread_mutex_unlock(&q->lock);
+	return rc < 0 ? rc : id;
+}

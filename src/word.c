@@ -1,0 +1,210 @@
+/*
+ * word.c - memory words as events: evq_add_word/evq_mod_word (through the
+ * backend or the futex watcher, watch.c), evq_wake, evq_waitv.
+ *
+ * Protocol (model/word.pml):
+ *   waker                         registration (watcher thread, X3..X5)
+ *   K1 store the new value        R1 v = *addr; if v != expected: post v
+ *   K2 futex_wake(addr)              and expect v from now on (ONESHOT:
+ *                                    go idle)
+ *                                 R2 futex_waitv sleeps only while *addr
+ *                                    == expected (checked atomically by
+ *                                    the kernel against K1/K2)
+ * A wake between R1 and R2 finds *addr != expected at R2, which returns at
+ * once and R1 runs again: no change followed by a wake is missed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "futex.h"
+#include "watch.h"
+
+struct word_reg {
+	struct evq_watch_item it; /* first: a native backend reads it */
+	struct evq *q;
+	struct evq_reg *r;
+	uint32_t tag;             /* ctl tag of r at registration */
+	_Atomic uint32_t seen;    /* latest value reported (watcher) or the
+				     expected value set by add */
+	int has_next;             /* (q->lock) evq_mod_word() gave...  */
+	uint32_t next_expected;   /* (q->lock) ...the value to expect next */
+};
+
+#define WORD_FLAGS (EVQ_SHARED | EVQ_ONESHOT | EVQ_DISABLED)
+
+/* R1, in the watcher thread (watch.c X3). */
+static int word_check(struct evq_watch_item *it, int woken)
+{
+	struct word_reg *w = (struct word_reg *)it;
+	(void)woken;
+	uint32_t v = evq_ld(it->addr);
+	if (v == it->expected)
+		return 1;                         /* R2 again */
+	/* r->val is the core's OR-ed bits word: a value lives here instead */
+	atomic_store(&w->seen, v);
+	evq__post(w->q, w->r, w->tag, 1);
+	if (it->oneshot)
+		return 0;
+	it->expected = v;
+	return 1;
+}
+
+/* Drained posts: data = the latest value seen. */
+static void word_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+			uint64_t bits)
+{
+	struct word_reg *w = r->ext;
+	(void)q, (void)count, (void)bits;
+	if (w)
+		r->pend_data = atomic_load(&w->seen);
+}
+
+static void word_del(struct evq *q, struct evq_reg *r)
+{
+	struct word_reg *w = r->ext;
+	if (!w)
+		return;
+	if (!evq__forked(q)) /* a forked child has no watcher threads */
+		evq__word_detach(q, r, &w->it);
+	r->ext = NULL;
+	free(w);
+}
+
+/* evq_mod(): disabling stops the wait; enabling (or re-enabling a fired
+ * oneshot) waits again for a change from the last value seen. */
+static int word_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+{
+	struct word_reg *w = r->ext;
+	(void)old_flags;
+	if (r->flags & EVQ_DISABLED) {
+		evq__word_idle(q, r, &w->it);
+		return 0;
+	}
+	uint32_t expect = w->has_next ? w->next_expected : atomic_load(&w->seen);
+	w->has_next = 0;
+	return evq__word_arm(q, r, &w->it, expect, !!(r->flags & EVQ_ONESHOT));
+}
+
+static const struct evq_kind_ops word_ops = {
+	.posted = word_posted,
+	.del = word_del,
+	.mod = word_mod,
+};
+
+int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
+		 uint32_t flags, uint64_t cookie)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (!evq_word_ok(addr) || (flags & ~WORD_FLAGS))
+		return -EINVAL;
+	struct word_reg *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->it.addr = addr;
+	w->it.shared = !!(flags & EVQ_SHARED);
+	w->it.check = word_check;
+	w->it.slot = -1;
+	w->q = q;
+
+	pthread_mutex_lock(&q->lock);
+	struct evq_reg *r;
+	int id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
+	if (id < 0) {
+		pthread_mutex_unlock(&q->lock);
+		free(w);
+		return id;
+	}
+	w->r = r;
+	w->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	atomic_store(&w->seen, expected);
+	r->ext = w;
+	int rc = 0;
+	if (!(flags & EVQ_DISABLED))
+		rc = evq__word_arm(q, r, &w->it, expected,
+				   !!(flags & EVQ_ONESHOT));
+	if (rc < 0) {
+		r->ext = NULL;
+		r->ops = NULL;
+		evq__reg_free(q, r);
+		pthread_mutex_unlock(&q->lock);
+		free(w);
+		return rc;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return id;
+}
+
+int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (flags & ~WORD_FLAGS)
+		return -EINVAL;
+	pthread_mutex_lock(&q->lock);
+	struct evq_reg *r = evq__reg_get(q, id);
+	int rc = 0;
+	if (!r || evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_WORD) {
+		rc = -ENOENT;
+	} else if ((flags & EVQ_SHARED) != (r->flags & EVQ_SHARED)) {
+		rc = -EINVAL;
+	} else {
+		struct word_reg *w = r->ext;
+		w->has_next = 1;
+		w->next_expected = expected;
+		rc = 1;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (rc <= 0)
+		return rc;
+	/* The core changes the flags and calls word_mod(), which re-arms
+	 * with next_expected. */
+	return evq_mod(q, id, 0, flags & ~EVQ_SHARED);
+}
+
+int evq_wake(uint32_t *addr, int n, uint32_t flags)
+{
+	if (!evq_word_ok(addr) || n < 1 || (flags & ~EVQ_SHARED))
+		return -EINVAL;
+	return evq_futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* K2 */
+}
+
+int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
+	      uint32_t flags)
+{
+	struct futex_waitv v[EVQ_WAITV_MAX];
+	if (!words || n < 1 || (flags & ~EVQ_ABSTIME))
+		return -EINVAL;
+	if (n > EVQ_WAITV_MAX)
+		return -E2BIG;
+	for (int i = 0; i < n; i++) {
+		if (!evq_word_ok(words[i].addr) || (words[i].flags & ~EVQ_SHARED))
+			return -EINVAL;
+		v[i] = (struct futex_waitv){
+			.val = words[i].expected,
+			.uaddr = (uintptr_t)words[i].addr,
+			.flags = evq_waitv_flags(!!(words[i].flags & EVQ_SHARED)) };
+	}
+	struct timespec ts, *tsp = NULL;
+	if (flags & EVQ_ABSTIME) {
+		if (timeout_ns < 0)
+			return -EINVAL;
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000);
+		tsp = &ts;
+	} else if (timeout_ns >= 0) {
+		ts = evq_deadline(timeout_ns);
+		tsp = &ts;
+	}
+	int rc = evq_futex_waitv(v, (unsigned)n, tsp);
+	if (rc == -EAGAIN) {
+		/* some word did not hold its value: report the first one */
+		for (int i = 0; i < n; i++)
+			if (evq_ld(words[i].addr) != words[i].expected)
+				return i;
+		return 0; /* it changed back already: a spurious wake */
+	}
+	return rc;
+}
