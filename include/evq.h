@@ -302,9 +302,11 @@ int evq_sem_init(struct evq_sem *s, uint32_t count, uint32_t flags);
  * misaligned or uninitialised s).  Lock-free, async-signal-safe. */
 int evq_sem_trywait(struct evq_sem *s);
 
-/* Takes one token, waiting up to timeout_ns (< 0 forever, 0 = trywait).
- * Errors: -ETIMEDOUT, -EINTR (a signal handler ran while it slept),
- * -EINVAL. */
+/* Takes one token, waiting up to timeout_ns (< 0 forever, 0 only tries).
+ * A thread woken for a token always tries once more before it reports a
+ * timeout or a signal, so it never leaves with a wake-up meant for it.
+ * Errors: -ETIMEDOUT (also for 0 with no token), -EINTR (a signal handler
+ * ran while it slept), -EINVAL. */
 int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns);
 
 /* Returns n >= 1 tokens and wakes at most n waiters (threads in

@@ -82,8 +82,10 @@ int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
 	if (!sem_ok(s))
 		return -EINVAL;
 	int rc = take(s);                         /* S1 */
-	if (rc != -EAGAIN || timeout_ns == 0)
+	if (rc != -EAGAIN)
 		return rc;
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
 	struct timespec dl, *dlp = NULL;
 	if (timeout_ns > 0) {
 		dl = evq_deadline(timeout_ns);

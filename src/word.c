@@ -26,6 +26,7 @@ struct word_reg {
 	uint32_t tag;             /* ctl tag of r at registration */
 	_Atomic uint32_t seen;    /* latest value reported (watcher) or the
 				     expected value set by add */
+	int has_pending;          /* (q->lock) an event folded, undelivered */
 	int has_next;             /* (q->lock) evq_mod_word() gave...  */
 	uint32_t next_expected;   /* (q->lock) ...the value to expect next */
 };
@@ -55,8 +56,18 @@ static void word_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 {
 	struct word_reg *w = r->ext;
 	(void)q, (void)count, (void)bits;
-	if (w)
+	if (w) {
 		r->pend_data = atomic_load(&w->seen);
+		w->has_pending = 1;
+	}
+}
+
+static void word_delivered(struct evq *q, struct evq_reg *r)
+{
+	struct word_reg *w = r->ext;
+	(void)q;
+	if (w)
+		w->has_pending = 0;
 }
 
 static void word_del(struct evq *q, struct evq_reg *r)
@@ -64,8 +75,14 @@ static void word_del(struct evq *q, struct evq_reg *r)
 	struct word_reg *w = r->ext;
 	if (!w)
 		return;
-	if (!evq__forked(q)) /* a forked child has no watcher threads */
+	if (!evq__forked(q)) { /* a forked child has no watcher threads */
 		evq__word_detach(q, r, &w->it);
+		/* The wake that made the undelivered event may have been meant
+		 * for another waiter too (wake-one): pass one on.  At worst a
+		 * spurious wake, which every futex waiter tolerates. */
+		if (w->has_pending || (atomic_load(&r->ctl) & EVQ_CTL_COUNT))
+			evq_futex_wake(w->it.addr, 1, w->it.shared);
+	}
 	r->ext = NULL;
 	free(w);
 }
@@ -88,6 +105,7 @@ static int word_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
 static const struct evq_kind_ops word_ops = {
 	.posted = word_posted,
 	.del = word_del,
+	.delivered = word_delivered,
 	.mod = word_mod,
 };
 

@@ -1,0 +1,250 @@
+/*
+ * sem.c - counting semaphores: init/trywait/wait/post/value and their bad
+ * input (NULL, misaligned, garbage memory never crashes or hangs), the
+ * bound (-EOVERFLOW), timeouts; post(n) wakes at most n waiters; through a
+ * queue (evq_add_sem) each event means one token held, the next token is
+ * taken only after the previous event was handed out, evq_del/evq_free
+ * give back an undelivered token, EVQ_DISABLED stops acquiring, and
+ * threads plus queues competing for tokens never lose or duplicate one.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "evqtest.h"
+
+#define NEV 16
+#define QUIET (30 * EVQT_MS)
+
+static void test_bad_input(void)
+{
+	struct evq_sem s;
+	char buf[64] __attribute__((aligned(8)));
+	struct evq_sem *odd = (struct evq_sem *)(buf + 2);
+	is(evq_sem_init(NULL, 1, 0), -EINVAL, "init(NULL) -> -EINVAL");
+	is(evq_sem_init(odd, 1, 0), -EINVAL, "init(misaligned) -> -EINVAL");
+	is(evq_sem_init(&s, EVQ_SEM_MAX + 1u, 0), -EINVAL, "init(count > max) -> -EINVAL");
+	is(evq_sem_init(&s, 1, EVQ_ONESHOT), -EINVAL, "init(bad flags) -> -EINVAL");
+	/* Garbage: every call refuses, none crashes or waits. */
+	memset(&s, 0x5a, sizeof s);
+	is(evq_sem_trywait(&s), -EINVAL, "garbage: trywait -> -EINVAL");
+	is(evq_sem_wait(&s, -1), -EINVAL, "garbage: wait(forever) -> -EINVAL, no hang");
+	is(evq_sem_post(&s, 1), -EINVAL, "garbage: post -> -EINVAL");
+	is(evq_sem_value(&s), -EINVAL, "garbage: value -> -EINVAL");
+	memset(&s, 0, sizeof s);
+	is(evq_sem_wait(&s, -1), -EINVAL, "zeroed (never initialised): wait -> -EINVAL");
+	struct evq *q = evqt_new();
+	is(evq_add_sem(q, &s, 1), -EINVAL, "garbage: add_sem -> -EINVAL");
+	is(evq_add_sem(q, NULL, 1), -EINVAL, "add_sem(NULL) -> -EINVAL");
+	is(evq_add_sem(NULL, &s, 1), -EINVAL, "add_sem(NULL q) -> -EINVAL");
+	/* Right magic, garbage count: detected, no hang. */
+	CHECK(evq_sem_init(&s, 0, 0) == 0);
+	s.count = 0xffffffffu;
+	is(evq_sem_trywait(&s), -EINVAL, "count > max: trywait -> -EINVAL");
+	is(evq_sem_wait(&s, -1), -EINVAL, "count > max: wait -> -EINVAL");
+	s.flags = 0x1234;
+	is(evq_sem_post(&s, 1), -EINVAL, "bad flags field: post -> -EINVAL");
+	evq_free(q);
+}
+
+static void test_sync(void)
+{
+	struct evq_sem s;
+	is(evq_sem_init(&s, 2, 0), 0, "sync: init(2)");
+	is(evq_sem_value(&s), 2, "sync: value 2");
+	is(evq_sem_trywait(&s), 0, "sync: trywait -> 0");
+	is(evq_sem_wait(&s, 0), 0, "sync: wait(0) -> 0");
+	is(evq_sem_trywait(&s), -EAGAIN, "sync: empty trywait -> -EAGAIN");
+	is(evq_sem_wait(&s, 0), -ETIMEDOUT, "sync: empty wait(0) -> -ETIMEDOUT");
+	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
+	is(evq_sem_wait(&s, 20 * EVQT_MS), -ETIMEDOUT, "sync: wait(20ms) -> -ETIMEDOUT");
+	ok(evqt_now(CLOCK_MONOTONIC) - t0 >= 20 * EVQT_MS, "sync: not early");
+	is(evq_sem_post(&s, 0), -EINVAL, "sync: post(0) -> -EINVAL");
+	is(evq_sem_post(&s, 3), 0, "sync: post(3)");
+	is(evq_sem_value(&s), 3, "sync: value 3");
+	is(evq_sem_post(&s, EVQ_SEM_MAX), -EOVERFLOW, "sync: post past max -> -EOVERFLOW");
+	is(evq_sem_value(&s), 3, "sync: nothing posted on overflow");
+}
+
+/* post(n) wakes at most n: K threads sleep, post(2) lets exactly 2 go. */
+static struct evq_sem wk_sem;
+static atomic_int wk_got;
+static void *wk_thread(void *a)
+{
+	(void)a;
+	if (evq_sem_wait(&wk_sem, -1) == 0)
+		atomic_fetch_add(&wk_got, 1);
+	return NULL;
+}
+
+static void test_wake_n(void)
+{
+	enum { K = 6 };
+	pthread_t t[K];
+	CHECK(evq_sem_init(&wk_sem, 0, 0) == 0);
+	for (int i = 0; i < K; i++)
+		CHECK(pthread_create(&t[i], NULL, wk_thread, NULL) == 0);
+	while (__atomic_load_n(&wk_sem.waiters, __ATOMIC_SEQ_CST) < K)
+		evqt_sleep_ns(EVQT_MS);
+	evq_sem_post(&wk_sem, 2);
+	evqt_sleep_ns(50 * EVQT_MS);
+	is(atomic_load(&wk_got), 2, "wake-n: post(2) with %d sleepers -> exactly 2 take a token", K);
+	is(evq_sem_value(&wk_sem), 0, "wake-n: count 0");
+	evq_sem_post(&wk_sem, K - 2);
+	for (int i = 0; i < K; i++)
+		pthread_join(t[i], NULL);
+	is(atomic_load(&wk_got), K, "wake-n: the rest take the rest");
+}
+
+static void test_queue(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct evq_sem s;
+	CHECK(evq_sem_init(&s, 3, 0) == 0);
+	int id = evq_add_sem(q, &s, 77);
+	ok(id >= 0, "queue: add_sem -> %d", id);
+	/* One event per wait call, each one token: 3 tokens -> 3 events. */
+	int got = 0, good = 1;
+	for (int i = 0; i < 3; i++) {
+		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+		if (n != 1 || ev[0].data != 1 || ev[0].cookie != 77 ||
+		    ev[0].kind != EVQ_KIND_SEM)
+			good = 0;
+		got += n;
+	}
+	ok(good && got == 3, "queue: 3 tokens -> 3 events of one token each");
+	is(evq_sem_value(&s), 0, "queue: all taken on our behalf");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "queue: no token -> no event");
+	/* A post reaches the watcher. */
+	evq_sem_post(&s, 1);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 1, "queue: post(1) -> event");
+	/* The next token is taken only after the event was handed out: with
+	 * 2 tokens, the queue holds at most one it has not delivered. */
+	evq_sem_post(&s, 2);
+	evqt_sleep_ns(QUIET);
+	is(evq_sem_value(&s), 1, "queue: holds one undelivered token, not two");
+	/* Deleting gives back the undelivered one. */
+	is(evq_del(q, id), 0, "queue: evq_del");
+	is(evq_sem_value(&s), 2, "queue: del gave the undelivered token back");
+	/* evq_free gives back too. */
+	id = evq_add_sem(q, &s, 78);
+	CHECK(id >= 0);
+	evqt_sleep_ns(QUIET);
+	is(evq_sem_value(&s), 1, "queue: new registration holds one");
+	evq_free(q);
+	is(evq_sem_value(&s), 2, "queue: evq_free gave it back");
+}
+
+static void test_disabled(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct evq_sem s;
+	CHECK(evq_sem_init(&s, 0, 0) == 0);
+	int id = evq_add_sem(q, &s, 1);
+	CHECK(id >= 0);
+	is(evq_mod(q, id, 0, EVQ_DISABLED), 0, "disabled: evq_mod(DISABLED)");
+	evq_sem_post(&s, 1);
+	evqt_sleep_ns(QUIET);
+	is(evq_sem_value(&s), 1, "disabled: acquires nothing");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: no event");
+	is(evq_mod(q, id, 0, 0), 0, "disabled: enable");
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 1, "disabled: enabled -> event");
+	is(evq_sem_value(&s), 0, "disabled: token taken");
+	/* oneshot: one token, then nothing until enabled again */
+	evq_sem_post(&s, 2);
+	is(evq_mod(q, id, 0, EVQ_ONESHOT), 0, "oneshot: evq_mod(ONESHOT)");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1, "oneshot: one event");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "oneshot: then nothing");
+	is(evq_sem_value(&s), 1, "oneshot: the other token stays");
+	evq_free(q);
+	is(evq_sem_value(&s), 1, "oneshot: evq_free gives back nothing extra");
+}
+
+/* Threads with queues and threads with evq_sem_wait compete; every token
+ * taken is counted; the semaphore ends where it began. */
+#define TOKENS 3
+static struct evq_sem cs;
+static atomic_long taken, holders;
+static atomic_int max_holders;
+static long per_thread;
+
+static void hold(void)
+{
+	long h = atomic_fetch_add(&holders, 1) + 1;
+	int m = atomic_load(&max_holders);
+	while (h > m && !atomic_compare_exchange_weak(&max_holders, &m, (int)h))
+		;
+	atomic_fetch_add(&taken, 1);
+	if ((atomic_load(&taken) & 7) == 0)
+		sched_yield(); /* let others contend while we hold it */
+	atomic_fetch_sub(&holders, 1);
+}
+
+static void *queue_thread(void *a)
+{
+	(void)a;
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	CHECK(evq_add_sem(q, &cs, 1) >= 0);
+	for (long i = 0; i < per_thread;) {
+		int n = evq_wait(q, ev, NEV, EVQT_SOON, NULL);
+		CHECK(n >= 1);
+		for (int k = 0; k < n; k++, i++) {
+			CHECK(ev[k].data == 1);
+			hold();
+			CHECK(evq_sem_post(&cs, 1) == 0);
+		}
+	}
+	evq_free(q);
+	return NULL;
+}
+
+static void *sync_thread(void *a)
+{
+	(void)a;
+	for (long i = 0; i < per_thread; i++) {
+		CHECK(evq_sem_wait(&cs, EVQT_SOON) == 0);
+		hold();
+		CHECK(evq_sem_post(&cs, 1) == 0);
+	}
+	return NULL;
+}
+
+static void test_compete(void)
+{
+	enum { NQ = 3, NS = 3 };
+	pthread_t t[NQ + NS];
+	per_thread = evqt_scale(20000);
+	CHECK(evq_sem_init(&cs, TOKENS, 0) == 0);
+	for (int i = 0; i < NQ; i++)
+		CHECK(pthread_create(&t[i], NULL, queue_thread, NULL) == 0);
+	for (int i = 0; i < NS; i++)
+		CHECK(pthread_create(&t[NQ + i], NULL, sync_thread, NULL) == 0);
+	for (int i = 0; i < NQ + NS; i++)
+		pthread_join(t[i], NULL);
+	is(atomic_load(&taken), (NQ + NS) * per_thread,
+	   "compete: %d queue + %d sync threads x %ld cycles, every token counted",
+	   NQ, NS, per_thread);
+	ok(atomic_load(&max_holders) <= TOKENS, "compete: never more than %d holders (max %d)",
+	   TOKENS, atomic_load(&max_holders));
+	is(evq_sem_value(&cs), TOKENS, "compete: all %d tokens back", TOKENS);
+	is(__atomic_load_n(&cs.waiters, __ATOMIC_SEQ_CST), 0, "compete: no waiter left counted");
+}
+
+int main(void)
+{
+	evqt_watchdog(120);
+	evqt_banner("semaphores");
+	test_bad_input();
+	test_sync();
+	test_wake_n();
+	test_queue();
+	test_disabled();
+	test_compete();
+	done();
+}

@@ -1,0 +1,292 @@
+/*
+ * word.c - memory words as events: evq_add_word fires when the word was
+ * woken and no longer holds the expected value (data = value seen), not on
+ * a wake without a change; without EVQ_ONESHOT every later change is
+ * reported; EVQ_ONESHOT fires once and evq_mod_word re-arms it; a raw
+ * FUTEX_WAKE wakes queue waiters; evq_del stops events and passes on wakes;
+ * hundreds of words (several watcher threads); shared words across fork at
+ * different addresses; evq_wake bad input.
+ */
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "evqtest.h"
+
+#define NEV 16
+#define QUIET (30 * EVQT_MS)
+
+static void store_wake(uint32_t *w, uint32_t v, uint32_t flags)
+{
+	__atomic_store_n(w, v, __ATOMIC_SEQ_CST);
+	evq_wake(w, 1, flags);
+}
+
+static void test_bad_input(void)
+{
+	struct evq *q = evqt_new();
+	uint32_t words[2];
+	uint32_t *odd = (uint32_t *)((char *)words + 1);
+	is(evq_wake(NULL, 1, 0), -EINVAL, "evq_wake(NULL) -> -EINVAL");
+	is(evq_wake(odd, 1, 0), -EINVAL, "evq_wake(misaligned) -> -EINVAL");
+	is(evq_wake(words, 0, 0), -EINVAL, "evq_wake(n = 0) -> -EINVAL");
+	is(evq_wake(words, -1, 0), -EINVAL, "evq_wake(n = -1) -> -EINVAL");
+	is(evq_wake(words, 1, EVQ_ONESHOT), -EINVAL, "evq_wake(bad flag) -> -EINVAL");
+	is(evq_wake(words, 1, 0), 0, "evq_wake with no waiter -> 0 woken");
+	is(evq_add_word(NULL, words, 0, 0, 1), -EINVAL, "add_word(NULL q) -> -EINVAL");
+	is(evq_add_word(q, NULL, 0, 0, 1), -EINVAL, "add_word(NULL addr) -> -EINVAL");
+	is(evq_add_word(q, odd, 0, 0, 1), -EINVAL, "add_word(misaligned) -> -EINVAL");
+	is(evq_add_word(q, words, 0, EVQ_EDGE, 1), -EINVAL, "add_word(EVQ_EDGE) -> -EINVAL");
+	is(evq_mod_word(q, 12345, 0, 0), -ENOENT, "mod_word(unknown id) -> -ENOENT");
+	int uid = evq_add_user(q, 5);
+	CHECK(uid >= 0);
+	is(evq_mod_word(q, uid, 0, 0), -ENOENT, "mod_word(user id) -> -ENOENT");
+	int id = evq_add_word(q, words, 0, 0, 1);
+	CHECK(id >= 0);
+	is(evq_mod_word(q, id, 0, EVQ_SHARED), -EINVAL,
+	   "mod_word cannot change EVQ_SHARED -> -EINVAL");
+	evq_free(q);
+}
+
+static void test_basic(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	uint32_t w = 7;
+	int id = evq_add_word(q, &w, 7, 0, 0xabcull);
+	ok(id >= 0, "basic: add_word -> %d", id);
+	/* The word holds the expected value: nothing, even when woken. */
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "basic: unchanged -> no event");
+	evq_wake(&w, 1, 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "basic: woken but unchanged -> no event");
+	/* Changed and woken: one event, data = the value seen. */
+	store_wake(&w, 8, 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id && ev[0].cookie == 0xabcull &&
+		   ev[0].kind == EVQ_KIND_WORD && ev[0].ident == -1 && ev[0].data == 8,
+	   "basic: changed -> one event, data 8 (n=%d kind=%u data=%llu)", n,
+	   ev[0].kind, (unsigned long long)ev[0].data);
+	/* Not oneshot: now it expects 8; the next change is reported too. */
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "basic: nothing more while 8");
+	store_wake(&w, 9, 0);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 9, "basic: next change -> data 9");
+	/* A raw FUTEX_WAKE_PRIVATE from code that knows nothing of evq. */
+	__atomic_store_n(&w, 10, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 10, "basic: raw FUTEX_WAKE_PRIVATE -> data 10");
+	/* Deleted: later changes are not reported. */
+	is(evq_del(q, id), 0, "basic: evq_del -> 0");
+	store_wake(&w, 11, 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "basic: after del -> no event");
+	/* Already different when registered: fires at once. */
+	id = evq_add_word(q, &w, 0, 0, 2);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 11, "basic: differs at registration -> fires (data %llu)",
+	   (unsigned long long)ev[0].data);
+	evq_free(q);
+}
+
+static void test_oneshot(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	uint32_t w = 0;
+	int id = evq_add_word(q, &w, 0, EVQ_ONESHOT, 3);
+	CHECK(id >= 0);
+	store_wake(&w, 1, 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 1, "oneshot: first change -> event");
+	store_wake(&w, 2, 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "oneshot: second change -> no event");
+	/* Re-armed expecting 2: nothing until it moves from 2. */
+	is(evq_mod_word(q, id, 2, EVQ_ONESHOT), 0, "oneshot: mod_word(expected 2) -> 0");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "oneshot: holds 2 -> no event");
+	store_wake(&w, 3, 0);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 3, "oneshot: after mod, change -> event data 3");
+	/* Re-armed with a value it does not hold: fires at once. */
+	is(evq_mod_word(q, id, 100, 0), 0, "oneshot: mod_word(expected 100, not oneshot)");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 3, "oneshot: word != expected -> at once");
+	store_wake(&w, 4, 0);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 4, "oneshot: no longer oneshot -> next change too");
+	evq_free(q);
+}
+
+static void test_disabled(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	uint32_t w = 0;
+	int id = evq_add_word(q, &w, 0, EVQ_DISABLED, 4);
+	CHECK(id >= 0);
+	store_wake(&w, 5, 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: change -> no event");
+	is(evq_mod(q, id, 0, 0), 0, "disabled: enable -> 0");
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 5, "disabled: enabled -> the change is reported");
+	is(evq_mod(q, id, 0, EVQ_DISABLED), 0, "disabled: disable again");
+	store_wake(&w, 6, 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: change while disabled -> nothing");
+	evq_free(q);
+}
+
+/* Coalescing: many changes while one event is pending -> latest value. */
+static void test_coalesce(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	uint32_t w = 0;
+	int id = evq_add_word(q, &w, 0, 0, 5);
+	CHECK(id >= 0);
+	for (uint32_t v = 1; v <= 50; v++) {
+		store_wake(&w, v, 0);
+		evqt_sleep_ns(100000);
+	}
+	evqt_sleep_ns(20 * EVQT_MS);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 50, "coalesce: 50 changes -> one event, data 50 (n=%d data=%llu)",
+	   n, (unsigned long long)ev[0].data);
+	evq_free(q);
+}
+
+/* More words than one futex_waitv covers: several watcher threads. */
+static void test_many(void)
+{
+	enum { N = 300 };
+	static uint32_t w[N];
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	int ids[N];
+	for (int i = 0; i < N; i++) {
+		w[i] = 0;
+		ids[i] = evq_add_word(q, &w[i], 0, 0, (uint64_t)i);
+		CHECK(ids[i] >= 0);
+	}
+	int good = 1;
+	for (int i = 0; i < N; i += 7) {
+		store_wake(&w[i], (uint32_t)i + 1, 0);
+		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+		if (n != 1 || ev[0].cookie != (uint64_t)i || ev[0].data != (uint64_t)i + 1) {
+			good = 0;
+			diag("word %d: n=%d cookie=%llu", i, n, (unsigned long long)ev[0].cookie);
+			break;
+		}
+	}
+	ok(good, "many: %d words, each change reported by its own registration", N);
+	/* Delete half, the rest still works. */
+	for (int i = 0; i < N; i += 2)
+		CHECK(evq_del(q, ids[i]) == 0);
+	store_wake(&w[N - 1], 12345, 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].cookie == N - 1, "many: after deleting half, word %d still fires", N - 1);
+	evq_free(q);
+}
+
+/* A queue registration takes its share of wakes: when it is deleted while
+ * its watcher holds a wake, the wake goes on to another waiter. */
+static uint32_t pass_word;
+static atomic_int pass_done;
+static void *pass_waiter(void *arg)
+{
+	(void)arg;
+	struct evq_waitv v = { &pass_word, 0, 0 };
+	while (__atomic_load_n(&pass_word, __ATOMIC_SEQ_CST) == 0)
+		evq_waitv(&v, 1, -1, 0);
+	atomic_store(&pass_done, 1);
+	return NULL;
+}
+
+static void test_pass_on(void)
+{
+	int good = 1;
+	long rounds = evqt_scale(200);
+	for (long k = 0; k < rounds && good; k++) {
+		struct evq *q = evqt_new();
+		pass_word = 0;
+		atomic_store(&pass_done, 0);
+		int id = evq_add_word(q, &pass_word, 0, 0, 1);
+		CHECK(id >= 0);
+		pthread_t t;
+		CHECK(pthread_create(&t, NULL, pass_waiter, NULL) == 0);
+		evqt_sleep_ns(200000);
+		/* one wake, racing with the deletion */
+		__atomic_store_n(&pass_word, 1, __ATOMIC_SEQ_CST);
+		evq_wake(&pass_word, 1, 0);
+		evq_del(q, id);
+		int64_t end = evqt_now(CLOCK_MONOTONIC) + 5 * EVQT_SEC;
+		while (!atomic_load(&pass_done) && evqt_now(CLOCK_MONOTONIC) < end)
+			evqt_sleep_ns(100000);
+		if (!atomic_load(&pass_done)) {
+			good = 0;
+			diag("round %ld: the thread never woke", k);
+			__atomic_store_n(&pass_word, 2, __ATOMIC_SEQ_CST);
+			evq_wake(&pass_word, 100, 0);
+		}
+		pthread_join(t, NULL);
+		evq_free(q);
+	}
+	ok(good, "pass-on: a wake taken by a deleted registration reaches the other waiter (%ld rounds)",
+	   rounds);
+}
+
+/* Shared word across fork, mapped at a different address in the child. */
+static void test_shared_fork(void)
+{
+	int fd = memfd_create("evq-word", 0);
+	CHECK(fd >= 0 && ftruncate(fd, 4096) == 0);
+	uint32_t *pw = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(pw != MAP_FAILED);
+	pw[0] = 0;
+	pw[1] = 0;
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* map again, elsewhere, and drop the inherited mapping */
+		uint32_t *cw = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		munmap(pw, 4096);
+		if (cw == MAP_FAILED)
+			_exit(2);
+		/* wait until the parent's queue is armed, then change+wake */
+		struct evq_waitv v = { &cw[1], 0, EVQ_SHARED };
+		while (__atomic_load_n(&cw[1], __ATOMIC_SEQ_CST) == 0)
+			evq_waitv(&v, 1, EVQT_SEC, 0);
+		__atomic_store_n(&cw[0], 42, __ATOMIC_SEQ_CST);
+		evq_wake(&cw[0], INT32_MAX, EVQ_SHARED);
+		_exit(0);
+	}
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	int id = evq_add_word(q, &pw[0], 0, EVQ_SHARED, 9);
+	CHECK(id >= 0);
+	__atomic_store_n(&pw[1], 1, __ATOMIC_SEQ_CST);
+	evq_wake(&pw[1], 1, EVQ_SHARED);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 42, "shared: change+wake from a forked child at another address -> event (n=%d)", n);
+	int st;
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "shared: child exited 0");
+	evq_free(q);
+	munmap(pw, 4096);
+	close(fd);
+}
+
+int main(void)
+{
+	evqt_watchdog(120);
+	evqt_banner("words");
+	test_bad_input();
+	test_basic();
+	test_oneshot();
+	test_disabled();
+	test_coalesce();
+	test_many();
+	test_pass_on();
+	test_shared_fork();
+	done();
+}
