@@ -23,10 +23,13 @@
  * Loops and thread B are made fresh for every round, untimed.
  *
  * Output:
- *   bench=trigger mode=pingpong impl=evq m=20000 rounds=11
+ *   bench=trigger mode=pingpong impl=evq m=10000 rounds=11
  *   ns_median=... ns_min=... ratio_vs_epoll=...
  *
- * Usage: trigger [-m 20000] [-r 11] [-i epoll,evq,libevent,libev,libuv]
+ * Usage: trigger [-m 10000] [-r 11] [-i epoll,evq,libevent,libev,libuv] [-v]
+ *   -v prints every round's value too (the distribution is often bimodal:
+ *      a round trip costs ~2 us while both vCPUs stay awake and ~40 us when
+ *      a wakeup has to bring an idle one back)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -57,6 +60,8 @@
 #endif
 
 #define WARMUP 200
+
+static int verbose; /* -v: print every round */
 
 static atomic_int stop; /* tells thread B to leave */
 static pthread_t thread_b;
@@ -604,6 +609,9 @@ static void run_mode(const char *mode, int self, long m, int rounds)
 			o->close();
 			if (r >= 0)
 				im->ns[r] = t1 - t0;
+			if (r >= 0 && verbose)
+				printf("# round=%d mode=%s impl=%s ns=%.0f\n", r, mode,
+				       im->name, (double)(t1 - t0) / (double)m);
 		}
 	for (int i = 0; i < NIMPL; i++) {
 		struct impl *im = &impls[i];
@@ -636,17 +644,20 @@ static void run_mode(const char *mode, int self, long m, int rounds)
 static void usage(void)
 {
 	fprintf(stderr, "usage: trigger [-m round_trips] [-r rounds] "
-		"[-i epoll,evq,libevent,libev,libuv]\n");
+		"[-i epoll,evq,libevent,libev,libuv] [-v]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	long m = 20000;
+	long m = 10000;
 	int rounds = 11, opt;
 
-	while ((opt = getopt(argc, argv, "m:r:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:r:i:v")) != -1) {
 		switch (opt) {
+		case 'v':
+			verbose = 1;
+			break;
 		case 'm':
 			if ((m = atol(optarg)) <= 0)
 				usage();
