@@ -381,6 +381,99 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns);
  * -ENOMEM, -EAGAIN, -ENOSPC. */
 int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
 
+/* ------------------------------------------------------------------ */
+/* Signals, processes, sigevent                                         */
+/* ------------------------------------------------------------------ */
+
+/* Kind of the events of evq_sigevent() registrations (struct
+ * evq_event.kind; the value after enum evq_kind's last). */
+#define EVQ_KIND_SIGEVENT 10
+
+/* A signal as an event, synchronously (signalfd) instead of in a handler.
+ * signo: 1..SIGRTMAX except SIGKILL, SIGSTOP and the C library's own (32 and
+ * 33 on glibc), else -EINVAL.  One registration per signal per process: a
+ * second one, in any queue, gets -EBUSY (so does SIGRTMAX once
+ * evq_sigevent() reserved it).
+ *
+ * The call blocks signo in the calling thread and installs evq's handler,
+ * saving the old disposition.  THE RULE every signalfd user must know:
+ * block signo in every thread (pthread_sigmask() in main() before creating
+ * threads), because the kernel gives a process-directed signal to any
+ * thread that has it unblocked.  If a thread has not, evq's handler still
+ * posts the signal into the queue, but interrupts that thread: nothing is
+ * lost, and the old disposition never runs while registered.
+ *
+ * Event: kind EVQ_KIND_SIGNAL, ident = signo, events = pid of the sender of
+ * the last signal counted (0 for the kernel's own; the child for SIGCHLD),
+ * data = count | (uint64_t)value << 32 where count (low 32 bits, >= 1) is
+ * the number of signals since the last event (standard signals merge in
+ * the kernel while pending; real-time ones queue and each counts) and value
+ * is si_value.sival_int of the last one if it carried one (sigqueue(),
+ * timers, mq_notify, AIO), else 0: for kill() and kernel signals,
+ * data == count.  evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED (while
+ * disabled, signals stay pending in the kernel).
+ *
+ * evq_del()/evq_free() discard instances still pending (for the process and
+ * the calling thread), restore the disposition, and unblock signo if it was
+ * unblocked before - in the registering thread only: a thread cannot change
+ * another's mask, so elsewhere it stays blocked there.
+ * Errors: -EINVAL, -EBUSY, -ENOMEM, -EMFILE/-ENFILE, -ENOSPC, -ECHILD.
+ * Changes process-wide signal state: not async-signal-safe. */
+int evq_add_signal(struct evq *q, int signo, uint64_t cookie);
+
+/* data of an EVQ_KIND_PID event whose exit status is unknown (not the
+ * caller's child, or reaped by someone else first).  No waitpid() status
+ * looks like it: WIFEXITED() and WIFSIGNALED() are false for (int)data. */
+#define EVQ_PID_NOSTATUS UINT64_MAX
+
+/* The exit of process pid, without the pid-reuse race: a pidfd (Linux 5.3)
+ * names the process, not the number.  Any process the caller can see,
+ * child or not - e.g. PostgreSQL's "postmaster died":
+ * evq_add_pid(q, parent, 0, c) then check getppid() == parent, as the
+ * parent may have died before the call.
+ * The exit is one occurrence, delivered once; the registration then stays
+ * silent until evq_del().  Event: kind EVQ_KIND_PID, ident = pid, events 0,
+ * data = for a child, its status as waitpid() stores it (WIFEXITED(),
+ * WEXITSTATUS(), WIFSIGNALED(), WTERMSIG() work on (int)data), and the
+ * child is reaped unless flags has EVQ_NOREAP; EVQ_PID_NOSTATUS for any
+ * other process, or a child reaped elsewhere first (a waitpid(-1) loop,
+ * SIGCHLD set to SIG_IGN).  An exited, unreaped child fires at once.
+ * flags: EVQ_NOREAP, EVQ_DISABLED, EVQ_ONESHOT (no effect: once anyway).
+ * Errors: -EINVAL (pid <= 0, bad flags, a thread id that is not a
+ * process's), -ESRCH (no such process: exited and reaped, or never was),
+ * -ENOSYS (no pidfd), -ENOMEM, -EMFILE/-ENFILE, -ENOSPC, -ECHILD. */
+int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
+
+/* Fills *sev so that timer_create(), POSIX AIO (aio_read(), aio_write(),
+ * lio_listio()) and mq_notify() deliver into q, and returns the id of the
+ * new registration (one per sigevent: per timer, per aiocb, per
+ * mq_notify() call).  evq_del() it once the timer/request is gone; a
+ * notification for a deleted registration is dropped.
+ *
+ * Mechanism: SIGEV_SIGNAL with SIGRTMAX, which evq reserves from the first
+ * call on, for the life of the process, and si_value = a token naming the
+ * registration (do not change the filled fields).  SIGEV_THREAD was
+ * rejected: glibc creates a thread per notification and loses timer
+ * overruns.  The rule of evq_add_signal() applies: block SIGRTMAX in every
+ * thread (this call blocks it in the calling one); a thread that did not
+ * is interrupted by evq's handler, which forwards the notification.  One
+ * signal serves all queues: each queue with sigevent registrations watches
+ * it and forwards what it reads to the queue the token names.
+ *
+ * Event: kind EVQ_KIND_SIGEVENT, ident -1, events 0, data = notifications
+ * since the last event (a timer's overruns count: data = expirations).
+ * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED (notifications are kept).
+ * Errors: -EINVAL (NULL), -EBUSY (SIGRTMAX registered with evq_add_signal(),
+ * or the program installed a handler or SIG_IGN for it), -ENOMEM, -ENOSPC,
+ * -EMFILE/-ENFILE, -ECHILD.  Not async-signal-safe. */
+int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev);
+
+/* POSIX message queues need no function of their own: on Linux an mqd_t is
+ * a file descriptor, so evq_add_fd(q, mqd, EVQ_READ|EVQ_WRITE, flags, c)
+ * reports EVQ_READ while a message can be received and EVQ_WRITE while the
+ * queue is not full.  Open it with O_NONBLOCK: another thread may take the
+ * message first.  For mq_notify(), see evq_sigevent(). */
+
 #ifdef __cplusplus
 }
 #endif

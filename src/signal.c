@@ -1,0 +1,321 @@
+/*
+ * signal.c - signals as events (evq_add_signal), and the process-wide table
+ * of the signals evq owns, shared with sigevent.c.
+ *
+ * A registered signal reaches the queue by one of two paths:
+ *  1. signalfd, the normal one.  The signal is blocked in the registering
+ *     thread (and, by the documented rule, in every thread), so the kernel
+ *     keeps it pending; the queue watches a signalfd, and the ready hook
+ *     reads every pending instance into one event: data = count.
+ *  2. evq's handler, the safety net.  evq installs a SA_SIGINFO handler for
+ *     the signal.  A thread that did not block it receives it
+ *     asynchronously; the handler posts it into the queue (evq__post:
+ *     lock-free, async-signal-safe) instead of letting the old disposition
+ *     kill the process or drop it.  Having a handler also stops SIG_IGN and
+ *     default-ignored signals (SIGCHLD, SIGWINCH, SIGURG) from being
+ *     discarded when they are sent.
+ *
+ * Handler protocol: a claim's target is stored before claims[s].q is
+ * published; the handler increments evq__sig_inflight before it loads q and
+ * decrements it after posting; evq_del clears q and then waits until
+ * inflight is 0 before the registration may be freed.  A handler that loaded
+ * q before the clear is counted, so del waits for it; one that loads after
+ * sees NULL and does nothing.  No handler ever posts into freed memory, and
+ * evq__post's tag check refuses a post into a reused slot.
+ *
+ * One registration per signal per process: two signalfds for one signal
+ * would split its instances between queues at random, and restoring the
+ * mask and disposition of a shared signal has no right answer.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "sigsrc.h"
+
+struct claim {
+	_Atomic(struct evq *) q;      /* handler's target queue, or NULL */
+	_Atomic uint64_t target;      /* slot idx | ctl tag << 32 */
+	_Atomic int owner;            /* EVQ_SIG_*; written under tab_lock */
+	struct sigaction old;         /* disposition before the claim */
+};
+
+static struct claim claims[NSIG];
+static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+_Atomic int evq__sig_inflight;
+
+/* fork() in another thread must not leave tab_lock held forever in the
+ * child, whose evq_free() takes it. */
+static void atfork_prepare(void) { pthread_mutex_lock(&tab_lock); }
+static void atfork_release(void) { pthread_mutex_unlock(&tab_lock); }
+static void register_atfork(void)
+{
+	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+void evq__sig_lock(void)
+{
+	pthread_once(&atfork_once, register_atfork);
+	pthread_mutex_lock(&tab_lock);
+}
+
+void evq__sig_unlock(void) { pthread_mutex_unlock(&tab_lock); }
+
+void evq__sig_quiesce(void)
+{
+	while (atomic_load(&evq__sig_inflight) != 0)
+		sched_yield(); /* a handler's post is a few atomic operations */
+}
+
+/* siginfo fields worth an event, only where the kernel's layout for this
+ * signal and si_code has them (si_value overlaps SIGCHLD's si_status). */
+static uint64_t pack_info(int signo, const siginfo_t *si)
+{
+	uint32_t pid = 0, value = 0;
+	int code = si->si_code;
+	if (code == SI_QUEUE || code == SI_MESGQ || code == SI_ASYNCIO) {
+		pid = (uint32_t)si->si_pid;
+		value = (uint32_t)si->si_value.sival_int;
+	} else if (code == SI_TIMER) {
+		value = (uint32_t)si->si_value.sival_int;
+	} else if (code == SI_USER || code == SI_TKILL ||
+		   (signo == SIGCHLD && code > 0)) {
+		pid = (uint32_t)si->si_pid;
+	}
+	return (uint64_t)pid << 32 | value;
+}
+
+static void on_signal(int signo, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	int saved = errno;
+	evq__sig_enter();
+	int owner = atomic_load(&claims[signo].owner);
+	if (owner == EVQ_SIG_SIGEVENT) {
+		uint64_t count = 1;
+		if (si->si_code == SI_TIMER && si->si_overrun > 0)
+			count += (uint64_t)si->si_overrun;
+		evq__sigevent_forward(si->si_value.sival_ptr, count);
+	} else if (owner == EVQ_SIG_SIGNAL) {
+		struct evq *q = atomic_load(&claims[signo].q);
+		/* an inherited queue in a forked child is not ours to post to */
+		if (q && !evq__forked(q)) {
+			uint64_t t = atomic_load(&claims[signo].target);
+			struct evq_reg *r = evq_slot(q, (uint32_t)t);
+			atomic_store(&r->val, pack_info(signo, si));
+			evq__post(q, r, (uint32_t)(t >> 32), 1);
+		}
+	}
+	evq__sig_leave();
+	errno = saved;
+}
+
+int evq__sig_owner(int signo) { return atomic_load(&claims[signo].owner); }
+
+int evq__sig_claim(int signo, int owner)
+{
+	struct claim *c = &claims[signo];
+	if (atomic_load(&c->owner) != EVQ_SIG_FREE)
+		return -EBUSY;
+	struct sigaction sa = { 0 };
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(signo, NULL, &c->old) < 0)
+		return -errno;
+	/* keep the caller's choice about stop/continue notifications */
+	if (signo == SIGCHLD)
+		sa.sa_flags |= c->old.sa_flags & SA_NOCLDSTOP;
+	atomic_store(&c->owner, owner);
+	if (sigaction(signo, &sa, NULL) < 0) {
+		int e = errno;
+		atomic_store(&c->owner, EVQ_SIG_FREE);
+		return -e;
+	}
+	return 0;
+}
+
+void evq__sig_release(int signo)
+{
+	struct claim *c = &claims[signo];
+	sigaction(signo, &c->old, NULL);
+	atomic_store(&c->owner, EVQ_SIG_FREE);
+}
+
+/* ------------------------------------------------------------------ */
+/* evq_add_signal                                                       */
+/* ------------------------------------------------------------------ */
+
+struct sig_reg {
+	int fd;               /* signalfd */
+	int signo;
+	int was_blocked;      /* in the registering thread, before */
+	pthread_t thread;     /* the registering thread */
+};
+
+/* Signals a program may take: 1..SIGRTMAX except the unblockable ones and
+ * those the C library keeps for itself (between SIGSYS and SIGRTMIN). */
+static int signo_ok(int signo)
+{
+	if (signo <= 0 || signo > SIGRTMAX || signo >= NSIG)
+		return 0;
+	if (signo == SIGKILL || signo == SIGSTOP)
+		return 0;
+	return signo <= SIGSYS || signo >= SIGRTMIN;
+}
+
+/* Reads every pending instance (up to a bound: a flood is picked up again
+ * next round, the signalfd stays readable): one event, data = count, the
+ * last instance's sender and value. */
+static int signal_ready(struct evq *q, struct evq_reg *r, uint32_t events,
+			struct evq_event *ev)
+{
+	struct sig_reg *s = r->ext;
+	struct signalfd_siginfo si[16];
+	uint64_t count = 0;
+	uint32_t pid = 0, value = 0;
+	(void)q, (void)events;
+	for (int round = 0; round < 16; round++) {
+		ssize_t n = read(s->fd, si, sizeof si);
+		if (n < (ssize_t)sizeof si[0])
+			break;
+		size_t k = (size_t)n / sizeof si[0];
+		count += k;
+		pid = si[k - 1].ssi_pid;
+		value = (uint32_t)si[k - 1].ssi_int;
+		if (k < sizeof si / sizeof si[0])
+			break;
+	}
+	if (count == 0)
+		return 0; /* the handler or another reader took it */
+	ev->events = pid;
+	ev->data = (count > UINT32_MAX ? UINT32_MAX : count) | (uint64_t)value << 32;
+	return 1;
+}
+
+/* Posts from the handler: r->val = pid << 32 | value of the latest. */
+static void signal_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+			  uint64_t info)
+{
+	(void)q;
+	uint64_t c = (r->pend_data & UINT32_MAX) + count;
+	r->pend_data = (c > UINT32_MAX ? UINT32_MAX : c) | (info & UINT32_MAX) << 32;
+	r->pend_events = (uint32_t)(info >> 32);
+}
+
+static int signal_arm(struct evq *q, struct evq_reg *r, enum evq_fd_op op)
+{
+	struct sig_reg *s = r->ext;
+	return q->backend->fd_ctl(q, op, s->fd, EVQ_READ,
+				  r->flags & (EVQ_ONESHOT | EVQ_DISABLED),
+				  evq_token(atomic_load(&r->state), r->idx));
+}
+
+static int signal_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+{
+	(void)old_flags;
+	return signal_arm(q, r, EVQ_FD_MOD);
+}
+
+static void signal_del(struct evq *q, struct evq_reg *r)
+{
+	struct sig_reg *s = r->ext;
+	struct signalfd_siginfo si[16];
+	if (!s)
+		return;
+	(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
+	evq__sig_lock();
+	atomic_store(&claims[s->signo].q, NULL);
+	evq__sig_quiesce();
+	/* Instances pending now arrived while registered: they die with the
+	 * registration instead of meeting the restored disposition. */
+	while (read(s->fd, si, sizeof si) > 0)
+		;
+	evq__sig_release(s->signo);
+	evq__sig_unlock();
+	if (!s->was_blocked && pthread_equal(pthread_self(), s->thread)) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, s->signo);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	}
+	close(s->fd);
+	free(s);
+	r->ext = NULL;
+}
+
+static const struct evq_kind_ops signal_ops = {
+	.posted = signal_posted,
+	.del = signal_del,
+	.ready = signal_ready,
+	.mod = signal_mod,
+};
+
+int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (!signo_ok(signo))
+		return -EINVAL;
+	struct sig_reg *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	s->signo = signo;
+	s->thread = pthread_self();
+	s->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (s->fd < 0) {
+		int e = errno;
+		free(s);
+		return -e;
+	}
+
+	struct evq_reg *r;
+	pthread_mutex_lock(&q->lock);
+	evq__sig_lock();
+	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE ? -EBUSY : 0;
+	if (rc == 0)
+		rc = evq__reg_new(q, EVQ_KIND_SIGNAL, &signal_ops, 0, cookie, signo, &r);
+	if (rc < 0)
+		goto fail;
+	int id = rc;
+	r->events = EVQ_READ;
+	r->ext = s;
+	rc = signal_arm(q, r, EVQ_FD_ADD);
+	if (rc < 0)
+		goto fail_reg;
+	/* Block, then publish the handler's target, then install the
+	 * handler: no instance falls between signalfd and handler. */
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	s->was_blocked = sigismember(&old, signo);
+	atomic_store(&claims[signo].target,
+		     (uint64_t)evq_ctl_tag(evq_reg_gen(atomic_load(&r->state))) << 32 | r->idx);
+	atomic_store(&claims[signo].q, q);
+	rc = evq__sig_claim(signo, EVQ_SIG_SIGNAL);
+	if (rc < 0) {
+		atomic_store(&claims[signo].q, NULL);
+		if (!s->was_blocked)
+			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
+		goto fail_reg;
+	}
+	evq__sig_unlock();
+	pthread_mutex_unlock(&q->lock);
+	return id;
+fail_reg:
+	r->ext = NULL;
+	r->ops = NULL;
+	evq__reg_free(q, r);
+fail:
+	evq__sig_unlock();
+	pthread_mutex_unlock(&q->lock);
+	close(s->fd);
+	free(s);
+	return rc;
+}
