@@ -63,6 +63,8 @@ struct evq_watch {
 	struct evq_watch_thread **thr;
 	int nthr, cap;
 	int nitems;
+	unsigned fork_gen;  /* evq__fork_gen when made: threads of a parent
+			       process do not exist in a forked child */
 };
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -70,13 +72,23 @@ static struct evq_watch *registry;
 
 static struct evq_watch *watch_find(struct evq *q, int create)
 {
-	struct evq_watch *w;
+	struct evq_watch *w, **p;
+	unsigned gen = atomic_load(&evq__fork_gen);
 	pthread_mutex_lock(&registry_mu);
-	for (w = registry; w; w = w->next)
+	for (p = &registry; (w = *p) != NULL;) {
+		if (w->fork_gen != gen) {
+			/* inherited through fork(): its threads are the
+			 * parent's; forget it (a new queue may reuse q) */
+			*p = w->next;
+			continue;
+		}
 		if (w->q == q)
 			break;
+		p = &w->next;
+	}
 	if (!w && create && (w = calloc(1, sizeof *w)) != NULL) {
 		w->q = q;
+		w->fork_gen = gen;
 		w->next = registry;
 		registry = w;
 	}
