@@ -282,21 +282,33 @@ static void test_small_max(void)
 	is(got, N, "max 1, 10 edge fds: every fd delivered");
 	is(bad, 0, "max 1, 10 edge fds: none twice, nothing else");
 
-	/* Level fds with max 3: every one seen within 4 calls (the rest of a
-	 * batch is not dropped in favour of the first ones again). */
+	/* Level fds with max 3: every one is reported within a few calls (the
+	 * rest of a batch is not starved by the first ones coming back).  4
+	 * calls suffice when one wait sees all 10; a wait may see fewer (a
+	 * backend re-arming asynchronously), so allow 3 times that. */
 	for (int i = 0; i < N; i++)
 		CHECK(evq_mod(q, fid[i], EVQ_READ, 0) == 0);
 	memset(fseen, 0, sizeof fseen);
-	for (int c = 0; c < 4; c++) {
+	int calls_needed = 0;
+	all = 0;
+	for (int c = 0; c < 12 && !all; c++) {
 		int n = evqt_wait(q, ev, 3, EVQT_SOON);
 		for (int k = 0; k < n; k++)
 			if (ev[k].cookie < N)
 				fseen[ev[k].cookie]++;
+		all = 1;
+		for (int i = 0; i < N; i++)
+			all &= fseen[i] >= 1;
+		calls_needed = c + 1;
 	}
-	all = 1;
-	for (int i = 0; i < N; i++)
-		all &= fseen[i] >= 1;
-	ok(all, "max 3, 10 level fds: all reported within 4 calls");
+	diag("max 3, 10 level fds: all seen after %d calls", calls_needed);
+	if (!ok(all, "max 3, 10 level fds: all reported within 12 calls")) {
+		char buf[128];
+		int len = 0;
+		for (int i = 0; i < N; i++)
+			len += snprintf(buf + len, sizeof buf - (size_t)len, " %d", fseen[i]);
+		diag("times each fd was seen:%s", buf);
+	}
 	(void)count_id;
 	evq_free(q);
 	for (int i = 0; i < N; i++) {
