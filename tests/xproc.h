@@ -88,13 +88,14 @@ static inline int xp_pong_loop(struct xp_shared *sh, long rounds)
 	return 0;
 }
 
-/* Increments `count` random shared words and wakes each. */
+/* Increments `count` random shared words and wakes each word's waiters. */
 static inline int xp_waker_loop(struct xp_shared *sh, long count, unsigned seed)
 {
 	for (long k = 0; k < count; k++) {
 		int i = (int)(rand_r(&seed) % XP_WORDS);
 		__atomic_fetch_add(&sh->words[i], 1, __ATOMIC_SEQ_CST);
-		if (evq_wake(&sh->words[i], 1, EVQ_SHARED) < 0)
+		/* all: both evq_waitv and the queue's watcher wait on it */
+		if (evq_wake(&sh->words[i], INT32_MAX, EVQ_SHARED) < 0)
 			return 30;
 		if ((k & 255) == 0)
 			evqt_sleep_ns(2000);
