@@ -474,6 +474,188 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev);
  * queue is not full.  Open it with O_NONBLOCK: another thread may take the
  * message first.  For mq_notify(), see evq_sigevent(). */
 
+/* ------------------------------------------------------------------ */
+/* Event masks (gVisor syncevent) */
+/* ------------------------------------------------------------------ */
+
+/* A set of up to 64 events, one per bit.  Bits are assigned by the program
+ * in the layout below; a notifier sets bits, a receiver accumulates them
+ * until its owner acknowledges them.  Many sources can share one receiver
+ * (a thread waits for any of them in O(1)), and one broadcaster notifies
+ * any number of receivers without allocating.
+ *
+ * Functions returning an evq_mask_t cannot return a negative errno: they
+ * return 0 for bad input instead (0 is never a successful result of
+ * evq_waiter_wait(); for pending/ack it also means "nothing"). */
+typedef uint64_t evq_mask_t;
+
+/* Bit layout (the seed's): the top two bits are global, the low 16 bits
+ * are the source's own, bits 16..61 are the application's.
+ *   EVQ_MASK_TIMEOUT    bit 63: a wait timed out (evq_waiter_wait returns
+ *                       it; a timer source may also notify it)
+ *   EVQ_MASK_INTERRUPT  bit 62: "stop waiting" (e.g. notified from a signal
+ *                       handler; evq_waiter_wait never returns because of
+ *                       a signal otherwise)
+ *   EVQ_MASK_SOURCE     bits 0..15: what the source reports; for
+ *                       readiness, the same values as EVQ_READ/EVQ_WRITE/
+ *                       EVQ_ERR/EVQ_HUP (EVQ_MASK_READ == EVQ_READ, ...)
+ *   EVQ_MASK_APP        bits 16..61: free for the application; bit n of
+ *                       them is EVQ_MASK_APP_BIT(n), 0 <= n < 46 */
+#define EVQ_MASK_TIMEOUT   ((evq_mask_t)1 << 63)
+#define EVQ_MASK_INTERRUPT ((evq_mask_t)1 << 62)
+#define EVQ_MASK_RESERVED  (EVQ_MASK_TIMEOUT | EVQ_MASK_INTERRUPT)
+#define EVQ_MASK_SOURCE    ((evq_mask_t)0xffff)
+#define EVQ_MASK_APP       (~(EVQ_MASK_RESERVED | EVQ_MASK_SOURCE))
+#define EVQ_MASK_APP_BIT(n) ((evq_mask_t)1 << (16 + (n)))
+#define EVQ_MASK_READ      ((evq_mask_t)EVQ_READ)
+#define EVQ_MASK_WRITE     ((evq_mask_t)EVQ_WRITE)
+#define EVQ_MASK_ERR       ((evq_mask_t)EVQ_ERR)
+#define EVQ_MASK_HUP       ((evq_mask_t)EVQ_HUP)
+
+/* Readiness (EVQ_READ|EVQ_WRITE|EVQ_ERR|EVQ_HUP, struct evq_event.events)
+ * as source bits, and back: the mapping is the identity on bits 0..15. */
+static inline evq_mask_t evq_mask_from_events(uint32_t events)
+{
+	return (evq_mask_t)events & EVQ_MASK_SOURCE;
+}
+static inline uint32_t evq_mask_to_events(evq_mask_t bits)
+{
+	return (uint32_t)(bits & EVQ_MASK_SOURCE);
+}
+
+struct evq_receiver;
+
+/* A receiver's callback: runs on the notifier's thread, inside
+ * evq_receiver_notify() or evq_bcast_notify(), with the bits that just
+ * became pending (never 0).  It may call evq_receiver_pending/ack on r and
+ * notify other receivers; it must not unsubscribe r (or evq_del() a mask
+ * registration) from a broadcaster that is notifying it: that waits for
+ * the notify to finish. */
+typedef void evq_receiver_fn(struct evq_receiver *r, evq_mask_t bits,
+			     void *arg);
+
+/* A receiver: the bits notified and not yet acknowledged, and an optional
+ * callback.  Plain data; fields are private (pending is accessed
+ * atomically).  Must stay valid while subscribed to a broadcaster. */
+struct evq_receiver {
+	evq_mask_t pending;        /* bits notified, not acknowledged */
+	evq_receiver_fn *callback; /* NULL: none */
+	void *arg;                 /* the callback's */
+	uint32_t magic;            /* EVQ_RECEIVER_MAGIC once initialised */
+	uint32_t reserved;
+};
+
+#define EVQ_RECEIVER_MAGIC 0x65726301u /* "erc", version 1 */
+
+/* Initialises r with nothing pending.  fn (may be NULL) runs whenever a
+ * notify makes bits pending that were not (the owner acknowledges bits to
+ * hear about them again).  Do not call while r is in use.
+ * Errors: -EINVAL (NULL r). */
+int evq_receiver_init(struct evq_receiver *r, evq_receiver_fn *fn, void *arg);
+
+/* Makes bits pending on r.  If some of them were not pending, runs r's
+ * callback with those (for a waiter: wakes it if it sleeps).  Notifying
+ * bits that are all pending already costs one atomic load.  Returns 1 if
+ * bits became pending, 0 if all were already, -EINVAL (NULL or
+ * uninitialised r, bits == 0).  Lock-free; thread-safe; async-signal-safe
+ * if the callback is (a waiter's is), preserves errno. */
+int evq_receiver_notify(struct evq_receiver *r, evq_mask_t bits);
+
+/* The bits pending on r now (a snapshot); 0 for NULL r.  Lock-free,
+ * thread-safe, async-signal-safe. */
+evq_mask_t evq_receiver_pending(const struct evq_receiver *r);
+
+/* Clears bits on r and returns those of them that were pending (pass
+ * ~(evq_mask_t)0 to take everything); the next notify of a cleared bit
+ * runs the callback / wakes the waiter again.  0 for NULL r.  Lock-free,
+ * thread-safe, async-signal-safe. */
+evq_mask_t evq_receiver_ack(struct evq_receiver *r, evq_mask_t bits);
+
+/* A receiver one thread sleeps on.  Notify it (or subscribe
+ * &w->receiver to broadcasters) like any receiver; read and clear its bits
+ * with evq_receiver_pending/ack(&w->receiver, ...).  Plain data, no
+ * resources: nothing to destroy. */
+struct evq_waiter {
+	struct evq_receiver receiver; /* its callback is the library's */
+	uint32_t state;               /* private: futex word */
+	uint32_t reserved;
+};
+
+/* Initialises w with nothing pending.  Errors: -EINVAL (NULL w). */
+int evq_waiter_init(struct evq_waiter *w);
+
+/* Waits until one of bits is pending on w and returns the pending subset
+ * of bits (without clearing it: evq_receiver_ack() does).  Returns at once,
+ * with no system call, if one is pending already.  timeout_ns < 0 waits
+ * forever, 0 only checks, > 0 waits that many ns (CLOCK_MONOTONIC); on
+ * timeout returns EVQ_MASK_TIMEOUT.  Signals do not end the wait: a
+ * handler that wants it to end notifies EVQ_MASK_INTERRUPT (include it in
+ * bits).  Returns 0 for bad input (NULL or uninitialised w, bits == 0).
+ * One thread at a time may wait on a given waiter; any thread may notify
+ * it.  Not async-signal-safe (it may sleep). */
+evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
+			   int64_t timeout_ns);
+
+/* A broadcaster: a set of (receiver, mask) subscriptions.  Plain data;
+ * fields are private.  Notifying takes no lock and allocates nothing;
+ * subscribing allocates (grows a table) only when it is full. */
+struct evq_bcast {
+	void *table;        /* private: current subscription table */
+	void *retired;      /* private: older tables, freed after a grace */
+	uint32_t lock;      /* private: serialises subscribe/unsubscribe */
+	uint32_t phase;     /* private: notifier epoch */
+	uint32_t active[2]; /* private: notifiers inside, per epoch */
+	uint32_t magic;     /* EVQ_BCAST_MAGIC once initialised */
+	uint32_t count;     /* subscriptions */
+};
+
+#define EVQ_BCAST_MAGIC 0x65626301u /* "ebc", version 1 */
+
+/* Initialises b with no subscriptions.  Errors: -EINVAL (NULL b). */
+int evq_bcast_init(struct evq_bcast *b);
+
+/* Frees b's memory.  Subscriptions left are dropped (their receivers are
+ * not touched).  No other thread may use b during or after the call.
+ * NULL or uninitialised b is ignored. */
+void evq_bcast_destroy(struct evq_bcast *b);
+
+/* Subscribes r to the bits of mask: every later evq_bcast_notify(b, bits)
+ * with bits & mask != 0 notifies r with bits & mask.  Returns an id >= 0
+ * for evq_bcast_unsubscribe() (low 24 bits a slot, reused; bits 24..30 a
+ * generation so a stale id gets -ENOENT).  One receiver may be subscribed
+ * to many broadcasters, and more than once to one.  O(1) amortized.
+ * Errors: -EINVAL (NULL or uninitialised b or r, mask == 0), -ENOMEM,
+ * -ENOSPC (2^24 subscriptions).  Thread-safe; not async-signal-safe. */
+int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
+			evq_mask_t mask);
+
+/* Removes subscription id.  When it returns, no notify of b is still
+ * touching the receiver (it waits for notifies already running), so the
+ * receiver may be freed.  Errors: -EINVAL (NULL or uninitialised b),
+ * -ENOENT (unknown id, or unsubscribed already).  Thread-safe; must not be
+ * called from a callback of a notify of b; not async-signal-safe. */
+int evq_bcast_unsubscribe(struct evq_bcast *b, int id);
+
+/* Notifies every receiver subscribed to b whose mask intersects bits with
+ * bits & mask; callbacks run on this thread.  Returns 0 or -EINVAL (NULL or
+ * uninitialised b, bits == 0).  Lock-free and allocation-free (waits for
+ * nothing); concurrent notifies, subscribes and unsubscribes are safe; a
+ * receiver subscribed during the whole call is notified.  Async-signal-
+ * safe if the receivers' callbacks are (waiters' and queues' are). */
+int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits);
+
+/* Subscribes queue q to b: evq_bcast_notify(b, bits) with bits & mask != 0
+ * produces an event with kind EVQ_KIND_MASK, ident -1, events 0 and data =
+ * the bits notified (& mask) since the last delivery: notifies coalesce
+ * while the event is pending (bits OR together).  evq_mod() may set
+ * EVQ_ONESHOT or EVQ_DISABLED (bits notified meanwhile are kept);
+ * evq_del() unsubscribes.  b must outlive the registration (evq_del() or
+ * evq_free() first, then evq_bcast_destroy()).
+ * Errors: -EINVAL (NULL q, NULL or uninitialised b, mask == 0), -ENOMEM,
+ * -ENOSPC, -ECHILD. */
+int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
+		 uint64_t cookie);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,536 @@
+/*
+ * mask.c - event masks after gVisor's syncevent: receivers, waiters,
+ * broadcasters, and evq_add_mask (a broadcaster feeding a queue).
+ *
+ * Every shared word is accessed with seq_cst atomics (futex.h's evq_*
+ * macros on the plain fields of the public structs), so the arguments
+ * below may assume one total order of those accesses, as the model does.
+ *
+ * Receiver and waiter (model/mask.pml, proctypes waiter and notifier):
+ *
+ *   notifier (evq_receiver_notify)       waiter (evq_waiter_wait, bits B)
+ *   N0 if pending holds all bits: done   W1 got = pending & B; if got: done
+ *      (one load, no callback)           W2 state = SLEEPING
+ *   N1 old = fetch_or(pending, bits);    W3 got = pending & B; if got: done
+ *      if no bit is new: done            W4 futex_wait(state, SLEEPING)
+ *   N2 callback(new bits); a waiter's:      (sleeps only while the word is
+ *      if state == SLEEPING and             still SLEEPING; kernel checks)
+ *      exchange(state, AWAKE) ==         W5 go to W2 (after a wake, EAGAIN,
+ *      SLEEPING: futex_wake(state, 1)       EINTR); leaving: state = AWAKE
+ *
+ * No lost wakeup: N1 precedes N2 and W2 precedes W3.  If W3 misses the
+ * bit, W3 came before N1, so N2 comes after W2 and sees SLEEPING (or a
+ * notifier before it already took SLEEPING and wakes the waiter): it
+ * stores AWAKE, so W4 either finds the word changed or is woken.  N0 and
+ * the "no bit is new" exit are safe because whoever made those bits new
+ * runs N2 itself.  A wake that arrives after the waiter left (it timed out
+ * or saw the bit at W3) only makes a later W4 return early: W5 re-checks.
+ *
+ * Broadcaster (model/mask.pml, proctypes bnotify and unsubscriber):
+ * subscriptions live in a table of slots {receiver, mask}; notifiers read
+ * it without a lock, subscribe/unsubscribe change it under b->lock.
+ *
+ *   notifier (evq_bcast_notify)          unsubscriber (under b->lock)
+ *   G1 p = phase & 1; active[p]++        U1 slot.receiver = NULL
+ *   G2 t = table; for each slot < used:  U2 twice: p = phase; phase = p+1;
+ *      r = slot.receiver; if r and          wait until active[p & 1] == 0
+ *      slot.mask & bits: notify r        U3 slot free for reuse; free the
+ *   G3 active[p]--; if it was the last      tables retired before U2
+ *      and the unsubscriber sleeps: wake
+ *
+ * No callback after unsubscribe: a notifier that read the receiver before
+ * U1 did G1 before that, and counted itself in the epoch current then.
+ * The first flip waits for that epoch to drain -- unless the notifier read
+ * the phase before an *earlier* flip and counted itself late, in the epoch
+ * the first flip does not wait for; the second flip waits for that one.
+ * (One flip is not enough: the model finds the straggler.)  A notifier
+ * that counts itself after U2 saw its epoch empty reads the slot after U1.
+ * No lost notification: a receiver subscribed before G2 starts is in the
+ * table G2 reads (tables grow by copying under the lock, and the new one is
+ * published before the lock is released).  Notify never waits, allocates or
+ * takes b->lock; unsubscribe waits only for notifies already running.
+ *
+ * Queue registrations (evq_add_mask): a receiver whose callback forwards
+ * the new bits into the registration's lock-free post path:
+ *   Q1 ack(bits) on the receiver, so the next notify of a bit runs Q again
+ *   Q2 if r->val holds all bits: done (a forwarder did Q3 and its Q4 will
+ *      post, or the drain has not taken val yet)
+ *   Q3 fetch_or(r->val, bits)   Q4 evq__post(q, r, tag, 0)
+ * Q1 comes first: acking after Q4 could clear a bit whose notify arrived
+ * after the drain took val, and that notify would be lost.  The core
+ * folds val into pend_data with OR (posted hook) and delivers it as data.
+ * The del hook (evq_del, evq_free; under q->lock) unsubscribes, which waits
+ * out notifiers (they never take q->lock: evq__post is lock-free), so no
+ * callback touches the registration afterwards.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "futex.h"
+#include "internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Receivers                                                            */
+/* ------------------------------------------------------------------ */
+
+static int receiver_ok(const struct evq_receiver *r)
+{
+	return r && evq_ld(&r->magic) == EVQ_RECEIVER_MAGIC;
+}
+
+int evq_receiver_init(struct evq_receiver *r, evq_receiver_fn *fn, void *arg)
+{
+	if (!r)
+		return -EINVAL;
+	evq_st(&r->magic, 0);
+	evq_st(&r->pending, 0);
+	r->callback = fn;
+	r->arg = arg;
+	r->reserved = 0;
+	evq_st(&r->magic, EVQ_RECEIVER_MAGIC);
+	return 0;
+}
+
+/* N0..N2; r is valid, bits != 0. */
+static int notify(struct evq_receiver *r, evq_mask_t bits)
+{
+	evq_mask_t old = evq_ld(&r->pending);
+	if ((old & bits) == bits)
+		return 0;                               /* N0 */
+	old = evq_or(&r->pending, bits);                /* N1 */
+	evq_mask_t fresh = bits & ~old;
+	if (!fresh)
+		return 0;
+	if (r->callback)
+		r->callback(r, fresh, r->arg);          /* N2 */
+	return 1;
+}
+
+int evq_receiver_notify(struct evq_receiver *r, evq_mask_t bits)
+{
+	if (!receiver_ok(r) || !bits)
+		return -EINVAL;
+	return notify(r, bits);
+}
+
+evq_mask_t evq_receiver_pending(const struct evq_receiver *r)
+{
+	return r ? evq_ld(&r->pending) : 0;
+}
+
+evq_mask_t evq_receiver_ack(struct evq_receiver *r, evq_mask_t bits)
+{
+	if (!r)
+		return 0;
+	/* nothing to clear: no atomic write (a poll loop acks often) */
+	if (!(evq_ld(&r->pending) & bits))
+		return 0;
+	return evq_and(&r->pending, ~bits) & bits;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiters                                                              */
+/* ------------------------------------------------------------------ */
+
+#define AWAKE 0u
+#define SLEEPING 1u
+
+/* N2 of a waiter: runs on the notifier's thread. */
+static void waiter_wake(struct evq_receiver *r, evq_mask_t bits, void *arg)
+{
+	struct evq_waiter *w = arg;
+	(void)r, (void)bits;
+	/* the load spares an exchange (a cache-line write) when nobody sleeps */
+	if (evq_ld(&w->state) == SLEEPING &&
+	    __atomic_exchange_n(&w->state, AWAKE, __ATOMIC_SEQ_CST) == SLEEPING)
+		evq_futex_wake(&w->state, 1, 0);
+}
+
+int evq_waiter_init(struct evq_waiter *w)
+{
+	if (!w)
+		return -EINVAL;
+	evq_st(&w->state, AWAKE);
+	w->reserved = 0;
+	return evq_receiver_init(&w->receiver, waiter_wake, w);
+}
+
+static int waiter_ok(const struct evq_waiter *w)
+{
+	return w && receiver_ok(&w->receiver) &&
+	       w->receiver.callback == waiter_wake && w->receiver.arg == w;
+}
+
+evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
+			   int64_t timeout_ns)
+{
+	if (!waiter_ok(w) || !bits)
+		return 0;
+	evq_mask_t got = evq_ld(&w->receiver.pending) & bits;      /* W1 */
+	if (got)
+		return got;
+	if (timeout_ns == 0)
+		return EVQ_MASK_TIMEOUT;
+	struct timespec deadline;
+	if (timeout_ns > 0)
+		deadline = evq_deadline(timeout_ns);
+	for (;;) {
+		evq_st(&w->state, SLEEPING);                        /* W2 */
+		got = evq_ld(&w->receiver.pending) & bits;          /* W3 */
+		if (got)
+			break;
+		int rc = evq_futex_wait(&w->state, SLEEPING,        /* W4 */
+					timeout_ns > 0 ? &deadline : NULL, 0);
+		got = evq_ld(&w->receiver.pending) & bits;          /* W5 */
+		if (got)
+			break;
+		if (rc == -ETIMEDOUT) {
+			got = EVQ_MASK_TIMEOUT;
+			break;
+		}
+	}
+	evq_st(&w->state, AWAKE);
+	return got;
+}
+
+/* ------------------------------------------------------------------ */
+/* Broadcasters                                                         */
+/* ------------------------------------------------------------------ */
+
+#define SLOT_BITS EVQ_IDX_BITS /* ids: slot in bits 0..23 */
+#define SLOT_MASK ((1u << SLOT_BITS) - 1)
+#define GEN_MASK 0x7fu         /* generation in bits 24..30 */
+#define MAX_SLOTS (1u << SLOT_BITS)
+#define FIRST_CAP 8u
+#define DRAINING 0x80000000u   /* active[]: the unsubscriber sleeps */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+struct slot {
+	struct evq_receiver *recv; /* atomic; NULL: free or unsubscribing */
+	evq_mask_t mask;           /* atomic; stored before recv */
+	uint32_t gen;              /* under b->lock */
+	int32_t next_free;         /* under b->lock */
+};
+
+struct table {
+	uint32_t cap;
+	uint32_t used;             /* atomic; slots [0, used) were handed out */
+	int32_t free_head;         /* under b->lock: LIFO of freed slots */
+	struct table *retired_next;
+	struct slot slot[];
+};
+
+static int bcast_ok(const struct evq_bcast *b)
+{
+	return b && evq_ld(&b->magic) == EVQ_BCAST_MAGIC;
+}
+
+/* b->lock: a three-state futex mutex (0 free, 1 held, 2 held, contended);
+ * only subscribe/unsubscribe/destroy take it. */
+static void wlock(uint32_t *l)
+{
+	uint32_t c = 0;
+	if (evq_cas(l, &c, 1))
+		return;
+	if (c != 2)
+		c = __atomic_exchange_n(l, 2, __ATOMIC_SEQ_CST);
+	while (c != 0) {
+		evq_futex_wait(l, 2, NULL, 0);
+		c = __atomic_exchange_n(l, 2, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void wunlock(uint32_t *l)
+{
+	if (__atomic_exchange_n(l, 0, __ATOMIC_SEQ_CST) == 2)
+		evq_futex_wake(l, 1, 0);
+}
+
+int evq_bcast_init(struct evq_bcast *b)
+{
+	if (!b)
+		return -EINVAL;
+	evq_st(&b->magic, 0);
+	evq_st(&b->table, NULL);
+	b->retired = NULL;
+	evq_st(&b->lock, 0);
+	evq_st(&b->phase, 0);
+	evq_st(&b->active[0], 0);
+	evq_st(&b->active[1], 0);
+	evq_st(&b->count, 0);
+	evq_st(&b->magic, EVQ_BCAST_MAGIC);
+	return 0;
+}
+
+static void free_retired(struct evq_bcast *b)
+{
+	struct table *t = b->retired;
+	b->retired = NULL;
+	while (t) {
+		struct table *next = t->retired_next;
+		free(t);
+		t = next;
+	}
+}
+
+void evq_bcast_destroy(struct evq_bcast *b)
+{
+	if (!bcast_ok(b))
+		return;
+	wlock(&b->lock);
+	evq_st(&b->magic, 0);
+	free(evq_ld(&b->table));
+	evq_st(&b->table, NULL);
+	free_retired(b);
+	evq_st(&b->count, 0);
+	wunlock(&b->lock);
+}
+
+/* A table with room for one more slot: the current one, or a copy twice
+ * its size (the old one is retired: notifiers may still be reading it).
+ * Under b->lock. */
+static struct table *room(struct evq_bcast *b)
+{
+	struct table *t = evq_ld(&b->table);
+	if (t && (t->free_head >= 0 || evq_ld(&t->used) < t->cap))
+		return t;
+	uint32_t cap = t ? t->cap * 2 : FIRST_CAP;
+	if (t && t->cap >= MAX_SLOTS)
+		return NULL;
+	struct table *n = calloc(1, sizeof *n + cap * sizeof n->slot[0]);
+	if (!n)
+		return NULL;
+	n->cap = cap;
+	n->free_head = -1;
+	if (t) {
+		/* full, so no free list to copy; no notifier writes slots */
+		for (uint32_t i = 0; i < t->cap; i++) {
+			n->slot[i].mask = evq_ld(&t->slot[i].mask);
+			n->slot[i].recv = evq_ld(&t->slot[i].recv);
+			n->slot[i].gen = t->slot[i].gen;
+		}
+		n->used = t->cap;
+		t->retired_next = b->retired;
+		b->retired = t;
+	}
+	evq_st(&b->table, n); /* published: entries complete */
+	return n;
+}
+
+int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
+			evq_mask_t mask)
+{
+	if (!bcast_ok(b) || !receiver_ok(r) || !mask)
+		return -EINVAL;
+	wlock(&b->lock);
+	struct table *t = evq_ld(&b->table);
+	int rc = t && t->cap >= MAX_SLOTS && t->free_head < 0 &&
+			 evq_ld(&t->used) >= t->cap ? -ENOSPC : -ENOMEM;
+	t = room(b);
+	if (!t) {
+		wunlock(&b->lock);
+		return rc;
+	}
+	uint32_t i;
+	if (t->free_head >= 0) {
+		i = (uint32_t)t->free_head;
+		t->free_head = t->slot[i].next_free;
+	} else {
+		i = evq_ld(&t->used);
+	}
+	struct slot *s = &t->slot[i];
+	evq_st(&s->mask, mask);
+	evq_st(&s->recv, r);
+	if (i == evq_ld(&t->used))
+		evq_st(&t->used, i + 1);
+	evq_add(&b->count, 1);
+	int id = (int)((s->gen & GEN_MASK) << SLOT_BITS | i);
+	wunlock(&b->lock);
+	return id;
+}
+
+/* Waits until no notifier counts itself in epoch p. Under b->lock. */
+static void drain(struct evq_bcast *b, uint32_t p)
+{
+	uint32_t *a = &b->active[p];
+	for (int spin = 0;; spin++) {
+		uint32_t v = evq_ld(a);
+		if ((v & ~DRAINING) == 0)
+			break;
+		if (spin < 64) { /* notifies are short: try before sleeping */
+			cpu_relax();
+			continue;
+		}
+		if (!(v & DRAINING) && !evq_cas(a, &v, v | DRAINING))
+			continue;
+		evq_futex_wait(a, v | DRAINING, NULL, 0);
+	}
+	evq_and(a, ~DRAINING);
+}
+
+/* U2: afterwards no notifier still uses anything it read before U2. */
+static void grace(struct evq_bcast *b)
+{
+	for (int k = 0; k < 2; k++) {
+		uint32_t p = evq_ld(&b->phase);
+		evq_st(&b->phase, p + 1);
+		drain(b, p & 1);
+	}
+}
+
+int evq_bcast_unsubscribe(struct evq_bcast *b, int id)
+{
+	if (!bcast_ok(b))
+		return -EINVAL;
+	if (id < 0)
+		return -ENOENT;
+	uint32_t i = (uint32_t)id & SLOT_MASK, gen = (uint32_t)id >> SLOT_BITS;
+	wlock(&b->lock);
+	struct table *t = evq_ld(&b->table);
+	if (!t || i >= evq_ld(&t->used) || !evq_ld(&t->slot[i].recv) ||
+	    (t->slot[i].gen & GEN_MASK) != gen) {
+		wunlock(&b->lock);
+		return -ENOENT;
+	}
+	struct slot *s = &t->slot[i];
+	evq_st(&s->recv, NULL);                                 /* U1 */
+	grace(b);                                               /* U2 */
+	s->gen++;                                               /* U3 */
+	s->next_free = t->free_head;
+	t->free_head = (int32_t)i;
+	free_retired(b);
+	evq_sub(&b->count, 1);
+	wunlock(&b->lock);
+	return 0;
+}
+
+int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits)
+{
+	if (!bcast_ok(b) || !bits)
+		return -EINVAL;
+	/* nobody subscribed: a subscribe that returned before us is counted */
+	if (evq_ld(&b->count) == 0)
+		return 0;
+	int saved = errno;
+	uint32_t p = evq_ld(&b->phase) & 1;                     /* G1 */
+	evq_add(&b->active[p], 1);
+	struct table *t = evq_ld(&b->table);                    /* G2 */
+	uint32_t n = t ? evq_ld(&t->used) : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct evq_receiver *r = evq_ld(&t->slot[i].recv);
+		if (!r)
+			continue;
+		evq_mask_t m = evq_ld(&t->slot[i].mask) & bits;
+		if (m)
+			notify(r, m);
+	}
+	if (evq_sub(&b->active[p], 1) == (DRAINING | 1))        /* G3 */
+		evq_futex_wake(&b->active[p], 1, 0);
+	errno = saved;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Queue registrations                                                  */
+/* ------------------------------------------------------------------ */
+
+struct mask_reg {
+	struct evq_receiver recv;   /* subscribed to b; callback forward() */
+	struct evq *q;
+	struct evq_reg *r;
+	struct evq_bcast *b;
+	uint32_t tag;               /* r's ctl tag when registered */
+	int sub;                    /* subscription id, -1 if none */
+	_Atomic int dead;           /* forked child dropped the queue */
+};
+
+/* Q1..Q4, on the notifier's thread. */
+static void forward(struct evq_receiver *rc, evq_mask_t bits, void *arg)
+{
+	struct mask_reg *m = arg;
+	if (atomic_load_explicit(&m->dead, memory_order_relaxed))
+		return;
+	evq_receiver_ack(rc, bits);                             /* Q1 */
+	struct evq_reg *r = m->r;
+	if ((atomic_load(&r->val) & bits) == bits)              /* Q2 */
+		return;
+	atomic_fetch_or(&r->val, bits);                         /* Q3 */
+	evq__post(m->q, r, m->tag, 0);                          /* Q4 */
+}
+
+static void mask_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+			uint64_t bits)
+{
+	(void)q, (void)count; /* counts carry nothing: bits are the event */
+	r->pend_data |= bits;
+}
+
+static void mask_del(struct evq *q, struct evq_reg *r)
+{
+	struct mask_reg *m = r->ext;
+	r->ext = NULL;
+	if (!m)
+		return;
+	if (evq__forked(q)) {
+		/* The broadcaster's lock or a notifier may have been caught
+		 * mid-way by fork(): never wait in the child.  The child's copy
+		 * of the subscription stays, silenced, and m is leaked. */
+		atomic_store(&m->dead, 1);
+		return;
+	}
+	if (m->sub >= 0)
+		evq_bcast_unsubscribe(m->b, m->sub);
+	free(m);
+}
+
+static const struct evq_kind_ops mask_ops = {
+	.posted = mask_posted,
+	.del = mask_del,
+};
+
+int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
+		 uint64_t cookie)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (!bcast_ok(b) || !mask)
+		return -EINVAL;
+	struct mask_reg *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	evq_receiver_init(&m->recv, forward, m);
+	m->sub = -1;
+	m->b = b;
+	m->q = q;
+	struct evq_reg *r;
+	pthread_mutex_lock(&q->lock);
+	int id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
+	if (id < 0) {
+		pthread_mutex_unlock(&q->lock);
+		free(m);
+		return id;
+	}
+	m->r = r;
+	m->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	r->ext = m;
+	int sub = evq_bcast_subscribe(b, &m->recv, mask);
+	if (sub < 0) {
+		evq__reg_free(q, r); /* mask_del frees m */
+		id = sub;
+	} else {
+		m->sub = sub;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return id;
+}
