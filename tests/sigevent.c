@@ -1,0 +1,412 @@
+/*
+ * sigevent.c - evq_sigevent: the filled sigevent, POSIX timers (periodic
+ * with every expiration counted through overruns, oneshot, two timers),
+ * aio_read on a file and on a pipe, mq_notify; notifications kept while
+ * disabled; a deleted registration's notifications dropped, also when its
+ * table entry is reused; two queues, each getting only its own; a thread
+ * that did not block the signal (evq's handler forwards); SIGRTMAX then
+ * refused to evq_add_signal and, when the program handles it, to
+ * evq_sigevent; bad input with the queue usable after.
+ */
+#include <aio.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "evqtest.h"
+
+#define NEV 16
+#define QUIET (30 * EVQT_MS)
+
+static int blocked(int sig)
+{
+	sigset_t cur;
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	return sigismember(&cur, sig);
+}
+
+/* Sum of data of events with cookie c that arrive within ns. */
+static uint64_t collect(struct evq *q, uint64_t c, int64_t ns, int *events)
+{
+	struct evq_event ev[NEV];
+	uint64_t sum = 0;
+	int64_t end = evqt_now(CLOCK_MONOTONIC) + ns;
+	*events = 0;
+	for (;;) {
+		int64_t left = end - evqt_now(CLOCK_MONOTONIC);
+		int n = evqt_wait(q, ev, NEV, left > 0 ? left : 0);
+		for (int i = 0; i < n; i++)
+			if (ev[i].cookie == c) {
+				sum += ev[i].data;
+				(*events)++;
+			}
+		if (left <= 0)
+			return sum;
+	}
+}
+
+static void on_rtmax(int sig) { (void)sig; }
+
+/* In a child that has not used evq_sigevent: a program's own handler for
+ * SIGRTMAX makes evq_sigevent refuse it. */
+static void test_taken_by_program(void)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct evq *q;
+		struct sigevent sev;
+		signal(SIGRTMAX, on_rtmax);
+		if (evq_new(&q, NULL) != 0)
+			_exit(2);
+		int rc = evq_sigevent(q, 1, &sev);
+		int usable = evqt_roundtrip(q);
+		_exit(rc == -EBUSY && usable ? 0 : 1);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "taken: SIGRTMAX with a program handler -> -EBUSY, queue usable");
+}
+
+static void test_bad_input(void)
+{
+	struct evq *q = evqt_new();
+	struct sigevent sev;
+	is(evq_sigevent(NULL, 1, &sev), -EINVAL, "bad: NULL queue -> -EINVAL");
+	is(evq_sigevent(q, 1, NULL), -EINVAL, "bad: NULL sigevent -> -EINVAL");
+	ok(evqt_roundtrip(q), "bad: queue usable");
+	evq_free(q);
+}
+
+static void test_timer_periodic(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct sigevent sev;
+	memset(&sev, 0xa5, sizeof sev);
+	int id = evq_sigevent(q, 0x7171, &sev);
+	ok(id >= 0, "timer: evq_sigevent -> %d", id);
+	/* SIGEV_SIGNAL with evq's signal, which is now blocked here. */
+	ok(sev.sigev_notify == SIGEV_SIGNAL && sev.sigev_signo == SIGRTMAX,
+	   "timer: SIGEV_SIGNAL, SIGRTMAX (%d, %d)", sev.sigev_notify, sev.sigev_signo);
+	ok(blocked(SIGRTMAX), "timer: SIGRTMAX blocked in the calling thread");
+	/* SIGRTMAX now belongs to evq. */
+	is(evq_add_signal(q, SIGRTMAX, 1), -EBUSY, "timer: evq_add_signal(SIGRTMAX) -> -EBUSY");
+
+	timer_t t;
+	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+	const int64_t period = 2 * EVQT_MS;
+	struct itimerspec its = { { 0, (long)period }, { 0, (long)period } };
+	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
+	CHECK(timer_settime(t, 0, &its, NULL) == 0);
+	/* Nobody waits for 100 ms: the expirations pile up as overruns, and
+	 * the first event counts them all. */
+	evqt_sleep_ns(100 * EVQT_MS);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	int64_t t1 = evqt_now(CLOCK_MONOTONIC);
+	ok(n == 1 && ev[0].cookie == 0x7171 && ev[0].id == id &&
+		   ev[0].kind == EVQ_KIND_SIGEVENT && ev[0].ident == -1 && ev[0].events == 0,
+	   "timer: fields exact (n=%d kind %u ident %d)", n, n ? ev[0].kind : 0,
+	   n ? ev[0].ident : 0);
+	uint64_t first = n == 1 ? ev[0].data : 0;
+	ok(first >= 40 && first <= (uint64_t)((t1 - t0) / period) + 1,
+	   "timer: first event counts the overruns (data %llu after %lld ms)",
+	   (unsigned long long)first, (long long)((t1 - t0) / EVQT_MS));
+
+	/* Keep waiting: the total matches the elapsed time. */
+	int events;
+	uint64_t rest = collect(q, 0x7171, 100 * EVQT_MS, &events);
+	CHECK(timer_delete(t) == 0);
+	int64_t t2 = evqt_now(CLOCK_MONOTONIC);
+	uint64_t total = first + rest + collect(q, 0x7171, QUIET, &n);
+	int64_t expect = (t2 - t0) / period;
+	ok((int64_t)total >= expect * 9 / 10 - 2 && (int64_t)total <= expect + 1,
+	   "timer: %llu expirations in %lld ms of a 2 ms timer (%d events)",
+	   (unsigned long long)total, (long long)((t2 - t0) / EVQT_MS), events);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "timer: nothing after timer_delete");
+	is(evq_del(q, id), 0, "timer: evq_del");
+	ok(evqt_roundtrip(q), "timer: queue usable");
+	evq_free(q);
+}
+
+static void test_timer_oneshot_two(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct sigevent sa, sb;
+	int a = evq_sigevent(q, 1, &sa), b = evq_sigevent(q, 2, &sb);
+	CHECK(a >= 0 && b >= 0 && a != b);
+	timer_t ta, tb;
+	CHECK(timer_create(CLOCK_MONOTONIC, &sa, &ta) == 0);
+	CHECK(timer_create(CLOCK_MONOTONIC, &sb, &tb) == 0);
+	struct itimerspec one = { { 0, 0 }, { 0, 5 * EVQT_MS } };
+	struct itimerspec per = { { 0, 3 * EVQT_MS }, { 0, 3 * EVQT_MS } };
+	CHECK(timer_settime(ta, 0, &one, NULL) == 0);
+	CHECK(timer_settime(tb, 0, &per, NULL) == 0);
+	int ea, eb;
+	/* Each timer's events carry its own cookie: a fires once (data 1), b
+	 * keeps firing. */
+	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
+	uint64_t da = 0, db = 0;
+	ea = eb = 0;
+	while (evqt_now(CLOCK_MONOTONIC) - t0 < 60 * EVQT_MS) {
+		int n = evqt_wait(q, ev, NEV, 10 * EVQT_MS);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].cookie == 1 && ev[i].id == a)
+				da += ev[i].data, ea++;
+			else if (ev[i].cookie == 2 && ev[i].id == b)
+				db += ev[i].data, eb++;
+		}
+	}
+	CHECK(timer_delete(ta) == 0 && timer_delete(tb) == 0);
+	ok(ea == 1 && da == 1, "two: oneshot timer once, data 1 (events %d data %llu)", ea,
+	   (unsigned long long)da);
+	ok(eb >= 2 && db >= 10, "two: periodic timer its own events (events %d data %llu)",
+	   eb, (unsigned long long)db);
+	evq_free(q);
+}
+
+static void test_aio(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	char path[] = "/tmp/evq-aio-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	unlink(path);
+	static const char text[] = "asynchronous hello";
+	CHECK(write(fd, text, sizeof text) == (ssize_t)sizeof text);
+
+	char buf[64] = { 0 };
+	struct aiocb cb;
+	memset(&cb, 0, sizeof cb);
+	cb.aio_fildes = fd;
+	cb.aio_buf = buf;
+	cb.aio_nbytes = sizeof buf;
+	cb.aio_offset = 0;
+	int id = evq_sigevent(q, 0xa10, &cb.aio_sigevent);
+	CHECK(id >= 0);
+	CHECK(aio_read(&cb) == 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	/* The completion arrives as the registration's event. */
+	ok(n == 1 && ev[0].id == id && ev[0].cookie == 0xa10 && ev[0].data == 1,
+	   "aio: file read completion delivered (n=%d)", n);
+	ok(aio_error(&cb) == 0 && aio_return(&cb) == (ssize_t)sizeof text &&
+		   strcmp(buf, text) == 0,
+	   "aio: the read is complete when the event arrives");
+	CHECK(evq_del(q, id) == 0);
+	close(fd);
+
+	/* A pipe: no completion until data is written. */
+	int p[2];
+	CHECK(pipe(p) == 0);
+	memset(&cb, 0, sizeof cb);
+	memset(buf, 0, sizeof buf);
+	cb.aio_fildes = p[0];
+	cb.aio_buf = buf;
+	cb.aio_nbytes = 5;
+	id = evq_sigevent(q, 0xa11, &cb.aio_sigevent);
+	CHECK(id >= 0);
+	CHECK(aio_read(&cb) == 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "aio: pipe read pending -> no event");
+	CHECK(write(p[1], "abcde", 5) == 5);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id && ev[0].cookie == 0xa11,
+	   "aio: pipe read completes after a write (n=%d)", n);
+	ok(aio_error(&cb) == 0 && aio_return(&cb) == 5 && memcmp(buf, "abcde", 5) == 0,
+	   "aio: 5 bytes read");
+	close(p[0]);
+	close(p[1]);
+	evq_free(q);
+}
+
+static void test_mq_notify(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	char name[64];
+	snprintf(name, sizeof name, "/evq-sigevent-%d", (int)getpid());
+	struct mq_attr attr = { .mq_maxmsg = 4, .mq_msgsize = 32 };
+	mqd_t mq = mq_open(name, O_CREAT | O_RDWR | O_NONBLOCK, 0600, &attr);
+	if (mq == (mqd_t)-1) {
+		skip(4, "mq_open failed");
+		evq_free(q);
+		return;
+	}
+	mq_unlink(name);
+	struct sigevent sev;
+	int id = evq_sigevent(q, 0x3e0, &sev);
+	CHECK(id >= 0);
+	int good = 1;
+	/* mq_notify fires once per registration, when a message arrives in an
+	 * empty queue: register, send, expect one event, receive, repeat. */
+	for (int i = 0; i < 3; i++) {
+		CHECK(mq_notify(mq, &sev) == 0);
+		good &= evqt_wait(q, ev, NEV, 0) == 0;
+		char msg[32];
+		snprintf(msg, sizeof msg, "message %d", i);
+		CHECK(mq_send(mq, msg, strlen(msg) + 1, 0) == 0);
+		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+		good &= n == 1 && ev[0].id == id && ev[0].cookie == 0x3e0 && ev[0].data == 1;
+		char got[32];
+		good &= mq_receive(mq, got, sizeof got, NULL) > 0 && strcmp(got, msg) == 0;
+	}
+	ok(good, "mq_notify: 3 notifications, one event each");
+	/* Not re-registered: a message makes no event. */
+	CHECK(mq_send(mq, "x", 2, 0) == 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "mq_notify: none without mq_notify");
+	/* Re-registered with a message already there: nothing until the
+	 * queue becomes non-empty again (POSIX). */
+	char got[32];
+	CHECK(mq_receive(mq, got, sizeof got, NULL) > 0);
+	CHECK(mq_notify(mq, &sev) == 0);
+	CHECK(mq_send(mq, "y", 2, 0) == 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id, "mq_notify: re-registered notification delivered");
+	is(evq_del(q, id), 0, "mq_notify: evq_del");
+	mq_close(mq);
+	ok(evqt_roundtrip(q), "mq_notify: queue usable");
+	evq_free(q);
+}
+
+static void test_disabled(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct sigevent sev;
+	int id = evq_sigevent(q, 5, &sev);
+	CHECK(id >= 0);
+	CHECK(evq_mod(q, id, 0, EVQ_DISABLED) == 0);
+	timer_t t;
+	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+	struct itimerspec per = { { 0, 2 * EVQT_MS }, { 0, 2 * EVQT_MS } };
+	CHECK(timer_settime(t, 0, &per, NULL) == 0);
+	/* Disabled: the expirations are kept, not delivered. */
+	is(evqt_wait(q, ev, NEV, 40 * EVQT_MS), 0, "disabled: no event");
+	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+	CHECK(timer_settime(t, 0, &off, NULL) == 0);
+	CHECK(evq_mod(q, id, 0, 0) == 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id && ev[0].data >= 5,
+	   "disabled: enabling delivers the kept expirations (data %llu)",
+	   n ? (unsigned long long)ev[0].data : 0ull);
+	CHECK(timer_delete(t) == 0);
+	evq_free(q);
+}
+
+static void test_deleted_and_reused(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct sigevent sev, sev2;
+	int id = evq_sigevent(q, 6, &sev);
+	CHECK(id >= 0);
+	timer_t t;
+	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+	struct itimerspec per = { { 0, 2 * EVQT_MS }, { 0, 2 * EVQT_MS } };
+	CHECK(timer_settime(t, 0, &per, NULL) == 0);
+	CHECK(evqt_wait(q, ev, NEV, EVQT_SOON) == 1);
+	/* Deleted while its timer still runs: its expirations are dropped,
+	 * also when a new registration takes over its table entry. */
+	CHECK(evq_del(q, id) == 0);
+	int id2 = evq_sigevent(q, 7, &sev2);
+	CHECK(id2 >= 0);
+	int events;
+	uint64_t sum = collect(q, 6, 50 * EVQT_MS, &events);
+	is(events, 0, "deleted: no event for the deleted registration");
+	is(evqt_wait(q, ev, NEV, 0), 0, "deleted: nor for the new one (stale token)");
+	(void)sum;
+	CHECK(timer_delete(t) == 0);
+	ok(evqt_roundtrip(q), "deleted: queue usable");
+	evq_free(q);
+}
+
+static void test_two_queues(void)
+{
+	struct evq *q1 = evqt_new(), *q2 = evqt_new();
+	struct evq_event ev[NEV];
+	struct sigevent s1, s2;
+	CHECK(evq_sigevent(q1, 11, &s1) >= 0);
+	int id2 = evq_sigevent(q2, 22, &s2);
+	CHECK(id2 >= 0);
+	timer_t t;
+	CHECK(timer_create(CLOCK_MONOTONIC, &s2, &t) == 0);
+	struct itimerspec one = { { 0, 0 }, { 0, 5 * EVQT_MS } };
+	CHECK(timer_settime(t, 0, &one, NULL) == 0);
+	evqt_sleep_ns(QUIET);
+	/* q1 may read q2's notification from the shared signal, but hands it
+	 * on: q1 gets nothing, q2 gets it. */
+	is(evqt_wait(q1, ev, NEV, 0), 0, "queues: q1 polls first and gets nothing");
+	int n = evqt_wait(q2, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id2 && ev[0].cookie == 22 && ev[0].data == 1,
+	   "queues: q2 gets its own timer (n=%d)", n);
+	CHECK(timer_delete(t) == 0);
+	evq_free(q1);
+	/* q1's carrier gone with it: q2 still works alone. */
+	CHECK(timer_create(CLOCK_MONOTONIC, &s2, &t) == 0);
+	CHECK(timer_settime(t, 0, &one, NULL) == 0);
+	n = evqt_wait(q2, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id2, "queues: after evq_free(q1), q2 still notified");
+	CHECK(timer_delete(t) == 0);
+	evq_free(q2);
+}
+
+/* Created before the registration: SIGRTMAX unblocked here. */
+static int gate[2];
+static void *unblocked_thread(void *arg)
+{
+	char c;
+	sigset_t s;
+	(void)arg;
+	sigemptyset(&s);
+	sigaddset(&s, SIGRTMAX);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static void test_handler_path(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	CHECK(pipe(gate) == 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, unblocked_thread, NULL) == 0);
+	struct sigevent sev;
+	int id = evq_sigevent(q, 33, &sev);
+	CHECK(id >= 0);
+	long rounds = evqt_scale(20), got = 0;
+	for (long i = 0; i < rounds; i++) {
+		/* Straight to a thread that did not block it: evq's handler
+		 * forwards the token. */
+		CHECK(pthread_sigqueue(th, SIGRTMAX, sev.sigev_value) == 0);
+		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+		got += n == 1 && ev[0].id == id && ev[0].data == 1;
+	}
+	is(got, rounds, "handler: %ld notifications via an unblocked thread", rounds);
+	CHECK(write(gate[1], "x", 1) == 1);
+	pthread_join(th, NULL);
+	close(gate[0]);
+	close(gate[1]);
+	evq_free(q);
+}
+
+int main(void)
+{
+	evqt_watchdog(60);
+	evqt_banner("sigevent");
+	test_taken_by_program();
+	test_bad_input();
+	test_timer_periodic();
+	test_timer_oneshot_two();
+	test_aio();
+	test_mq_notify();
+	test_disabled();
+	test_deleted_and_reused();
+	test_two_queues();
+	test_handler_path();
+	return done();
+}
