@@ -487,6 +487,9 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 		return -EBADF;
 	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
 		return -EINVAL;
+	/* before sizing the fd map by it: an open fd is below RLIMIT_NOFILE */
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
 	lock(q);
 	int rc = fdmap_reserve(q, fd);
 	if (rc < 0)
