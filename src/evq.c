@@ -318,15 +318,22 @@ void evq__unlink(struct evq *q, struct evq_reg *r)
 }
 
 /* Makes registration r deliverable if it is enabled and has something to
- * deliver; wakes a sleeper when called from outside the wait path. */
-static void make_pending(struct evq *q, struct evq_reg *r)
+ * deliver.  Returns 1 if it linked r: a caller outside the wait path then
+ * kicks a sleeper (the wait path hands leftovers on in pass_on()). */
+static int make_pending(struct evq *q, struct evq_reg *r)
 {
 	if ((r->flags & EVQ_DISABLED) || r->list != EVQ_LIST_NONE)
-		return;
+		return 0;
 	if (r->pend_data == 0 && r->pend_events == 0)
-		return;
+		return 0;
 	evq__link(q, r, EVQ_LIST_PENDING);
-	evq__kick(q);
+	return 1;
+}
+
+static void make_pending_kick(struct evq *q, struct evq_reg *r)
+{
+	if (make_pending(q, r))
+		evq__kick(q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -522,7 +529,7 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 		r->dev = (uint64_t)sb.st_dev;
 		r->ino = (uint64_t)sb.st_ino;
 		r->pend_events = events;
-		make_pending(q, r);
+		make_pending_kick(q, r);
 	} else if (rc < 0) {
 		goto fail;
 	}
@@ -549,7 +556,7 @@ static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t fl
 		r->events = events;
 		evq__unlink(q, r);
 		r->pend_events = events;
-		make_pending(q, r);
+		make_pending_kick(q, r);
 		return 0;
 	}
 	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events, flags,
@@ -716,7 +723,7 @@ int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
 	if (r->flags & EVQ_DISABLED)
 		evq__unlink(q, r); /* occurrences stay parked in pend_data */
 	else
-		make_pending(q, r);
+		make_pending_kick(q, r);
 out:
 	unlock(q);
 	return rc;
