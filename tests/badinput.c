@@ -122,7 +122,11 @@ static void test_fd_args(struct evq *q)
 	BAD(q, evq_add_fd(q, -1, EVQ_READ, 0, 0), -EBADF, "add_fd: fd -1 -> -EBADF");
 	BAD(q, evq_add_fd(q, closed, EVQ_READ, 0, 0), -EBADF, "add_fd: closed fd -> -EBADF");
 	BAD(q, evq_add_fd(q, 19999, EVQ_READ, 0, 0), -EBADF, "add_fd: fd 19999 -> -EBADF");
-	BAD(q, evq_add_fd(q, INT_MAX, EVQ_READ, 0, 0), -EBADF, "add_fd: fd INT_MAX -> -EBADF");
+	/* fd INT_MAX is checked in alloc.c, with an allocator that refuses
+	 * huge requests: the library currently sizes an 8 GiB fd table for it
+	 * before finding the fd invalid, which can get a sanitizer run (or a
+	 * neighbour) OOM-killed.  Here a number no process can have open. */
+	BAD(q, evq_add_fd(q, 1 << 20, EVQ_READ, 0, 0), -EBADF, "add_fd: fd 1<<20 -> -EBADF");
 	BAD(q, evq_add_fd(q, INT_MIN, EVQ_READ, 0, 0), -EBADF, "add_fd: fd INT_MIN -> -EBADF");
 	BAD(q, evq_add_fd(q, sv[0], 0x10, 0, 0), -EINVAL, "add_fd: events 0x10 -> -EINVAL");
 	BAD(q, evq_add_fd(q, sv[0], 0x80000000u, 0, 0), -EINVAL,
