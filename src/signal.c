@@ -167,6 +167,14 @@ static int signo_ok(int signo)
 	return signo <= SIGSYS || signo >= SIGRTMIN;
 }
 
+static int signal_arm(struct evq *q, struct evq_reg *r, enum evq_fd_op op)
+{
+	struct sig_reg *s = r->ext;
+	return q->backend->fd_ctl(q, op, s->fd, EVQ_READ,
+				  r->flags & (EVQ_ONESHOT | EVQ_DISABLED),
+				  evq_token(atomic_load(&r->state), r->idx));
+}
+
 /* Reads every pending instance (up to a bound: a flood is picked up again
  * next round, the signalfd stays readable): one event, data = count, the
  * last instance's sender and value. */
@@ -177,7 +185,7 @@ static int signal_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 	struct signalfd_siginfo si[16];
 	uint64_t count = 0;
 	uint32_t pid = 0, value = 0;
-	(void)q, (void)events;
+	(void)events;
 	for (int round = 0; round < 16; round++) {
 		ssize_t n = read(s->fd, si, sizeof si);
 		if (n < (ssize_t)sizeof si[0])
@@ -189,8 +197,13 @@ static int signal_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 		if (k < sizeof si / sizeof si[0])
 			break;
 	}
-	if (count == 0)
-		return 0; /* the handler or another reader took it */
+	if (count == 0) {
+		/* The handler or a reader in another thread took it; a oneshot
+		 * watch the kernel just disarmed must watch on. */
+		if (r->flags & EVQ_ONESHOT)
+			(void)signal_arm(q, r, EVQ_FD_MOD);
+		return 0;
+	}
 	ev->events = pid;
 	ev->data = (count > UINT32_MAX ? UINT32_MAX : count) | (uint64_t)value << 32;
 	return 1;
@@ -204,14 +217,6 @@ static void signal_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 	uint64_t c = (r->pend_data & UINT32_MAX) + count;
 	r->pend_data = (c > UINT32_MAX ? UINT32_MAX : c) | (info & UINT32_MAX) << 32;
 	r->pend_events = (uint32_t)(info >> 32);
-}
-
-static int signal_arm(struct evq *q, struct evq_reg *r, enum evq_fd_op op)
-{
-	struct sig_reg *s = r->ext;
-	return q->backend->fd_ctl(q, op, s->fd, EVQ_READ,
-				  r->flags & (EVQ_ONESHOT | EVQ_DISABLED),
-				  evq_token(atomic_load(&r->state), r->idx));
 }
 
 static int signal_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
