@@ -47,8 +47,8 @@ enum evq_backend_id {
 
 struct evq_options {
 	int backend;      /* enum evq_backend_id; 0 = AUTO */
-	int max_batch;    /* kernel events harvested per system call; 0 = 256;
-	                     1..65536 */
+	int max_batch;    /* kernel events harvested per system call at most;
+	                     0 = 256; 1..512 */
 	unsigned flags;   /* reserved, must be 0 */
 };
 
@@ -122,7 +122,9 @@ struct evq_event {
  * allowed: only EVQ_ERR/EVQ_HUP are then reported).  flags: EVQ_EDGE,
  * EVQ_ONESHOT, EVQ_DISABLED.  A regular file or directory (which epoll
  * refuses) is reported ready at once: level-triggered, once per kernel
- * round; edge-triggered or oneshot, once.  Only one registration per open
+ * round (and, since no kernel watches it, evq checks with fstat() each round
+ * that the fd still names that file; closed, it goes silent); edge-triggered
+ * or oneshot, once.  Only one registration per open
  * fd: a second one gets -EEXIST.  If the fd is closed while registered, its
  * registration goes silent; a new fd that reuses the number may be
  * registered anew and never sees the old registration's events; evq_del()

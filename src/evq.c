@@ -824,12 +824,20 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 	return n;
 }
 
+/* Level-triggered regular files come back once per kernel round.  The kernel
+ * cannot tell us they were closed, so look: a registration whose fd is gone
+ * or now names another file goes silent, as epoll does for closed fds. */
 static void again_to_pending(struct evq *q)
 {
 	while (q->again_head >= 0) {
 		struct evq_reg *r = evq_slot(q, (uint32_t)q->again_head);
+		struct stat sb;
 		evq__unlink(q, r);
-		evq__link(q, r, EVQ_LIST_PENDING);
+		if (fstat(r->ident, &sb) < 0 || (uint64_t)sb.st_dev != r->dev ||
+		    (uint64_t)sb.st_ino != r->ino)
+			fd_defunct(q, r);
+		else
+			evq__link(q, r, EVQ_LIST_PENDING);
 	}
 }
 
