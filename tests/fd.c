@@ -520,6 +520,37 @@ static void test_many_fds(void)
 	}
 }
 
+static void test_free_keeps_fds(void)
+{
+	/* evq_free with live registrations (one readable, events pending)
+	 * does not close the fds: they still work afterwards. */
+	struct evq *q = evqt_new();
+	int sv[2], f = tmpfile_fd();
+	pair(sv);
+	CHECK(evq_add_fd(q, sv[0], EVQ_READ, 0, 1) >= 0);
+	CHECK(evq_add_fd(q, sv[1], EVQ_WRITE, EVQ_EDGE, 2) >= 0);
+	CHECK(evq_add_fd(q, f, EVQ_READ, 0, 3) >= 0);
+	put(sv[1]);
+	struct evq_event ev[1];
+	CHECK(evqt_wait(q, ev, 1, EVQT_SOON) == 1); /* more left pending */
+	evq_free(q);
+	ok(fcntl(sv[0], F_GETFD) >= 0 && fcntl(sv[1], F_GETFD) >= 0 &&
+		   fcntl(f, F_GETFD) >= 0,
+	   "free: registered fds are still open after evq_free");
+	char c;
+	ok(read(sv[0], &c, 1) == 1 && write(sv[1], "y", 1) == 1,
+	   "free: the socketpair still works");
+	/* A new queue can register them again. */
+	q = evqt_new();
+	int id = evq_add_fd(q, sv[0], EVQ_READ, 0, 4);
+	int n = evqt_wait(q, ev, 1, EVQT_SOON);
+	ok(id >= 0 && n == 1 && ev[0].id == id, "free: fd registers in a new queue");
+	evq_free(q);
+	close(sv[0]);
+	close(sv[1]);
+	close(f);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -535,5 +566,6 @@ int main(void)
 	test_regular_files();
 	test_eexist();
 	test_many_fds();
+	test_free_keeps_fds();
 	return done();
 }

@@ -6,6 +6,8 @@
  * and intervals refused, 100,000 timers each fire exactly once, 1,000,000
  * live timers can be added and deleted.
  */
+#include <dirent.h>
+
 #include "evqtest.h"
 
 #define NEV 64
@@ -440,6 +442,40 @@ static void test_million(void)
 	evq_free(q);
 }
 
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Timers are library objects: 10,000 of them on three clocks cost no file
+ * descriptor each (at most one kernel timer per clock per queue). */
+static void test_no_kernel_object_per_timer(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	/* Arm one timer per clock first so lazily created kernel timers exist. */
+	for (size_t c = 0; c < sizeof clocks / sizeof clocks[0]; c++)
+		CHECK(evq_add_timer(q, clocks[c].id, 3600 * EVQT_SEC, 0, 0, 0) >= 0);
+	CHECK(evqt_wait(q, ev, NEV, 0) == 0);
+	int before = open_fds();
+	int bad = 0;
+	for (int i = 0; i < 10000; i++)
+		bad += evq_add_timer(q, clocks[i % 3].id, (int64_t)(i + 1) * EVQT_SEC, 0, 0,
+				     0) < 0;
+	CHECK(evqt_wait(q, ev, NEV, 0) == 0);
+	int after = open_fds();
+	ok(bad == 0 && before > 0 && after == before,
+	   "no fd per timer: %d open fds before 10,000 timers, %d after", before, after);
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(120);
@@ -450,6 +486,7 @@ int main(void)
 	test_mod_timer();
 	test_bad_args();
 	test_disabled();
+	test_no_kernel_object_per_timer();
 	test_many();
 	test_million();
 	return done();
