@@ -43,12 +43,12 @@
  * implementation (9,000 pairs = 18,000 fds; the hard limit here is 20,000).
  *
  * Output, one line per implementation and configuration:
- *   bench=pipes impl=evq n=1000 a=100 w=10000 rounds=25 setup_us_median=...
+ *   bench=pipes impl=evq n=1000 a=100 w=10000 rounds=41 setup_us_median=...
  *   run_us_median=... total_us_median=... teardown_us_median=...
  *   run_ns_per_event=... setup_ratio_vs_epoll=... run_ratio_vs_epoll=...
  *   total_ratio_vs_epoll=...
  *
- * Usage: pipes [-n 100,1000,9000] [-a 1,100] [-w 10000] [-r 25]
+ * Usage: pipes [-n 100,1000,9000] [-a 1,100] [-w 10000] [-r 41]
  *              [-i epoll,evq,libevent,libev,libuv] [-P]
  */
 #include <errno.h>
@@ -655,7 +655,7 @@ int main(int argc, char **argv)
 	int ns[MAX_LIST] = { 100, 1000, 9000 }, nn = 3;
 	int as[MAX_LIST] = { 1, 100 }, na = 2;
 	long w = 10000;
-	int rounds = 25, maxn = 0, opt;
+	int rounds = 41, maxn = 0, opt;
 	struct rlimit rl;
 
 	while ((opt = getopt(argc, argv, "n:a:w:r:i:P")) != -1) {
