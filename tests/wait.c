@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -481,10 +482,159 @@ static void test_no_syscall_when_pending(void)
 	if (r.wait_traps || r.trig_traps)
 		diag("first trapped syscall: %d", r.first_nr);
 }
+
+/* ---- one wake system call per sleeping waiter, not one per trigger ----
+ * The triggering thread runs under a filter that traps every system call
+ * (except sigreturn and calls re-issued by the handler, marked by a magic
+ * sixth argument); the SIGSYS handler counts the call and re-issues it, so
+ * the trigger still works and we learn how many calls it made. */
+#define REISSUE_MAGIC 0x5ecc0de5u
+static atomic_int thread_syscalls;
+
+static void on_sigsys_reissue(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	int saved = errno;
+	(void)sig;
+	atomic_fetch_add(&thread_syscalls, 1);
+#if defined(__x86_64__)
+	greg_t *g = uc->uc_mcontext.gregs;
+	long r = syscall(si->si_syscall, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10],
+			 g[REG_R8], (long)REISSUE_MAGIC);
+	g[REG_RAX] = r == -1 ? -errno : r;
+#else
+	unsigned long long *x = uc->uc_mcontext.regs;
+	long r = syscall(si->si_syscall, x[0], x[1], x[2], x[3], x[4], (long)REISSUE_MAGIC);
+	x[0] = (unsigned long long)(r == -1 ? -errno : r);
+#endif
+	errno = saved;
+}
+
+static int trap_thread_syscalls(void)
+{
+#if defined(__x86_64__)
+	const unsigned arch = AUDIT_ARCH_X86_64;
+#else
+	const unsigned arch = AUDIT_ARCH_AARCH64;
+#endif
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 3, 0),
+		/* low half of args[5] (little-endian) */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[5])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, REISSUE_MAGIC, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -errno;
+	if (syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		return -errno;
+	return 0;
+}
+
+struct wakecount {
+	struct evq *q;
+	int id, rounds, setup;
+	atomic_int phase;     /* waiter: 2*r+1 = about to sleep in round r */
+	int calls[8];         /* syscalls made by the triggers of round r */
+	int n[8];
+	uint64_t data[8];
+};
+
+enum { WK_TRIGGERS = 1000 };
+
+static void *wk_waiter(void *arg)
+{
+	struct wakecount *w = arg;
+	struct evq_event ev[8];
+	for (int r = 0; r < w->rounds; r++) {
+		atomic_store(&w->phase, 2 * r + 1);
+		w->n[r] = evq_wait(w->q, ev, 8, 10 * EVQT_SEC, NULL);
+		w->data[r] = w->n[r] == 1 ? ev[0].data : 0;
+		while (atomic_load(&w->phase) != 2 * r + 2) /* triggers done */
+			sched_yield();
+		/* collect what came after the wakeup */
+		int n = evq_wait(w->q, ev, 8, 0, NULL);
+		w->data[r] += n == 1 ? ev[0].data : 0;
+	}
+	return NULL;
+}
+
+static void *wk_trigger(void *arg)
+{
+	struct wakecount *w = arg;
+	w->setup = trap_thread_syscalls();
+	for (int r = 0; r < w->rounds && w->setup == 0; r++) {
+		while (atomic_load(&w->phase) != 2 * r + 1)
+			;
+		evqt_sleep_ns(50 * EVQT_MS); /* the waiter is asleep by now */
+		atomic_store(&thread_syscalls, 0);
+		for (int i = 0; i < WK_TRIGGERS; i++)
+			evq_trigger(w->q, w->id);
+		w->calls[r] = atomic_load(&thread_syscalls);
+		atomic_store(&w->phase, 2 * r + 2);
+	}
+	if (w->setup != 0)
+		for (int r = 0; r < w->rounds; r++)
+			atomic_store(&w->phase, 2 * r + 2);
+	return NULL;
+}
+
+static void test_one_wake_per_sleep(void)
+{
+	if (EVQT_SANITIZED) {
+		skip(3, "sanitizer runtimes make their own system calls");
+		return;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_sigsys_reissue;
+	sa.sa_flags = SA_SIGINFO;
+	CHECK(sigaction(SIGSYS, &sa, NULL) == 0);
+	static struct wakecount w;
+	w.q = evqt_new();
+	w.id = evq_add_user(w.q, 1);
+	w.rounds = 3;
+	CHECK(w.id >= 0);
+	pthread_t tw, tt;
+	CHECK(pthread_create(&tw, NULL, wk_waiter, &w) == 0);
+	CHECK(pthread_create(&tt, NULL, wk_trigger, &w) == 0);
+	pthread_join(tt, NULL);
+	pthread_join(tw, NULL);
+	if (w.setup != 0) {
+		skip(3, "seccomp filter unavailable");
+		evq_free(w.q);
+		return;
+	}
+	int woke = 1, most = 0, sum_ok = 1;
+	for (int r = 0; r < w.rounds; r++) {
+		woke &= w.n[r] == 1;
+		if (w.calls[r] > most)
+			most = w.calls[r];
+		sum_ok &= w.data[r] == WK_TRIGGERS;
+	}
+	ok(woke, "wake: the sleeping waiter was woken in each of %d rounds", w.rounds);
+	ok(sum_ok, "wake: every trigger counted (%llu %llu %llu of %d)",
+	   (unsigned long long)w.data[0], (unsigned long long)w.data[1],
+	   (unsigned long long)w.data[2], WK_TRIGGERS);
+	ok(most <= 1, "wake: %d triggers on a sleeping waiter make at most 1 system call "
+		      "(rounds: %d %d %d)", WK_TRIGGERS, w.calls[0], w.calls[1], w.calls[2]);
+	evq_free(w.q);
+}
 #else
 static void test_no_syscall_when_pending(void)
 {
 	skip(5, "seccomp trap test only on x86_64/aarch64 Linux");
+}
+
+static void test_one_wake_per_sleep(void)
+{
+	skip(3, "seccomp trap test only on x86_64/aarch64 Linux");
 }
 #endif
 
@@ -517,6 +667,7 @@ int main(void)
 	test_small_max();
 	test_no_sleep_when_pending();
 	test_no_syscall_when_pending();
+	test_one_wake_per_sleep();
 	test_bad_args();
 	return done();
 }
