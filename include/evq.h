@@ -418,7 +418,8 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
  * evq_del()/evq_free() discard instances still pending (for the process and
  * the calling thread), restore the disposition, and unblock signo if it was
  * unblocked before - in the registering thread only: a thread cannot change
- * another's mask, so elsewhere it stays blocked there.
+ * another's mask, so elsewhere it stays blocked there.  A forked child
+ * may register anew, in a queue of its own, a signal its parent registered.
  * Errors: -EINVAL, -EBUSY, -ENOMEM, -EMFILE/-ENFILE, -ENOSPC, -ECHILD.
  * Changes process-wide signal state: not async-signal-safe. */
 int evq_add_signal(struct evq *q, int signo, uint64_t cookie);

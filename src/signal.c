@@ -153,6 +153,7 @@ struct sig_reg {
 	int fd;               /* signalfd */
 	int signo;
 	int was_blocked;      /* in the registering thread, before */
+	uint64_t target;      /* claims[signo].target while it is ours */
 	pthread_t thread;     /* the registering thread */
 };
 
@@ -231,17 +232,24 @@ static void signal_del(struct evq *q, struct evq_reg *r)
 	struct signalfd_siginfo si[16];
 	if (!s)
 		return;
+	struct claim *c = &claims[s->signo];
 	(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
 	evq__sig_lock();
-	atomic_store(&claims[s->signo].q, NULL);
-	evq__sig_quiesce();
-	/* Instances pending now arrived while registered: they die with the
-	 * registration instead of meeting the restored disposition. */
-	while (read(s->fd, si, sizeof si) > 0)
-		;
-	evq__sig_release(s->signo);
+	/* Still ours?  Not if this is a queue inherited through fork() whose
+	 * signal the child has registered anew in a queue of its own. */
+	int mine = atomic_load(&c->q) == q && atomic_load(&c->target) == s->target;
+	if (mine) {
+		atomic_store(&c->q, NULL);
+		evq__sig_quiesce();
+		/* Instances pending now arrived while registered: they die
+		 * with the registration instead of meeting the restored
+		 * disposition. */
+		while (read(s->fd, si, sizeof si) > 0)
+			;
+		evq__sig_release(s->signo);
+	}
 	evq__sig_unlock();
-	if (!s->was_blocked && pthread_equal(pthread_self(), s->thread)) {
+	if (mine && !s->was_blocked && pthread_equal(pthread_self(), s->thread)) {
 		sigset_t set;
 		sigemptyset(&set);
 		sigaddset(&set, s->signo);
@@ -284,7 +292,13 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 	struct evq_reg *r;
 	pthread_mutex_lock(&q->lock);
 	evq__sig_lock();
-	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE ? -EBUSY : 0;
+	/* A claim left by a queue inherited through fork() is stale: the
+	 * child may register the signal anew (the handler and the saved
+	 * disposition stay; the inherited registration then lets go). */
+	struct evq *holder = atomic_load(&claims[signo].q);
+	int takeover = evq__sig_owner(signo) == EVQ_SIG_SIGNAL && holder &&
+		       evq__forked(holder);
+	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE && !takeover ? -EBUSY : 0;
 	if (rc == 0)
 		rc = evq__reg_new(q, EVQ_KIND_SIGNAL, &signal_ops, 0, cookie, signo, &r);
 	if (rc < 0)
@@ -299,10 +313,10 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 	 * handler: no instance falls between signalfd and handler. */
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	s->was_blocked = sigismember(&old, signo);
-	atomic_store(&claims[signo].target,
-		     (uint64_t)evq_ctl_tag(evq_reg_gen(atomic_load(&r->state))) << 32 | r->idx);
+	s->target = (uint64_t)evq_ctl_tag(evq_reg_gen(atomic_load(&r->state))) << 32 | r->idx;
+	atomic_store(&claims[signo].target, s->target);
 	atomic_store(&claims[signo].q, q);
-	rc = evq__sig_claim(signo, EVQ_SIG_SIGNAL);
+	rc = takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
 	if (rc < 0) {
 		atomic_store(&claims[signo].q, NULL);
 		if (!s->was_blocked)

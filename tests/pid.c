@@ -4,7 +4,8 @@
  * child fires at once; a non-child's exit reports EVQ_PID_NOSTATUS; the
  * PostgreSQL "postmaster died" case (a grandchild watches its parent);
  * disabled then enabled; evq_del before the exit (the child stays ours to
- * reap); two queues watching one child; many children; requeue; bad input
+ * reap); two queues watching one child; many children; requeue; fork (the
+ * child frees the inherited queue and steals nothing); bad input
  * (-EINVAL, -ESRCH for a reaped pid) with the queue usable after each.
  */
 #include <poll.h>
@@ -372,6 +373,46 @@ static void test_wake_and_requeue(void)
 	evq_free(q);
 }
 
+/* fork(): a child that frees the inherited queue steals nothing: the
+ * parent still gets (and reaps) its child's exit. */
+static void test_fork(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct kid k = spawn(23);
+	int id = evq_add_pid(q, k.pid, 0, 11);
+	CHECK(id >= 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int bad = evq_add_pid(q, getppid(), 0, 1) != -ECHILD;
+		evq_free(q);
+		struct evq *mine;
+		struct evq_event e[4];
+		/* the child's own queue watches its own child */
+		if (evq_new(&mine, NULL) != 0)
+			_exit(64);
+		pid_t c = fork();
+		if (c == 0)
+			_exit(4);
+		if (evq_add_pid(mine, c, 0, 2) < 0 ||
+		    evq_wait(mine, e, 4, EVQT_SOON, NULL) != 1 ||
+		    WEXITSTATUS((int)e[0].data) != 4)
+			bad |= 2;
+		evq_free(mine);
+		_exit(bad);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "fork: child gets -ECHILD, frees the inherited queue, uses its own (%#x)", st);
+	release(&k);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id && WEXITSTATUS((int)ev[0].data) == 23,
+	   "fork: the parent still gets its child's exit");
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -391,5 +432,6 @@ int main(void)
 	test_two_queues();
 	test_many();
 	test_wake_and_requeue();
+	test_fork();
 	return done();
 }

@@ -4,7 +4,8 @@
  * aio_read on a file and on a pipe, mq_notify; notifications kept while
  * disabled; a deleted registration's notifications dropped, also when its
  * table entry is reused; two queues, each getting only its own; a thread
- * that did not block the signal (evq's handler forwards); SIGRTMAX then
+ * that did not block the signal (evq's handler forwards); fork (the child
+ * frees the inherited queue, the parent keeps its notifications); SIGRTMAX then
  * refused to evq_add_signal and, when the program handles it, to
  * evq_sigevent; bad input with the queue usable after.
  */
@@ -395,6 +396,48 @@ static void test_handler_path(void)
 	evq_free(q);
 }
 
+/* fork(): the child frees the inherited queue and uses sigevent in its own
+ * queue; the parent's timer keeps notifying the parent. */
+static void test_fork(void)
+{
+	struct evq *q = evqt_new();
+	struct sigevent sev;
+	int id = evq_sigevent(q, 44, &sev);
+	CHECK(id >= 0);
+	timer_t t;
+	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+	struct itimerspec per = { { 0, 2 * EVQT_MS }, { 0, 2 * EVQT_MS } };
+	CHECK(timer_settime(t, 0, &per, NULL) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct sigevent s2;
+		struct evq *mine;
+		struct evq_event e[4];
+		int bad = evq_sigevent(q, 1, &s2) != -ECHILD;
+		evq_free(q);
+		if (evq_new(&mine, NULL) != 0)
+			_exit(64);
+		timer_t t2;
+		struct itimerspec one = { { 0, 0 }, { 0, 5 * EVQT_MS } };
+		if (evq_sigevent(mine, 55, &s2) < 0 || timer_create(CLOCK_MONOTONIC, &s2, &t2) ||
+		    timer_settime(t2, 0, &one, NULL) ||
+		    evq_wait(mine, e, 4, EVQT_SOON, NULL) != 1 || e[0].cookie != 55)
+			bad |= 2;
+		evq_free(mine);
+		_exit(bad);
+	}
+	int st, events;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "fork: child gets -ECHILD, frees the inherited queue, uses its own (%#x)", st);
+	uint64_t sum = collect(q, 44, 20 * EVQT_MS, &events);
+	ok(events >= 1 && sum >= 5, "fork: the parent's timer still notifies the parent (%llu)",
+	   (unsigned long long)sum);
+	CHECK(timer_delete(t) == 0);
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -409,5 +452,6 @@ int main(void)
 	test_deleted_and_reused();
 	test_two_queues();
 	test_handler_path();
+	test_fork();
 	return done();
 }

@@ -5,8 +5,9 @@
  * thread that did not block the signal, disabled/oneshot through evq_mod,
  * mask and disposition restored by evq_del/evq_free (pending instances
  * discarded), SIGCHLD not lost to SIG_IGN, floods counted exactly,
- * requeue, one registration per signal per process (-EBUSY), and invalid
- * signals refused with the queue still usable after every error.
+ * requeue, one registration per signal per process (-EBUSY), fork (the
+ * child registers anew, frees the inherited queue, the parent keeps its
+ * signal), and invalid signals refused with the queue usable after.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -380,6 +381,64 @@ static void test_sigchld_ignored(void)
 	evq_free(q);
 }
 
+/* fork(): the child cannot use the inherited queue, may register the
+ * parent's signal in a queue of its own, and freeing the inherited queue
+ * neither disturbs that nor the parent. */
+static void test_fork(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	install_old(SIGUSR1);
+	int id = evq_add_signal(q, SIGUSR1, 15);
+	CHECK(id >= 0);
+	for (int order = 0; order < 2; order++) {
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			int bad = 0;
+			struct evq *mine;
+			struct evq_event e[4];
+			if (evq_add_signal(q, SIGUSR2, 1) != -ECHILD)
+				bad |= 1;
+			if (order == 1) {
+				/* freed first: the old disposition is back */
+				evq_free(q);
+				if (current_handler(SIGUSR1) != old_handler)
+					bad |= 2;
+			}
+			if (evq_new(&mine, NULL) != 0 || evq_add_signal(mine, SIGUSR1, 2) < 0)
+				_exit(64);
+			kill(getpid(), SIGUSR1);
+			if (evq_wait(mine, e, 4, EVQT_SOON, NULL) != 1 || e[0].cookie != 2)
+				bad |= 4;
+			if (order == 0) {
+				/* freed after: the child's registration stays */
+				evq_free(q);
+				kill(getpid(), SIGUSR1);
+				if (evq_wait(mine, e, 4, EVQT_SOON, NULL) != 1 || e[0].cookie != 2)
+					bad |= 8;
+			}
+			evq_free(mine);
+			if (current_handler(SIGUSR1) != old_handler ||
+			    atomic_load(&old_handler_calls) != 0)
+				bad |= 16;
+			_exit(bad);
+		}
+		int st;
+		CHECK(waitpid(pid, &st, 0) == pid);
+		ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		   "fork: child (%s) -ECHILD on the inherited queue, own registration works "
+		   "(status %#x)", order ? "frees first" : "frees last", st);
+	}
+	/* The parent's registration is intact. */
+	CHECK(kill(getpid(), SIGUSR1) == 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id && ev[0].cookie == 15, "fork: parent still receives it");
+	is(atomic_load(&old_handler_calls), 0, "fork: the parent's old handler never ran");
+	evq_free(q);
+	set_blocked(SIGUSR1, 0);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -394,5 +453,6 @@ int main(void)
 	test_mod();
 	test_busy();
 	test_sigchld_ignored();
+	test_fork();
 	return done();
 }
