@@ -17,7 +17,10 @@
  *                  broadcaster each), epoll4 (4 eventfds in an epoll set,
  *                  epoll_wait + read), cond_signal, cond_broadcast (mutex,
  *                  flag word of 4 bits, condvar).  ratio_vs_epoll4 = median
- *                  of per-round ratios to epoll4 (< 1: faster).
+ *                  of per-round ratios to epoll4 (< 1: faster); cpu_ns =
+ *                  CPU time of both threads per round trip (user + system,
+ *                  CLOCK_PROCESS_CPUTIME_ID), the "overhead" without the
+ *                  idle time a wakeup spends in the scheduler.
  * case=broadcast   evq_bcast_notify to N subscribers (N = 0,1,8,64,1024)
  *                  whose callback acks at once, so every notify is new to
  *                  every subscriber (ns per notify, and per subscriber);
@@ -61,6 +64,13 @@ static int64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -153,6 +163,7 @@ struct side {
 static struct side sides[2];
 static int pp_impl;
 static long pp_m;
+static double pp_cpu; /* CPU ns (both threads) per round trip, last run */
 
 static void side_init(struct side *s, int impl)
 {
@@ -302,14 +313,17 @@ static double pingpong(int impl, long m)
 	int err = pthread_create(&t, NULL, pp_b, NULL);
 	if (err)
 		die("pthread_create", err);
-	int64_t t0 = 0;
+	int64_t t0 = 0, c0 = 0;
 	for (long i = 0; i < WARMUP + m; i++) {
-		if (i == WARMUP)
+		if (i == WARMUP) {
 			t0 = now_ns();
+			c0 = cpu_ns();
+		}
 		pp_send(&sides[1], (int)(i & 3));
 		pp_wait(&sides[0]);
 	}
 	double ns = (double)(now_ns() - t0) / (double)m;
+	pp_cpu = (double)(cpu_ns() - c0) / (double)m; /* B is about done too */
 	pthread_join(t, NULL);
 	side_fini(&sides[0], impl);
 	side_fini(&sides[1], impl);
@@ -411,19 +425,25 @@ int main(int argc, char **argv)
 
 	/* ping-pong: impls interleaved, the first one rotating */
 	static double pp[PP_N][MAXR], ratio[PP_N][MAXR];
+	static double cpu[PP_N][MAXR], cratio[PP_N][MAXR];
 	for (int r = 0; r < rounds; r++)
 		for (int k = 0; k < PP_N; k++) {
 			int impl = (k + r) % PP_N;
 			pp[impl][r] = pingpong(impl, m_arg);
+			cpu[impl][r] = pp_cpu;
 		}
 	for (int r = 0; r < rounds; r++)
-		for (int k = 0; k < PP_N; k++)
+		for (int k = 0; k < PP_N; k++) {
 			ratio[k][r] = pp[k][r] / pp[PP_EPOLL4][r];
+			cratio[k][r] = cpu[k][r] / cpu[PP_EPOLL4][r];
+		}
 	for (int k = 0; k < PP_N; k++)
 		printf("bench=mask case=pingpong impl=%s m=%ld rounds=%d ns_median=%.1f "
-		       "ns_min=%.1f ratio_vs_epoll4=%.3f\n",
+		       "ns_min=%.1f ratio_vs_epoll4=%.3f cpu_ns_median=%.1f "
+		       "cpu_ratio_vs_epoll4=%.3f\n",
 		       pp_name[k], m_arg, rounds, median(pp[k], rounds),
-		       minimum(pp[k], rounds), median(ratio[k], rounds));
+		       minimum(pp[k], rounds), median(ratio[k], rounds),
+		       median(cpu[k], rounds), median(cratio[k], rounds));
 
 	/* broadcast */
 	static const int ns_[] = { 0, 1, 8, 64, 1024 };
