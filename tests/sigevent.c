@@ -5,7 +5,8 @@
  * disabled; a deleted registration's notifications dropped, also when its
  * table entry is reused; two queues, each getting only its own; a thread
  * that did not block the signal (evq's handler forwards); fork (the child
- * frees the inherited queue, the parent keeps its notifications); SIGRTMAX then
+ * frees the inherited queue, the parent keeps its notifications); deletes
+ * racing with firing timers and a waiting thread; SIGRTMAX then
  * refused to evq_add_signal and, when the program handles it, to
  * evq_sigevent; bad input with the queue usable after.
  */
@@ -438,6 +439,64 @@ static void test_fork(void)
 	evq_free(q);
 }
 
+/* Registrations come and go while their timers still fire and another
+ * thread waits on the queue: the deletes race with forwarding (the
+ * in-flight quiesce), nothing crashes (run under ASan and TSan), every
+ * event names a registration of this test, the queue stays usable. */
+struct churn_arg {
+	struct evq *q;
+	long rounds;
+	atomic_int done;
+};
+
+static void *churn(void *arg)
+{
+	struct churn_arg *a = arg;
+	for (long i = 0; i < a->rounds; i++) {
+		struct sigevent sev;
+		timer_t t;
+		int id = evq_sigevent(a->q, 100 + (uint64_t)i, &sev);
+		CHECK(id >= 0);
+		CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+		struct itimerspec per = { { 0, 200000 }, { 0, 200000 } };
+		CHECK(timer_settime(t, 0, &per, NULL) == 0);
+		evqt_sleep_ns(EVQT_MS);
+		CHECK(evq_del(a->q, id) == 0); /* the timer still runs */
+		evqt_sleep_ns(EVQT_MS / 2);
+		CHECK(timer_delete(t) == 0);
+	}
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+static void test_churn(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct churn_arg a = { .q = q, .rounds = evqt_scale(200) };
+	atomic_init(&a.done, 0);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, churn, &a) == 0);
+	long events = 0, strange = 0;
+	while (!atomic_load(&a.done)) {
+		int n = evqt_wait(q, ev, NEV, 10 * EVQT_MS);
+		for (int i = 0; i < n; i++) {
+			events++;
+			strange += ev[i].kind != EVQ_KIND_SIGEVENT || ev[i].cookie < 100 ||
+				   ev[i].cookie >= 100 + (uint64_t)a.rounds || ev[i].data == 0;
+		}
+	}
+	pthread_join(t, NULL);
+	ok(events > 0 && strange == 0, "churn: %ld rounds, %ld events, all well-formed (%ld odd)",
+	   a.rounds, events, strange);
+	/* Everything deleted: nothing more arrives. */
+	while (evqt_wait(q, ev, NEV, 0) > 0)
+		;
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "churn: silent after all deletes");
+	ok(evqt_roundtrip(q), "churn: queue usable");
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -453,5 +512,6 @@ int main(void)
 	test_two_queues();
 	test_handler_path();
 	test_fork();
+	test_churn();
 	return done();
 }

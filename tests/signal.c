@@ -5,7 +5,8 @@
  * thread that did not block the signal, disabled/oneshot through evq_mod,
  * mask and disposition restored by evq_del/evq_free (pending instances
  * discarded), SIGCHLD not lost to SIG_IGN, floods counted exactly,
- * requeue, one registration per signal per process (-EBUSY), fork (the
+ * requeue, several waiter threads counting every signal once, one
+ * registration per signal per process (-EBUSY), fork (the
  * child registers anew, frees the inherited queue, the parent keeps its
  * signal), and invalid signals refused with the queue usable after.
  */
@@ -439,6 +440,66 @@ static void test_fork(void)
 	set_blocked(SIGUSR1, 0);
 }
 
+/* Several threads wait on one queue while real-time signals arrive: every
+ * signal is counted exactly once across them (no instance read twice, none
+ * lost), and the waiters all return when told to stop. */
+struct waiter_arg {
+	struct evq *q;
+	int id, stop_id;
+	atomic_long *total;
+};
+
+static void *signal_waiter(void *arg)
+{
+	struct waiter_arg *a = arg;
+	struct evq_event ev[4];
+	for (;;) {
+		int n = evq_wait(a->q, ev, 4, EVQT_SOON, NULL);
+		if (n <= 0)
+			return NULL; /* a lost wakeup: the count check fails */
+		for (int i = 0; i < n; i++) {
+			if (ev[i].id == a->stop_id) {
+				/* hand the stop on to the next waiter */
+				evq_requeue(a->q, &ev[i]);
+				return NULL;
+			}
+			if (ev[i].id == a->id)
+				atomic_fetch_add(a->total, (long)(ev[i].data & 0xffffffffu));
+		}
+	}
+}
+
+static void test_many_waiters(void)
+{
+	enum { NT = 4 };
+	struct evq *q = evqt_new();
+	int sig = SIGRTMIN + 3;
+	int id = evq_add_signal(q, sig, 16);
+	CHECK(id >= 0);
+	int stop_id = evq_add_user(q, 17);
+	CHECK(stop_id >= 0);
+	atomic_long total = 0;
+	struct waiter_arg a = { q, id, stop_id, &total };
+	pthread_t t[NT];
+	for (int i = 0; i < NT; i++)
+		CHECK(pthread_create(&t[i], NULL, signal_waiter, &a) == 0);
+	long sent = evqt_scale(4000);
+	union sigval v = { .sival_int = 1 };
+	for (long i = 0; i < sent; i++)
+		while (sigqueue(getpid(), sig, v) != 0)
+			evqt_sleep_ns(EVQT_MS); /* RLIMIT_SIGPENDING: let them drain */
+	int64_t end = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
+	while (atomic_load(&total) < sent && evqt_now(CLOCK_MONOTONIC) < end)
+		evqt_sleep_ns(EVQT_MS);
+	/* One stop event, which each waiter requeues for the next. */
+	CHECK(evq_trigger(q, stop_id) == 0);
+	for (int i = 0; i < NT; i++)
+		pthread_join(t[i], NULL);
+	is(atomic_load(&total), sent, "waiters: %d threads counted %ld signals exactly once", NT,
+	   sent);
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -454,5 +515,6 @@ int main(void)
 	test_busy();
 	test_sigchld_ignored();
 	test_fork();
+	test_many_waiters();
 	return done();
 }
