@@ -113,7 +113,8 @@ int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 	/* pidfds are always close-on-exec */
 	p->fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (p->fd < 0) {
-		int e = errno;
+		/* a thread's id, not a process's: EINVAL, or ENOENT since 6.9 */
+		int e = errno == ENOENT ? EINVAL : errno;
 		free(p);
 		return -e;
 	}

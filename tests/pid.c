@@ -5,11 +5,13 @@
  * PostgreSQL "postmaster died" case (a grandchild watches its parent);
  * disabled then enabled; evq_del before the exit (the child stays ours to
  * reap); two queues watching one child; many children; requeue; fork (the
- * child frees the inherited queue and steals nothing); bad input
- * (-EINVAL, -ESRCH for a reaped pid) with the queue usable after each.
+ * child frees the inherited queue and steals nothing); bad input (-EINVAL,
+ * also for a thread's id; -ESRCH for a reaped pid) with the queue usable
+ * after each.
  */
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "evqtest.h"
@@ -61,6 +63,16 @@ static int reaped(pid_t pid)
 	       errno == ECHILD;
 }
 
+static atomic_int thread_tid, thread_stop;
+static void *report_tid(void *arg)
+{
+	(void)arg;
+	atomic_store(&thread_tid, (int)gettid());
+	while (!atomic_load(&thread_stop))
+		evqt_sleep_ns(EVQT_MS);
+	return NULL;
+}
+
 static void test_bad_input(void)
 {
 	struct evq *q = evqt_new();
@@ -75,6 +87,15 @@ static void test_bad_input(void)
 	release(&k);
 	CHECK(waitpid(k.pid, NULL, 0) == k.pid);
 	is(evq_add_pid(q, k.pid, 0, 0), -ESRCH, "bad: reaped pid -> -ESRCH");
+	/* A thread's id (not its process's main thread): refused. */
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, report_tid, NULL) == 0);
+	while (atomic_load(&thread_tid) == 0)
+		evqt_sleep_ns(EVQT_MS);
+	is(evq_add_pid(q, atomic_load(&thread_tid), 0, 0), -EINVAL,
+	   "bad: a non-main thread's id -> -EINVAL");
+	atomic_store(&thread_stop, 1);
+	pthread_join(t, NULL);
 	ok(evqt_roundtrip(q), "bad: queue usable after errors");
 	evq_free(q);
 }
