@@ -11,8 +11,9 @@
  * One signal serves every queue of the process, so tokens are global: a
  * table entry per registration holds (queue, slot, ctl tag), published with
  * release order after its fields; a token is the entry index plus the
- * entry's generation, so a token that outlived its registration (a timer
- * nobody deleted) finds a newer generation and is dropped.
+ * entry's generation (never 0), so a token that outlived its registration
+ * (a timer nobody deleted) finds a newer generation and is dropped, and so
+ * does a kill() of the signal (no token, and not a notification's si_code).
  *
  * Each queue with sigevent registrations holds one hidden "carrier"
  * registration that watches a signalfd for the signal.  Its ready hook reads
@@ -58,8 +59,6 @@ struct carrier {
 };
 static struct carrier *carriers;
 
-int evq__sigevent_signo(void) { return SIGRTMAX; }
-
 static struct entry *entry_at(uint32_t i)
 {
 	struct entry *c = atomic_load_explicit(&chunks[i >> CHUNK_SHIFT],
@@ -67,9 +66,25 @@ static struct entry *entry_at(uint32_t i)
 	return &c[i & (CHUNK_SIZE - 1)];
 }
 
-void evq__sigevent_forward(void *token, uint64_t count)
+/* Only notifications carry a token: a plain kill() of the signal (value
+ * 0) must not fire anything, so generations start at 1 and skip 0. */
+static int is_notification(int code)
+{
+	return code == SI_TIMER || code == SI_MESGQ || code == SI_ASYNCIO ||
+	       code == SI_QUEUE;
+}
+
+static uintptr_t next_gen(uintptr_t gen)
+{
+	gen = (gen + 1) & GEN_MASK;
+	return gen ? gen : 1;
+}
+
+void evq__sigevent_forward(int code, void *token, uint64_t count)
 {
 	uintptr_t t = (uintptr_t)token;
+	if (!is_notification(code))
+		return;
 	uint32_t i = (uint32_t)(t & (ENTRY_MAX - 1));
 	if (i >= atomic_load_explicit(&nentries, memory_order_acquire))
 		return;
@@ -93,6 +108,7 @@ static int entry_alloc(void)
 			return -ENOMEM;
 		for (uint32_t k = CHUNK_SIZE; k-- > 0;) {
 			c[k].self = n + k;
+			atomic_init(&c[k].gen, 1);
 			c[k].next_free = free_head;
 			free_head = (int32_t)(n + k);
 		}
@@ -124,7 +140,8 @@ static int carrier_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 			uint64_t count = 1;
 			if (si[j].ssi_code == SI_TIMER)
 				count += si[j].ssi_overrun;
-			evq__sigevent_forward((void *)(uintptr_t)si[j].ssi_ptr, count);
+			evq__sigevent_forward(si[j].ssi_code,
+					      (void *)(uintptr_t)si[j].ssi_ptr, count);
 		}
 		evq__sig_leave();
 		if (k < sizeof si / sizeof si[0])
@@ -211,7 +228,7 @@ static void sev_del(struct evq *q, struct evq_reg *r)
 	evq__sig_lock();
 	atomic_store(&e->q, NULL);
 	evq__sig_quiesce();
-	atomic_store(&e->gen, (atomic_load(&e->gen) + 1) & GEN_MASK);
+	atomic_store(&e->gen, next_gen(atomic_load(&e->gen)));
 	e->next_free = free_head;
 	free_head = (int32_t)e->self;
 	evq__sig_unlock();

@@ -98,7 +98,7 @@ static void on_signal(int signo, siginfo_t *si, void *uctx)
 		uint64_t count = 1;
 		if (si->si_code == SI_TIMER && si->si_overrun > 0)
 			count += (uint64_t)si->si_overrun;
-		evq__sigevent_forward(si->si_value.sival_ptr, count);
+		evq__sigevent_forward(si->si_code, si->si_value.sival_ptr, count);
 	} else if (owner == EVQ_SIG_SIGNAL) {
 		struct evq *q = atomic_load(&claims[signo].q);
 		/* an inherited queue in a forked child is not ours to post to */

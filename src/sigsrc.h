@@ -35,10 +35,9 @@ static inline void evq__sig_enter(void) { atomic_fetch_add(&evq__sig_inflight, 1
 static inline void evq__sig_leave(void) { atomic_fetch_sub(&evq__sig_inflight, 1); }
 void evq__sig_quiesce(void);
 
-/* The signal evq_sigevent() uses (SIGRTMAX), and how its handler hands a
- * notification to sigevent.c: token = si_value, count = 1 + overruns.
- * Async-signal-safe; call between enter and leave. */
-int evq__sigevent_signo(void);
-void evq__sigevent_forward(void *token, uint64_t count);
+/* How the handler of evq_sigevent()'s signal (SIGRTMAX) hands a
+ * notification to sigevent.c: code = si_code, token = si_value, count =
+ * 1 + overruns.  Async-signal-safe; call between enter and leave. */
+void evq__sigevent_forward(int code, void *token, uint64_t count);
 
 #endif /* EVQ_SIGSRC_H */

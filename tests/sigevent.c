@@ -98,6 +98,13 @@ static void test_timer_periodic(void)
 	/* SIGRTMAX now belongs to evq. */
 	is(evq_add_signal(q, SIGRTMAX, 1), -EBUSY, "timer: evq_add_signal(SIGRTMAX) -> -EBUSY");
 
+	/* Someone else sends the signal, without a token or with a zero
+	 * value: not a notification, no event. */
+	union sigval zero = { .sival_ptr = NULL };
+	CHECK(kill(getpid(), SIGRTMAX) == 0);
+	CHECK(sigqueue(getpid(), SIGRTMAX, zero) == 0);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "timer: a stray SIGRTMAX makes no event");
+
 	timer_t t;
 	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
 	const int64_t period = 2 * EVQT_MS;
