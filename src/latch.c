@@ -147,7 +147,7 @@ struct latch_reg {
 	int waiting;              /* (q->lock) counted in l->waiters (A1) */
 };
 
-/* A2 in the watcher thread (watch.c X3). */
+/* W1 of model/latch.pml, in the watcher thread (watch.c X3). */
 static int latch_check(struct evq_watch_item *it, int woken)
 {
 	struct latch_reg *lr = (struct latch_reg *)it;

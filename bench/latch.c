@@ -1,0 +1,196 @@
+/*
+ * latch.c - cross-process latch round trip: process A sets latch P and
+ * waits for latch Q; process B waits for P, resets it, sets Q; A resets Q.
+ * One round trip = two cross-process wakeups of a sleeping process.
+ *
+ * Implementations, interleaved round-robin over R rounds (the first one
+ * rotates), M round trips per round, both processes fresh each round:
+ *   futex       raw shared futex ping-pong (store, FUTEX_WAKE; FUTEX_WAIT
+ *               while 0): the floor
+ *   pipe        a pipe pair: write one byte, read one byte
+ *   latch       evq_latch_set / evq_latch_wait / evq_latch_reset on both
+ *               sides
+ *   latch-queue both sides wait through their own queue (evq_add_latch,
+ *               evq_wait): on epoll this is the futex watcher thread's path
+ *               (watcher wakes, posts through the queue's eventfd)
+ * Output (medians; ratio = median of per-round ratios to futex):
+ *   bench=latch impl=latch m=20000 rounds=11 ns_median=... ns_min=...
+ *   ratio_vs_futex=...
+ *
+ * Usage: latch [-m 20000] [-r 11] [-i futex,pipe,latch,latch-queue] [-v]
+ */
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "evq.h"
+#include "wordsbench.h"
+
+enum { FUTEX, PIPE, LATCH, LATCH_QUEUE, NIMPL };
+static const char *names[NIMPL] = { "futex", "pipe", "latch", "latch-queue" };
+
+struct shm {
+	uint32_t fa, fb;              /* futex ping-pong words */
+	struct evq_latch p, q;
+};
+
+static long m_trips = 20000;
+
+/* side 0 = A (starts), side 1 = B */
+static int side_futex(struct shm *s, int side)
+{
+	uint32_t *mine = side ? &s->fb : &s->fa, *theirs = side ? &s->fa : &s->fb;
+	for (long i = 0; i < m_trips; i++) {
+		if (side == 0) {
+			__atomic_store_n(theirs, 1, __ATOMIC_SEQ_CST);
+			wb_futex_wake(theirs, 1, 1);
+		}
+		while (__atomic_load_n(mine, __ATOMIC_SEQ_CST) == 0)
+			wb_futex_wait(mine, 0, 1);
+		__atomic_store_n(mine, 0, __ATOMIC_SEQ_CST);
+		if (side == 1) {
+			__atomic_store_n(theirs, 1, __ATOMIC_SEQ_CST);
+			wb_futex_wake(theirs, 1, 1);
+		}
+	}
+	return 0;
+}
+
+static int side_pipe(int rfd, int wfd, int side)
+{
+	char c = 'x';
+	for (long i = 0; i < m_trips; i++) {
+		if (side == 0 && write(wfd, &c, 1) != 1)
+			return 1;
+		if (read(rfd, &c, 1) != 1)
+			return 2;
+		if (side == 1 && write(wfd, &c, 1) != 1)
+			return 3;
+	}
+	return 0;
+}
+
+static int side_latch(struct shm *s, int side, int queue)
+{
+	struct evq_latch *mine = side ? &s->p : &s->q, *theirs = side ? &s->q : &s->p;
+	struct evq *q = NULL;
+	struct evq_event ev[4];
+	if (queue && (evq_new(&q, NULL) != 0 || evq_add_latch(q, mine, 1) < 0))
+		return 10;
+	for (long i = 0; i < m_trips; i++) {
+		if (side == 0)
+			evq_latch_set(theirs);
+		if (queue) {
+			if (evq_wait(q, ev, 4, -1, NULL) != 1)
+				return 11;
+		} else if (evq_latch_wait(mine, -1) != 0) {
+			return 12;
+		}
+		evq_latch_reset(mine);
+		if (side == 1)
+			evq_latch_set(theirs);
+	}
+	evq_free(q);
+	return 0;
+}
+
+static double run(int impl, struct shm *s)
+{
+	int ab[2], ba[2];
+	memset(s, 0, sizeof *s);
+	evq_latch_init(&s->p, EVQ_SHARED);
+	evq_latch_init(&s->q, EVQ_SHARED);
+	if (pipe(ab) != 0 || pipe(ba) != 0)
+		return -1;
+	/* Both sides are children: neither pays for the other's fork. */
+	int go[2];
+	if (pipe(go) != 0)
+		return -1;
+	pid_t pid[2];
+	for (int side = 0; side < 2; side++) {
+		pid[side] = fork();
+		if (pid[side] == 0) {
+			char c;
+			if (read(go[0], &c, 1) != 1)
+				_exit(20);
+			int rc;
+			switch (impl) {
+			case FUTEX: rc = side_futex(s, side); break;
+			case PIPE: rc = side_pipe(side ? ab[0] : ba[0], side ? ba[1] : ab[1], side); break;
+			default: rc = side_latch(s, side, impl == LATCH_QUEUE); break;
+			}
+			_exit(rc);
+		}
+	}
+	/* B first gets ready; then time from the go signal to A's exit. */
+	usleep(20000);
+	int64_t t0 = wb_now();
+	if (write(go[1], "gg", 2) != 2)
+		return -1;
+	int st, bad = 0;
+	waitpid(pid[0], &st, 0);
+	int64_t t1 = wb_now();
+	bad |= !WIFEXITED(st) || WEXITSTATUS(st);
+	waitpid(pid[1], &st, 0);
+	bad |= !WIFEXITED(st) || WEXITSTATUS(st);
+	close(ab[0]); close(ab[1]); close(ba[0]); close(ba[1]);
+	close(go[0]); close(go[1]);
+	return bad ? -1 : (double)(t1 - t0) / (double)m_trips;
+}
+
+int main(int argc, char **argv)
+{
+	const char *impls = NULL;
+	int rounds = 11, verbose = 0, opt;
+	while ((opt = getopt(argc, argv, "m:r:i:v")) != -1) {
+		switch (opt) {
+		case 'm': m_trips = atol(optarg); break;
+		case 'r': rounds = atoi(optarg); break;
+		case 'i': impls = optarg; break;
+		case 'v': verbose = 1; break;
+		default:
+			fprintf(stderr, "usage: latch [-m trips] [-r rounds] "
+					"[-i futex,pipe,latch,latch-queue] [-v]\n");
+			return 2;
+		}
+	}
+	if (rounds < 1 || rounds > 256 || m_trips < 1)
+		return 2;
+	struct shm *s = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s == MAP_FAILED)
+		return 1;
+	wb_header("latch round trip between two processes");
+	static double ns[NIMPL][256];
+	for (int r = 0; r < rounds; r++)
+		for (int j = 0; j < NIMPL; j++) {
+			int impl = (j + r) % NIMPL;
+			if (!wb_wanted(impls, names[impl]))
+				continue;
+			ns[impl][r] = run(impl, s);
+			if (ns[impl][r] < 0) {
+				printf("# impl=%s round %d FAILED\n", names[impl], r);
+				return 1;
+			}
+		}
+	for (int impl = 0; impl < NIMPL; impl++) {
+		if (!wb_wanted(impls, names[impl]))
+			continue;
+		double ratio[256];
+		int have = wb_wanted(impls, "futex");
+		for (int r = 0; r < rounds && have; r++)
+			ratio[r] = ns[impl][r] / ns[FUTEX][r];
+		printf("bench=latch impl=%s m=%ld rounds=%d ns_median=%.0f ns_min=%.0f",
+		       names[impl], m_trips, rounds, wb_median(ns[impl], rounds),
+		       wb_min(ns[impl], rounds));
+		if (have)
+			printf(" ratio_vs_futex=%.2f", wb_median(ratio, rounds));
+		printf("\n");
+		if (verbose) {
+			printf("#   rounds:");
+			for (int r = 0; r < rounds; r++)
+				printf(" %.0f", ns[impl][r]);
+			printf("\n");
+		}
+	}
+	return 0;
+}

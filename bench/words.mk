@@ -1,0 +1,23 @@
+# bench/words.mk - the word, semaphore and latch benchmarks (bench/jobtoken.c,
+# bench/latch.c, bench/waitv.c).  Include it after the variables of the
+# top-level Makefile (CC, CFLAGS_ALL, STATIC, BUILD):
+#
+#   make BUILD=build-bench bench-words            build and run all three
+#   make BUILD=build-bench bench-words JOBTOKEN_ARGS='-k 2,8,32 -m 2000 -r 5' \
+#        LATCH_ARGS='-m 20000 -r 11' WAITV_ARGS='-m 20000 -r 11'
+#
+# They need no peer library (pipes, raw futexes and futex_waitv are the
+# peers).  The table lives in bench/RESULTS-words.md.
+
+WORDS_BENCH := $(BUILD)/bench/jobtoken $(BUILD)/bench/latch $(BUILD)/bench/waitv
+
+$(WORDS_BENCH): $(BUILD)/bench/%: bench/%.c bench/wordsbench.h $(STATIC) include/evq.h bench/words.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
+
+bench-words: $(WORDS_BENCH)
+	$(BUILD)/bench/jobtoken $(JOBTOKEN_ARGS)
+	$(BUILD)/bench/latch $(LATCH_ARGS)
+	$(BUILD)/bench/waitv $(WAITV_ARGS)
+
+.PHONY: bench-words
