@@ -392,10 +392,11 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
 #define EVQ_KIND_SIGEVENT 10
 
 /* A signal as an event, synchronously (signalfd) instead of in a handler.
- * signo: 1..SIGRTMAX except SIGKILL, SIGSTOP and the C library's own (32 and
- * 33 on glibc), else -EINVAL.  One registration per signal per process: a
- * second one, in any queue, gets -EBUSY (so does SIGRTMAX once
- * evq_sigevent() reserved it).
+ * signo: 1..SIGRTMAX except SIGKILL, SIGSTOP, the faults (SIGSEGV, SIGBUS,
+ * SIGILL, SIGFPE, SIGTRAP, SIGSYS: the faulting thread must handle them at
+ * once) and the C library's own (32 and 33 on glibc), else -EINVAL.  One
+ * registration per signal per process: a second one, in any queue, gets
+ * -EBUSY (so does SIGRTMAX once evq_sigevent() reserved it).
  *
  * The call blocks signo in the calling thread and installs evq's handler,
  * saving the old disposition.  THE RULE every signalfd user must know:

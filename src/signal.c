@@ -157,15 +157,21 @@ struct sig_reg {
 	pthread_t thread;     /* the registering thread */
 };
 
-/* Signals a program may take: 1..SIGRTMAX except the unblockable ones and
- * those the C library keeps for itself (between SIGSYS and SIGRTMIN). */
+/* Signals a queue may take: 1..SIGRTMAX except the unblockable ones, those
+ * the C library keeps for itself (between SIGSYS and SIGRTMIN), and the
+ * fault signals: a fault is the faulting thread's to handle at once (a
+ * blocked one kills the process, and a handler that only posts would
+ * return to the faulting instruction forever). */
 static int signo_ok(int signo)
 {
 	if (signo <= 0 || signo > SIGRTMAX || signo >= NSIG)
 		return 0;
-	if (signo == SIGKILL || signo == SIGSTOP)
+	switch (signo) {
+	case SIGKILL: case SIGSTOP:
+	case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGTRAP: case SIGSYS:
 		return 0;
-	return signo <= SIGSYS || signo >= SIGRTMIN;
+	}
+	return signo < SIGSYS || signo >= SIGRTMIN;
 }
 
 static int signal_arm(struct evq *q, struct evq_reg *r, enum evq_fd_op op)

@@ -61,14 +61,16 @@ static void (*current_handler(int sig))(int)
 static void test_bad_input(void)
 {
 	struct evq *q = evqt_new();
-	static const int bad[] = { 0, -1, SIGKILL, SIGSTOP, 32, 33, 65, 1000 };
+	static const int bad[] = { 0,       -1,     SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,
+				   SIGILL,  SIGFPE, SIGTRAP, SIGSYS,  32,      33,
+				   65,      1000 };
 	is(evq_add_signal(NULL, SIGUSR1, 0), -EINVAL, "bad: NULL queue -> -EINVAL");
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int sig = bad[i];
 		if (sig == 32 || sig == 33)
 			if (sig >= SIGRTMIN)
 				continue; /* not a C library that keeps them */
-		/* Unblockable, reserved or out of range: refused. */
+		/* Unblockable, a fault, reserved or out of range: refused. */
 		is(evq_add_signal(q, sig, 1), -EINVAL, "bad: signal %d -> -EINVAL", sig);
 	}
 	is(evq_add_signal(q, SIGRTMAX + 1, 1), -EINVAL, "bad: SIGRTMAX+1 -> -EINVAL");
