@@ -5,7 +5,8 @@
  * thread that did not block the signal, disabled/oneshot through evq_mod,
  * mask and disposition restored by evq_del/evq_free (pending instances
  * discarded), SIGCHLD not lost to SIG_IGN, floods counted exactly,
- * requeue, several waiter threads counting every signal once, one
+ * requeue, several waiter threads counting every signal once, a signal
+ * unblocked by evq_wait()'s sigmask counted once, one
  * registration per signal per process (-EBUSY), fork (the
  * child registers anew, frees the inherited queue, the parent keeps its
  * signal), and invalid signals refused with the queue usable after.
@@ -502,6 +503,41 @@ static void test_many_waiters(void)
 	evq_free(q);
 }
 
+/* evq_wait()'s sigmask unblocks the registered signal during the sleep: it
+ * then reaches evq's handler, which posts it; the wait returns it or
+ * -EINTR, and the next wait has it.  Counted once either way. */
+static void *kill_soon(void *arg)
+{
+	(void)arg;
+	evqt_sleep_ns(20 * EVQT_MS);
+	kill(getpid(), SIGUSR2);
+	return NULL;
+}
+
+static void test_wait_sigmask(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	int id = evq_add_signal(q, SIGUSR2, 18);
+	CHECK(id >= 0);
+	sigset_t during;
+	pthread_sigmask(SIG_SETMASK, NULL, &during);
+	sigdelset(&during, SIGUSR2);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, kill_soon, NULL) == 0);
+	memset(ev, 0, sizeof ev);
+	int n1 = evq_wait(q, ev, NEV, EVQT_SOON, &during);
+	long count = n1 == 1 && ev[0].id == id ? (long)(ev[0].data & 0xffffffffu) : 0;
+	pthread_join(t, NULL);
+	int n2 = evqt_wait(q, ev, NEV, n1 == 1 ? QUIET : EVQT_SOON);
+	if (n2 == 1 && ev[0].id == id)
+		count += (long)(ev[0].data & 0xffffffffu);
+	ok((n1 == 1 || n1 == -EINTR) && count == 1,
+	   "wait sigmask: the signal arrives once (first wait %d, second %d)", n1, n2);
+	ok(blocked(SIGUSR2), "wait sigmask: mask restored after the wait");
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(60);
@@ -518,5 +554,6 @@ int main(void)
 	test_sigchld_ignored();
 	test_fork();
 	test_many_waiters();
+	test_wait_sigmask();
 	return done();
 }
