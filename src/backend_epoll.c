@@ -12,6 +12,8 @@
  * waiter once (the core drops that event) but can never spin it.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -20,6 +22,8 @@
 #include "internal.h"
 
 #define WAKE_TOKEN UINT64_MAX
+
+static _Atomic int have_pwait2 = 1;
 
 struct epoll_state {
 	int epfd;
@@ -106,7 +110,21 @@ static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		tsp = &ts;
 	}
 	*woken = 0;
-	int n = epoll_pwait2(st(q)->epfd, evs, max, tsp, sigmask);
+	int n = -1;
+	if (atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
+		n = epoll_pwait2(st(q)->epfd, evs, max, tsp, sigmask);
+		if (n < 0 && errno == ENOSYS)
+			atomic_store(&have_pwait2, 0);
+	}
+	if (!atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
+		/* Before Linux 5.11 (and under valgrind 3.19) there is no
+		 * epoll_pwait2: round up to whole milliseconds, never early. */
+		int ms = -1;
+		if (timeout_ns >= 0)
+			ms = timeout_ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX
+				: (int)((timeout_ns + 999999) / 1000000);
+		n = epoll_pwait(st(q)->epfd, evs, max, ms, sigmask);
+	}
 	if (n < 0)
 		return -errno;
 	int k = 0;
