@@ -126,9 +126,10 @@ static void test_fd_args(struct evq *q)
 	BAD(q, evq_add_fd(q, closed, EVQ_READ, 0, 0), -EBADF, "add_fd: closed fd -> -EBADF");
 	BAD(q, evq_add_fd(q, 19999, EVQ_READ, 0, 0), -EBADF, "add_fd: fd 19999 -> -EBADF");
 	/* fd INT_MAX is checked in alloc.c, with an allocator that refuses
-	 * huge requests: the library currently sizes an 8 GiB fd table for it
-	 * before finding the fd invalid, which can get a sanitizer run (or a
-	 * neighbour) OOM-killed.  Here a number no process can have open. */
+	 * huge requests: a regression that sizes the fd table by the number
+	 * before checking the fd (an 8 GiB table, as once happened) would get
+	 * a sanitizer run OOM-killed here.  Here a number no process can have
+	 * open. */
 	BAD(q, evq_add_fd(q, 1 << 20, EVQ_READ, 0, 0), -EBADF, "add_fd: fd 1<<20 -> -EBADF");
 	BAD(q, evq_add_fd(q, INT_MIN, EVQ_READ, 0, 0), -EBADF, "add_fd: fd INT_MIN -> -EBADF");
 	BAD(q, evq_add_fd(q, sv[0], 0x10, 0, 0), -EINVAL, "add_fd: events 0x10 -> -EINVAL");
