@@ -1,0 +1,19 @@
+# bench/uring.mk - the io_uring backend's benchmark (bench/uring.c).
+#
+#   make BUILD=build-bench -f Makefile -f bench/uring.mk bench-uring
+#   make ... bench-uring URING_ARGS='-r 21 -m 10000 -t pipes,trigger,latch'
+#
+# Not included by the top-level Makefile (its owner merges it); it relies
+# on the Makefile's BUILD, STATIC, CFLAGS_ALL and LDFLAGS_ALL.
+
+$(BUILD)/bench/uring: bench/uring.c $(STATIC) include/evq.h bench/uring.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
+
+bench-uring: $(BUILD)/bench/uring
+	@echo "# $$(date -u '+%Y-%m-%dT%H:%M:%SZ') $$(uname -srm) cpus=$$(nproc)" \
+	      "commit=$$(git rev-parse --short HEAD 2>/dev/null || echo none)" \
+	      "load=$$(cut -d' ' -f1-3 /proc/loadavg)"
+	$(BUILD)/bench/uring $(URING_ARGS)
+
+.PHONY: bench-uring
