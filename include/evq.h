@@ -322,7 +322,8 @@ int evq_sem_post(struct evq_sem *s, uint32_t n);
 int evq_sem_value(const struct evq_sem *s);
 
 /* An event that means the caller now holds one token of s: the queue
- * acquired it on the caller's behalf (data = 1).  One token per event; the
+ * acquired it on the caller's behalf (data = 1: the tokens the event hands
+ * over; more only after evq_requeue() merged events).  One token per event; the
  * next one is acquired only after the event was handed out by evq_wait(),
  * so a queue holds at most one undelivered token, and competing queues and
  * threads never fight over a token they cannot use.  The caller returns
