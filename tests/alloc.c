@@ -272,6 +272,8 @@ static void test_bad_fd_no_alloc(void)
 
 int main(void)
 {
+	if (getenv("EVQ_TEST_VALGRIND"))
+		skip_all("under valgrind: valgrind owns malloc, no interposition");
 	evqt_watchdog(60);
 	evqt_banner("alloc");
 	test_steady_state();
