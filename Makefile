@@ -80,7 +80,7 @@ check: $(TESTS)
 demo: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
--include bench/bench.mk
+-include $(sort $(wildcard bench/*.mk))
 -include model/model.mk
 
 install: lib
