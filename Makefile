@@ -57,7 +57,7 @@ $(SHARED): $(LIB_OBJS) src/libevq.map
 
 # Tests link the static library and may include src/ headers for white-box
 # checks; tests/tap.h is the TAP helper.
-$(BUILD)/tests/%: tests/%.c $(STATIC) tests/tap.h
+$(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
 

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -458,6 +459,12 @@ static int fdmap_reserve(struct evq *q, int fd)
 {
 	if ((uint32_t)fd < q->fdmap_len)
 		return 0;
+	/* Before sizing the map by a number the caller gave us: an open fd is
+	 * below RLIMIT_NOFILE (asked only when the map must grow). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)fd >= rl.rlim_cur && fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
 	uint32_t len = q->fdmap_len ? q->fdmap_len : 64;
 	while (len <= (uint32_t)fd)
 		len *= 2;
@@ -494,9 +501,6 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 		return -EBADF;
 	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
 		return -EINVAL;
-	/* before sizing the fd map by it: an open fd is below RLIMIT_NOFILE */
-	if (fcntl(fd, F_GETFD) < 0)
-		return -EBADF;
 	lock(q);
 	int rc = fdmap_reserve(q, fd);
 	if (rc < 0)
