@@ -11,29 +11,42 @@
  * polled file without a system call per event.  The epoll set gets all of
  * that right by construction, and level/edge/oneshot are epoll's own.
  *
- * One EPOLL_WAIT request is in flight at a time; its events land in s->buf.
- * wait() submits it (when none is in flight) and sleeps for its completion in
- * the same io_uring_enter, with the timeout (ns) and the signal mask passed
- * through IORING_ENTER_EXT_ARG, so a wait costs one system call, as with
- * epoll_pwait2.  wake() writes an eventfd that sits in the epoll set (edge
- * triggered, never read: every write is a fresh edge), so it is
+ * A sleeping wait() submits an EPOLL_WAIT (events land in a slot's buffer)
+ * linked to a LINK_TIMEOUT of its timeout, and sleeps for a completion in
+ * the same io_uring_enter, the signal mask passed through
+ * IORING_ENTER_EXT_ARG: one system call per wait, as with epoll_pwait2.  A
+ * wait with timeout 0 is a plain epoll_pwait2(0) on the set (an EPOLL_WAIT
+ * finding nothing would stay armed).  Level-triggered fds are re-reported
+ * by epoll itself on the next EPOLL_WAIT, exactly as by epoll_wait.  wake()
+ * writes an eventfd that sits in the epoll set (edge triggered, never read:
+ * every write is a fresh edge, seen by one EPOLL_WAIT), so it is
  * async-signal-safe and never touches the ring.
+ *
+ * No EPOLL_WAIT outlives the wait() that submitted it (the LINK_TIMEOUT or
+ * an explicit cancel ends it): epoll events are taken from the kernel only
+ * while someone waits, as with epoll_wait, and a request never depends on
+ * a thread that left (a completion runs as task work of the submitting
+ * thread).  Several threads may sleep at once; each arms its own request
+ * unless enough are in flight, and one leaving with work or a missing
+ * request for the others ends one sleep per missing request with a NOP.
  *
  * io_uring_enter hides the wait's error (-EINTR, -ETIME) when it also
  * submitted something: then an empty completion queue with time left (and
  * nobody else having reaped in between) can only mean a signal, and is
  * reported as -EINTR.
  *
- * Locking: s->lock guards the submission queue, the completion queue and
- * s->buf; it is never held across the sleep, so fd_ctl() (epoll_ctl, no
- * ring access) and other waiters run concurrently.  The completion of a
- * request is posted by task work of the thread that submitted it; a thread
- * other than the submitter that waits is woken when that task work runs.
+ * Locking: s->lock guards the SQ, the CQ, the slots and the counters; it
+ * is never held across the sleep, so fd_ctl() (epoll_ctl, no ring access)
+ * and other waiters run concurrently.
  *
- * CQ overflow cannot happen today (at most two requests are in flight and the
- * CQ has at least two slots); the reaper still flushes a kernel overflow
- * backlog (IORING_SQ_CQ_OVERFLOW) and -EBUSY/-EAGAIN from submission leave the
- * SQE queued for the next enter, so nothing is lost if that changes.
+ * CQ overflow: the kernel keeps what does not fit (IORING_FEAT_NODROP, which
+ * init requires) and the reaper flushes that backlog whenever
+ * IORING_SQ_CQ_OVERFLOW is set; -EBUSY/-EAGAIN from a submitting enter
+ * leave the SQEs queued for the next enter.  Nothing is lost either way
+ * (tests/uring.c provokes both on a ring of 1 SQE / 2 CQEs).
+ *
+ * Words: word_arm is NULL; the futex watcher thread (watch.c) serves word,
+ * sem and latch registrations on this backend as on epoll.
  *
  * Refusal (AUTO then falls back to epoll), in init: io_uring_setup failing
  * (seccomp, /proc/sys/kernel/io_uring_disabled, old kernel), a missing
@@ -107,6 +120,8 @@ struct ring {
  * the kernel while inflight, to whoever holds s->lock otherwise. */
 struct slot {
 	int inflight;
+	int cancelling;         /* an ASYNC_CANCEL for it was sent */
+	pthread_t owner;        /* the thread that submitted it */
 	struct __kernel_timespec ts; /* its LINK_TIMEOUT, read at submission */
 	int pos, count;         /* buf[pos..count) harvested, not returned yet */
 	struct epoll_event *buf;
@@ -119,10 +134,14 @@ struct uring_state {
 	pid_t owner;            /* a forked child must not submit on our ring */
 	int sleepers;           /* threads inside the enter of wait() */
 	int inflight;           /* slots in flight */
+	int cancelling;         /* of which being cancelled */
 	int err;                /* a failed EPOLL_WAIT, reported once */
 	unsigned reaped;        /* completions reaped so far (EINTR inference) */
 	int fault;              /* test fault injection: 0, -EBUSY, -EAGAIN */
-	unsigned fault_tick;
+	unsigned overflows;     /* kernel CQ overflow backlogs flushed */
+	unsigned submit_errors; /* -EBUSY/-EAGAIN from a submitting enter */
+	unsigned cancels;       /* EPOLL_WAITs a leaving thread had to cancel */
+	_Atomic unsigned fault_tick;
 	int bufsize;
 	struct slot slot[MAX_SLOTS];
 };
@@ -237,9 +256,20 @@ static unsigned sq_pending(struct ring *r)
 static int enter(struct uring_state *s, unsigned to_submit, unsigned min_complete,
 		 unsigned flags, const void *arg, size_t argsz)
 {
-	if (s->fault && to_submit && (s->fault_tick++ & 1) == 0)
+	if (s->fault && to_submit && (atomic_fetch_add(&s->fault_tick, 1) & 1) == 0)
 		return s->fault; /* as if the kernel had refused the batch */
 	return sys_enter(s->r.fd, to_submit, min_complete, flags, arg, argsz);
+}
+
+/* sqe_get(), handing the queued SQEs to the kernel first if the SQ is
+ * full (a ring may have a single SQE).  NULL if it stays full.  Locked. */
+static struct io_uring_sqe *sqe_get_flush(struct uring_state *s)
+{
+	struct io_uring_sqe *e;
+	for (int i = 0; i < 4 && !(e = sqe_get(&s->r)); i++)
+		if (enter(s, sq_pending(&s->r), 0, 0, NULL, 0) < 0)
+			s->submit_errors++;
+	return e;
 }
 
 /* ------------------------------------------------------------------ */
@@ -253,6 +283,10 @@ static void on_cqe(struct uring_state *s, const struct io_uring_cqe *c)
 	struct slot *sl = &s->slot[c->user_data - 1];
 	sl->inflight = 0;
 	s->inflight--;
+	if (sl->cancelling) {
+		sl->cancelling = 0;
+		s->cancelling--;
+	}
 	if (c->res > 0) {
 		sl->pos = 0;
 		sl->count = c->res;
@@ -278,6 +312,7 @@ static int reap(struct uring_state *s)
 		 * kernel; entering with GETEVENTS moves them into the CQ */
 		if (!(__atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW))
 			break;
+		s->overflows++;
 		if (sys_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
 			break;
 	}
@@ -331,6 +366,11 @@ static int leftovers(struct uring_state *s)
 	return 0;
 }
 
+static size_t buf_len(const struct uring_state *s)
+{
+	return (size_t)s->bufsize * sizeof(struct epoll_event);
+}
+
 /* Queues an EPOLL_WAIT for max events on a free slot (in flight: no;
  * events left: none), bounded by a LINK_TIMEOUT of timeout_ns if >= 0, so
  * that it does not outlive the wait() that wants it.  0 if none could be
@@ -343,14 +383,25 @@ static int arm_one(struct uring_state *s, int max, int64_t timeout_ns)
 		if (sl->inflight || sl->pos < sl->count)
 			continue;
 		if (!sl->buf) {
-			sl->buf = malloc((size_t)s->bufsize * sizeof *sl->buf);
-			if (!sl->buf)
+			/* mmap, not malloc: see ur_fini() */
+			void *m = mmap(NULL, buf_len(s), PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m == MAP_FAILED)
+				return 0;
+			sl->buf = m;
+		}
+		/* a ring of one SQE cannot take the linked pair */
+		if (r->sq_entries < 2)
+			timeout_ns = -1;
+		unsigned need = timeout_ns >= 0 ? 2 : 1;
+		if (r->sq_entries - sq_pending(r) < need) {
+			/* SQ full: hand what is queued to the kernel first */
+			int rc = enter(s, sq_pending(r), 0, 0, NULL, 0);
+			if (rc < 0)
+				s->submit_errors++;
+			if (r->sq_entries - sq_pending(r) < need)
 				return 0;
 		}
-		unsigned room = r->sq_entries - (*r->sq_tail -
-				__atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE));
-		if (room < (timeout_ns >= 0 ? 2u : 1u))
-			return 0; /* SQ full: it drains on this enter */
 		struct io_uring_sqe *e = sqe_get(r);
 		e->opcode = IORING_OP_EPOLL_WAIT;
 		e->fd = s->epfd;
@@ -371,6 +422,7 @@ static int arm_one(struct uring_state *s, int max, int64_t timeout_ns)
 			sqe_push(r);
 		}
 		sl->inflight = 1;
+		sl->owner = pthread_self();
 		sl->pos = sl->count = 0;
 		s->inflight++;
 		return 1;
@@ -378,55 +430,63 @@ static int arm_one(struct uring_state *s, int max, int64_t timeout_ns)
 	return 0;
 }
 
-/* Queues EPOLL_WAITs until one is in flight per sleeper.  Locked. */
-static void arm(struct uring_state *s, int want, int max)
+static void queue_cancel(struct uring_state *s, int i)
 {
-	while (s->inflight < want && arm_one(s, max, -1))
-		;
+	struct slot *sl = &s->slot[i];
+	struct io_uring_sqe *e = sqe_get_flush(s);
+	if (!e)
+		return;
+	e->opcode = IORING_OP_ASYNC_CANCEL;
+	e->fd = -1;
+	e->addr = (uint64_t)i + 1;
+	e->user_data = UD_CANCEL;
+	sqe_push(&s->r);
+	if (!sl->cancelling) {
+		sl->cancelling = 1;
+		s->cancelling++;
+	}
 }
 
-/* Nobody sleeps any more: cancel what is still in flight, so epoll events
- * are not taken out of the kernel while nobody waits (epoll_wait only takes
- * them when called, and evq keeps that rule).  Locked. */
-static void cancel_idle(struct uring_state *s)
+/* Queues an ASYNC_CANCEL for every EPOLL_WAIT in flight.  Locked. */
+static void queue_cancels(struct uring_state *s)
 {
-	if (s->sleepers > 0 || s->inflight == 0)
-		return;
+	for (int i = 0; i < MAX_SLOTS; i++)
+		if (s->slot[i].inflight)
+			queue_cancel(s, i);
+}
+
+/* Leaving wait().  A request's completion runs as task work of the thread
+ * that submitted it, so a thread never leaves one behind: it cancels what
+ * it submitted and is still in flight (the LINK_TIMEOUT usually did that
+ * already).  Then, if fewer requests remain than threads sleeping, or
+ * events are left over (taken from epoll beyond this caller's max), it ends
+ * that many sleeps with NOPs: each woken thread arms its own request (as
+ * epoll_wait wakes another waiter for items left on its ready list).
+ * Locked. */
+static void leave(struct uring_state *s)
+{
+	pthread_t me = pthread_self();
 	for (int i = 0; i < MAX_SLOTS; i++) {
-		struct io_uring_sqe *e;
-		if (!s->slot[i].inflight || !(e = sqe_get(&s->r)))
-			continue;
-		e->opcode = IORING_OP_ASYNC_CANCEL;
-		e->fd = -1;
-		e->addr = (uint64_t)i + 1;
-		e->user_data = UD_CANCEL;
+		struct slot *sl = &s->slot[i];
+		if (sl->inflight && !sl->cancelling && pthread_equal(sl->owner, me)) {
+			queue_cancel(s, i);
+			s->cancels++;
+		}
+	}
+	int nudges = s->sleepers - (s->inflight - s->cancelling);
+	if (s->sleepers > 0 && nudges < 1 && leftovers(s))
+		nudges = 1;
+	for (int i = 0; i < nudges && i < MAX_SLOTS; i++) {
+		struct io_uring_sqe *e = sqe_get_flush(s);
+		if (!e)
+			break;
+		e->opcode = IORING_OP_NOP;
+		e->user_data = UD_NUDGE;
 		sqe_push(&s->r);
 	}
 	unsigned n = sq_pending(&s->r);
-	if (n)
-		enter(s, n, 0, 0, NULL, 0);
-}
-
-/* Before leaving wait(): other threads still sleep on the CQ.  Make sure
- * each has an EPOLL_WAIT of its own, and if events are left over (taken from
- * epoll but beyond this caller's max) end one of their sleeps with a NOP, as
- * epoll_wait does for items it leaves on its ready list.  Locked. */
-static void pass_on(struct uring_state *s, int max)
-{
-	if (s->sleepers == 0)
-		return;
-	arm(s, s->sleepers, max);
-	if (leftovers(s)) {
-		struct io_uring_sqe *e = sqe_get(&s->r);
-		if (e) {
-			e->opcode = IORING_OP_NOP;
-			e->user_data = UD_NUDGE;
-			sqe_push(&s->r);
-		}
-	}
-	unsigned n = sq_pending(&s->r);
-	if (n)
-		enter(s, n, 0, 0, NULL, 0);
+	if (n && enter(s, n, 0, 0, NULL, 0) < 0)
+		s->submit_errors++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -568,17 +628,11 @@ static int ur_init(struct evq *q, int max_batch)
  * when none is left. */
 static int drain_inflight(struct uring_state *s)
 {
-	for (int i = 0; i < MAX_SLOTS; i++) {
-		struct io_uring_sqe *e;
-		if (!s->slot[i].inflight || !(e = sqe_get(&s->r)))
-			continue;
-		e->opcode = IORING_OP_ASYNC_CANCEL;
-		e->fd = -1;
-		e->addr = (uint64_t)i + 1;
-		e->user_data = UD_CANCEL;
-		sqe_push(&s->r);
-	}
-	for (int i = 0; i < 100 && s->inflight > 0; i++) {
+	s->fault = 0;
+	for (int i = 0; i < 50 && s->inflight > 0; i++) {
+		/* again each time: a cancel that raced with a completion or a
+		 * full SQ is simply repeated */
+		queue_cancels(s);
 		struct __kernel_timespec ts = { 0, 10 * 1000000 };
 		struct io_uring_getevents_arg arg = { .ts = (uint64_t)(uintptr_t)&ts };
 		sys_enter(s->r.fd, sq_pending(&s->r), 1,
@@ -593,6 +647,9 @@ static void ur_fini(struct evq *q)
 	struct uring_state *s = st(q);
 	if (!s)
 		return;
+	if (debug_on() && s->owner == getpid() && s->r.sq_map)
+		fprintf(stderr, "evq: uring stats: cq_overflow_flushes=%u submit_errors=%u "
+			"leave_cancels=%u\n", s->overflows, s->submit_errors, s->cancels);
 	int can_free = 1;
 	if (s->r.sq_map && s->r.sq_map != MAP_FAILED && s->owner == getpid())
 		can_free = drain_inflight(s);
@@ -604,10 +661,16 @@ static void ur_fini(struct evq *q)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	q->be = NULL;
-	if (!can_free && s->owner == getpid())
-		return; /* the kernel may still write into a buffer: leak them */
+	/* An EPOLL_WAIT that would not complete (seen when the thread that
+	 * submitted it has exited) keeps its buffer: the buffers are mmaps, so
+	 * leaving them mapped is safe against a late write by the kernel and
+	 * costs a few pages, and everything else is freed. */
+	if (!can_free && debug_on())
+		fprintf(stderr, "evq: uring: %d requests still in flight at fini: their "
+			"buffers stay mapped\n", s->inflight);
 	for (int i = 0; i < MAX_SLOTS; i++)
-		free(s->slot[i].buf);
+		if (s->slot[i].buf && (can_free || !s->slot[i].inflight))
+			munmap(s->slot[i].buf, buf_len(s));
 	if (s->owner == getpid())
 		pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -679,16 +742,15 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 			k = s->err;
 			s->err = 0;
 		}
-		pass_on(s, max);
+		leave(s);
 		pthread_mutex_unlock(&s->lock);
 		if (k == 0 && !*woken && timeout_ns == 0)
 			k = poll_now(s, sigmask, out, max, woken);
 		return k;
 	}
 	s->sleepers++;
-	if (s->inflight < s->sleepers)
+	if (s->inflight - s->cancelling < s->sleepers)
 		arm_one(s, max, timeout_ns);
-	arm(s, s->sleepers, max);
 	unsigned to_submit = sq_pending(&s->r);
 	unsigned reaped = s->reaped;
 	pthread_mutex_unlock(&s->lock);
@@ -715,6 +777,8 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 
 	pthread_mutex_lock(&s->lock);
 	s->sleepers--;
+	if (rc == -EBUSY || rc == -EAGAIN)
+		s->submit_errors++;
 	int got = reap(s);
 	k = take(s, out, max, woken);
 	if (k == 0 && !*woken && s->err) {
@@ -730,8 +794,7 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 			 * a signal */
 			k = -EINTR;
 	}
-	pass_on(s, max);
-	cancel_idle(s);
+	leave(s);
 	pthread_mutex_unlock(&s->lock);
 	/* -ETIME: timeout; -EBUSY/-EAGAIN: the SQEs stay queued and go with
 	 * the next enter; both look like an empty round to the core */

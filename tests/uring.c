@@ -450,7 +450,7 @@ int main(void)
 	int rc = new_backend(&q, EVQ_BACKEND_URING);
 	if (rc < 0) {
 		diag("io_uring backend unavailable here (%d): ring tests skipped", rc);
-		skip(9 + 8, "no io_uring backend");
+		skip(6 + 12, "no io_uring backend");
 		return done();
 	}
 	evq_free(q);
