@@ -62,9 +62,10 @@ static const struct {
 	const char *name;
 	const struct evq_backend *be;
 } backends[] = {
-	/* AUTO tries these in order */
-	{ EVQ_BACKEND_URING, "uring", &evq__backend_uring },
+	/* AUTO tries these in order; epoll first while uring is slower on
+	 * bench/uring.c (see bench/RESULTS-uring.md) */
 	{ EVQ_BACKEND_EPOLL, "epoll", &evq__backend_epoll },
+	{ EVQ_BACKEND_URING, "uring", &evq__backend_uring },
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
@@ -168,7 +169,7 @@ void evq_free(struct evq *q)
 		unlock(q);
 	be->fini(q);
 	for (uint32_t c = 0; c < EVQ_MAX_CHUNKS; c++)
-		free(atomic_load(&q->chunk[c]));
+		free(atomic_load(&q->chunk[c]));  /* NULL beyond the last one */
 	for (int i = 0; i < EVQ_NCLOCKS; i++)
 		free(q->heap[i].a);
 	free(q->fdmap);
@@ -209,24 +210,34 @@ static void free_push(struct evq *q, struct evq_reg *r)
 	q->free_tail = (int32_t)r->idx;
 }
 
-/* Adds a chunk of slots to the free list.  The chunk pointer is published
- * before nslots grows, so lock-free readers that saw idx < nslots find it. */
+/* Initialises one more slot, allocating its chunk first if needed.  The
+ * chunk pointer and the slot are published before nslots grows, so
+ * lock-free readers that saw idx < nslots find an initialised slot. */
 static int grow_slots(struct evq *q)
 {
 	uint32_t n = atomic_load_explicit(&q->nslots, memory_order_relaxed);
 	if (n >= EVQ_MAX_REGS)
 		return -ENOSPC;
-	struct evq_reg *c = calloc(EVQ_CHUNK_SIZE, sizeof *c);
-	if (!c)
-		return -ENOMEM;
-	atomic_store_explicit(&q->chunk[n >> EVQ_CHUNK_SHIFT], c, memory_order_release);
-	for (uint32_t i = 0; i < EVQ_CHUNK_SIZE; i++) {
-		c[i].idx = n + i;
-		c[i].heap_pos = -1;
-		atomic_init(&c[i].post_next, -1);
-		free_push(q, &c[i]);
+	uint32_t c = evq_chunk_of(n);
+	if (n == evq_chunk_base(c)) {
+		size_t len = c ? EVQ_CHUNK0 << (c - 1) : EVQ_CHUNK0;
+		/* not calloc: slots are initialised one by one, as they are
+		 * first used, so a big chunk costs only the pages it touches */
+		struct evq_reg *p = malloc(len * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		atomic_store_explicit(&q->chunk[c], p, memory_order_release);
 	}
-	atomic_store_explicit(&q->nslots, n + EVQ_CHUNK_SIZE, memory_order_release);
+	struct evq_reg *r = evq_slot(q, n);
+	memset(r, 0, sizeof *r);
+	r->idx = n;
+	r->heap_pos = -1;
+	atomic_init(&r->state, 0);
+	atomic_init(&r->ctl, 0);
+	atomic_init(&r->val, 0);
+	atomic_init(&r->post_next, -1);
+	free_push(q, r);
+	atomic_store_explicit(&q->nslots, n + 1, memory_order_release);
 	return 0;
 }
 

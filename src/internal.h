@@ -27,10 +27,13 @@
 #define EVQ_IDX_BITS 24
 #define EVQ_IDX_MASK ((1u << EVQ_IDX_BITS) - 1)
 #define EVQ_ID_GEN_BITS 7
+/* Slots live in chunks that double in size: chunk 0 and 1 hold 256 slots,
+ * chunk c >= 1 holds slots [256 << (c-1), 256 << c).  15 chunks hold
+ * 4,194,304 registrations; a small queue pays for one chunk. */
 #define EVQ_CHUNK_SHIFT 8
-#define EVQ_CHUNK_SIZE (1u << EVQ_CHUNK_SHIFT)
-#define EVQ_MAX_CHUNKS 16384 /* 4,194,304 registrations */
-#define EVQ_MAX_REGS (EVQ_CHUNK_SIZE * EVQ_MAX_CHUNKS)
+#define EVQ_CHUNK0 (1u << EVQ_CHUNK_SHIFT)
+#define EVQ_MAX_CHUNKS 15
+#define EVQ_MAX_REGS (EVQ_CHUNK0 << (EVQ_MAX_CHUNKS - 1))
 #define EVQ_BATCH_MAX 512
 #define EVQ_BATCH_DEFAULT 256
 #define EVQ_NCLOCKS 3 /* MONOTONIC, REALTIME, BOOTTIME */
@@ -120,7 +123,7 @@ struct evq {
 	pthread_mutex_t lock;
 
 	/* registration slots: chunks never move, so lock-free readers may
-	 * index them */
+	 * index them; slots [0, nslots) are initialised */
 	_Atomic(struct evq_reg *) chunk[EVQ_MAX_CHUNKS];
 	_Atomic uint32_t nslots;
 	int32_t free_head, free_tail;  /* FIFO: delays slot reuse */
@@ -153,11 +156,22 @@ static inline int evq__forked(const struct evq *q)
 	return atomic_load_explicit(&evq__fork_gen, memory_order_relaxed) != q->fork_gen;
 }
 
+/* chunk number and first index of the chunk holding slot idx */
+static inline uint32_t evq_chunk_of(uint32_t idx)
+{
+	uint32_t hi = idx >> EVQ_CHUNK_SHIFT;
+	return hi ? 32 - (uint32_t)__builtin_clz(hi) : 0;
+}
+static inline uint32_t evq_chunk_base(uint32_t c)
+{
+	return c ? EVQ_CHUNK0 << (c - 1) : 0;
+}
+
 static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
 {
-	struct evq_reg *c = atomic_load_explicit(&q->chunk[idx >> EVQ_CHUNK_SHIFT],
-						 memory_order_acquire);
-	return &c[idx & (EVQ_CHUNK_SIZE - 1)];
+	uint32_t c = evq_chunk_of(idx);
+	struct evq_reg *p = atomic_load_explicit(&q->chunk[c], memory_order_acquire);
+	return &p[idx - evq_chunk_base(c)];
 }
 
 static inline uint32_t evq_reg_gen(uint32_t state) { return state >> 8; }
