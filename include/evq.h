@@ -237,7 +237,8 @@ int evq_requeue(struct evq *q, const struct evq_event *ev);
  * it fires once; evq_mod_word() re-arms it.  flags: EVQ_SHARED,
  * EVQ_ONESHOT, EVQ_DISABLED.  ident in the event: -1.
  * Errors: -EINVAL (NULL q, NULL or misaligned addr, bad flags), -ENOMEM,
- * -EAGAIN (helper thread could not be started), -ENOSPC. */
+ * -EAGAIN (helper thread could not be started), -ENOSPC, -ENOSYS (epoll
+ * backend on a kernel without futex_waitv, before Linux 5.16). */
 int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		 uint32_t flags, uint64_t cookie);
 

@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "futex.h"
 #include "watch.h"
@@ -156,6 +157,12 @@ static void *watch_main(void *arg)
 		pthread_cond_broadcast(&t->cv);
 		pthread_mutex_unlock(&t->mu);
 		rc = evq_futex_waitv(t->vec, n, NULL);    /* X5 */
+		if (rc == -EFAULT || rc == -EINVAL) {
+			/* a watched word was unmapped (the caller broke the
+			 * contract): do not spin on it */
+			struct timespec ms = { 0, 1000000 };
+			nanosleep(&ms, NULL);
+		}
 		pthread_mutex_lock(&t->mu);               /* X1 */
 	}
 	t->acked = evq_ld(&t->ctl);
@@ -225,8 +232,25 @@ static void thread_stop(struct evq_watch_thread *t)
 	free(t);
 }
 
+/* futex_waitv arrived in Linux 5.16; without it there is no watcher (-1
+ * unknown, 0 no, 1 yes). */
+static _Atomic int have_waitv = -1;
+
+static int waitv_supported(void)
+{
+	int h = atomic_load(&have_waitv);
+	if (h < 0) {
+		/* an empty vector: -EINVAL where the call exists */
+		h = evq_futex_waitv(NULL, 0, NULL) != -ENOSYS;
+		atomic_store(&have_waitv, h);
+	}
+	return h;
+}
+
 static int attach(struct evq *q, struct evq_watch_item *it)
 {
+	if (!waitv_supported())
+		return -ENOSYS;
 	struct evq_watch *w = watch_find(q, 1);
 	struct evq_watch_thread *t = NULL;
 	if (!w)

@@ -50,7 +50,8 @@ int evq__word_detach(struct evq *q, struct evq_reg *r,
 
 /* Starts (or restarts) watching it with `expected`; attaches it to one of
  * the queue's watcher threads first, starting a thread if needed.
- * Errors: -ENOMEM, -EAGAIN (no thread could be started). */
+ * Errors: -ENOMEM, -EAGAIN (no thread could be started), -ENOSYS (kernel
+ * without futex_waitv). */
 int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
 		   uint32_t expected, int oneshot);
 
