@@ -71,6 +71,13 @@
 #include "futex.h"
 #include "internal.h"
 
+/* A point between two steps of a protocol above.  Empty in the library;
+ * tests/mask_sched.c compiles this file with a hook that yields or sleeps
+ * there at random, to widen every race window the model explores. */
+#ifndef EVQ_MASK_STEP
+#define EVQ_MASK_STEP(step) ((void)0)
+#endif
+
 /* ------------------------------------------------------------------ */
 /* Receivers                                                            */
 /* ------------------------------------------------------------------ */
@@ -99,10 +106,12 @@ static int notify(struct evq_receiver *r, evq_mask_t bits)
 	evq_mask_t old = evq_ld(&r->pending);
 	if ((old & bits) == bits)
 		return 0;                               /* N0 */
+	EVQ_MASK_STEP(N1);
 	old = evq_or(&r->pending, bits);                /* N1 */
 	evq_mask_t fresh = bits & ~old;
 	if (!fresh)
 		return 0;
+	EVQ_MASK_STEP(N2);
 	if (r->callback)
 		r->callback(r, fresh, r->arg);          /* N2 */
 	return 1;
@@ -143,8 +152,10 @@ static void waiter_wake(struct evq_receiver *r, evq_mask_t bits, void *arg)
 	struct evq_waiter *w = arg;
 	(void)r, (void)bits;
 	/* the load spares an exchange (a cache-line write) when nobody sleeps */
-	if (evq_ld(&w->state) == SLEEPING &&
-	    __atomic_exchange_n(&w->state, AWAKE, __ATOMIC_SEQ_CST) == SLEEPING)
+	if (evq_ld(&w->state) != SLEEPING)
+		return;
+	EVQ_MASK_STEP(N2_exchange);
+	if (__atomic_exchange_n(&w->state, AWAKE, __ATOMIC_SEQ_CST) == SLEEPING)
 		evq_futex_wake(&w->state, 1, 0);
 }
 
@@ -178,9 +189,11 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 		deadline = evq_deadline(timeout_ns);
 	for (;;) {
 		evq_st(&w->state, SLEEPING);                        /* W2 */
+		EVQ_MASK_STEP(W3);
 		got = evq_ld(&w->receiver.pending) & bits;          /* W3 */
 		if (got)
 			break;
+		EVQ_MASK_STEP(W4);
 		int rc = evq_futex_wait(&w->state, SLEEPING,        /* W4 */
 					timeout_ns > 0 ? &deadline : NULL, 0);
 		got = evq_ld(&w->receiver.pending) & bits;          /* W5 */
@@ -384,6 +397,7 @@ static void grace(struct evq_bcast *b)
 	for (int k = 0; k < 2; k++) {
 		uint32_t p = evq_ld(&b->phase);
 		evq_st(&b->phase, p + 1);
+		EVQ_MASK_STEP(U2_drain);
 		drain(b, p & 1);
 	}
 }
@@ -404,6 +418,7 @@ int evq_bcast_unsubscribe(struct evq_bcast *b, int id)
 	}
 	struct slot *s = &t->slot[i];
 	evq_st(&s->recv, NULL);                                 /* U1 */
+	EVQ_MASK_STEP(U2);
 	grace(b);                                               /* U2 */
 	s->gen++;                                               /* U3 */
 	s->next_free = t->free_head;
@@ -423,6 +438,7 @@ int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits)
 		return 0;
 	int saved = errno;
 	uint32_t p = evq_ld(&b->phase) & 1;                     /* G1 */
+	EVQ_MASK_STEP(G1_count);
 	evq_add(&b->active[p], 1);
 	struct table *t = evq_ld(&b->table);                    /* G2 */
 	uint32_t n = t ? evq_ld(&t->used) : 0;
@@ -431,6 +447,7 @@ int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits)
 		if (!r)
 			continue;
 		evq_mask_t m = evq_ld(&t->slot[i].mask) & bits;
+		EVQ_MASK_STEP(G2_notify);
 		if (m)
 			notify(r, m);
 	}
@@ -461,10 +478,13 @@ static void forward(struct evq_receiver *rc, evq_mask_t bits, void *arg)
 	if (atomic_load_explicit(&m->dead, memory_order_relaxed))
 		return;
 	evq_receiver_ack(rc, bits);                             /* Q1 */
+	EVQ_MASK_STEP(Q2);
 	struct evq_reg *r = m->r;
 	if ((atomic_load(&r->val) & bits) == bits)              /* Q2 */
 		return;
+	EVQ_MASK_STEP(Q3);
 	atomic_fetch_or(&r->val, bits);                         /* Q3 */
+	EVQ_MASK_STEP(Q4);
 	evq__post(m->q, r, m->tag, 0);                          /* Q4 */
 }
 

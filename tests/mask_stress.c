@@ -27,6 +27,9 @@
 
 #include "evqtest.h"
 
+#ifndef STRESS_ROUNDS
+#define STRESS_ROUNDS 20000 /* bits per pair */
+#endif
 #define K 4 /* notifiers */
 #define J 6 /* waiters */
 
@@ -369,7 +372,7 @@ int main(void)
 {
 	evqt_watchdog(120);
 	evqt_banner("mask_stress");
-	rounds = evqt_scale(20000);
+	rounds = evqt_scale(STRESS_ROUNDS);
 	test_direct();
 	test_bcast();
 	test_queue();
