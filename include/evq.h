@@ -361,9 +361,10 @@ int evq_latch_init(struct evq_latch *l, uint32_t flags);
 int evq_latch_set(struct evq_latch *l);
 
 /* Sets n latches (n >= 0), waking each one's waiters; latches already set
- * cost nothing.  Linux has no batched wake: one system call per latch that
- * has waiters.  Every latch is checked before any is set: -EINVAL (NULL
- * array or a bad latch) sets none.  Async-signal-safe. */
+ * cost nothing.  Latches with waiters are woken two per system call
+ * (FUTEX_WAKE_OP pairs latches of the same sharing); Linux has no wider
+ * batched wake.  Every latch is checked before any is set: -EINVAL (NULL
+ * array or a bad latch) sets none.  Async-signal-safe, preserves errno. */
 int evq_latch_set_many(struct evq_latch *const *latches, int n);
 
 /* Clears l (the owner does this before checking for work, then waits).

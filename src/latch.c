@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "futex.h"
 #include "watch.h"
@@ -55,24 +57,48 @@ int evq_latch_init(struct evq_latch *l, uint32_t flags)
 	return 0;
 }
 
-/* L1..L3; l is valid. */
-static void set_one(struct evq_latch *l)
+/* L1, L2; l is valid.  Returns 1 if the caller must do L3 (wake). */
+static int set_bit(struct evq_latch *l)
 {
-	uint32_t v = evq_ld(&l->state);
-	do
+	uint32_t v = evq_ld(&l->state), nv;
+	do {
 		if (v & SET)
-			return;                           /* L1 */
-	while (!evq_cas(&l->state, &v, (v + 2) | SET));   /* L2 */
-	if (evq_ld(&l->waiters) > 0)                      /* L3 */
-		evq_futex_wake(&l->state, INT_MAX, shared(l));
+			return 0;                         /* L1 */
+		/* count the set; the count skips 0 when it wraps, so a latch
+		 * that was ever set never reads 0 again (wake_two relies on it) */
+		nv = (v + 2) | SET;
+		if (nv == SET)
+			nv = 2 | SET;
+	} while (!evq_cas(&l->state, &v, nv));            /* L2 */
+	return evq_ld(&l->waiters) > 0;                   /* L3 */
 }
 
 int evq_latch_set(struct evq_latch *l)
 {
 	if (!latch_ok(l))
 		return -EINVAL;
-	set_one(l);
+	if (set_bit(l))
+		evq_futex_wake(&l->state, INT_MAX, shared(l));   /* L3 */
 	return 0;
+}
+
+/* L3 for two latches in one system call: FUTEX_WAKE_OP wakes a's waiters,
+ * applies "OR 0" (no change) to b's word and, since b was set (its word is
+ * never 0 again, even if reset meanwhile), wakes b's waiters too.  Both
+ * must have the same sharing. */
+static void wake_two(struct evq_latch *a, struct evq_latch *b, int sh)
+{
+	int saved = errno;
+	long rc = syscall(SYS_futex, &a->state,
+			  sh ? FUTEX_WAKE_OP : FUTEX_WAKE_OP | FUTEX_PRIVATE_FLAG,
+			  INT_MAX, (unsigned long)INT_MAX, &b->state,
+			  FUTEX_OP(FUTEX_OP_OR, 0, FUTEX_OP_CMP_NE, 0));
+	if (rc < 0) {
+		/* (not expected) fall back to one wake each */
+		evq_futex_wake(&a->state, INT_MAX, sh);
+		evq_futex_wake(&b->state, INT_MAX, sh);
+	}
+	errno = saved;
 }
 
 int evq_latch_set_many(struct evq_latch *const *latches, int n)
@@ -82,8 +108,28 @@ int evq_latch_set_many(struct evq_latch *const *latches, int n)
 	for (int i = 0; i < n; i++)
 		if (!latch_ok(latches[i]))
 			return -EINVAL;
-	for (int i = 0; i < n; i++)
-		set_one(latches[i]);
+	/* Latches that need a wake are paired: one system call per two. */
+	struct evq_latch *held = NULL;
+	int held_sh = 0;
+	for (int i = 0; i < n; i++) {
+		struct evq_latch *l = latches[i];
+		if (!set_bit(l))
+			continue;
+		int sh = shared(l);
+		if (!held) {
+			held = l;
+			held_sh = sh;
+		} else if (sh == held_sh && l != held) {
+			wake_two(held, l, sh);                    /* L3 x 2 */
+			held = NULL;
+		} else {
+			evq_futex_wake(&held->state, INT_MAX, held_sh);
+			held = l;
+			held_sh = sh;
+		}
+	}
+	if (held)
+		evq_futex_wake(&held->state, INT_MAX, held_sh);   /* L3 */
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -199,6 +200,15 @@ static void test_no_syscall(void)
 	__atomic_store_n(&l.waiters, 0, __ATOMIC_SEQ_CST);
 }
 
+static pthread_t sm_t[5];
+static atomic_int sm_woken;
+static void *sm_waiter(void *a)
+{
+	if (evq_latch_wait(a, EVQT_SOON) == 0)
+		atomic_fetch_add(&sm_woken, 1);
+	return NULL;
+}
+
 static void test_set_many(void)
 {
 	enum { N = 5 };
@@ -212,6 +222,20 @@ static void test_set_many(void)
 	for (int i = 0; i < N; i++)
 		all &= evq_latch_is_set(&l[i]) == 1;
 	ok(all, "set_many: all set");
+	/* Waiters on every latch, some shared, some private, one listed
+	 * twice: all woken (pairs share one FUTEX_WAKE_OP). */
+	for (int i = 0; i < N; i++) {
+		CHECK(evq_latch_init(&l[i], i == 2 ? EVQ_SHARED : 0) == 0);
+		CHECK(pthread_create(&sm_t[i], NULL, sm_waiter, &l[i]) == 0);
+	}
+	for (int i = 0; i < N; i++)
+		while (__atomic_load_n(&l[i].waiters, __ATOMIC_SEQ_CST) == 0)
+			evqt_sleep_ns(EVQT_MS);
+	struct evq_latch *q6[N + 1] = { p[0], p[1], p[1], p[2], p[3], p[4] };
+	is(evq_latch_set_many(q6, N + 1), 0, "set_many: with a waiter on each");
+	for (int i = 0; i < N; i++)
+		pthread_join(sm_t[i], NULL);
+	is(atomic_load(&sm_woken), N, "set_many: every waiter woke");
 }
 
 static void test_queue(void)
