@@ -236,6 +236,59 @@ static void test_compete(void)
 	is(__atomic_load_n(&cs.waiters, __ATOMIC_SEQ_CST), 0, "compete: no waiter left counted");
 }
 
+/* Registrations come and go (evq_del or evq_free, with or without an
+ * undelivered token, while the watcher may be acquiring) as other threads
+ * take and give tokens: none may be lost or duplicated. */
+static struct evq_sem churn_sem;
+static long churn_rounds;
+
+static void *churn_thread(void *a)
+{
+	unsigned seed = (unsigned)(uintptr_t)a;
+	struct evq_event ev[4];
+	for (long i = 0; i < churn_rounds; i++) {
+		struct evq *q = evqt_new();
+		int id = evq_add_sem(q, &churn_sem, 1);
+		CHECK(id >= 0);
+		int r = rand_r(&seed) % 4;
+		if (r > 0) {
+			int n = evq_wait(q, ev, 4, r == 1 ? 0 : 200000, NULL);
+			for (int k = 0; k < n; k++)
+				CHECK(evq_sem_post(&churn_sem, (uint32_t)ev[k].data) == 0);
+		}
+		if (rand_r(&seed) % 2)
+			CHECK(evq_del(q, id) == 0);
+		evq_free(q);
+	}
+	return NULL;
+}
+
+static void *churn_sync(void *a)
+{
+	(void)a;
+	for (long i = 0; i < churn_rounds * 4; i++)
+		if (evq_sem_wait(&churn_sem, 100000) == 0)
+			CHECK(evq_sem_post(&churn_sem, 1) == 0);
+	return NULL;
+}
+
+static void test_churn(void)
+{
+	enum { NQ = 3, NS = 2 };
+	pthread_t t[NQ + NS];
+	churn_rounds = evqt_scale(400);
+	CHECK(evq_sem_init(&churn_sem, 2, 0) == 0);
+	for (int i = 0; i < NQ; i++)
+		CHECK(pthread_create(&t[i], NULL, churn_thread, (void *)(uintptr_t)(i + 1)) == 0);
+	for (int i = 0; i < NS; i++)
+		CHECK(pthread_create(&t[NQ + i], NULL, churn_sync, NULL) == 0);
+	for (int i = 0; i < NQ + NS; i++)
+		pthread_join(t[i], NULL);
+	is(evq_sem_value(&churn_sem), 2, "churn: %d threads x %ld add/wait/del|free rounds, tokens back to 2",
+	   NQ, churn_rounds);
+	is(__atomic_load_n(&churn_sem.waiters, __ATOMIC_SEQ_CST), 0, "churn: no waiter left counted");
+}
+
 int main(void)
 {
 	evqt_watchdog(120);
@@ -246,5 +299,6 @@ int main(void)
 	test_queue();
 	test_disabled();
 	test_compete();
+	test_churn();
 	done();
 }
