@@ -16,7 +16,10 @@
  *                  queue (evq_wait on 4 evq_add_mask registrations, one
  *                  broadcaster each), epoll4 (4 eventfds in an epoll set,
  *                  epoll_wait + read), cond_signal, cond_broadcast (mutex,
- *                  flag word of 4 bits, condvar).  ratio_vs_epoll4 = median
+ *                  flag word of 4 bits, condvar), futex (the floor: a word
+ *                  of 4 bits, FUTEX_WAKE on every send, FUTEX_WAIT while
+ *                  it is 0 -- two system calls per wakeup, as a waiter
+ *                  that sleeps needs).  ratio_vs_epoll4 = median
  *                  of per-round ratios to epoll4 (< 1: faster); cpu_ns =
  *                  CPU time of both threads per round trip (user + system,
  *                  CLOCK_PROCESS_CPUTIME_ID), the "overhead" without the
@@ -42,7 +45,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <linux/futex.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,9 +150,9 @@ static double redundant_eventfd(long n)
 /* ---- ping-pong --------------------------------------------------------- */
 
 enum { PP_WAITER, PP_WAITER1, PP_QUEUE, PP_EPOLL4, PP_COND_SIGNAL,
-       PP_COND_BROADCAST, PP_N };
+       PP_COND_BROADCAST, PP_FUTEX, PP_N };
 static const char *pp_name[PP_N] = { "waiter", "waiter1", "queue", "epoll4",
-				     "cond_signal", "cond_broadcast" };
+				     "cond_signal", "cond_broadcast", "futex" };
 
 /* One side of a ping-pong: whatever the impl needs to be woken. */
 struct side {
@@ -158,6 +163,7 @@ struct side {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned flags;
+	_Atomic uint32_t word; /* futex: bits posted */
 };
 
 static struct side sides[2];
@@ -171,6 +177,9 @@ static void side_init(struct side *s, int impl)
 	case PP_WAITER:
 	case PP_WAITER1:
 		evq_waiter_init(&s->w);
+		break;
+	case PP_FUTEX:
+		atomic_store(&s->word, 0);
 		break;
 	case PP_QUEUE: {
 		int rc = evq_new(&s->q, NULL);
@@ -242,6 +251,10 @@ static void pp_send(struct side *s, int i)
 			die("write", errno);
 		break;
 	}
+	case PP_FUTEX:
+		atomic_fetch_or(&s->word, 1u << i);
+		syscall(SYS_futex, &s->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		break;
 	default:
 		pthread_mutex_lock(&s->mu);
 		s->flags |= 1u << i;
@@ -284,6 +297,10 @@ static void pp_wait(struct side *s)
 		}
 		break;
 	}
+	case PP_FUTEX:
+		while (atomic_exchange(&s->word, 0) == 0)
+			syscall(SYS_futex, &s->word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+		break;
 	default:
 		pthread_mutex_lock(&s->mu);
 		while (!s->flags)

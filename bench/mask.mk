@@ -17,3 +17,6 @@ bench-mask: $(MASK_BENCH)
 	$(MASK_BENCH) $(MASK_ARGS)
 
 .PHONY: bench-mask
+
+# "make bench-build" (bench/bench.mk) builds this one too.
+bench-build: $(MASK_BENCH)

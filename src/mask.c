@@ -112,8 +112,11 @@ static int notify(struct evq_receiver *r, evq_mask_t bits)
 	if (!fresh)
 		return 0;
 	EVQ_MASK_STEP(N2);
-	if (r->callback)
+	if (r->callback) {
+		int saved = errno; /* notify is callable from signal handlers */
 		r->callback(r, fresh, r->arg);          /* N2 */
+		errno = saved;
+	}
 	return 1;
 }
 
