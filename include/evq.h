@@ -140,7 +140,12 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
  * event = expirations since last delivered (overruns are counted, never
  * dropped).  A fired one-shot timer stays registered (silent) until
  * evq_del() or evq_mod_timer().  Timers live in a heap in the library: no
- * kernel object per timer.
+ * kernel object per timer.  CLOCK_REALTIME deadlines (a relative one is
+ * converted when armed) are wall-clock times: if the clock is set, they fire
+ * when the clock passes them (the queue then holds one timerfd with
+ * TFD_TIMER_CANCEL_ON_SET, its only kernel timer).  CLOCK_BOOTTIME timers
+ * count suspended time; one whose deadline passed during a suspend fires at
+ * the queue's next wakeup.
  * Errors: -EINVAL (unknown clock, negative when_ns for a relative timer,
  * negative interval, bad flags). */
 int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,

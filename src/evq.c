@@ -113,6 +113,7 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 		return -ENOMEM;
 	q->fork_gen = atomic_load(&evq__fork_gen);
 	q->keeper_deadline = INT64_MAX;
+	q->rt_fd = -1;
 	q->max_batch = o.max_batch;
 	q->free_head = q->free_tail = -1;
 	q->pend_head = q->pend_tail = -1;
@@ -165,6 +166,7 @@ void evq_free(struct evq *q)
 		if (evq_reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del)
 			r->ops->del(q, r);
 	}
+	evq__timer_fini(q);
 	if (!child)
 		unlock(q);
 	be->fini(q);
@@ -817,6 +819,10 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 	int n = 0;
 	for (int i = 0; i < k; i++) {
 		uint32_t idx = (uint32_t)ready[i].token;
+		if (ready[i].token == EVQ_TOKEN_CLOCK) {
+			evq__timer_clock_fired(q);
+			continue;
+		}
 		if (idx >= nslots)
 			continue;
 		struct evq_reg *r = evq_slot(q, idx);

@@ -146,7 +146,15 @@ struct evq {
 	int64_t keeper_deadline;
 
 	unsigned fork_gen;             /* evq__fork_gen when created */
+
+	/* REALTIME timers: one timerfd armed at the earliest deadline, with
+	 * TFD_TIMER_CANCEL_ON_SET so a clock step wakes the waiter (timer.c) */
+	int rt_fd;                     /* -1 until a REALTIME timer exists */
+	int64_t rt_armed;              /* deadline it is armed for, 0 none */
 };
+
+/* backend token of the REALTIME timerfd: no slot has this index */
+#define EVQ_TOKEN_CLOCK 0xffffffffull
 
 /* Incremented in the child of every fork() (pthread_atfork).  A queue whose
  * fork_gen differs was inherited: it may only be freed. */
@@ -211,5 +219,7 @@ void evq__timer_disarm(struct evq *q, struct evq_reg *r);   /* locked */
  * expiry (-1: none). locked */
 int64_t evq__timer_run(struct evq *q);
 int64_t evq__now(int clock_index);
+void evq__timer_clock_fired(struct evq *q);  /* the timerfd was ready; locked */
+void evq__timer_fini(struct evq *q);
 
 #endif /* EVQ_INTERNAL_H */

@@ -9,13 +9,19 @@
  * reached, so re-arming and firing never allocate.
  *
  * Clocks: CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME.  The sleep itself is
- * measured on the backend's clock (monotonic), so a REALTIME clock step or a
- * system suspend is noticed at the next wakeup (at the latest when the nearest
- * MONOTONIC-equivalent timeout ends); see evq_add_timer(3).
+ * measured on the backend's clock (monotonic).  REALTIME deadlines are wall
+ * clock times that move when the clock is set, so while REALTIME timers exist
+ * the queue keeps the one kernel timer it ever uses: a timerfd armed at the
+ * earliest REALTIME deadline with TFD_TIMER_CANCEL_ON_SET, which wakes the
+ * waiter at that wall-clock time and whenever the clock is stepped.  A
+ * system suspend is noticed for BOOTTIME timers at the next wakeup; see
+ * evq_add_timer(3).
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -142,6 +148,56 @@ int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
 	return 0;
 }
 
+/* Keeps the REALTIME timerfd armed at the earliest REALTIME deadline.  A
+ * syscall only when that deadline changes. */
+static void rt_arm(struct evq *q)
+{
+	struct evq_heap *h = &q->heap[1];
+	int64_t want = h->n ? evq_slot(q, h->a[0])->deadline : 0;
+	if (want == q->rt_armed)
+		return;
+	if (q->rt_fd < 0) {
+		if (!want)
+			return;
+		int fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (fd < 0)
+			return; /* the sleep timeout still bounds the wait */
+		if (q->backend->fd_ctl(q, EVQ_FD_ADD, fd, EVQ_READ, 0, EVQ_TOKEN_CLOCK) < 0) {
+			close(fd);
+			return;
+		}
+		q->rt_fd = fd;
+	}
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	if (want) {
+		int64_t at = want > 0 ? want : 1; /* before 1970: at once */
+		its.it_value.tv_sec = (time_t)(at / 1000000000);
+		its.it_value.tv_nsec = (long)(at % 1000000000);
+	}
+	if (timerfd_settime(q->rt_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
+			    &its, NULL) == 0 || errno == ECANCELED)
+		q->rt_armed = want;
+	else
+		q->rt_armed = -1; /* try again next round */
+}
+
+void evq__timer_clock_fired(struct evq *q)
+{
+	uint64_t n;
+	/* ECANCELED: the clock was set; either way re-arm for the (possibly
+	 * changed) earliest deadline when the timers run next */
+	ssize_t rc = read(q->rt_fd, &n, sizeof n);
+	(void)rc;
+	q->rt_armed = -1;
+}
+
+void evq__timer_fini(struct evq *q)
+{
+	if (q->rt_fd >= 0)
+		close(q->rt_fd);
+	q->rt_fd = -1;
+}
+
 int64_t evq__timer_run(struct evq *q)
 {
 	int64_t next = -1;
@@ -176,5 +232,7 @@ int64_t evq__timer_run(struct evq *q)
 				evq__link(q, r, EVQ_LIST_PENDING);
 		}
 	}
+	if (q->rt_fd >= 0 || q->heap[1].n)
+		rt_arm(q);
 	return next;
 }
