@@ -23,6 +23,19 @@
 #define NEV 16
 #define QUIET (30 * EVQT_MS)
 
+/* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
+ * watcher use; valgrind 3.19 does not know it either.  Without it those
+ * features answer -ENOSYS: skip what needs them. */
+static int have_futex_waitv(void)
+{
+	int saved = errno;
+	errno = 0;
+	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
+	errno = saved;
+	return !no;
+}
+#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
+
 static void test_bad_input(void)
 {
 	struct evq_latch l;
@@ -310,6 +323,9 @@ int main(void)
 	test_wakeups();
 	test_no_syscall();
 	test_set_many();
-	test_queue();
+	if (have_futex_waitv())
+		test_queue();
+	else
+		skip(1, "latches through queues: " NO_WAITV);
 	done();
 }

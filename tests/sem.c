@@ -11,10 +11,25 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include <sys/syscall.h>
+
 #include "evqtest.h"
 
 #define NEV 16
 #define QUIET (30 * EVQT_MS)
+
+/* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
+ * watcher use; valgrind 3.19 does not know it either.  Without it those
+ * features answer -ENOSYS: skip what needs them. */
+static int have_futex_waitv(void)
+{
+	int saved = errno;
+	errno = 0;
+	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
+	errno = saved;
+	return !no;
+}
+#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
 
 static void test_bad_input(void)
 {
@@ -296,9 +311,13 @@ int main(void)
 	test_bad_input();
 	test_sync();
 	test_wake_n();
-	test_queue();
-	test_disabled();
-	test_compete();
-	test_churn();
+	if (have_futex_waitv()) {
+		test_queue();
+		test_disabled();
+		test_compete();
+		test_churn();
+	} else {
+		skip(1, "semaphores through queues: " NO_WAITV);
+	}
 	done();
 }
