@@ -540,9 +540,11 @@ struct evq_receiver;
 /* A receiver's callback: runs on the notifier's thread, inside
  * evq_receiver_notify() or evq_bcast_notify(), with the bits that just
  * became pending (never 0).  It may call evq_receiver_pending/ack on r and
- * notify other receivers; it must not unsubscribe r (or evq_del() a mask
- * registration) from a broadcaster that is notifying it: that waits for
- * the notify to finish. */
+ * notify receivers and broadcasters; it should be short and must not
+ * block.  It must not subscribe to or unsubscribe from a broadcaster that
+ * is notifying it, nor evq_add_mask()/evq_del() a mask registration of
+ * one, nor take the lock of a queue subscribed to one (evq_mod, evq_wait,
+ * evq_add_*...): those may wait for this notify to finish (deadlock). */
 typedef void evq_receiver_fn(struct evq_receiver *r, evq_mask_t bits,
 			     void *arg);
 
@@ -645,7 +647,8 @@ int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
  * touching the receiver (it waits for notifies already running), so the
  * receiver may be freed.  Errors: -EINVAL (NULL or uninitialised b),
  * -ENOENT (unknown id, or unsubscribed already).  Thread-safe; must not be
- * called from a callback of a notify of b; not async-signal-safe. */
+ * called from a callback of a notify of b (nor may subscribe); not
+ * async-signal-safe. */
 int evq_bcast_unsubscribe(struct evq_bcast *b, int id);
 
 /* Notifies every receiver subscribed to b whose mask intersects bits with
