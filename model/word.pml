@@ -124,7 +124,7 @@ end_wait:	atomic { pending -> pending = false; delivered = true;
 	unlock();
 #ifndef NODELPASS
 	if
-	:: pending -> wake1(WORD)        /* word_del: pass one wake on */
+	:: pending -> wake1(WORD)        /* D1 word_del: pass one wake on */
 	:: else -> skip
 	fi
 #endif

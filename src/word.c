@@ -2,16 +2,20 @@
  * word.c - memory words as events: evq_add_word/evq_mod_word (through the
  * backend or the futex watcher, watch.c), evq_wake, evq_waitv.
  *
- * Protocol (model/word.pml):
- *   waker                         registration (watcher thread, X3..X5)
- *   K1 store the new value        R1 v = *addr; if v != expected: post v
+ * Protocol (model/word.pml; watcher steps X1..X5 are in watch.c):
+ *   waker                         registration, in the watcher thread
+ *   K1 store the new value        X3 v = *addr; if v != expected: post v
  *   K2 futex_wake(addr)              and expect v from now on (ONESHOT:
  *                                    go idle)
- *                                 R2 futex_waitv sleeps only while *addr
+ *                                 X5 futex_waitv sleeps only while *addr
  *                                    == expected (checked atomically by
  *                                    the kernel against K1/K2)
- * A wake between R1 and R2 finds *addr != expected at R2, which returns at
- * once and R1 runs again: no change followed by a wake is missed.
+ * A wake between X3 and X5 finds *addr != expected at X5, which returns at
+ * once and X3 runs again: no change followed by a wake is missed.  The
+ * registration is one waiter of the word: a wake-one may reach it alone.
+ * A wake it took but no longer wants is passed on: by the watcher (X2) if
+ * the registration went idle or was deleted first, by word_del (D1) if it
+ * was deleted with its event undelivered.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,14 +37,14 @@ struct word_reg {
 
 #define WORD_FLAGS (EVQ_SHARED | EVQ_ONESHOT | EVQ_DISABLED)
 
-/* R1, in the watcher thread (watch.c X3). */
+/* X3, in the watcher thread. */
 static int word_check(struct evq_watch_item *it, int woken)
 {
 	struct word_reg *w = (struct word_reg *)it;
 	(void)woken;
 	uint32_t v = evq_ld(it->addr);
 	if (v == it->expected)
-		return 1;                         /* R2 again */
+		return 1;                         /* X5 again */
 	/* r->val is the core's OR-ed bits word: a value lives here instead */
 	atomic_store(&w->seen, v);
 	evq__post(w->q, w->r, w->tag, 1);
@@ -81,7 +85,7 @@ static void word_del(struct evq *q, struct evq_reg *r)
 		 * for another waiter too (wake-one): pass one on.  At worst a
 		 * spurious wake, which every futex waiter tolerates. */
 		if (w->has_pending || (atomic_load(&r->ctl) & EVQ_CTL_COUNT))
-			evq_futex_wake(w->it.addr, 1, w->it.shared);
+			evq_futex_wake(w->it.addr, 1, w->it.shared);  /* D1 */
 	}
 	r->ext = NULL;
 	free(w);
