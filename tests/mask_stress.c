@@ -20,6 +20,9 @@
  *          evq_wait, while a churn thread adds and deletes more mask
  *          registrations on the same broadcaster (deleted while notifies
  *          are delivering to them).
+ *  free:   evq_free of a queue with mask registrations while other
+ *          threads notify its broadcaster non-stop (the del hooks must
+ *          wait out running callbacks: ASan sees any late one).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -368,6 +371,41 @@ static void test_queue(void)
 	evq_bcast_destroy(&bc);
 }
 
+/* ---- free while notifying --------------------------------------------- */
+
+static void *hammer(void *p)
+{
+	(void)p;
+	while (!atomic_load(&stop_churn))
+		evq_bcast_notify(&bc, 0x3);
+	return NULL;
+}
+
+static void test_free_race(void)
+{
+	CHECK(evq_bcast_init(&bc) == 0);
+	atomic_store(&stop_churn, 0);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, hammer, NULL) == 0);
+	long n = evqt_scale(2000), got = 0;
+	for (long i = 0; i < n; i++) {
+		struct evq *fq = evqt_new();
+		struct evq_event ev[4];
+		CHECK(evq_add_mask(fq, &bc, 0x1, 1) >= 0);
+		CHECK(evq_add_mask(fq, &bc, 0x2, 2) >= 0);
+		/* the hammer's notifies arrive: the queue sees them */
+		got += evq_wait(fq, ev, 4, EVQT_SOON, NULL) > 0;
+		evq_free(fq);
+	}
+	atomic_store(&stop_churn, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	is(got, n, "free: %ld queues got notified and were freed mid-notify", n);
+	is(bc.count, 0, "free: every registration unsubscribed");
+	evq_bcast_destroy(&bc);
+}
+
 int main(void)
 {
 	evqt_watchdog(120);
@@ -376,5 +414,6 @@ int main(void)
 	test_direct();
 	test_bcast();
 	test_queue();
+	test_free_race();
 	return done();
 }
