@@ -1,6 +1,6 @@
 # bench/words.mk - the word, semaphore and latch benchmarks (bench/jobtoken.c,
-# bench/latch.c, bench/waitv.c).  Include it after the variables of the
-# top-level Makefile (CC, CFLAGS_ALL, STATIC, BUILD):
+# bench/latch.c, bench/waitv.c).  The top-level Makefile includes every
+# bench/*.mk after its variables (CC, CFLAGS_ALL, STATIC, BUILD):
 #
 #   make BUILD=build-bench bench-words            build and run all three
 #   make BUILD=build-bench bench-words JOBTOKEN_ARGS='-k 2,8,32 -m 2000 -r 5' \
@@ -14,6 +14,9 @@ WORDS_BENCH := $(BUILD)/bench/jobtoken $(BUILD)/bench/latch $(BUILD)/bench/waitv
 $(WORDS_BENCH): $(BUILD)/bench/%: bench/%.c bench/wordsbench.h $(STATIC) include/evq.h bench/words.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
+
+# built (not run) with the other benchmarks
+bench-build: $(WORDS_BENCH)
 
 bench-words: $(WORDS_BENCH)
 	$(BUILD)/bench/jobtoken $(JOBTOKEN_ARGS)
