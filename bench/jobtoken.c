@@ -23,11 +23,11 @@
  * takes user/sys time from getrusage(RUSAGE_CHILDREN) deltas and wall time
  * from CLOCK_MONOTONIC.  Output (medians over the rounds; ratios are
  * medians of per-round ratios against pipe in the same round):
- *   bench=jobtoken k=8 impl=evq m=2000 tokens=2 rounds=5 wall_ms=...
+ *   bench=jobtoken k=8 impl=evq m=20000 tokens=2 rounds=5 wall_ms=...
  *   user_ms=... sys_ms=... sys_ratio_vs_pipe=... wall_ratio_vs_pipe=...
  * (ratio > 1: pipe needed that many times more).
  *
- * Usage: jobtoken [-k 2,8,32] [-m 2000] [-t 2] [-r 5] [-w 300]
+ * Usage: jobtoken [-k 2,8,32] [-m 20000] [-t 2] [-r 5] [-w 1000]
  *                 [-i pipe,evq,evq-prefetch]
  */
 #include <fcntl.h>
@@ -42,7 +42,7 @@
 enum { PIPE, EVQ, EVQ_PREFETCH, NIMPL };
 static const char *names[NIMPL] = { "pipe", "evq", "evq-prefetch" };
 
-static long m_jobs = 2000, work = 300;
+static long m_jobs = 20000, work = 1000;
 static int tokens = 2;
 static volatile uint64_t sink;
 
