@@ -98,10 +98,10 @@
 #define ENTRIES_DEFAULT 8
 #define MAX_SLOTS 8    /* EPOLL_WAITs in flight: one per sleeping thread */
 
-/* 0 keeps init refusing (AUTO and `make check` then skip this backend)
- * until the whole suite passes on it, sanitizers included. */
+/* -DEVQ_URING_ENABLED=0 makes init refuse (AUTO and `make check` then skip
+ * this backend), e.g. to bisect a failure between backends. */
 #ifndef EVQ_URING_ENABLED
-#define EVQ_URING_ENABLED 0
+#define EVQ_URING_ENABLED 1
 #endif
 
 struct ring {
