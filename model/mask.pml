@@ -7,10 +7,11 @@
  * Three models, picked with -D at "spin -a" time (model/model.mk runs each
  * line below; fields: spin options | pan compile options | pan options):
  *
- *   @run -DWAITER | -DSAFETY | -m10000
- *   @run -DWAITER -DTIMEOUTS | -DSAFETY | -m10000
- *   @run -DGRACE | -DSAFETY | -m10000
- *   @run -DQUEUE | -DSAFETY | -m10000
+ *   @run -DWAITER -DROUNDS=3 | -DSAFETY | -m100000
+ *   @run -DWAITER -DTIMEOUTS -DROUNDS=3 | -DSAFETY | -m100000
+ *   @run -DGRACE | -DSAFETY | -m100000
+ *   @run -DQUEUE -DROUNDS=3 | -DSAFETY | -m100000
+ *   @run -DCOALESCE | -DSAFETY | -m100000
  *
  * WAITER: two notifiers, each notifying its own bit ROUNDS times (each time
  *   only after the waiter has consumed the previous one: otherwise
@@ -21,10 +22,11 @@
  *   end state (the notifiers are done), which pan reports.  TIMEOUTS lets
  *   every sleep also end by timeout (and stale wakes hit later sleeps).
  * GRACE: a broadcaster with three subscribed receivers; one thread
- *   unsubscribes the first two one after the other and "frees" each when
- *   unsubscribe returns; two notifiers notify once each.  Asserts: no
- *   notifier touches a freed receiver (use after unsubscribe), and the
- *   receiver subscribed throughout gets both notifications.  The drain's
+ *   unsubscribes receiver 1 (slot 0), subscribes receiver 4 into the freed
+ *   slot, unsubscribes receiver 2 (slot 1), then receiver 4, "freeing" each
+ *   receiver when its unsubscribe returns; two notifiers notify once each.
+ *   Asserts: no notifier touches a freed receiver (use after unsubscribe),
+ *   and receiver 3, subscribed throughout, gets both notifications.  The drain's
  *   futex sleep and the DRAINING flag are modelled too.
  *   -DONE_FLIP (not run by make) checks a grace period of one flip: pan
  *   finds the straggler notifier that makes it unsafe.
@@ -33,12 +35,21 @@
  *   evq_wait (clear queued, then exchange val) and sleeps while nothing is
  *   queued.  Two notifiers, one bit each, handshake as in WAITER; a lost
  *   notification deadlocks the consumer.
+ * COALESCE: QUEUE's forwarding with both notifiers notifying the same bit,
+ *   twice each, with no handshake, so notifies coalesce.  The property is
+ *   then: each notify is followed by a take of val (by the consumer)
+ *   holding the bit that began after the notify began.  Ghost counter
+ *   takes = takes of val holding the bit; a notifier records takes when it
+ *   starts; at the end every notifier's last record must be below takes.
  *
  * -DBROKEN_WAITER (not run by make) swaps W2 and W3 (check before
- * announcing the sleep): pan must find the lost wakeup.
+ * announcing the sleep), -DCOALESCE -DBROKEN_QUEUE acks after posting
+ * (Q1 last): pan must find the lost notification in each.
  */
 
+#ifndef ROUNDS
 #define ROUNDS 2
+#endif
 
 #ifdef WAITER
 #define AWAKE 0
@@ -162,8 +173,8 @@ init
 #define NSLOT 3
 #define DRAINING 128
 
-byte slot[NSLOT];    /* receiver in each slot, 0 = none; receivers 1..3 */
-bool alive[NSLOT + 1];
+byte slot[NSLOT];    /* receiver in each slot, 0 = none; receivers 1..4 */
+bool alive[5];
 byte phase = 0;
 byte inside[2];      /* count | DRAINING */
 bit sleeping[2];     /* the unsubscriber sleeps on inside[p] */
@@ -235,11 +246,18 @@ inline drain(q)
 
 proctype unsubscriber()
 {
-	byte s, r, p, v, k;
-	s = 0;
+	byte s, r, p, v, k, step = 0;
 	do
-	:: s == 2 -> break
+	:: step == 3 -> break
 	:: else ->
+		if
+		:: step == 1 ->
+			/* U3 freed slot 0: subscribe receiver 4 there */
+			alive[4] = true;
+			slot[0] = 4;
+			s = 1
+		:: else -> s = 0
+		fi;
 		r = slot[s];
 		slot[s] = 0;                                 /* U1 */
 		k = 0;                                       /* U2 */
@@ -256,7 +274,7 @@ proctype unsubscriber()
 #endif
 		od;
 		alive[r] = false;                            /* the owner frees it */
-		s++
+		step++
 	od
 }
 
@@ -299,13 +317,18 @@ proctype qnotifier(byte me)
 		:: bits == 0 -> goto next
 		:: else -> skip
 		fi;
+#ifndef BROKEN_QUEUE
 		rpend = rpend & ~bits;                       /* Q1 (fetch_and) */
+#endif
 		if                                           /* Q2 */
 		:: (val & bits) == bits -> goto next
 		:: else -> skip
 		fi;
 		val = val | bits;                            /* Q3 (fetch_or) */
 		queued = 1;                                  /* Q4 evq__post */
+#ifdef BROKEN_QUEUE
+		rpend = rpend & ~bits;                       /* Q1 last: wrong */
+#endif
 next:		bits = 1 << me
 	od
 }
@@ -335,3 +358,69 @@ init
 	atomic { run qnotifier(0); run qnotifier(1); run consumer() }
 }
 #endif /* QUEUE */
+
+#ifdef COALESCE
+#define A 1
+byte rpend = 0, val = 0;
+bit queued = 0;
+byte takes = 0;      /* ghost: takes of val that held A */
+byte started[2];     /* ghost: takes when a notifier's last notify began */
+byte finished = 0;
+
+proctype cnotifier(byte me)
+{
+	byte bits, old, k = 0;
+	do
+	:: k == 2 -> break
+	:: else ->
+		k++;
+		started[me] = takes;
+		bits = A;
+		if                                           /* N0 */
+		:: (rpend & bits) == bits -> goto next
+		:: else -> skip
+		fi;
+		atomic { old = rpend; rpend = rpend | bits }; /* N1 */
+		bits = bits & ~old;
+		if
+		:: bits == 0 -> goto next
+		:: else -> skip
+		fi;
+#ifndef BROKEN_QUEUE
+		rpend = rpend & ~bits;                       /* Q1 */
+#endif
+		if                                           /* Q2 */
+		:: (val & bits) == bits -> goto next
+		:: else -> skip
+		fi;
+		val = val | bits;                            /* Q3 */
+		queued = 1;                                  /* Q4 */
+#ifdef BROKEN_QUEUE
+		rpend = rpend & ~bits;                       /* Q1 last: wrong */
+#endif
+next:		skip
+	od;
+	finished++
+}
+
+proctype cconsumer()
+{
+	byte bits;
+	do
+	:: queued == 1 ->
+		queued = 0;
+		atomic { bits = val; val = 0 };
+		if
+		:: bits & A -> takes++
+		:: else -> skip
+		fi
+	:: finished == 2 && queued == 0 -> break
+	od;
+	assert(takes > started[0] && takes > started[1])
+}
+
+init
+{
+	atomic { run cnotifier(0); run cnotifier(1); run cconsumer() }
+}
+#endif /* COALESCE */
