@@ -12,6 +12,7 @@
  *   @run -DGRACE | -DSAFETY | -m100000
  *   @run -DQUEUE -DROUNDS=3 | -DSAFETY | -m100000
  *   @run -DCOALESCE | -DSAFETY | -m100000
+ *   @run -DWCOALESCE | -DSAFETY | -m100000
  *
  * WAITER: two notifiers, each notifying its own bit ROUNDS times (each time
  *   only after the waiter has consumed the previous one: otherwise
@@ -41,6 +42,11 @@
  *   holding the bit that began after the notify began.  Ghost counter
  *   takes = takes of val holding the bit; a notifier records takes when it
  *   starts; at the end every notifier's last record must be below takes.
+ * WCOALESCE: WAITER with both notifiers notifying the same bit, twice
+ *   each, no handshake (so N0 and the "no new bit" exit are taken); the
+ *   waiter waits, acks and counts forever.  Checked when the notifiers are
+ *   done and the waiter sleeps in the kernel: nothing is pending, and each
+ *   notifier's last notify began before the waiter's last observation.
  *
  * -DBROKEN_WAITER (not run by make) swaps W2 and W3 (check before
  * announcing the sleep), -DCOALESCE -DBROKEN_QUEUE acks after posting
@@ -424,3 +430,106 @@ init
 	atomic { run cnotifier(0); run cnotifier(1); run cconsumer() }
 }
 #endif /* COALESCE */
+
+#ifdef WCOALESCE
+#define A 1
+#define AWAKE 0
+#define SLEEPING 1
+byte pending = 0;
+bit state = AWAKE;
+bit inkernel = 0;
+byte takes = 0;      /* ghost: times the waiter returned with A */
+byte started[2];     /* ghost: takes when a notifier's last notify began */
+byte finished = 0;
+
+proctype wnotifier(byte me)
+{
+	byte old, k = 0;
+	do
+	:: k == 2 -> break
+	:: else ->
+		k++;
+		started[me] = takes;
+		if                                           /* N0 */
+		:: (pending & A) == A -> goto next
+		:: else -> skip
+		fi;
+		atomic { old = pending; pending = pending | A }; /* N1 */
+		if
+		:: (A & ~old) == 0 -> goto next
+		:: else -> skip
+		fi;
+		if                                           /* N2 */
+		:: state == SLEEPING ->
+			atomic { old = state; state = AWAKE };
+			if
+			:: old == SLEEPING ->
+				atomic { if :: inkernel -> inkernel = 0 :: else -> skip fi }
+			:: else -> skip
+			fi
+		:: else -> skip
+		fi;
+next:		skip
+	od;
+	finished++
+}
+
+proctype cwaiter()
+{
+	byte got;
+	do
+	:: true ->
+		got = pending & A;                           /* W1 */
+		if
+		:: got != 0 -> goto woke
+		:: else -> skip
+		fi;
+		do
+		:: true ->
+#ifdef BROKEN_WAITER
+			got = pending & A;
+			state = SLEEPING;
+#else
+			state = SLEEPING;                    /* W2 */
+			got = pending & A;                   /* W3 */
+#endif
+			if
+			:: got != 0 -> break
+			:: else -> skip
+			fi;
+			atomic {                             /* W4 */
+				if
+				:: state == SLEEPING -> inkernel = 1
+				:: else -> skip
+				fi
+			};
+end_sleep:		(inkernel == 0);
+			got = pending & A;                   /* W5 */
+			if
+			:: got != 0 -> break
+			:: else -> skip
+			fi
+		od;
+		state = AWAKE;
+woke:
+		atomic { got = pending & got; pending = pending & ~got };
+		if
+		:: got -> takes++
+		:: else -> skip
+		fi
+	od
+}
+
+active proctype check()
+{
+end:	atomic {
+		finished == 2 && inkernel == 1 ->
+		assert(pending == 0 && takes > started[0] && takes > started[1])
+	}
+}
+
+init
+{
+	atomic { run wnotifier(0); run wnotifier(1); run cwaiter() }
+}
+#endif /* WCOALESCE */
