@@ -6,7 +6,9 @@
  * macros on the plain fields of the public structs), so the arguments
  * below may assume one total order of those accesses, as the model does.
  *
- * Receiver and waiter (model/mask.pml, proctypes waiter and notifier):
+ * Receiver and waiter (model/mask.pml: WAITER, with TIMEOUTS, and
+ * WCOALESCE for notifies of one bit that coalesce; BROKEN_WAITER swaps W2
+ * and W3 and loses a wakeup):
  *
  *   notifier (evq_receiver_notify)       waiter (evq_waiter_wait, bits B)
  *   N0 if pending holds all bits: done   W1 got = pending & B; if got: done
@@ -26,7 +28,7 @@
  * runs N2 itself.  A wake that arrives after the waiter left (it timed out
  * or saw the bit at W3) only makes a later W4 return early: W5 re-checks.
  *
- * Broadcaster (model/mask.pml, proctypes bnotify and unsubscriber):
+ * Broadcaster (model/mask.pml: GRACE; ONE_FLIP finds the straggler):
  * subscriptions live in a table of slots {receiver, mask}; notifiers read
  * it without a lock, subscribe/unsubscribe change it under b->lock.
  *
@@ -50,14 +52,16 @@
  * published before the lock is released).  Notify never waits, allocates or
  * takes b->lock; unsubscribe waits only for notifies already running.
  *
- * Queue registrations (evq_add_mask): a receiver whose callback forwards
- * the new bits into the registration's lock-free post path:
+ * Queue registrations (evq_add_mask; model/mask.pml: QUEUE and COALESCE,
+ * BROKEN_QUEUE acks last and loses a notify): a receiver whose callback
+ * forwards the new bits into the registration's lock-free post path:
  *   Q1 ack(bits) on the receiver, so the next notify of a bit runs Q again
  *   Q2 if r->val holds all bits: done (a forwarder did Q3 and its Q4 will
  *      post, or the drain has not taken val yet)
  *   Q3 fetch_or(r->val, bits)   Q4 evq__post(q, r, tag, 0)
- * Q1 comes first: acking after Q4 could clear a bit whose notify arrived
- * after the drain took val, and that notify would be lost.  The core
+ * Q1 comes first: acked after Q4, the bit would still look pending to a
+ * notify that comes after the drain took val; its N0 would return, and
+ * that notify would be lost.  The core
  * folds val into pend_data with OR (posted hook) and delivers it as data.
  * The del hook (evq_del, evq_free; under q->lock) unsubscribes, which waits
  * out notifiers (they never take q->lock: evq__post is lock-free), so no
