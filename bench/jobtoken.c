@@ -31,6 +31,7 @@
  *                 [-i pipe,evq,evq-prefetch]
  */
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -205,7 +206,9 @@ int main(int argc, char **argv)
 				u[r] = res[impl][r].user;
 				sy[r] = res[impl][r].sys;
 				if (have_pipe) {
-					sr[r] = res[PIPE][r].sys / (sy[r] > 0.001 ? sy[r] : 0.001);
+					/* getrusage counts in clock ticks: 0 ms of
+					 * system time is "less than a tick" (inf) */
+					sr[r] = sy[r] > 0 ? res[PIPE][r].sys / sy[r] : INFINITY;
 					wr[r] = res[PIPE][r].wall / w[r];
 				}
 			}
