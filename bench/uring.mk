@@ -1,10 +1,10 @@
 # bench/uring.mk - the io_uring backend's benchmark (bench/uring.c).
 #
-#   make BUILD=build-bench -f Makefile -f bench/uring.mk bench-uring
-#   make ... bench-uring URING_ARGS='-r 21 -m 10000 -t pipes,trigger,latch'
+#   make BUILD=build-bench bench-uring
+#   make BUILD=build-bench bench-uring URING_ARGS='-r 21 -m 10000 -t pipes,trigger,latch'
 #
-# Not included by the top-level Makefile (its owner merges it); it relies
-# on the Makefile's BUILD, STATIC, CFLAGS_ALL and LDFLAGS_ALL.
+# Included by the top-level Makefile (bench/*.mk); uses its BUILD, STATIC,
+# CFLAGS_ALL and LDFLAGS_ALL.  Results: bench/RESULTS-uring.md.
 
 $(BUILD)/bench/uring: bench/uring.c $(STATIC) include/evq.h bench/uring.mk
 	@mkdir -p $(dir $@)
