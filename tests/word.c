@@ -9,6 +9,8 @@
  */
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -289,6 +291,106 @@ static void test_shared_fork(void)
 	close(fd);
 }
 
+/* Registrations added and deleted (or whole queues freed) while other
+ * threads change and wake the words: no crash, no event for a deleted
+ * registration, the sanitizers stay quiet. */
+static uint32_t churn_words[8];
+static atomic_int churn_stop;
+static void *churn_waker(void *a)
+{
+	unsigned seed = (unsigned)(uintptr_t)a;
+	while (!atomic_load(&churn_stop)) {
+		int i = (int)(rand_r(&seed) % 8);
+		__atomic_fetch_add(&churn_words[i], 1, __ATOMIC_SEQ_CST);
+		evq_wake(&churn_words[i], INT32_MAX, 0);
+		if ((rand_r(&seed) & 15) == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void test_churn(void)
+{
+	pthread_t t[2];
+	atomic_store(&churn_stop, 0);
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, churn_waker, (void *)(uintptr_t)(i + 7)) == 0);
+	long rounds = evqt_scale(300), events = 0, stale = 0;
+	struct evq_event ev[NEV];
+	for (long k = 0; k < rounds; k++) {
+		struct evq *q = evqt_new();
+		int ids[8];
+		for (int i = 0; i < 8; i++) {
+			ids[i] = evq_add_word(q, &churn_words[i],
+					      __atomic_load_n(&churn_words[i], __ATOMIC_SEQ_CST),
+					      (k & 1) ? EVQ_ONESHOT : 0, (uint64_t)i);
+			CHECK(ids[i] >= 0);
+		}
+		int n = evq_wait(q, ev, NEV, 1000000, NULL);
+		events += n > 0 ? n : 0;
+		for (int i = 0; i < 8; i += 2)
+			CHECK(evq_del(q, ids[i]) == 0);
+		n = evq_wait(q, ev, NEV, 0, NULL);
+		for (int j = 0; j < n; j++)
+			if (ev[j].cookie % 2 == 0)
+				stale++; /* an event of a deleted registration */
+		if (k % 3 == 0)
+			for (int i = 1; i < 8; i += 2)
+				CHECK(evq_del(q, ids[i]) == 0);
+		evq_free(q);
+	}
+	atomic_store(&churn_stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	is(stale, 0, "churn: %ld rounds of add/del/free under wakers, %ld events, none after del",
+	   rounds, events);
+}
+
+/* A child of fork() frees the queue it inherited and makes its own, maybe
+ * at the same address: its words are watched by its own thread, not by
+ * the parent's (which the child does not have). */
+#if defined(__SANITIZE_THREAD__)
+#define WORD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WORD_TSAN 1
+#endif
+#endif
+
+static void test_fork_child_queue(void)
+{
+	static uint32_t fw;
+#ifdef WORD_TSAN
+	/* TSan refuses new threads in the child of a threaded process */
+	skip(1, "ThreadSanitizer: no threads after a multi-threaded fork");
+	return;
+#endif
+	struct evq *q = evqt_new();
+	CHECK(evq_add_word(q, &fw, 0, 0, 1) >= 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		evq_free(q); /* the inherited one */
+		struct evq *c = NULL;
+		if (evq_new(&c, NULL) != 0)
+			_exit(2);
+		uint32_t w = 0;
+		if (evq_add_word(c, &w, 0, 0, 5) < 0)
+			_exit(3);
+		__atomic_store_n(&w, 1, __ATOMIC_SEQ_CST);
+		evq_wake(&w, 1, 0);
+		struct evq_event ev[2];
+		int n = evq_wait(c, ev, 2, 5 * EVQT_SEC, NULL);
+		evq_free(c);
+		_exit(n == 1 && ev[0].data == 1 ? 0 : 4);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "fork: a child's own queue watches its words (status %d)", st);
+	evq_free(q);
+}
+
 int main(void)
 {
 	evqt_watchdog(120);
@@ -303,5 +405,7 @@ int main(void)
 	test_many();
 	test_pass_on();
 	test_shared_fork();
+	test_churn();
+	test_fork_child_queue();
 	done();
 }
