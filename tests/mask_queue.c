@@ -82,6 +82,18 @@ static void test_basic(void)
 	n = evqt_wait(q, ev, NEV, 0);
 	ok(n == 1 && ev[0].data == 0x40, "oneshot: re-armed -> kept bits 0x40");
 
+	/* evq_requeue gives an event back: its bits OR with newer ones. */
+	CHECK(evq_mod(q, id, 0, 0) == 0);
+	evq_bcast_notify(&b, 0x1);
+	n = evqt_wait(q, ev, NEV, 0);
+	CHECK(n == 1 && ev[0].data == 0x1);
+	evq_bcast_notify(&b, 0x4);
+	is(evq_requeue(q, &ev[0]), 0, "requeue: evq_requeue");
+	n = evqt_wait(q, ev, NEV, 0);
+	ok(n == 1 && ev[0].id == id && ev[0].data == 0x5,
+	   "requeue: given-back 0x1 merges with newer 0x4 -> data 0x5 (got %#llx)",
+	   (unsigned long long)ev[0].data);
+
 	/* evq_del unsubscribes: the broadcaster loses the subscriber, and a
 	 * bit notified before the del but not delivered dies with it. */
 	evq_bcast_notify(&b, 0x1);
