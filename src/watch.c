@@ -380,7 +380,14 @@ int evq__word_idle(struct evq *q, struct evq_reg *r, struct evq_watch_item *it)
 int evq__word_detach(struct evq *q, struct evq_reg *r,
 		     struct evq_watch_item *it)
 {
-	if (q->backend->word_arm)
-		return evq__word_idle(q, r, it);
+	if (q->backend->word_arm) {
+		/* always: an idle item may still have a record in the backend
+		 * that points at it, and it is about to be freed */
+		int was = it->active;
+		it->active = 0;
+		if (q->backend->word_disarm)
+			q->backend->word_disarm(q, r);
+		return was;
+	}
 	return evq__watch_detach(q, it);
 }

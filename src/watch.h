@@ -35,10 +35,14 @@ struct evq_watch_item {
 
 /* A native backend (backend->word_arm != NULL) gets the registration: its
  * r->ext starts with a struct evq_watch_item.  It waits while *addr ==
- * expected and, on completion, calls check(it, woken) with no lock held
- * that check() needs, and waits again if check() returned 1 and the item
- * is still armed.  The evq__word_*() calls below pick the backend or the
- * watcher; word.c, sem.c and latch.c use only those. */
+ * expected and, on completion, calls check(it, woken) (check() takes no
+ * lock: q->lock may be held), and waits again if check() returned 1 and
+ * the item is still active.  word_arm is called (q->lock held) after
+ * expected, oneshot and active were set; word_disarm when the item goes
+ * idle while active, and always before the item is freed (delete, queue
+ * freed): after it, the backend must not touch the item.  The
+ * evq__word_*() calls below pick the backend or the watcher; word.c, sem.c
+ * and latch.c use only those. */
 int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
 		  uint32_t expected, int oneshot);
 int evq__word_idle(struct evq *q, struct evq_reg *r,
