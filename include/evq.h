@@ -328,17 +328,19 @@ int evq_sem_post(struct evq_sem *s, uint32_t n);
 int evq_sem_value(const struct evq_sem *s);
 
 /* An event that means the caller now holds one token of s: the queue
- * acquired it on the caller's behalf (data = 1: the tokens the event hands
- * over; more only after evq_requeue() merged events).  One token per event; the
- * next one is acquired only after the event was handed out by evq_wait(),
- * so a queue holds at most one undelivered token, and competing queues and
+ * acquired it on the caller's behalf (on epoll the watcher thread does so
+ * as soon as a token is posted; a native backend may wait until the queue
+ * is waited on).  data = the tokens the event hands over: 1 (more only
+ * after evq_requeue() merged events).  One token per event: the next one
+ * is acquired only after the event was handed out by evq_wait(), so a
+ * queue holds at most one undelivered token, and competing queues and
  * threads never fight over a token they cannot use.  The caller returns
- * the token with evq_sem_post() when done.  evq_del() (or evq_free()) gives
- * back a token acquired but not yet delivered.  evq_mod() may set
+ * the token with evq_sem_post() when done.  evq_del() (or evq_free())
+ * gives back a token acquired but not yet delivered.  evq_mod() may set
  * EVQ_ONESHOT or EVQ_DISABLED (a disabled registration acquires nothing
  * more; a token it already holds waits for it to be enabled or deleted).
- * Errors: -EINVAL (NULL q, bad or uninitialised s), -ENOMEM,
- * -EAGAIN, -ENOSPC. */
+ * Errors: -EINVAL (NULL q, bad or uninitialised s), -ENOMEM, -EAGAIN,
+ * -ENOSPC. */
 int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie);
 
 /* A latch (PostgreSQL's): a flag that any thread, process or signal

@@ -136,10 +136,13 @@ static void test_queue(void)
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].data == 1, "queue: post(1) -> event");
 	/* The next token is taken only after the event was handed out: with
-	 * 2 tokens, the queue holds at most one it has not delivered. */
+	 * 2 tokens, the queue holds at most one it has not delivered (the
+	 * epoll watcher takes it at once; a native backend may wait until
+	 * the queue is waited on, and then hold none yet). */
 	evq_sem_post(&s, 2);
 	evqt_sleep_ns(QUIET);
-	is(evq_sem_value(&s), 1, "queue: holds one undelivered token, not two");
+	int v = evq_sem_value(&s);
+	ok(v == 1 || v == 2, "queue: holds at most one undelivered token, not two (value %d)", v);
 	/* Deleting gives back the undelivered one. */
 	is(evq_del(q, id), 0, "queue: evq_del");
 	is(evq_sem_value(&s), 2, "queue: del gave the undelivered token back");
