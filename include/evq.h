@@ -80,6 +80,7 @@ enum evq_kind {
 	EVQ_KIND_SEM = 7,
 	EVQ_KIND_LATCH = 8,
 	EVQ_KIND_MASK = 9,
+	EVQ_KIND_SIGEVENT = 10, /* evq_sigevent() notifications */
 };
 
 /* Readiness bits (evq_add_fd() events, struct evq_event.events).
@@ -396,10 +397,6 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
 /* ------------------------------------------------------------------ */
 /* Signals, processes, sigevent                                         */
 /* ------------------------------------------------------------------ */
-
-/* Kind of the events of evq_sigevent() registrations (struct
- * evq_event.kind; the value after enum evq_kind's last). */
-#define EVQ_KIND_SIGEVENT 10
 
 /* A signal as an event, synchronously (signalfd) instead of in a handler.
  * signo: 1..SIGRTMAX except SIGKILL, SIGSTOP, the faults (SIGSEGV, SIGBUS,

@@ -41,6 +41,8 @@ _Static_assert(sizeof(struct evq_event) == 32, "struct evq_event is 32 bytes");
 static void lock(struct evq *q) { pthread_mutex_lock(&q->lock); }
 static void unlock(struct evq *q) { pthread_mutex_unlock(&q->lock); }
 
+static void take_post(struct evq *q, struct evq_reg *r, int popped);
+
 _Atomic unsigned evq__fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static void in_child(void) { atomic_fetch_add(&evq__fork_gen, 1); }
@@ -163,8 +165,10 @@ void evq_free(struct evq *q)
 	uint32_t n = atomic_load(&q->nslots);
 	for (uint32_t i = 0; i < n; i++) {
 		struct evq_reg *r = evq_slot(q, i);
-		if (evq_reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del)
+		if (evq_reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del) {
+			take_post(q, r, 0); /* as evq_del: del sees every occurrence */
 			r->ops->del(q, r);
+		}
 	}
 	evq__timer_fini(q);
 	if (!child)
@@ -963,13 +967,23 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 	    r->cookie != ev->cookie)
 		goto out; /* deleted since: the event is gone with it */
 	rc = 0;
-	if (ev->kind == EVQ_KIND_MASK)
+	if (ev->kind == EVQ_KIND_MASK) {
 		r->pend_data |= ev->data;
-	else if (ev->kind == EVQ_KIND_WORD)
+	} else if (ev->kind == EVQ_KIND_WORD) {
 		r->pend_data = ev->data;
-	else
+	} else if (ev->kind == EVQ_KIND_SIGNAL) {
+		/* data: count in the low half (add, saturating), the newest
+		 * value in the high half; events: the newest sender */
+		uint64_t c = (r->pend_data & 0xffffffffu) + (ev->data & 0xffffffffu);
+		uint64_t hi = r->pend_data ? r->pend_data >> 32 : ev->data >> 32;
+		r->pend_data = hi << 32 | (c > 0xffffffffu ? 0xffffffffu : c);
+		if (!r->pend_events)
+			r->pend_events = ev->events;
+	} else {
 		r->pend_data += ev->data;
-	r->pend_events |= ev->events;
+	}
+	if (ev->kind != EVQ_KIND_SIGNAL)
+		r->pend_events |= ev->events;
 	/* A fired oneshot gives its event back too; one the caller disabled
 	 * keeps it parked until enabled. */
 	if (r->list == EVQ_LIST_NONE &&

@@ -70,7 +70,8 @@ struct evq_reg {
 
 	/* lock-free post path (atomic) */
 	_Atomic uint64_t ctl;
-	_Atomic uint64_t val;   /* bits OR-ed or a value stored by producers */
+	_Atomic uint64_t val;   /* bits producers OR in (masks); the drain
+	                           takes and clears them with the count */
 	_Atomic int32_t post_next;
 
 	/* timers */
