@@ -21,7 +21,12 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
+
+#if !defined(_POSIX_C_SOURCE) && !defined(__cplusplus)
+#error "evq.h uses POSIX types (sigset_t, clockid_t, pid_t, struct sigevent): compile with -D_POSIX_C_SOURCE=200809L (or -D_GNU_SOURCE, or -std=gnu11)"
+#endif
 
 #ifdef __cplusplus
 extern "C" {
