@@ -892,11 +892,12 @@ static void ur_word_disarm(struct evq *q, struct evq_reg *r)
 {
 	struct uring_state *s = st(q);
 	pthread_mutex_lock(&s->lock);
+	/* r->ext may be gone already (a del hook clears it first): the
+	 * record is found by the registration's slot */
 	if (r->idx < s->wmap_len && s->wmap[r->idx]) {
 		struct uword *w = s->wmap[r->idx];
 		s->wmap[r->idx] = NULL;
-		if (w->it == r->ext)
-			word_detach(s, w);
+		word_detach(s, w);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
