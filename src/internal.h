@@ -86,8 +86,15 @@ struct evq_reg {
 	void *ext;              /* kind-specific state (words, masks, ...) */
 };
 
+/* A timer heap holds each entry's deadline beside its slot index, so sifting
+ * compares within the array and never touches the registrations. */
+struct evq_heap_entry {
+	int64_t deadline;
+	int32_t idx;
+};
+
 struct evq_heap {
-	int32_t *a;
+	struct evq_heap_entry *a;
 	uint32_t n, cap;
 };
 
@@ -137,6 +144,7 @@ struct evq {
 	uint32_t fdmap_len;
 
 	struct evq_heap heap[EVQ_NCLOCKS];
+	uint32_t ntimers;              /* entries in all heaps */
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
 	_Atomic int sleepers;          /* threads inside backend->wait() */

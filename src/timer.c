@@ -53,69 +53,69 @@ static int64_t sat_add(int64_t a, int64_t b)
 
 /* ---- heap ---- */
 
-static int64_t key(struct evq *q, int32_t idx) { return evq_slot(q, idx)->deadline; }
-
-static void heap_place(struct evq *q, struct evq_heap *h, uint32_t pos, int32_t idx)
+static void heap_place(struct evq *q, struct evq_heap *h, uint32_t pos,
+		       struct evq_heap_entry e)
 {
-	h->a[pos] = idx;
-	evq_slot(q, idx)->heap_pos = (int32_t)pos;
+	h->a[pos] = e;
+	evq_slot(q, (uint32_t)e.idx)->heap_pos = (int32_t)pos;
 }
 
 static void sift_up(struct evq *q, struct evq_heap *h, uint32_t pos)
 {
-	int32_t idx = h->a[pos];
-	int64_t k = key(q, idx);
+	struct evq_heap_entry e = h->a[pos];
 	while (pos > 0) {
 		uint32_t parent = (pos - 1) / 2;
-		if (key(q, h->a[parent]) <= k)
+		if (h->a[parent].deadline <= e.deadline)
 			break;
 		heap_place(q, h, pos, h->a[parent]);
 		pos = parent;
 	}
-	heap_place(q, h, pos, idx);
+	heap_place(q, h, pos, e);
 }
 
 static void sift_down(struct evq *q, struct evq_heap *h, uint32_t pos)
 {
-	int32_t idx = h->a[pos];
-	int64_t k = key(q, idx);
+	struct evq_heap_entry e = h->a[pos];
 	for (;;) {
 		uint32_t c = 2 * pos + 1;
 		if (c >= h->n)
 			break;
-		if (c + 1 < h->n && key(q, h->a[c + 1]) < key(q, h->a[c]))
+		if (c + 1 < h->n && h->a[c + 1].deadline < h->a[c].deadline)
 			c++;
-		if (k <= key(q, h->a[c]))
+		if (e.deadline <= h->a[c].deadline)
 			break;
 		heap_place(q, h, pos, h->a[c]);
 		pos = c;
 	}
-	heap_place(q, h, pos, idx);
+	heap_place(q, h, pos, e);
 }
 
-static int heap_push(struct evq *q, struct evq_heap *h, int32_t idx)
+static int heap_push(struct evq *q, struct evq_heap *h, struct evq_reg *r)
 {
 	if (h->n == h->cap) {
 		uint32_t cap = h->cap ? h->cap * 2 : 64;
-		int32_t *a = realloc(h->a, cap * sizeof *a);
+		struct evq_heap_entry *a = realloc(h->a, cap * sizeof *a);
 		if (!a)
 			return -ENOMEM;
 		h->a = a;
 		h->cap = cap;
 	}
-	heap_place(q, h, h->n++, idx);
+	struct evq_heap_entry e = { r->deadline, (int32_t)r->idx };
+	heap_place(q, h, h->n++, e);
 	sift_up(q, h, h->n - 1);
+	q->ntimers++;
 	return 0;
 }
 
 static void heap_remove(struct evq *q, struct evq_heap *h, uint32_t pos)
 {
-	evq_slot(q, h->a[pos])->heap_pos = -1;
+	evq_slot(q, (uint32_t)h->a[pos].idx)->heap_pos = -1;
+	q->ntimers--;
 	if (--h->n == pos)
 		return;
 	heap_place(q, h, pos, h->a[h->n]);
 	/* the moved entry may belong above or below its new place */
-	if (pos > 0 && key(q, h->a[pos]) < key(q, h->a[(pos - 1) / 2]))
+	if (pos > 0 && h->a[pos].deadline < h->a[(pos - 1) / 2].deadline)
 		sift_up(q, h, pos);
 	else
 		sift_down(q, h, pos);
@@ -139,7 +139,7 @@ int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
 	r->deadline = deadline;
 	r->interval = interval_ns;
 	r->flags &= ~EVQ_R_FIRED;
-	int rc = heap_push(q, &q->heap[ci], (int32_t)evq__reg_idx(q, r));
+	int rc = heap_push(q, &q->heap[ci], r);
 	if (rc < 0)
 		return rc;
 	/* A sleeper computed its timeout before this timer existed. */
@@ -153,7 +153,7 @@ int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
 static void rt_arm(struct evq *q)
 {
 	struct evq_heap *h = &q->heap[1];
-	int64_t want = h->n ? evq_slot(q, h->a[0])->deadline : 0;
+	int64_t want = h->n ? h->a[0].deadline : 0;
 	if (want == q->rt_armed)
 		return;
 	if (q->rt_fd < 0) {
@@ -201,19 +201,21 @@ void evq__timer_fini(struct evq *q)
 int64_t evq__timer_run(struct evq *q)
 {
 	int64_t next = -1;
+	if (q->ntimers == 0 && q->rt_fd < 0)
+		return -1;
 	for (int ci = 0; ci < EVQ_NCLOCKS; ci++) {
 		struct evq_heap *h = &q->heap[ci];
 		if (h->n == 0)
 			continue;
 		int64_t now = evq__now(ci);
 		while (h->n > 0) {
-			struct evq_reg *r = evq_slot(q, h->a[0]);
-			if (r->deadline > now) {
-				int64_t rel = r->deadline - now;
+			if (h->a[0].deadline > now) {
+				int64_t rel = h->a[0].deadline - now;
 				if (next < 0 || rel < next)
 					next = rel;
 				break;
 			}
+			struct evq_reg *r = evq_slot(q, (uint32_t)h->a[0].idx);
 			uint64_t exp = 1;
 			if (r->interval > 0) {
 				/* Count every period that has passed: overruns are
@@ -222,6 +224,7 @@ int64_t evq__timer_run(struct evq *q)
 				exp += late / (uint64_t)r->interval;
 				r->deadline = sat_add(r->deadline,
 						      (int64_t)(exp * (uint64_t)r->interval));
+				h->a[0].deadline = r->deadline;
 				sift_down(q, h, 0);
 			} else {
 				heap_remove(q, h, 0);
