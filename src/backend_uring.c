@@ -108,7 +108,7 @@
 #define EVQ_URING_ENABLED 1
 #endif
 #ifndef EVQ_URING_NATIVE_WORDS
-#define EVQ_URING_NATIVE_WORDS 0
+#define EVQ_URING_NATIVE_WORDS 1
 #endif
 
 struct ring {

@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -90,6 +91,10 @@ static int backend_init(struct evq *q, int want, int max_batch)
 			continue;
 		q->backend = backends[i].be;
 		rc = q->backend->init(q, max_batch);
+		const char *dbg = getenv("EVQ_DEBUG");
+		if (dbg && *dbg && *dbg != '0')
+			fprintf(stderr, "evq: backend %s: %s\n", backends[i].name,
+				rc == 0 ? "chosen" : strerror(-rc));
 		if (rc == 0 || want != EVQ_BACKEND_AUTO)
 			return rc;
 	}

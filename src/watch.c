@@ -352,11 +352,19 @@ int evq__watch_detach(struct evq *q, struct evq_watch_item *it)
 	return was;
 }
 
-/* Native backend or watcher. */
+/* Native backend or watcher.  Semaphores stay on the watcher even where the
+ * backend waits natively: a post must take a token on the queue's behalf
+ * while no thread is inside evq_wait(), and only a running thread can. */
+static int native(struct evq *q, struct evq_reg *r)
+{
+	return q->backend->word_arm &&
+	       evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_SEM;
+}
+
 int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
 		  uint32_t expected, int oneshot)
 {
-	if (q->backend->word_arm) {
+	if (native(q, r)) {
 		it->expected = expected;
 		it->oneshot = oneshot;
 		it->active = 1;
@@ -367,7 +375,7 @@ int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
 
 int evq__word_idle(struct evq *q, struct evq_reg *r, struct evq_watch_item *it)
 {
-	if (q->backend->word_arm) {
+	if (native(q, r)) {
 		int was = it->active;
 		it->active = 0;
 		if (was && q->backend->word_disarm)
@@ -380,7 +388,7 @@ int evq__word_idle(struct evq *q, struct evq_reg *r, struct evq_watch_item *it)
 int evq__word_detach(struct evq *q, struct evq_reg *r,
 		     struct evq_watch_item *it)
 {
-	if (q->backend->word_arm) {
+	if (native(q, r)) {
 		/* always: an idle item may still have a record in the backend
 		 * that points at it, and it is about to be freed */
 		int was = it->active;
