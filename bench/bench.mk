@@ -1,6 +1,7 @@
 # bench/bench.mk - benchmarks, included by the top-level Makefile.
 #
 #   make bench                         build and run all three (a few minutes)
+#   make bench-all                     every benchmark of every issue
 #   make bench PIPES_ARGS='-n 1000 -r 50' TRIGGER_ARGS='-m 50000' \
 #              TIMERS_ARGS='-t 100000'  other sizes (see each program's usage)
 #   make BUILD=build-bench bench       keep the build apart from others'
@@ -46,3 +47,8 @@ bench: $(BENCH_PROGS)
 	 sh bench/run.sh
 
 .PHONY: bench-build
+
+# Every benchmark of every issue, one after the other (several minutes):
+# the queue core (above), many waiters, event masks, memory words, io_uring.
+bench-all: bench bench-waiters bench-mask bench-words bench-uring
+.PHONY: bench-all

@@ -17,3 +17,5 @@ bench-uring: $(BUILD)/bench/uring
 	$(BUILD)/bench/uring $(URING_ARGS)
 
 .PHONY: bench-uring
+
+bench-build: $(BUILD)/bench/uring
