@@ -91,6 +91,8 @@ install: lib
 	ln -sf libevq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libevq.so.$(SOMAJOR)
 	ln -sf libevq.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libevq.so
 	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -d $(DESTDIR)$(MANDIR)/man7
+	install -m 644 man/man7/*.7 $(DESTDIR)$(MANDIR)/man7/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    evq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/evq.pc

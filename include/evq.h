@@ -9,7 +9,8 @@
  *    it may be clobbered by failing system calls inside the library.
  *  - A failed call leaves the queue exactly as usable as before.
  *  - In a child process created by fork(), inherited queues only accept
- *    evq_free(); every other call returns -ECHILD (see below).
+ *    evq_free() (and evq_backend_name()); every other call returns -ECHILD
+ *    (see below).
  *  - Thread-safety: every function taking a struct evq * may be called from
  *    any thread, concurrently with a thread blocked in evq_wait() on the same
  *    queue, except evq_free() (which must be the last call on the queue).
@@ -58,8 +59,10 @@ struct evq_options {
 };
 
 /* Creates a queue.  opt may be NULL for the defaults.
- * Errors: -EINVAL (NULL q, bad option), -ENOSYS (backend not available),
- * -ENOMEM, -EMFILE/-ENFILE (out of descriptors). */
+ * Errors: -EINVAL (NULL q, bad option, unknown $EVQ_BACKEND), -ENOSYS or
+ * -EPERM (the backend asked for is missing or refused, e.g. io_uring
+ * disabled or blocked by seccomp), -ENOMEM, -EMFILE/-ENFILE (out of
+ * descriptors). */
 int evq_new(struct evq **q, const struct evq_options *opt);
 
 /* Frees a queue and every registration in it.  NULL is ignored.  No other
@@ -130,11 +133,17 @@ struct evq_event {
  * refuses) is reported ready at once: level-triggered, once per kernel
  * round (and, since no kernel watches it, evq checks with fstat() each round
  * that the fd still names that file; closed, it goes silent); edge-triggered
- * or oneshot, once.  Only one registration per open
- * fd: a second one gets -EEXIST.  If the fd is closed while registered, its
- * registration goes silent; a new fd that reuses the number may be
- * registered anew and never sees the old registration's events; evq_del()
- * of the old id is then still required and harmless.
+ * or oneshot, once.  One registration per descriptor number: a second one
+ * for the same fd gets -EEXIST (a dup() is another descriptor and may be
+ * registered too).  Call evq_del() before close().  If the fd is closed
+ * while registered and nothing else keeps the file open, its registration
+ * goes silent; a new fd that reuses the number may be registered anew and
+ * never sees the old registration's events; evq_del() of the old id is then
+ * still required and harmless.  If a dup() or a child keeps the file open,
+ * the kernel keeps reporting it: its events still arrive under the old id,
+ * and after evq_del() (which then cannot reach the kernel registration) evq
+ * drops them, but a level-triggered one keeps waking evq_wait() until the
+ * file is closed everywhere - the epoll rule evq cannot hide.
  * Errors: -EBADF (fd not open), -EINVAL (bad events/flags), -EEXIST,
  * -ENOMEM, -ENOSPC (too many registrations). */
 int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
@@ -153,17 +162,21 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
  * count suspended time; one whose deadline passed during a suspend fires at
  * the queue's next wakeup.
  * Errors: -EINVAL (unknown clock, negative when_ns for a relative timer,
- * negative interval, bad flags). */
+ * negative interval, bad flags), -ENOMEM, -ENOSPC (too many registrations).
+ */
 int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie);
 
 /* Re-arms timer id with a new expiry and interval; pending expirations not
- * yet delivered are discarded.  flags as for evq_add_timer(). */
+ * yet delivered are discarded.  flags as for evq_add_timer().
+ * Errors: -ENOENT (unknown or stale id), -EINVAL (not a timer, or bad
+ * arguments as for evq_add_timer()), -ENOMEM. */
 int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
 		  uint32_t flags);
 
 /* A user event, fired by evq_trigger().  flags: none at registration; use
- * evq_mod() for EVQ_ONESHOT/EVQ_DISABLED. */
+ * evq_mod() for EVQ_ONESHOT/EVQ_DISABLED.  Errors: -EINVAL (NULL q),
+ * -ENOMEM, -ENOSPC (too many registrations). */
 int evq_add_user(struct evq *q, uint64_t cookie);
 
 /* Fires user event id.  Triggers coalesce while pending: data = number of
@@ -182,7 +195,7 @@ int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags);
 
 /* Removes a registration.  When evq_del() returns, no event of it will be
  * returned by any evq_wait(), including one already taken from the kernel
- * but not yet handed out.  Errors: -ENOENT. */
+ * but not yet handed out.  Errors: -EINVAL (NULL q), -ENOENT. */
 int evq_del(struct evq *q, int id);
 
 /* ------------------------------------------------------------------ */
