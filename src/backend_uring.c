@@ -26,7 +26,11 @@
  * an explicit cancel ends it): epoll events are taken from the kernel only
  * while someone waits, as with epoll_wait, and a request never depends on
  * a thread that left (a completion runs as task work of the submitting
- * thread).  Several threads may sleep at once; each arms its own request
+ * thread).  One thread at a time sleeps in the ring (the leader); other
+ * waiters sleep on a futex word as followers (see "Leader and followers"
+ * above ur_wait), because a completion wakes every thread asleep in the
+ * ring.  Callers passing a sigmask sleep in the ring all the same (the ring
+ * swaps the mask atomically); such threads each arm their own request
  * unless enough are in flight, and one leaving with work or a missing
  * request for the others ends one sleep per missing request with a NOP.
  *
@@ -153,7 +157,12 @@ struct uring_state {
 	pthread_mutex_t lock;   /* SQ, CQ, the slots, sleepers */
 	int epfd, wakefd;
 	pid_t owner;            /* a forked child must not submit on our ring */
-	int sleepers;           /* threads inside the enter of wait() */
+	_Atomic int sleepers;   /* threads inside the enter of wait() (locked
+				 * writes; wake() reads it) */
+	_Atomic int nfollow;    /* followers: threads asleep on fword */
+	_Atomic int wpend;      /* a wake()'s edge not harvested yet */
+	_Atomic int nfds;       /* fd registrations (over-estimate: safe) */
+	uint32_t fword;         /* the followers' futex word (__atomic ops) */
 	int inflight;           /* slots in flight */
 	int cancelling;         /* of which being cancelled */
 	int err;                /* a failed EPOLL_WAIT, reported once */
@@ -357,8 +366,9 @@ static int reap(struct uring_state *s)
 }
 
 /* Translates harvested epoll events of one slot into out[]; *woken = 1
- * when the wake eventfd's edge was among them. */
-static int take_slot(struct slot *sl, struct evq_ready *out, int max, int *woken)
+ * when the wake eventfd's edge was among them (then *wpend = 0: L1). */
+static int take_slot(struct slot *sl, struct evq_ready *out, int max, int *woken,
+		     _Atomic int *wpend)
 {
 	int k = 0;
 	while (sl->pos < sl->count && k < max) {
@@ -366,6 +376,7 @@ static int take_slot(struct slot *sl, struct evq_ready *out, int max, int *woken
 		uint32_t ev = e->events, m = 0;
 		if (e->data.u64 == WAKE_TOKEN) {
 			*woken = 1;
+			atomic_store(wpend, 0);
 			continue;
 		}
 		/* as in the epoll backend: hang-up reads as READ|HUP */
@@ -390,7 +401,7 @@ static int take(struct uring_state *s, struct evq_ready *out, int max, int *woke
 	int k = 0;
 	for (int i = 0; i < MAX_SLOTS && k < max; i++)
 		if (!s->slot[i].inflight)
-			k += take_slot(&s->slot[i], out + k, max - k, woken);
+			k += take_slot(&s->slot[i], out + k, max - k, woken, &s->wpend);
 	return k;
 }
 
@@ -400,6 +411,27 @@ static int leftovers(struct uring_state *s)
 		if (!s->slot[i].inflight && s->slot[i].pos < s->slot[i].count)
 			return 1;
 	return 0;
+}
+
+/* Ends the sleep of one follower, if any: it takes the ring unless
+ * someone did meanwhile (then it sleeps again).  Async-signal-safe. */
+static void wake_follower(struct uring_state *s)
+{
+	evq_add(&s->fword, 1);
+	evq_futex_wake(&s->fword, 1, 0);
+}
+
+/* Called by every thread leaving wait(), under s->lock, after its
+ * sleepers-- (L2 below): with nobody in the ring and followers asleep, one
+ * follower must take the ring if a wake()'s edge is pending or anything
+ * but wake() could end a sleep (fds, words, leftovers, an error). */
+static void pass_lead(struct uring_state *s)
+{
+	if (atomic_load(&s->sleepers) > 0 || atomic_load(&s->nfollow) == 0)
+		return;
+	if (atomic_load(&s->wpend) || atomic_load(&s->nfds) > 0 || s->words ||
+	    s->done || s->err || leftovers(s))
+		wake_follower(s);
 }
 
 static size_t buf_len(const struct uring_state *s)
@@ -745,9 +777,20 @@ static int ur_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 		     uint32_t flags, uint64_t token)
 {
 	static const int ops[] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL };
+	struct uring_state *s = st(q);
 	struct epoll_event ev = { .events = to_epoll(events, flags), .data.u64 = token };
-	if (epoll_ctl(st(q)->epfd, ops[op], fd, &ev) < 0)
+	if (epoll_ctl(s->epfd, ops[op], fd, &ev) < 0)
 		return -errno;
+	/* K2: an fd closed without DEL leaves nfds high, which only costs
+	 * handovers */
+	if (op == EVQ_FD_DEL) {
+		atomic_fetch_sub(&s->nfds, 1);
+		return 0;
+	}
+	if (op == EVQ_FD_ADD)
+		atomic_fetch_add(&s->nfds, 1);
+	if (atomic_load(&s->sleepers) == 0 && atomic_load(&s->nfollow) > 0)
+		wake_follower(s);
 	return 0;
 }
 
@@ -884,6 +927,7 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 	unsigned n = sq_pending(&s->r);
 	if (n && enter(s, n, 0, 0, NULL, 0) < 0)
 		s->submit_errors++;
+	pass_lead(s); /* K2: followers only, nobody watches the ring */
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -968,36 +1012,107 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
 	struct slot tmp = { .pos = 0, .count = n, .buf = evs };
 	int k = 0;
 	while (tmp.pos < tmp.count)
-		k += take_slot(&tmp, out + k, max - k, woken);
+		k += take_slot(&tmp, out + k, max - k, woken, &s->wpend);
 	return k;
 }
 
+/*
+ * Leader and followers (issue 5: one wakeup per event).  Every completion
+ * posted to the ring wakes every thread asleep in its io_uring_enter (the
+ * CQ wait queue is woken whole), so several threads sleeping in the ring
+ * made a herd of them per event.  Now a thread sleeps in the ring only if
+ * nobody else does (the leader; s->sleepers == 1) or if it passes a
+ * sigmask (the ring applies that atomically; such callers keep the old
+ * shared-ring behaviour among themselves).  The others are followers: they
+ * sleep on the futex word s->fword (FUTEX_WAIT_BITSET with an absolute
+ * deadline: -EINTR after a signal handler ran, transparently restarted by
+ * io_uring task work), and a follower whose sleep ends re-runs wait() from
+ * the top: it takes the ring if it is free, else it follows again.
+ *
+ * The ring is left empty (no handover, so one event costs one wakeup)
+ * when only a wake() could end a sleep; otherwise a leaving thread hands
+ * the ring to one follower.  The rules:
+ *   F1 follow only if sleepers > 0, nfollow++ - both under s->lock, after
+ *      leave() (a NOP for a ring sleeper whose completion we reaped);
+ *   L1 a leader harvesting the wake edge clears wpend (under s->lock);
+ *   L2 every thread leaving wait(): sleepers-- (if it was in the ring),
+ *      then pass_lead(): if sleepers == 0 and nfollow > 0 and (wpend, or
+ *      fds registered (nfds), or word records, leftovers, an error):
+ *      FUTEX_WAKE one follower;
+ *   K1 wake(): wpend = 1, write the eventfd, then if sleepers == 0 and
+ *      nfollow > 0: FUTEX_WAKE one follower;
+ *   K2 fd_ctl ADD/MOD: nfds++ (ADD), then as K1's last step; word_arm:
+ *      pass_lead().
+ * wpend/sleepers and nfds/sleepers are seq_cst pairs (Dekker): either the
+ * leaving leader sees the wake (or the fd) and hands over, or wake()
+ * (fd_ctl) sees the ring empty and wakes a follower itself; a follower
+ * registers under the lock the leader leaves under, so the leader counts
+ * it.  The wake itself is always the eventfd edge, harvested by whoever
+ * sleeps in the ring next: "each wake() is consumed by exactly one wait()"
+ * holds as before (the core sends one wake() at a time: wake_sent).
+ * While fds or words are registered every leaving thread hands over (two
+ * wakeups per event with followers, not one per thread), because their
+ * events reach nobody but a ring sleeper.  Timeouts: a follower sleeps to
+ * its own deadline; the ring's leader to its own.
+ */
 static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		   struct evq_ready *out, int max, int *woken)
 {
 	struct uring_state *s = st(q);
+	int64_t end = 0, t = timeout_ns;
+	if (timeout_ns > 0) {
+		end = mono_ns();
+		end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
+	}
+	int frc = 1; /* the last follower sleep's result; 1: none yet */
+	int k;
 	*woken = 0;
 	pthread_mutex_lock(&s->lock);
-	if (timeout_ns == 0 && sq_pending(&s->r) &&
-	    enter(s, sq_pending(&s->r), 0, 0, NULL, 0) < 0)
-		s->submit_errors++; /* re-armed words (process_words) */
-	reap(s);
-	process_words(q, s, woken);
-	int k = take(s, out, max, woken);
-	if (k > 0 || *woken || s->err || timeout_ns == 0) {
-		if (k == 0 && !*woken && s->err) {
-			k = s->err;
-			s->err = 0;
+	for (;;) {
+		if (timeout_ns == 0 && sq_pending(&s->r) &&
+		    enter(s, sq_pending(&s->r), 0, 0, NULL, 0) < 0)
+			s->submit_errors++; /* re-armed words (process_words) */
+		reap(s);
+		process_words(q, s, woken);
+		k = take(s, out, max, woken);
+		if (k > 0 || *woken || s->err || timeout_ns == 0) {
+			if (k == 0 && !*woken && s->err) {
+				k = s->err;
+				s->err = 0;
+			}
+			leave(s);
+			pass_lead(s);
+			pthread_mutex_unlock(&s->lock);
+			if (k == 0 && !*woken && timeout_ns == 0)
+				k = poll_now(s, sigmask, out, max, woken);
+			return k;
 		}
+		if (frc == -EINTR || (timeout_ns > 0 && (t = end - mono_ns()) <= 0)) {
+			leave(s);
+			pass_lead(s);
+			pthread_mutex_unlock(&s->lock);
+			return frc == -EINTR ? -EINTR : 0;
+		}
+		if (sigmask || atomic_load(&s->sleepers) == 0)
+			break; /* the ring */
+		/* F1: follow.  leave() first: this thread may have reaped the
+		 * completion the ring's sleeper waits for (its submission and
+		 * its wait are one enter, not atomic with our reaping), and
+		 * then that sleeper needs a NOP, as in the old multi-sleeper
+		 * design. */
 		leave(s);
+		uint32_t seq = evq_ld(&s->fword);
+		s->nfollow++;
 		pthread_mutex_unlock(&s->lock);
-		if (k == 0 && !*woken && timeout_ns == 0)
-			k = poll_now(s, sigmask, out, max, woken);
-		return k;
+		struct timespec dl = evq_deadline(timeout_ns > 0 ? t : (int64_t)86400 * 1000000000);
+		frc = evq_futex_wait(&s->fword, seq, &dl, 0);
+		pthread_mutex_lock(&s->lock);
+		s->nfollow--;
 	}
+
 	s->sleepers++;
 	if (s->inflight - s->cancelling < s->sleepers)
-		arm_one(s, max, timeout_ns);
+		arm_one(s, max, t);
 	unsigned to_submit = sq_pending(&s->r);
 	unsigned reaped = s->reaped;
 	pthread_mutex_unlock(&s->lock);
@@ -1012,8 +1127,8 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		arg.sigmask = (uint64_t)(uintptr_t)sigmask;
 		arg.sigmask_sz = _NSIG / 8;
 	}
-	if (timeout_ns > 0) {
-		int64_t guard = timeout_ns + 1000000;
+	if (t > 0) {
+		int64_t guard = t > INT64_MAX - 1000000 ? t : t + 1000000;
 		ts.tv_sec = guard / 1000000000;
 		ts.tv_nsec = guard % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
@@ -1036,13 +1151,14 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		if (rc == -EINTR)
 			k = -EINTR;
 		else if (rc > 0 && (unsigned)rc == to_submit &&
-			 (timeout_ns < 0 || mono_ns() - start < timeout_ns))
+			 (t < 0 || mono_ns() - start < t))
 			/* the enter both submitted and waited, which hides the
 			 * wait's -EINTR: time left and nothing came, so it was
 			 * a signal */
 			k = -EINTR;
 	}
 	leave(s);
+	pass_lead(s); /* L2 */
 	pthread_mutex_unlock(&s->lock);
 	/* -ETIME: timeout; -EBUSY/-EAGAIN: the SQEs stay queued and go with
 	 * the next enter; both look like an empty round to the core */
@@ -1051,15 +1167,21 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 
 static void ur_wake(struct evq *q)
 {
+	struct uring_state *s = st(q);
 	uint64_t one = 1;
-	if (tl_checking == st(q)) {
+	if (tl_checking == s) {
 		/* a check() of this waiter posted: it collects the post itself
 		 * and reports the wake consumed (*woken) */
 		tl_kicked = 1;
 		return;
 	}
-	ssize_t rc = write(st(q)->wakefd, &one, sizeof one);
+	int saved = errno;
+	atomic_store(&s->wpend, 1); /* K1 */
+	ssize_t rc = write(s->wakefd, &one, sizeof one);
 	(void)rc;
+	if (atomic_load(&s->sleepers) == 0 && atomic_load(&s->nfollow) > 0)
+		wake_follower(s);
+	errno = saved;
 }
 
 const struct evq_backend evq__backend_uring = {
