@@ -4,7 +4,7 @@
  *   evqt_new()          a queue on the backend the environment picks
  *                       (EVQ_BACKEND), or skip_all when it is missing
  *   evqt_watchdog(s)    bail out instead of hanging when a wakeup is lost
- *                       (x5 under sanitizers, x20 with EVQ_TEST_VALGRIND set)
+ *                       (x5 under sanitizers or with EVQ_TEST_VALGRIND set)
  *   evqt_now(clock)     clock in ns
  *   evqt_scale(n)       iteration count scaled for sanitizers / EVQ_TEST_SCALE
  *   evqt_roundtrip(q)   trigger + wait on a fresh user event: queue usable?
@@ -87,7 +87,7 @@ static inline void evqt_watchdog(unsigned secs)
 	sa.sa_handler = evqt_watchdog_fire;
 	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a failed test, not a dead program */
-	alarm(getenv("EVQ_TEST_VALGRIND") ? secs * 20 : EVQT_SANITIZED ? secs * 5 : secs);
+	alarm(getenv("EVQ_TEST_VALGRIND") ? secs * 5 : EVQT_SANITIZED ? secs * 5 : secs);
 }
 
 static inline struct evq *evqt_new_opt(const struct evq_options *o)
