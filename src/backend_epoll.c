@@ -7,9 +7,8 @@
  * one system call on the waker's side and none extra on the waiter's.  The
  * counter would need 2^64 writes to saturate.
  *
- * Disabling an fd keeps it in the epoll set with no events and EPOLLONESHOT:
- * epoll always adds EPOLLERR|EPOLLHUP, so a disabled fd can still wake the
- * waiter once (the core drops that event) but can never spin it.
+ * Disabling an fd keeps it in the epoll set with no events and EPOLLONESHOT
+ * (epoll_mask.h translates both ways, for this backend and io_uring's).
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "epoll_mask.h"
 #include "internal.h"
 
 #define WAKE_TOKEN UINT64_MAX
@@ -70,27 +70,11 @@ static void ep_fini(struct evq *q)
 	q->be = NULL;
 }
 
-static uint32_t to_epoll(uint32_t events, uint32_t flags)
-{
-	uint32_t e = 0;
-	if (flags & EVQ_DISABLED)
-		return EPOLLONESHOT;
-	if (events & EVQ_READ)
-		e |= EPOLLIN | EPOLLRDHUP;
-	if (events & EVQ_WRITE)
-		e |= EPOLLOUT;
-	if (flags & EVQ_EDGE)
-		e |= EPOLLET;
-	if (flags & EVQ_ONESHOT)
-		e |= EPOLLONESHOT;
-	return e;
-}
-
 static int ep_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 		     uint32_t flags, uint64_t token)
 {
 	static const int ops[] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL };
-	struct epoll_event ev = { .events = to_epoll(events, flags),
+	struct epoll_event ev = { .events = evq_epoll_interest(events, flags),
 				  .data.u64 = token };
 	if (epoll_ctl(st(q)->epfd, ops[op], fd, &ev) < 0)
 		return -errno;
@@ -129,26 +113,16 @@ static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		return -errno;
 	int k = 0;
 	for (int i = 0; i < n; i++) {
-		uint32_t e = evs[i].events, m = 0;
+		uint32_t e = evs[i].events;
 		if (evs[i].data.u64 == WAKE_TOKEN) {
 			/* epoll_wait waiters sleep exclusively: each edge of the
 			 * eventfd ends one sleep */
 			*woken = 1;
 			continue;
 		}
-		/* Translation to evq's mask happens here and only here.  A
-		 * reader's hang-up (RDHUP) is reported as readable so the caller
-		 * reads the EOF, plus EVQ_HUP. */
-		if (e & (EPOLLIN | EPOLLPRI))
-			m |= EVQ_READ;
-		if (e & EPOLLOUT)
-			m |= EVQ_WRITE;
-		if (e & EPOLLERR)
-			m |= EVQ_ERR;
-		if (e & (EPOLLHUP | EPOLLRDHUP))
-			m |= EVQ_HUP | EVQ_READ;
+		/* translation to evq's mask happens here and only here */
 		out[k].token = evs[i].data.u64;
-		out[k].events = m;
+		out[k].events = evq_epoll_ready(e);
 		k++;
 	}
 	return k;

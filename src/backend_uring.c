@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "epoll_mask.h"
 #include "internal.h"
 #include "watch.h"
 
@@ -373,23 +374,15 @@ static int take_slot(struct slot *sl, struct evq_ready *out, int max, int *woken
 	int k = 0;
 	while (sl->pos < sl->count && k < max) {
 		const struct epoll_event *e = &sl->buf[sl->pos++];
-		uint32_t ev = e->events, m = 0;
+		uint32_t ev = e->events;
 		if (e->data.u64 == WAKE_TOKEN) {
 			*woken = 1;
 			atomic_store(wpend, 0);
 			continue;
 		}
-		/* as in the epoll backend: hang-up reads as READ|HUP */
-		if (ev & (EPOLLIN | EPOLLPRI))
-			m |= EVQ_READ;
-		if (ev & EPOLLOUT)
-			m |= EVQ_WRITE;
-		if (ev & EPOLLERR)
-			m |= EVQ_ERR;
-		if (ev & (EPOLLHUP | EPOLLRDHUP))
-			m |= EVQ_HUP | EVQ_READ;
+		/* the same translation as the epoll backend */
 		out[k].token = e->data.u64;
-		out[k].events = m;
+		out[k].events = evq_epoll_ready(ev);
 		k++;
 	}
 	return k;
@@ -756,29 +749,12 @@ static void ur_fini(struct evq *q)
 	free(s);
 }
 
-static uint32_t to_epoll(uint32_t events, uint32_t flags)
-{
-	/* the same mapping as the epoll backend, so both behave alike */
-	uint32_t e = 0;
-	if (flags & EVQ_DISABLED)
-		return EPOLLONESHOT;
-	if (events & EVQ_READ)
-		e |= EPOLLIN | EPOLLRDHUP;
-	if (events & EVQ_WRITE)
-		e |= EPOLLOUT;
-	if (flags & EVQ_EDGE)
-		e |= EPOLLET;
-	if (flags & EVQ_ONESHOT)
-		e |= EPOLLONESHOT;
-	return e;
-}
-
 static int ur_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 		     uint32_t flags, uint64_t token)
 {
 	static const int ops[] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL };
 	struct uring_state *s = st(q);
-	struct epoll_event ev = { .events = to_epoll(events, flags), .data.u64 = token };
+	struct epoll_event ev = { .events = evq_epoll_interest(events, flags), .data.u64 = token };
 	if (epoll_ctl(s->epfd, ops[op], fd, &ev) < 0)
 		return -errno;
 	/* K2: an fd closed without DEL leaves nfds high, which only costs
