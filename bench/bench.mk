@@ -32,7 +32,7 @@ BENCH_LIBS := \
 	$(if $(BENCH_HAVE_LIBEV),$(if $(BENCH_HAVE_LIBEV_PC),$(shell pkg-config --libs libev),-lev)) \
 	$(if $(BENCH_HAVE_LIBUV),$(shell pkg-config --libs libuv))
 
-$(BUILD)/bench/%: bench/%.c $(STATIC) include/evq.h bench/bench.mk
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(STATIC) include/evq.h bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(BENCH_CFLAGS) -o $@ $< $(STATIC) $(BENCH_LIBS) $(LDFLAGS_ALL) -lrt
 

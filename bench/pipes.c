@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "evq.h"
+#include "bench.h"
 
 /* libev's enum and libevent's macros both name EV_READ (with different
  * values): include libev first and keep its value under another name. */
@@ -94,13 +95,6 @@ static void die(const char *what, int err)
 {
 	fprintf(stderr, "pipes: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The one read handler every implementation calls for pair i. */
@@ -679,20 +673,8 @@ int main(int argc, char **argv)
 				usage();
 			break;
 		case 'i':
-			for (int i = 0; i < NIMPL; i++) {
-				const char *p = strstr(optarg, impls[i].name);
-				size_t l = strlen(impls[i].name);
-				/* whole names only: "libev" is inside "libevent" */
-				impls[i].selected = 0;
-				while (p) {
-					if ((p == optarg || p[-1] == ',') &&
-					    (p[l] == 0 || p[l] == ',')) {
-						impls[i].selected = 1;
-						break;
-					}
-					p = strstr(p + 1, impls[i].name);
-				}
-			}
+			for (int i = 0; i < NIMPL; i++)
+				impls[i].selected = bench_listed(optarg, impls[i].name);
 			break;
 		case 'P':
 			persistent = 1;

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "evq.h"
+#include "bench.h"
 
 /* libev's enum and libevent's macros both name EV_READ: include libev
  * first; this file uses no libev constant the libevent macros hide. */
@@ -70,13 +71,6 @@ static void die(const char *what, int err)
 {
 	fprintf(stderr, "trigger: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void start_b(void *(*fn)(void *))
@@ -567,18 +561,6 @@ static struct impl impls[] = {
 };
 #define NIMPL ((int)(sizeof impls / sizeof impls[0]))
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void run_mode(const char *mode, int self, long m, int rounds)
 {
 	double *v = malloc(sizeof *v * (size_t)rounds);
@@ -667,18 +649,8 @@ int main(int argc, char **argv)
 				usage();
 			break;
 		case 'i':
-			for (int i = 0; i < NIMPL; i++) {
-				const char *p = strstr(optarg, impls[i].name);
-				size_t l = strlen(impls[i].name);
-				/* whole names only: "libev" is inside "libevent" */
-				impls[i].selected = 0;
-				for (; p; p = strstr(p + 1, impls[i].name))
-					if ((p == optarg || p[-1] == ',') &&
-					    (p[l] == 0 || p[l] == ',')) {
-						impls[i].selected = 1;
-						break;
-					}
-			}
+			for (int i = 0; i < NIMPL; i++)
+				impls[i].selected = bench_listed(optarg, impls[i].name);
 			break;
 		default:
 			usage();

@@ -39,16 +39,10 @@
 #include <unistd.h>
 
 #include "evq.h"
+#include "bench.h"
 
 #define MAXR 64
 #define NIMPL 3
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void die(const char *what, int err)
 {
@@ -64,18 +58,6 @@ static struct evq *new_queue(int backend)
 	if (rc < 0)
 		die(backend == EVQ_BACKEND_URING ? "evq_new(URING)" : "evq_new(EPOLL)", rc);
 	return q;
-}
-
-static int cmp64(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp64);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static const char *names[3][NIMPL] = {

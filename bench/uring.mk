@@ -6,7 +6,7 @@
 # Included by the top-level Makefile (bench/*.mk); uses its BUILD, STATIC,
 # CFLAGS_ALL and LDFLAGS_ALL.  Results: bench/RESULTS-uring.md.
 
-$(BUILD)/bench/uring: bench/uring.c $(STATIC) include/evq.h bench/uring.mk
+$(BUILD)/bench/uring: bench/uring.c bench/bench.h $(STATIC) include/evq.h bench/uring.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
 

@@ -29,13 +29,7 @@
 #include <unistd.h>
 
 #include "evq.h"
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "bench.h"
 
 static long vol_switches(pid_t tid)
 {
@@ -50,18 +44,6 @@ static long vol_switches(pid_t tid)
 			break;
 	fclose(f);
 	return v;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_d);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---------------- wakeups per event ---------------- */
