@@ -70,6 +70,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -618,6 +619,49 @@ static int probe_ops(int ringfd)
 	return ok && !refuse_forced("op");
 }
 
+/* Kernel 6.17 gave each multi-threaded process its own futex hash table,
+ * allocated when the process creates its first thread.  A FUTEX_WAIT that
+ * io_uring queued before that stays in the global table, where no
+ * FUTEX_WAKE_PRIVATE looks any more: the wait is lost (seen on 6.18: a
+ * latch added by a single-threaded program that then starts the thread
+ * which sets it is never woken).  Sleeping syscall waiters cannot hit
+ * this (a process cannot create a thread while its only thread sleeps);
+ * io_uring's asynchronous waits can.  So before the first native word
+ * wait, make sure the private table exists: starting (and joining) one
+ * thread allocates it, sized by the kernel's own rules as any program's
+ * first thread would.  slots < 0: a kernel before 6.17 (one global table,
+ * no transition); slots == 0 after a thread ran: the program pinned the
+ * global table (PR_FUTEX_HASH_SET_SLOTS 0), which also has no transition. */
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#endif
+#ifndef PR_FUTEX_HASH_GET_SLOTS
+#define PR_FUTEX_HASH_GET_SLOTS 2
+#endif
+
+static void *no_work(void *arg) { return arg; }
+
+static int futex_hash_settle(void)
+{
+	static _Atomic pid_t settled; /* the process that did it (fork: again) */
+	pid_t me = getpid();
+	if (atomic_load(&settled) == me)
+		return 0;
+	int saved = errno;
+	if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS, 0, 0, 0) == 0) {
+		pthread_t t;
+		int rc = pthread_create(&t, NULL, no_work, NULL);
+		if (rc != 0) {
+			errno = saved;
+			return -rc;
+		}
+		pthread_join(t, NULL);
+	}
+	errno = saved;
+	atomic_store(&settled, me);
+	return 0;
+}
+
 static void ur_fini(struct evq *q);
 
 static int ur_init(struct evq *q, int max_batch)
@@ -629,6 +673,11 @@ static int ur_init(struct evq *q, int max_batch)
 	if (refuse_forced("disabled"))
 		return refuse("io_uring_setup: EPERM (io_uring_disabled, forced by "
 			      "EVQ_URING_REFUSE)", -EPERM);
+	if (EVQ_URING_NATIVE_WORDS) {
+		int rc = futex_hash_settle();
+		if (rc < 0)
+			return refuse("could not start a thread to settle the futex hash", rc);
+	}
 	if (max_batch < 1 || max_batch > EVQ_BATCH_MAX)
 		max_batch = EVQ_BATCH_MAX;
 	struct uring_state *s = calloc(1, sizeof *s);

@@ -391,6 +391,63 @@ static void test_fork_child_queue(void)
 	evq_free(q);
 }
 
+/* A program whose only thread adds a word and a latch, then starts the
+ * thread that changes them (kernel 6.17+ gives a process its own futex
+ * table at its first thread: an io_uring FUTEX_WAIT queued before that
+ * was lost; src/backend_uring.c futex_hash_settle).  A forked child is
+ * such a program: it starts single-threaded, on the global table. */
+static uint32_t ft_word;
+static struct evq_latch ft_latch;
+static void *ft_setter(void *arg)
+{
+	(void)arg;
+	evqt_sleep_ns(20 * EVQT_MS);
+	__atomic_store_n(&ft_word, 1, __ATOMIC_SEQ_CST);
+	evq_wake(&ft_word, 1, 0);
+	evqt_sleep_ns(20 * EVQT_MS);
+	evq_latch_set(&ft_latch);
+	return NULL;
+}
+
+static void test_first_thread(void)
+{
+#ifdef WORD_TSAN
+	skip(1, "ThreadSanitizer: no threads after a multi-threaded fork");
+	return;
+#endif
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct evq *c = NULL;
+		if (evq_new(&c, NULL) != 0)
+			_exit(2);
+		evq_latch_init(&ft_latch, 0);
+		if (evq_add_word(c, &ft_word, 0, 0, 7) < 0 ||
+		    evq_add_latch(c, &ft_latch, 8) < 0)
+			_exit(3);
+		pthread_t t;
+		if (pthread_create(&t, NULL, ft_setter, NULL) != 0)
+			_exit(4);
+		uint64_t seen = 0;
+		struct evq_event ev[2];
+		for (int i = 0; i < 4 && seen != 3; i++) {
+			int n = evq_wait(c, ev, 2, 5 * EVQT_SEC, NULL);
+			if (n <= 0)
+				break;
+			for (int k = 0; k < n; k++)
+				seen |= ev[k].cookie == 7 ? 1 : ev[k].cookie == 8 ? 2 : 4;
+		}
+		pthread_join(t, NULL);
+		evq_free(c);
+		_exit(seen == 3 ? 0 : 10 + (int)seen);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "first thread: a word and a latch added before the program's first "
+	   "thread started are still woken by it (status %d)", st);
+}
+
 int main(void)
 {
 	evqt_watchdog(120);
@@ -407,5 +464,6 @@ int main(void)
 	test_shared_fork();
 	test_churn();
 	test_fork_child_queue();
+	test_first_thread();
 	done();
 }
