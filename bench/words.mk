@@ -3,7 +3,7 @@
 # bench/*.mk after its variables (CC, CFLAGS_ALL, STATIC, BUILD):
 #
 #   make BUILD=build-bench bench-words            build and run all three
-#   make BUILD=build-bench bench-words JOBTOKEN_ARGS='-k 2,8,32 -m 20000 -r 5' \
+#   make BUILD=build-bench bench-words JOBTOKEN_ARGS='-k 2,8,32 -m 20000 -r 5'  (jobtoken: both backends) \
 #        LATCH_ARGS='-m 20000 -r 11' WAITV_ARGS='-m 20000 -r 11'
 #
 # They need no peer library (pipes, raw futexes and futex_waitv are the
