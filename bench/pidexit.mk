@@ -21,3 +21,6 @@ bench-pidexit: $(BUILD)/bench/pidexit
 
 # "make bench-build" (bench/bench.mk) builds this one too.
 bench-build: $(BUILD)/bench/pidexit
+
+# and "make bench-all" runs it with the others
+bench-all: bench-pidexit
