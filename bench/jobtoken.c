@@ -10,25 +10,33 @@
  *              children), read()s one byte (non-blocking; -EAGAIN: another
  *              worker won the fight, poll again), runs the job, write()s
  *              the byte back.
- *   evq        struct evq_sem in a MAP_SHARED page, taken through each
- *              worker's own queue: evq_add_sem with EVQ_ONESHOT, evq_wait
- *              -> one token held, job, evq_sem_post(1), evq_mod re-arms
- *              (the worker never holds a token it does not use).
- *   evq-prefetch  the same without EVQ_ONESHOT: the queue takes the next
- *              token as soon as the previous one was handed out, so a
- *              worker may hold one spare token while its job runs.
+ *   evq-epoll  struct evq_sem in a MAP_SHARED page, taken through each
+ *              worker's own queue (EVQ_BACKEND_EPOLL): evq_add_sem with
+ *              EVQ_ONESHOT, evq_wait -> one token held, job,
+ *              evq_sem_post(1), evq_mod re-arms (the worker never holds a
+ *              token it does not use).
+ *   evq-uring  the same on EVQ_BACKEND_URING (skipped, with a "#" line,
+ *              where io_uring is unavailable).
+ *   evq-prefetch-epoll, evq-prefetch-uring  the same without EVQ_ONESHOT:
+ *              the queue takes the next token as soon as the previous one
+ *              was handed out, so a worker may hold one spare token while
+ *              its job runs.
+ * (Before the backends were split out, "evq" and "evq-prefetch" were these
+ * on the default backend, AUTO = epoll: -i still takes those two names, as
+ * the epoll rows.)
  * A job is a short busy loop (-w iterations, ~1 us).
  *
  * Per (K, impl, round): the parent forks the K workers, waits for all and
  * takes user/sys time from getrusage(RUSAGE_CHILDREN) deltas and wall time
  * from CLOCK_MONOTONIC.  Output (medians over the rounds; ratios are
  * medians of per-round ratios against pipe in the same round):
- *   bench=jobtoken k=8 impl=evq m=20000 tokens=2 rounds=5 wall_ms=...
+ *   bench=jobtoken k=8 impl=evq-uring m=20000 tokens=2 rounds=5 wall_ms=...
  *   user_ms=... sys_ms=... sys_ratio_vs_pipe=... wall_ratio_vs_pipe=...
  * (ratio > 1: pipe needed that many times more).
  *
  * Usage: jobtoken [-k 2,8,32] [-m 20000] [-t 2] [-r 5] [-w 1000]
- *                 [-i pipe,evq,evq-prefetch]
+ *                 [-i pipe,evq-epoll,evq-uring,evq-prefetch-epoll,
+ *                     evq-prefetch-uring]
  */
 #include <fcntl.h>
 #include <math.h>
@@ -40,8 +48,22 @@
 #include "evq.h"
 #include "wordsbench.h"
 
-enum { PIPE, EVQ, EVQ_PREFETCH, NIMPL };
-static const char *names[NIMPL] = { "pipe", "evq", "evq-prefetch" };
+enum { PIPE, EVQ_EPOLL, EVQ_URING, EVQ_PREFETCH_EPOLL, EVQ_PREFETCH_URING, NIMPL };
+static const char *names[NIMPL] = { "pipe", "evq-epoll", "evq-uring",
+				    "evq-prefetch-epoll", "evq-prefetch-uring" };
+static const char *old_names[NIMPL] = { "pipe", "evq", NULL, "evq-prefetch", NULL };
+static int have_uring = 1;
+
+static int is_uring(int impl) { return impl == EVQ_URING || impl == EVQ_PREFETCH_URING; }
+static int is_oneshot(int impl) { return impl == EVQ_EPOLL || impl == EVQ_URING; }
+
+static int wanted(const char *impls, int impl)
+{
+	if (is_uring(impl) && !have_uring)
+		return 0;
+	return wb_wanted(impls, names[impl]) ||
+	       (impls && old_names[impl] && wb_wanted(impls, old_names[impl]));
+}
 
 static long m_jobs = 20000, work = 1000;
 static int tokens = 2;
@@ -76,11 +98,12 @@ static int worker_pipe(int rfd, int wfd)
 	return 0;
 }
 
-static int worker_evq(struct evq_sem *s, int oneshot)
+static int worker_evq(struct evq_sem *s, int backend, int oneshot)
 {
 	struct evq *q;
 	struct evq_event ev[4];
-	if (evq_new(&q, NULL) != 0)
+	struct evq_options o = { .backend = backend };
+	if (evq_new(&q, &o) != 0)
 		return 10;
 	int id = evq_add_sem(q, s, 1);
 	if (id < 0 || (oneshot && evq_mod(q, id, 0, EVQ_ONESHOT) != 0))
@@ -133,7 +156,9 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 			return -1;
 		if (pid[i] == 0)
 			_exit(impl == PIPE ? worker_pipe(pfd[0], pfd[1])
-					   : worker_evq(s, impl == EVQ));
+					   : worker_evq(s, is_uring(impl) ? EVQ_BACKEND_URING
+									  : EVQ_BACKEND_EPOLL,
+							is_oneshot(impl)));
 	}
 	int bad = 0;
 	for (int i = 0; i < k; i++) {
@@ -169,7 +194,8 @@ int main(int argc, char **argv)
 		case 'i': impls = optarg; break;
 		default:
 			fprintf(stderr, "usage: jobtoken [-k 2,8,32] [-m jobs] [-t tokens] "
-					"[-r rounds] [-w work] [-i pipe,evq,evq-prefetch]\n");
+					"[-r rounds] [-w work] [-i pipe,evq-epoll,evq-uring,"
+					"evq-prefetch-epoll,evq-prefetch-uring]\n");
 			return 2;
 		}
 	}
@@ -180,6 +206,14 @@ int main(int argc, char **argv)
 	if (s == MAP_FAILED)
 		return 1;
 	wb_header("jobtoken");
+	struct evq *probe;
+	struct evq_options po = { .backend = EVQ_BACKEND_URING };
+	if (evq_new(&probe, &po) == 0)
+		evq_free(probe);
+	else
+		have_uring = 0;
+	if (!have_uring)
+		printf("# io_uring unavailable: skipped\n");
 	char *kl = strdup(klist);
 	for (char *tok = strtok(kl, ","); tok; tok = strtok(NULL, ",")) {
 		int k = atoi(tok);
@@ -189,7 +223,7 @@ int main(int argc, char **argv)
 		for (int r = 0; r < rounds; r++)
 			for (int j = 0; j < NIMPL; j++) {
 				int impl = (j + r) % NIMPL;
-				if (!wb_wanted(impls, names[impl]))
+				if (!wanted(impls, impl))
 					continue;
 				if (run(impl, k, s, &res[impl][r]) != 0) {
 					printf("# k=%d impl=%s round %d FAILED\n", k, names[impl], r);
@@ -197,7 +231,7 @@ int main(int argc, char **argv)
 				}
 			}
 		for (int impl = 0; impl < NIMPL; impl++) {
-			if (!wb_wanted(impls, names[impl]))
+			if (!wanted(impls, impl))
 				continue;
 			double w[256], u[256], sy[256], sr[256], wr[256];
 			int have_pipe = wb_wanted(impls, "pipe");

@@ -7,7 +7,8 @@
 #        LATCH_ARGS='-m 20000 -r 11' WAITV_ARGS='-m 20000 -r 11'
 #
 # They need no peer library (pipes, raw futexes and futex_waitv are the
-# peers).  The table lives in bench/RESULTS-words.md.
+# peers).  The table lives in bench/RESULTS-words.md.  jobtoken runs its evq
+# rows on both backends (evq-epoll, evq-uring, and the prefetch variants).
 
 WORDS_BENCH := $(BUILD)/bench/jobtoken $(BUILD)/bench/latch $(BUILD)/bench/waitv
 
