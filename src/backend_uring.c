@@ -11,16 +11,25 @@
  * polled file without a system call per event.  The epoll set gets all of
  * that right by construction, and level/edge/oneshot are epoll's own.
  *
- * A sleeping wait() submits an EPOLL_WAIT (events land in a slot's buffer)
- * linked to a LINK_TIMEOUT of its timeout, and sleeps for a completion in
- * the same io_uring_enter, the signal mask passed through
- * IORING_ENTER_EXT_ARG: one system call per wait, as with epoll_pwait2.  A
- * wait with timeout 0 is a plain epoll_pwait2(0) on the set (an EPOLL_WAIT
- * finding nothing would stay armed).  Level-triggered fds are re-reported
- * by epoll itself on the next EPOLL_WAIT, exactly as by epoll_wait.  wake()
- * writes an eventfd that sits in the epoll set (edge triggered, never read:
- * every write is a fresh edge, seen by one EPOLL_WAIT), so it is
- * async-signal-safe and never touches the ring.
+ * While fds are registered, a sleeping wait() submits an EPOLL_WAIT
+ * (events land in a slot's buffer) linked to a LINK_TIMEOUT of its
+ * timeout, and sleeps for a completion in the same io_uring_enter, the
+ * signal mask passed through IORING_ENTER_EXT_ARG: one system call per
+ * wait, as with epoll_pwait2.  With no fd registered there is no
+ * EPOLL_WAIT at all: the ring sleeps on its futex requests and the
+ * enter's own timeout.  A wait with timeout 0 is a plain epoll_pwait2(0)
+ * on the set (an EPOLL_WAIT finding nothing would stay armed), skipped
+ * when there are no fds.  Level-triggered fds are re-reported by epoll
+ * itself on the next EPOLL_WAIT, exactly as by epoll_wait.
+ *
+ * wake() (evq_trigger, posts from other threads) uses no eventfd: it
+ * rings "the bell", a futex word in the backend's state on which the ring
+ * sleeper keeps an IORING_OP_FUTEX_WAIT (see ring_bell).  The issue
+ * offered IORING_OP_MSG_RING too; it was not taken because it needs a
+ * ring on the sending side (a lock or a ring per thread), which
+ * evq_trigger, lock-free and async-signal-safe, cannot have, while a
+ * FUTEX_WAKE is one system call from anywhere.  The bell costs one futex
+ * wake per wake() that finds a ring sleeper, and none otherwise.
  *
  * No EPOLL_WAIT outlives the wait() that submitted it (the LINK_TIMEOUT or
  * an explicit cancel ends it): epoll events are taken from the kernel only
@@ -49,10 +58,10 @@
  * leave the SQEs queued for the next enter.  Nothing is lost either way
  * (tests/uring.c provokes both on a ring of 1 SQE / 2 CQEs).
  *
- * Words: by default word_arm is NULL and the futex watcher thread (watch.c)
- * serves word, sem and latch registrations as on epoll; the native
- * IORING_OP_FUTEX_WAIT path below is built with -DEVQ_URING_NATIVE_WORDS=1
- * (see there for what keeps it off).
+ * Words: word and latch registrations wait natively, one
+ * IORING_OP_FUTEX_WAIT each (see "Words" below; -DEVQ_URING_NATIVE_WORDS=0
+ * sends them to the futex watcher thread as on epoll).  Semaphores always
+ * use the watcher (watch.c native()).
  *
  * Refusal (AUTO then falls back to epoll), in init: io_uring_setup failing
  * (seccomp, /proc/sys/kernel/io_uring_disabled, old kernel), a missing
@@ -68,7 +77,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -104,7 +112,7 @@
 #define UD_CANCEL 100  /* an ASYNC_CANCEL */
 #define UD_NUDGE 101   /* a NOP that ends one sleep on the CQ */
 #define UD_LTIMEOUT 102 /* a LINK_TIMEOUT bounding an EPOLL_WAIT */
-#define WAKE_TOKEN UINT64_MAX
+#define UD_BELL 103     /* the FUTEX_WAIT on s->bell (wake(), fd adds) */
 #define ENTRIES_DEFAULT 8
 #define MAX_SLOTS 8    /* EPOLL_WAITs in flight: one per sleeping thread */
 
@@ -149,22 +157,27 @@ struct uword {
 	struct evq_watch_item *it;   /* NULL once detached */
 	uint32_t *addr;
 	int shared;
+	struct uword *next_rearm;    /* on s->rearm */
 	int inflight;                /* the FUTEX_WAIT is in the kernel */
 	int collected;               /* its CQE waits on s->done */
+	int deferred;                /* on s->rearm: re-checked, then queued,
+				      * by the next wait() */
 	int res;                     /* that CQE's result */
 };
 
 struct uring_state {
 	struct ring r;
 	pthread_mutex_t lock;   /* SQ, CQ, the slots, sleepers */
-	int epfd, wakefd;
+	int epfd;
 	pid_t owner;            /* a forked child must not submit on our ring */
 	_Atomic int sleepers;   /* threads inside the enter of wait() (locked
 				 * writes; wake() reads it) */
 	_Atomic int nfollow;    /* followers: threads asleep on fword */
-	_Atomic int wpend;      /* a wake()'s edge not harvested yet */
+	_Atomic int wpend;      /* a wake() not consumed yet */
 	_Atomic int nfds;       /* fd registrations (over-estimate: safe) */
 	uint32_t fword;         /* the followers' futex word (__atomic ops) */
+	uint32_t bell;          /* the ring sleepers' futex word (__atomic) */
+	int bell_armed;         /* a FUTEX_WAIT on bell is in flight */
 	int inflight;           /* slots in flight */
 	int cancelling;         /* of which being cancelled */
 	int err;                /* a failed EPOLL_WAIT, reported once */
@@ -180,6 +193,7 @@ struct uring_state {
 	uint32_t wmap_len;
 	struct uword *words;    /* all records */
 	struct uword *done;     /* completions to process (LIFO) */
+	struct uword *rearm;    /* words to re-check and re-queue (LIFO) */
 };
 
 static struct uring_state *st(struct evq *q) { return q->be; }
@@ -325,6 +339,10 @@ static void on_cqe(struct uring_state *s, const struct io_uring_cqe *c)
 		s->done = w;
 		return;
 	}
+	if (c->user_data == UD_BELL) {
+		s->bell_armed = 0; /* rung, -EAGAIN or -ECANCELED alike */
+		return;
+	}
 	if (c->user_data < 1 || c->user_data > MAX_SLOTS)
 		return; /* cancel, nudge and link timeout results */
 	struct slot *sl = &s->slot[c->user_data - 1];
@@ -367,36 +385,35 @@ static int reap(struct uring_state *s)
 	return n;
 }
 
-/* Translates harvested epoll events of one slot into out[]; *woken = 1
- * when the wake eventfd's edge was among them (then *wpend = 0: L1). */
-static int take_slot(struct slot *sl, struct evq_ready *out, int max, int *woken,
-		     _Atomic int *wpend)
+/* Translates harvested epoll events of one slot into out[]. */
+static int take_slot(struct slot *sl, struct evq_ready *out, int max)
 {
 	int k = 0;
 	while (sl->pos < sl->count && k < max) {
 		const struct epoll_event *e = &sl->buf[sl->pos++];
-		uint32_t ev = e->events;
-		if (e->data.u64 == WAKE_TOKEN) {
-			*woken = 1;
-			atomic_store(wpend, 0);
-			continue;
-		}
 		/* the same translation as the epoll backend */
 		out[k].token = e->data.u64;
-		out[k].events = evq_epoll_ready(ev);
+		out[k].events = evq_epoll_ready(e->events);
 		k++;
 	}
 	return k;
 }
 
 /* Hands out what completed EPOLL_WAITs harvested.  Locked. */
-static int take(struct uring_state *s, struct evq_ready *out, int max, int *woken)
+static int take(struct uring_state *s, struct evq_ready *out, int max)
 {
 	int k = 0;
 	for (int i = 0; i < MAX_SLOTS && k < max; i++)
 		if (!s->slot[i].inflight)
-			k += take_slot(&s->slot[i], out + k, max - k, woken, &s->wpend);
+			k += take_slot(&s->slot[i], out + k, max - k);
 	return k;
+}
+
+/* L1: a wake() is consumed by exactly one wait(): whoever clears wpend. */
+static void take_wake(struct uring_state *s, int *woken)
+{
+	if (atomic_load(&s->wpend) && atomic_exchange(&s->wpend, 0))
+		*woken = 1;
 }
 
 static int leftovers(struct uring_state *s)
@@ -413,6 +430,46 @@ static void wake_follower(struct uring_state *s)
 {
 	evq_add(&s->fword, 1);
 	evq_futex_wake(&s->fword, 1, 0);
+}
+
+/* The bell: cross-thread wakes without an eventfd.  A thread sleeping in
+ * the ring keeps a FUTEX_WAIT on s->bell in flight (arm_bell); wake() and
+ * fd_ctl() ring it (bell++, then FUTEX_WAKE if anyone sleeps in the ring),
+ * which completes that request and so ends the ring's sleep: one futex
+ * wake, no file, and no epoll round trip between the waker and the
+ * waiter.  The request compares the bell when the kernel queues it, so a
+ * ring between reading the bell and queueing is never lost.  It may
+ * outlive the wait() that armed it, like a word's FUTEX_WAIT.
+ * Async-signal-safe. */
+static void ring_bell(struct uring_state *s)
+{
+	evq_add(&s->bell, 1);
+	if (atomic_load(&s->sleepers) > 0)
+		evq_futex_wake(&s->bell, 1, 0);
+}
+
+/* Queues the bell's FUTEX_WAIT, for as long as the bell still reads
+ * `seen`, unless one is in flight.  A sleeper reads `seen` after its
+ * sleepers++ and before it looks for a pending wake() or fds (B1 in
+ * ur_wait): a ring it did not see then changed the bell after `seen`
+ * was read, and either completes the request (the kernel's comparison)
+ * or finds sleepers > 0 and wakes it.  Locked. */
+static void arm_bell(struct uring_state *s, uint32_t seen)
+{
+	if (s->bell_armed)
+		return;
+	struct io_uring_sqe *e = sqe_get_flush(s);
+	if (!e)
+		return; /* cannot happen with a live ring: the sleep is bounded
+			 * by wake_follower/NOP handovers as before */
+	e->opcode = IORING_OP_FUTEX_WAIT;
+	e->addr = (uint64_t)(uintptr_t)&s->bell;
+	e->addr2 = seen;
+	e->addr3 = FUTEX_BITSET_MATCH_ANY;
+	e->fd = (int)evq_waitv_flags(0);
+	e->user_data = UD_BELL;
+	sqe_push(&s->r);
+	s->bell_armed = 1;
 }
 
 /* Called by every thread leaving wait(), under s->lock, after its
@@ -537,9 +594,18 @@ static void leave(struct uring_state *s)
 			s->cancels++;
 		}
 	}
-	int nudges = s->sleepers - (s->inflight - s->cancelling);
-	if (s->sleepers > 0 && nudges < 1 && leftovers(s))
+	/* We may have reaped the bell's completion: the sleepers need it
+	 * armed again.  B1 as in ur_wait: read the bell before looking at
+	 * wpend and nfds; a wake() or fd add seen here needs a NOP. */
+	int rearm_bell = s->sleepers > 0 && !s->bell_armed;
+	uint32_t seen = rearm_bell ? evq_ld(&s->bell) : 0;
+	/* ring sleepers each want an EPOLL_WAIT while fds are registered */
+	int want = atomic_load(&s->nfds) > 0 ? s->sleepers : 0;
+	int nudges = want - (s->inflight - s->cancelling);
+	if (s->sleepers > 0 && nudges < 1 && (leftovers(s) || atomic_load(&s->wpend)))
 		nudges = 1;
+	if (rearm_bell)
+		arm_bell(s, seen);
 	for (int i = 0; i < nudges && i < MAX_SLOTS; i++) {
 		struct io_uring_sqe *e = sqe_get_flush(s);
 		if (!e)
@@ -684,7 +750,7 @@ static int ur_init(struct evq *q, int max_batch)
 	if (!s)
 		return -ENOMEM;
 	s->bufsize = max_batch;
-	s->r.fd = s->epfd = s->wakefd = -1;
+	s->r.fd = s->epfd = -1;
 	s->owner = getpid();
 	pthread_mutex_init(&s->lock, NULL);
 	q->be = s;
@@ -724,10 +790,7 @@ static int ur_init(struct evq *q, int max_batch)
 		return refuse("mmap of the rings failed", rc);
 	}
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = WAKE_TOKEN };
-	if (s->epfd < 0 || s->wakefd < 0 ||
-	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev) < 0) {
+	if (s->epfd < 0) {
 		rc = -errno;
 		ur_fini(q);
 		return rc;
@@ -772,8 +835,6 @@ static void ur_fini(struct evq *q)
 	else if (s->owner != getpid())
 		can_free = 0; /* forked child: the parent's requests use the buffers */
 	ring_unmap(&s->r);
-	if (s->wakefd >= 0)
-		close(s->wakefd);
 	if (s->epfd >= 0)
 		close(s->epfd);
 	q->be = NULL;
@@ -812,8 +873,10 @@ static int ur_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 		atomic_fetch_sub(&s->nfds, 1);
 		return 0;
 	}
-	if (op == EVQ_FD_ADD)
-		atomic_fetch_add(&s->nfds, 1);
+	/* a ring sleeper that saw no fds sleeps without an EPOLL_WAIT: ring
+	 * the bell so that it arms one (nfds/sleepers: Dekker, K2) */
+	if (op == EVQ_FD_ADD && atomic_fetch_add(&s->nfds, 1) == 0)
+		ring_bell(s);
 	if (atomic_load(&s->sleepers) == 0 && atomic_load(&s->nfollow) > 0)
 		wake_follower(s);
 	return 0;
@@ -823,13 +886,10 @@ static int ur_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 /* Words: IORING_OP_FUTEX_WAIT instead of the watcher thread            */
 /* ------------------------------------------------------------------ */
 
-/* Off by default (the watcher thread serves words, as on epoll) until
- * watch.c can route semaphores to the watcher while words and latches go
- * native: evq_add_sem promises that a post acquires a token on the queue's
- * behalf even while nobody waits (tests/sem.c "holds one undelivered
- * token"), and a ring runs check() only inside a wait().  Built with
- * -DEVQ_URING_NATIVE_WORDS=1, words and latches pass their tests and a
- * latch round trip costs 2.5x a raw futex one instead of 4.2x.
+/* Words and latches only: semaphores stay on the watcher thread
+ * (watch.c), since evq_add_sem promises that a post acquires a token on
+ * the queue's behalf even while nobody waits (tests/sem.c "holds one
+ * undelivered token"), and a ring runs check() only inside a wait().
  *
  * Protocol (the watcher's, model/word.pml, with the ring as the thread):
  * word_arm (q->lock, then s->lock) queues a FUTEX_WAIT for *addr ==
@@ -848,7 +908,7 @@ static int ur_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 
 static __thread __attribute__((tls_model("initial-exec")))
 struct uring_state *tl_checking;     /* this thread runs check() for it */
-static __thread __attribute__((tls_model("initial-exec"))) int tl_kicked;
+static __thread __attribute__((tls_model("initial-exec"))) unsigned tl_kicked;
 
 static void queue_futex(struct uring_state *s, struct uword *w)
 {
@@ -869,7 +929,7 @@ static void queue_futex(struct uring_state *s, struct uword *w)
 
 static void word_free_if_done(struct uring_state *s, struct uword *w)
 {
-	if (w->it || w->inflight || w->collected)
+	if (w->it || w->inflight || w->collected || w->deferred)
 		return;
 	for (struct uword **p = &s->words; *p; p = &(*p)->next_all)
 		if (*p == w) {
@@ -923,9 +983,10 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 		s->wmap_len = len;
 	}
 	struct uword *w = s->wmap[idx];
-	if (w && w->it == it && w->collected) {
-		/* its completion is about to be processed against the new
-		 * expected value, and re-queued if check() keeps watching */
+	if (w && w->it == it && (w->collected || w->deferred)) {
+		/* its completion (or deferred re-check) is about to be
+		 * processed against the new expected value, and re-queued if
+		 * check() keeps watching */
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
@@ -948,9 +1009,10 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 		s->wmap[idx] = w;
 	}
 	queue_futex(s, w);
-	/* now: a waiter may be asleep in the ring and would not submit it */
+	/* now if a waiter is asleep in the ring (it would not submit it);
+	 * else the next wait()'s enter carries it */
 	unsigned n = sq_pending(&s->r);
-	if (n && enter(s, n, 0, 0, NULL, 0) < 0)
+	if (n && s->sleepers > 0 && enter(s, n, 0, 0, NULL, 0) < 0)
 		s->submit_errors++;
 	pass_lead(s); /* K2: followers only, nobody watches the ring */
 	pthread_mutex_unlock(&s->lock);
@@ -972,20 +1034,44 @@ static void ur_word_disarm(struct evq *q, struct evq_reg *r)
 }
 #endif /* EVQ_URING_NATIVE_WORDS */
 
-/* Runs check() for collected completions.  Called with s->lock held and
- * q->lock not held; returns with s->lock held.  *woken = 1 if a check()
- * posted and so kicked this very waiter (the kick is absorbed, see
- * ur_wake). */
+/* Runs check() for collected completions, and for words whose re-queue
+ * was deferred.  Called with s->lock held and q->lock not held; returns
+ * with s->lock held.  *woken = 1 if a check() posted and so kicked this
+ * very waiter (the kick is absorbed, see ur_wake).
+ *
+ * Deferral: when a check() posted an event and nobody sleeps in the ring,
+ * the word's next FUTEX_WAIT is not queued now but by the next wait(),
+ * after one more check().  The caller typically reacts to the event
+ * first - evq_latch_reset() changes the word - and a FUTEX_WAIT queued
+ * before that would complete at once with -EAGAIN, costing a whole extra
+ * round through the ring per event.  Nothing is missed meanwhile: nobody
+ * waits, the re-check sees any change, and a thread entering the ring
+ * first runs this (ur_wait re-checks s->rearm after sleepers++). */
 static void process_words(struct evq *q, struct uring_state *s, int *woken)
 {
-	if (!s->done)
+	if (!s->done && !s->rearm)
 		return;
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_lock(&q->lock);
 	pthread_mutex_lock(&s->lock);
-	struct uword *list = s->done;
-	s->done = NULL;
 	tl_checking = s;
+	struct uword *list = s->rearm;
+	s->rearm = NULL;
+	while (list) {
+		struct uword *w = list;
+		list = w->next_rearm;
+		w->deferred = 0;
+		if (!w->it || !w->it->active) {
+			word_free_if_done(s, w);
+			continue;
+		}
+		if (w->it->check(w->it, 0) && w->it->active)
+			queue_futex(s, w);
+		else
+			w->it->active = 0;
+	}
+	list = s->done;
+	s->done = NULL;
 	while (list) {
 		struct uword *w = list;
 		list = w->next_done;
@@ -1001,11 +1087,17 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 			w->it->active = 0; /* -EFAULT, -EINVAL: stop, never spin */
 			continue;
 		}
+		unsigned kicks = tl_kicked;
 		int keep = w->res == -ECANCELED || w->it->check(w->it, w->res == 0);
-		if (keep && w->it->active)
-			queue_futex(s, w); /* submitted by the next enter */
-		else
+		if (!keep || !w->it->active) {
 			w->it->active = 0;
+		} else if (tl_kicked != kicks && atomic_load(&s->sleepers) == 0) {
+			w->deferred = 1; /* posted: see above */
+			w->next_rearm = s->rearm;
+			s->rearm = w;
+		} else {
+			queue_futex(s, w); /* submitted by the next enter */
+		}
 	}
 	tl_checking = NULL;
 	if (tl_kicked) {
@@ -1023,22 +1115,22 @@ static int64_t mono_ns(void)
 }
 
 /* timeout 0: one epoll_pwait2 on the set, as the epoll backend does (an
- * EPOLL_WAIT request would stay armed after finding nothing). */
+ * EPOLL_WAIT request would stay armed after finding nothing); none at all
+ * when no fd is registered and no signal mask is to be applied. */
 static int poll_now(struct uring_state *s, const sigset_t *sigmask,
-		    struct evq_ready *out, int max, int *woken)
+		    struct evq_ready *out, int max)
 {
 	struct epoll_event evs[EVQ_BATCH_MAX];
 	struct timespec zero = { 0, 0 };
+	if (!sigmask && atomic_load(&s->nfds) == 0)
+		return 0;
 	if (max > EVQ_BATCH_MAX)
 		max = EVQ_BATCH_MAX;
 	int n = epoll_pwait2(s->epfd, evs, max, &zero, sigmask);
 	if (n < 0)
 		return -errno;
 	struct slot tmp = { .pos = 0, .count = n, .buf = evs };
-	int k = 0;
-	while (tmp.pos < tmp.count)
-		k += take_slot(&tmp, out + k, max - k, woken, &s->wpend);
-	return k;
+	return take_slot(&tmp, out, max);
 }
 
 /*
@@ -1059,22 +1151,26 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
  * the ring to one follower.  The rules:
  *   F1 follow only if sleepers > 0, nfollow++ - both under s->lock, after
  *      leave() (a NOP for a ring sleeper whose completion we reaped);
- *   L1 a leader harvesting the wake edge clears wpend (under s->lock);
+ *   L1 a wake() is consumed by whichever wait() clears wpend
+ *      (take_wake, under s->lock);
  *   L2 every thread leaving wait(): sleepers-- (if it was in the ring),
  *      then pass_lead(): if sleepers == 0 and nfollow > 0 and (wpend, or
  *      fds registered (nfds), or word records, leftovers, an error):
  *      FUTEX_WAKE one follower;
- *   K1 wake(): wpend = 1, write the eventfd, then if sleepers == 0 and
- *      nfollow > 0: FUTEX_WAKE one follower;
+ *   K1 wake(): wpend = 1, ring the bell (FUTEX_WAKE of the ring's bell
+ *      request if sleepers > 0), then if sleepers == 0 and nfollow > 0:
+ *      FUTEX_WAKE one follower;
+ *   B1 a ring sleeper: sleepers++, read the bell, then look at wpend
+ *      (set: back to the top, where L1 consumes it) and nfds, then arm
+ *      the bell's FUTEX_WAIT for the value read (arm_bell);
  *   K2 fd_ctl ADD/MOD: nfds++ (ADD), then as K1's last step; word_arm:
  *      pass_lead().
  * wpend/sleepers and nfds/sleepers are seq_cst pairs (Dekker): either the
  * leaving leader sees the wake (or the fd) and hands over, or wake()
  * (fd_ctl) sees the ring empty and wakes a follower itself; a follower
  * registers under the lock the leader leaves under, so the leader counts
- * it.  The wake itself is always the eventfd edge, harvested by whoever
- * sleeps in the ring next: "each wake() is consumed by exactly one wait()"
- * holds as before (the core sends one wake() at a time: wake_sent).
+ * it.  The wake itself is wpend, consumed by exactly one wait() (L1; the
+ * core sends one wake() at a time: wake_sent).
  * While fds or words are registered every leaving thread hands over (two
  * wakeups per event with followers, not one per thread), because their
  * events reach nobody but a ring sleeper.  Timeouts: a follower sleeps to
@@ -1093,13 +1189,15 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 	int k;
 	*woken = 0;
 	pthread_mutex_lock(&s->lock);
+again:
 	for (;;) {
 		if (timeout_ns == 0 && sq_pending(&s->r) &&
 		    enter(s, sq_pending(&s->r), 0, 0, NULL, 0) < 0)
 			s->submit_errors++; /* re-armed words (process_words) */
 		reap(s);
 		process_words(q, s, woken);
-		k = take(s, out, max, woken);
+		take_wake(s, woken);
+		k = take(s, out, max);
 		if (k > 0 || *woken || s->err || timeout_ns == 0) {
 			if (k == 0 && !*woken && s->err) {
 				k = s->err;
@@ -1109,7 +1207,7 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 			pass_lead(s);
 			pthread_mutex_unlock(&s->lock);
 			if (k == 0 && !*woken && timeout_ns == 0)
-				k = poll_now(s, sigmask, out, max, woken);
+				k = poll_now(s, sigmask, out, max);
 			return k;
 		}
 		if (frc == -EINTR || (timeout_ns > 0 && (t = end - mono_ns()) <= 0)) {
@@ -1136,8 +1234,17 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 	}
 
 	s->sleepers++;
-	if (s->inflight - s->cancelling < s->sleepers)
-		arm_one(s, max, t);
+	uint32_t seen = evq_ld(&s->bell); /* B1: before wpend and nfds */
+	if (atomic_load(&s->wpend) || s->rearm) {
+		/* a wake() came in (K1: it saw no ring sleeper), or another
+		 * thread deferred a word's re-queue: the top of the loop */
+		s->sleepers--;
+		goto again;
+	}
+	arm_bell(s, seen);
+	int epolling = 0; /* this thread armed an EPOLL_WAIT + LINK_TIMEOUT */
+	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < s->sleepers)
+		epolling = arm_one(s, max, t) && t >= 0 && s->r.sq_entries >= 2;
 	unsigned to_submit = sq_pending(&s->r);
 	unsigned reaped = s->reaped;
 	pthread_mutex_unlock(&s->lock);
@@ -1153,7 +1260,8 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		arg.sigmask_sz = _NSIG / 8;
 	}
 	if (t > 0) {
-		int64_t guard = t > INT64_MAX - 1000000 ? t : t + 1000000;
+		/* with no LINK_TIMEOUT, the enter's own timeout is the one */
+		int64_t guard = !epolling || t > INT64_MAX - 1000000 ? t : t + 1000000;
 		ts.tv_sec = guard / 1000000000;
 		ts.tv_nsec = guard % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
@@ -1168,7 +1276,8 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		s->submit_errors++;
 	int got = reap(s);
 	process_words(q, s, woken);
-	k = take(s, out, max, woken);
+	take_wake(s, woken);
+	k = take(s, out, max);
 	if (k == 0 && !*woken && s->err) {
 		k = s->err;
 		s->err = 0;
@@ -1193,17 +1302,15 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 static void ur_wake(struct evq *q)
 {
 	struct uring_state *s = st(q);
-	uint64_t one = 1;
 	if (tl_checking == s) {
 		/* a check() of this waiter posted: it collects the post itself
 		 * and reports the wake consumed (*woken) */
-		tl_kicked = 1;
+		tl_kicked++;
 		return;
 	}
 	int saved = errno;
 	atomic_store(&s->wpend, 1); /* K1 */
-	ssize_t rc = write(s->wakefd, &one, sizeof one);
-	(void)rc;
+	ring_bell(s);
 	if (atomic_load(&s->sleepers) == 0 && atomic_load(&s->nfollow) > 0)
 		wake_follower(s);
 	errno = saved;
