@@ -79,5 +79,8 @@ extern const struct evq_backend evq__backend_uring;
  * errno. */
 #define EVQ_WAKE_BATCH_MAX 64
 int evq__uring_wake_batch(uint32_t *const *words, uint64_t shared_mask, int n);
+/* For tests: the wake ring's fd if this process has created its own,
+ * -ENOSYS if it has none (yet), -EBUSY if it is in use. */
+int evq__wake_ring_fd(void);
 
 #endif /* EVQ_BACKEND_H */

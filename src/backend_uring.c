@@ -531,6 +531,15 @@ int evq__uring_wake_batch(uint32_t *const *words, uint64_t shared_mask, int n)
 	return rc < 0 ? (rc == -EBUSY ? -EBUSY : -ENOSYS) : rc;
 }
 
+int evq__wake_ring_fd(void)
+{
+	if (atomic_exchange_explicit(&wr_busy, 1, memory_order_acquire))
+		return -EBUSY;
+	int fd = wr.mine && *wr.mine && wr.state == 0 ? wr.r.fd : -ENOSYS;
+	atomic_store_explicit(&wr_busy, 0, memory_order_release);
+	return fd;
+}
+
 /* ------------------------------------------------------------------ */
 /* Completions                                                          */
 /* ------------------------------------------------------------------ */
