@@ -19,6 +19,14 @@
  * The owner resets (R1: state &= ~1) without any wake: nobody waits for a
  * latch to become unset.
  *
+ * evq_latch_set_many does L1-L2 for each latch and then the L3s of up to
+ * EVQ_WAKE_BATCH_MAX (64) latches together: through the process's wake
+ * ring (backend_uring.c; one io_uring_enter of IORING_OP_FUTEX_WAKEs, all
+ * issued before it returns) when at least batch_min of them need a wake,
+ * else, or when the ring is busy or missing, two per FUTEX_WAKE_OP.  Only
+ * how L3's wakes travel changes: each still follows its latch's L2, so the
+ * argument above (and model/latch.pml) holds as it is.
+ *
  * A queue registration keeps A1 for as long as it is armed; its watcher
  * check() is A2 with "done" replaced by "post an event, then expect the
  * state just seen": the next event needs another L2.
