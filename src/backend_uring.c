@@ -331,7 +331,9 @@ static struct io_uring_sqe *sqe_get_flush(struct uring_state *s)
  * the same flag), without malloc: the descriptor is static, the rings are
  * mmaps.  A refusal (io_uring_setup failing: seccomp, io_uring_disabled, old
  * kernel; no FUTEX_WAKE op or IORING_FEAT_CQE_SKIP; EVQ_URING_REFUSE; a build
- * with EVQ_URING_ENABLED=0) is remembered: -ENOSYS from then on.
+ * with EVQ_URING_ENABLED=0) is remembered: -ENOSYS from then on.  Creation
+ * may run in a signal handler: it makes only system calls, and getenv
+ * (EVQ_URING_REFUSE, EVQ_DEBUG), which only reads environ.
  *
  * Fork: the rings are MAP_SHARED mmaps, so a child must never submit on its
  * parent's ring.  wr.mine points to a page mapped MADV_WIPEONFORK that
