@@ -50,5 +50,5 @@ bench: $(BENCH_PROGS)
 
 # Every benchmark of every issue, one after the other (several minutes):
 # the queue core (above), many waiters, event masks, memory words, io_uring.
-bench-all: bench bench-waiters bench-mask bench-words bench-uring
+bench-all: bench bench-waiters bench-mask bench-words bench-uring bench-latchmany
 .PHONY: bench-all

@@ -231,4 +231,10 @@ int64_t evq__now(int clock_index);
 void evq__timer_clock_fired(struct evq *q);  /* the timerfd was ready; locked */
 void evq__timer_fini(struct evq *q);
 
+/* latches (latch.c): the fewest latch wakes evq_latch_set_many sends
+ * through the wake ring (backend.h) instead of FUTEX_WAKE_OP pairs; 0
+ * never, < 0 the default.  $EVQ_LATCH_BATCH sets it at load; tests and
+ * benchmarks call this. */
+void evq__latch_batch_min(int min);
+
 #endif /* EVQ_INTERNAL_H */

@@ -19,6 +19,14 @@
  * The owner resets (R1: state &= ~1) without any wake: nobody waits for a
  * latch to become unset.
  *
+ * evq_latch_set_many does L1-L2 for each latch and then the L3s of up to
+ * EVQ_WAKE_BATCH_MAX (64) latches together: through the process's wake
+ * ring (backend_uring.c; one io_uring_enter of IORING_OP_FUTEX_WAKEs, all
+ * issued before it returns) when at least batch_min of them need a wake,
+ * else, or when the ring is busy or missing, two per FUTEX_WAKE_OP.  Only
+ * how L3's wakes travel changes: each still follows its latch's L2, so the
+ * argument above (and model/latch.pml) holds as it is.
+ *
  * A queue registration keeps A1 for as long as it is armed; its watcher
  * check() is A2 with "done" replaced by "post an event, then expect the
  * state just seen": the next event needs another L2.
@@ -86,19 +94,66 @@ int evq_latch_set(struct evq_latch *l)
  * applies "OR 0" (no change) to b's word and, since b was set (its word is
  * never 0 again, even if reset meanwhile), wakes b's waiters too.  Both
  * must have the same sharing. */
-static void wake_two(struct evq_latch *a, struct evq_latch *b, int sh)
+static void wake_two(uint32_t *a, uint32_t *b, int sh)
 {
 	int saved = errno;
-	long rc = syscall(SYS_futex, &a->state,
+	long rc = syscall(SYS_futex, a,
 			  sh ? FUTEX_WAKE_OP : FUTEX_WAKE_OP | FUTEX_PRIVATE_FLAG,
-			  INT_MAX, (unsigned long)INT_MAX, &b->state,
+			  INT_MAX, (unsigned long)INT_MAX, b,
 			  FUTEX_OP(FUTEX_OP_OR, 0, FUTEX_OP_CMP_NE, 0));
 	if (rc < 0) {
 		/* (not expected) fall back to one wake each */
-		evq_futex_wake(&a->state, INT_MAX, sh);
-		evq_futex_wake(&b->state, INT_MAX, sh);
+		evq_futex_wake(a, INT_MAX, sh);
+		evq_futex_wake(b, INT_MAX, sh);
 	}
 	errno = saved;
+}
+
+/* Fewest latch wakes that go through the wake ring (one io_uring_enter)
+ * rather than FUTEX_WAKE_OP pairs; 0: never.  bench/latchmany.c measured
+ * where the ring starts to pay (bench/RESULTS-words.md).  Read from
+ * $EVQ_LATCH_BATCH once, at load, so that set_many never calls getenv. */
+#define BATCH_MIN_DEFAULT 8
+static _Atomic int batch_min = BATCH_MIN_DEFAULT;
+
+__attribute__((constructor)) static void batch_min_from_env(void)
+{
+	const char *e = getenv("EVQ_LATCH_BATCH");
+	if (e && *e)
+		evq__latch_batch_min(atoi(e));
+}
+
+void evq__latch_batch_min(int min)
+{
+	atomic_store(&batch_min, min < 0 ? BATCH_MIN_DEFAULT : min);
+}
+
+/* L3 for k latch words (k <= EVQ_WAKE_BATCH_MAX; bit i of shm: w[i] is
+ * shared): all in one io_uring_enter when there are enough of them and the
+ * wake ring is free, else in pairs of the same sharing. */
+static void wake_words(uint32_t *const *w, uint64_t shm, int k)
+{
+	int min = atomic_load_explicit(&batch_min, memory_order_relaxed);
+	if (min > 0 && k >= min && evq__uring_wake_batch(w, shm, k) >= 0)
+		return;
+	uint32_t *held = NULL;
+	int held_sh = 0;
+	for (int i = 0; i < k; i++) {
+		int sh = (int)(shm >> i & 1);
+		if (!held) {
+			held = w[i];
+			held_sh = sh;
+		} else if (sh == held_sh && w[i] != held) {
+			wake_two(held, w[i], sh);                 /* L3 x 2 */
+			held = NULL;
+		} else {
+			evq_futex_wake(held, INT_MAX, held_sh);
+			held = w[i];
+			held_sh = sh;
+		}
+	}
+	if (held)
+		evq_futex_wake(held, INT_MAX, held_sh);   /* L3 */
 }
 
 int evq_latch_set_many(struct evq_latch *const *latches, int n)
@@ -108,28 +163,26 @@ int evq_latch_set_many(struct evq_latch *const *latches, int n)
 	for (int i = 0; i < n; i++)
 		if (!latch_ok(latches[i]))
 			return -EINVAL;
-	/* Latches that need a wake are paired: one system call per two. */
-	struct evq_latch *held = NULL;
-	int held_sh = 0;
+	/* L2 for each; the L3s of up to EVQ_WAKE_BATCH_MAX latches go
+	 * together (no malloc: this may run in a signal handler) */
+	uint32_t *w[EVQ_WAKE_BATCH_MAX];
+	uint64_t shm = 0;
+	int k = 0;
 	for (int i = 0; i < n; i++) {
 		struct evq_latch *l = latches[i];
 		if (!set_bit(l))
 			continue;
-		int sh = shared(l);
-		if (!held) {
-			held = l;
-			held_sh = sh;
-		} else if (sh == held_sh && l != held) {
-			wake_two(held, l, sh);                    /* L3 x 2 */
-			held = NULL;
-		} else {
-			evq_futex_wake(&held->state, INT_MAX, held_sh);
-			held = l;
-			held_sh = sh;
+		if (shared(l))
+			shm |= 1ull << k;
+		w[k++] = &l->state;
+		if (k == EVQ_WAKE_BATCH_MAX) {
+			wake_words(w, shm, k);            /* L3 x k */
+			k = 0;
+			shm = 0;
 		}
 	}
-	if (held)
-		evq_futex_wake(&held->state, INT_MAX, held_sh);   /* L3 */
+	if (k)
+		wake_words(w, shm, k);                    /* L3 x k */
 	return 0;
 }
 

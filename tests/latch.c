@@ -6,6 +6,11 @@
  * call (checked with a seccomp filter); set_many; through a queue: one
  * event per set, a set at registration fires at once, a set after a reset
  * is never mistaken for the old one, EVQ_ONESHOT/EVQ_DISABLED, evq_del.
+ * set_many through the wake ring (one io_uring_enter), in pairs and by
+ * default: 3..300 latches with threads and queues waiting, setters racing
+ * for the ring, a signal handler interrupting a holder, a forked child
+ * (its own ring, never the parent's), io_uring refused (EVQ_URING_REFUSE,
+ * seccomp), and a setter forbidden futex calls (the ring does the wakes).
  */
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -19,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "evqtest.h"
+#include "internal.h" /* evq__latch_batch_min, the wake ring's test hooks */
 
 #define NEV 16
 #define QUIET (30 * EVQT_MS)
@@ -251,6 +257,525 @@ static void test_set_many(void)
 	is(atomic_load(&sm_woken), N, "set_many: every waiter woke");
 }
 
+/* ---- evq_latch_set_many through the wake ring (issue 4) ---- */
+
+/* Batch minimums: 1 forces the wake ring for any batch, 0 keeps the old
+ * FUTEX_WAKE_OP pairs, -1 is the default. */
+static const int batch_modes[] = { 1, 0, -1 };
+static const char *batch_name(int m) { return m == 1 ? "ring" : m == 0 ? "pairs" : "default"; }
+
+static atomic_int wm_woken, wm_failed;
+
+/* Waits once for its latch (retrying -EINTR), counts the wake. */
+static void *wm_waiter(void *a)
+{
+	int rc;
+	do
+		rc = evq_latch_wait(a, EVQT_SOON);
+	while (rc == -EINTR);
+	atomic_fetch_add(rc == 0 ? &wm_woken : &wm_failed, 1);
+	return NULL;
+}
+
+/* Until every latch of l[] with want[i] counts a waiter, then a little
+ * more, so that the waiters sleep in the kernel when the set comes. */
+static void wm_until_waiting(struct evq_latch *l, const int *want, int n)
+{
+	for (int i = 0; i < n; i++)
+		while (want[i] && __atomic_load_n(&l[i].waiters, __ATOMIC_SEQ_CST) == 0)
+			evqt_sleep_ns(EVQT_MS / 4);
+	evqt_sleep_ns(3 * EVQT_MS);
+}
+
+#define WM_MAX 300
+
+/* n latches (every third EVQ_SHARED): a thread in evq_latch_wait on every
+ * fourth, a queue registration on the next, a counted waiter that never
+ * sleeps on the next (its wake finds nobody), nobody on the rest; the list
+ * names two latches twice.  One set_many must wake every thread and post
+ * exactly one event per registration. */
+static int wide_round(int n, int mode, struct evq *q)
+{
+	static struct evq_latch l[WM_MAX];
+	static struct evq_latch *p[WM_MAX + 2];
+	static pthread_t t[WM_MAX];
+	static int want[WM_MAX], ids[WM_MAX], seen[WM_MAX];
+	int threads = 0, regs = 0, bad = 0;
+	atomic_store(&wm_woken, 0);
+	atomic_store(&wm_failed, 0);
+	for (int i = 0; i < n; i++) {
+		CHECK(evq_latch_init(&l[i], i % 3 == 1 ? EVQ_SHARED : 0) == 0);
+		p[i] = &l[i];
+		want[i] = seen[i] = 0;
+		ids[i] = -1;
+	}
+	p[n] = &l[0];
+	p[n + 1] = &l[n - 1];
+	for (int i = 0; i < n; i++) {
+		switch (i % 4) {
+		case 0:
+			CHECK(pthread_create(&t[threads++], NULL, wm_waiter, &l[i]) == 0);
+			want[i] = 1;
+			break;
+		case 1:
+			ids[i] = evq_add_latch(q, &l[i], (uint64_t)i);
+			CHECK(ids[i] >= 0);
+			regs++;
+			break;
+		case 2:
+			__atomic_store_n(&l[i].waiters, 1, __ATOMIC_SEQ_CST);
+			break;
+		}
+	}
+	wm_until_waiting(l, want, n);
+	evq__latch_batch_min(mode);
+	int rc = evq_latch_set_many(p, n + 2);
+	evq__latch_batch_min(-1);
+	bad |= rc != 0;
+	for (int i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	bad |= atomic_load(&wm_woken) != threads || atomic_load(&wm_failed) != 0;
+	struct evq_event ev[NEV];
+	int got = 0;
+	int64_t end = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
+	while (got < regs && evqt_now(CLOCK_MONOTONIC) < end) {
+		int k = evqt_wait(q, ev, NEV, EVQT_SOON);
+		for (int j = 0; j < k; j++) {
+			uint64_t c = ev[j].cookie;
+			if (c >= (uint64_t)n || ids[c] != ev[j].id || seen[c]++)
+				bad = 1; /* unknown, or twice */
+			else
+				got++;
+		}
+	}
+	bad |= got != regs;
+	bad |= evqt_wait(q, ev, NEV, 0) != 0; /* nothing more */
+	for (int i = 0; i < n; i++) {
+		bad |= evq_latch_is_set(&l[i]) != 1;
+		if (ids[i] >= 0)
+			CHECK(evq_del(q, ids[i]) == 0);
+		if (i % 4 == 2)
+			__atomic_store_n(&l[i].waiters, 0, __ATOMIC_SEQ_CST);
+	}
+	if (bad)
+		diag("wide n=%d %s: rc %d, threads %d/%d woke (%d failed), events %d/%d",
+		     n, batch_name(mode), rc, atomic_load(&wm_woken), threads,
+		     atomic_load(&wm_failed), got, regs);
+	return !bad;
+}
+
+static void test_set_many_wide(void)
+{
+	static const int sizes[] = { 3, 7, 8, 9, 63, 64, 65, 130, 300 };
+	struct evq *q = evqt_new();
+	for (size_t m = 0; m < sizeof batch_modes / sizeof batch_modes[0]; m++) {
+		int good = 0, total = 0;
+		for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++, total++)
+			good += wide_round(sizes[s], batch_modes[m], q);
+		is(good, total, "set_many wide (%s): 3..300 latches, mixed sharing, threads and "
+		   "queues: every waiter woken once", batch_name(batch_modes[m]));
+	}
+	evq_free(q);
+}
+
+/* Several threads run set_many at once, each on its own group of latches
+ * with a waiter each: the wake ring admits one at a time, the others wake
+ * in pairs.  Every set of every round must reach its waiter. */
+enum { CS_SETTERS = 4, CS_GROUP = 12 };
+static struct evq_latch cs_l[CS_SETTERS][CS_GROUP];
+static atomic_int cs_count[CS_SETTERS][CS_GROUP];
+static atomic_int cs_failed;
+static long cs_rounds;
+
+static void *cs_waiter(void *a)
+{
+	int g = (int)((intptr_t)a / CS_GROUP), i = (int)((intptr_t)a % CS_GROUP);
+	for (long r = 0; r < cs_rounds; r++) {
+		int rc;
+		do
+			rc = evq_latch_wait(&cs_l[g][i], EVQT_SOON);
+		while (rc == -EINTR);
+		if (rc != 0) {
+			atomic_fetch_add(&cs_failed, 1);
+			return NULL;
+		}
+		evq_latch_reset(&cs_l[g][i]);
+		atomic_fetch_add(&cs_count[g][i], 1);
+	}
+	return NULL;
+}
+
+static void *cs_setter(void *a)
+{
+	int g = (int)(intptr_t)a;
+	struct evq_latch *p[CS_GROUP];
+	for (int i = 0; i < CS_GROUP; i++)
+		p[i] = &cs_l[g][i];
+	for (long r = 0; r < cs_rounds; r++) {
+		if (evq_latch_set_many(p, CS_GROUP) != 0)
+			atomic_fetch_add(&cs_failed, 1);
+		/* next round once every waiter took this one (and reset) */
+		int64_t end = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
+		for (int i = 0; i < CS_GROUP; i++)
+			while (atomic_load(&cs_count[g][i]) <= r) {
+				if (evqt_now(CLOCK_MONOTONIC) > end || atomic_load(&cs_failed))
+					return NULL;
+				sched_yield();
+			}
+	}
+	return NULL;
+}
+
+static void test_set_many_concurrent(void)
+{
+	pthread_t w[CS_SETTERS * CS_GROUP], s[CS_SETTERS];
+	cs_rounds = evqt_scale(400);
+	for (int g = 0; g < CS_SETTERS; g++)
+		for (int i = 0; i < CS_GROUP; i++) {
+			CHECK(evq_latch_init(&cs_l[g][i], (g + i) % 2 ? EVQ_SHARED : 0) == 0);
+			atomic_store(&cs_count[g][i], 0);
+		}
+	evq__latch_batch_min(1);
+	for (int k = 0; k < CS_SETTERS * CS_GROUP; k++)
+		CHECK(pthread_create(&w[k], NULL, cs_waiter, (void *)(intptr_t)k) == 0);
+	for (int g = 0; g < CS_SETTERS; g++)
+		CHECK(pthread_create(&s[g], NULL, cs_setter, (void *)(intptr_t)g) == 0);
+	for (int g = 0; g < CS_SETTERS; g++)
+		pthread_join(s[g], NULL);
+	for (int k = 0; k < CS_SETTERS * CS_GROUP; k++)
+		pthread_join(w[k], NULL);
+	evq__latch_batch_min(-1);
+	long total = 0;
+	for (int g = 0; g < CS_SETTERS; g++)
+		for (int i = 0; i < CS_GROUP; i++)
+			total += atomic_load(&cs_count[g][i]);
+	is(atomic_load(&cs_failed), 0, "set_many concurrent: no wait timed out");
+	is(total, cs_rounds * CS_SETTERS * CS_GROUP,
+	   "set_many concurrent: %d threads x %ld rounds x %d latches, every set woke its waiter",
+	   CS_SETTERS, cs_rounds, CS_GROUP);
+}
+
+/* A signal handler calls set_many while its thread is inside set_many
+ * (mostly inside the wake ring): it finds the ring busy, wakes in pairs,
+ * and preserves errno. */
+enum { SG_A = 64, SG_B = 6 };
+static struct evq_latch sg_a[SG_A], sg_b[SG_B];
+static atomic_int sg_count, sg_busy, sg_errno_bad, sg_stop, sg_failed;
+static uint32_t sg_dummy;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	int e = errno;
+	uint32_t *w = &sg_dummy;
+	errno = 12345;
+	if (evq__uring_wake_batch(&w, 0, 1) == -EBUSY)
+		atomic_fetch_add(&sg_busy, 1);
+	struct evq_latch *p[SG_B];
+	for (int i = 0; i < SG_B; i++)
+		p[i] = &sg_b[i];
+	evq_latch_set_many(p, SG_B);
+	if (errno != 12345)
+		atomic_fetch_add(&sg_errno_bad, 1);
+	errno = e;
+}
+
+static void *sg_looper(void *a)
+{
+	(void)a;
+	struct evq_latch *p[SG_A];
+	for (int i = 0; i < SG_A; i++)
+		p[i] = &sg_a[i];
+	while (!atomic_load(&sg_stop)) {
+		for (int i = 0; i < SG_A; i++)
+			evq_latch_reset(&sg_a[i]);
+		evq_latch_set_many(p, SG_A);
+	}
+	return NULL;
+}
+
+static void *sg_waiter(void *a)
+{
+	struct evq_latch *l = a;
+	for (;;) {
+		int rc;
+		do
+			rc = evq_latch_wait(l, EVQT_SOON);
+		while (rc == -EINTR);
+		if (rc != 0) {
+			atomic_fetch_add(&sg_failed, 1);
+			return NULL;
+		}
+		if (atomic_load(&sg_stop))
+			return NULL;
+		evq_latch_reset(l);
+		atomic_fetch_add(&sg_count, 1);
+	}
+}
+
+static void test_set_many_signal(void)
+{
+	pthread_t loop, w[SG_B];
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr2;
+	sigaction(SIGUSR2, &sa, &old);
+	for (int i = 0; i < SG_A; i++) {
+		CHECK(evq_latch_init(&sg_a[i], i % 2 ? EVQ_SHARED : 0) == 0);
+		__atomic_store_n(&sg_a[i].waiters, 1, __ATOMIC_SEQ_CST); /* never asleep */
+	}
+	for (int i = 0; i < SG_B; i++) {
+		CHECK(evq_latch_init(&sg_b[i], i % 3 ? 0 : EVQ_SHARED) == 0);
+		CHECK(pthread_create(&w[i], NULL, sg_waiter, &sg_b[i]) == 0);
+	}
+	evq__latch_batch_min(1);
+	CHECK(pthread_create(&loop, NULL, sg_looper, NULL) == 0);
+	long rounds = evqt_scale(1500), r;
+	int lost = 0;
+	for (r = 0; r < rounds && !lost; r++) {
+		pthread_kill(loop, SIGUSR2);
+		int64_t end = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
+		while (atomic_load(&sg_count) < (r + 1) * SG_B && !lost)
+			if (evqt_now(CLOCK_MONOTONIC) > end || atomic_load(&sg_failed))
+				lost = 1;
+			else
+				sched_yield();
+	}
+	atomic_store(&sg_stop, 1);
+	pthread_join(loop, NULL);
+	for (int i = 0; i < SG_B; i++)
+		evq_latch_set(&sg_b[i]);
+	for (int i = 0; i < SG_B; i++)
+		pthread_join(w[i], NULL);
+	evq__latch_batch_min(-1);
+	sigaction(SIGUSR2, &old, NULL);
+	is(atomic_load(&sg_count), rounds * SG_B,
+	   "set_many in a handler interrupting set_many: %ld signals, every waiter woke each time",
+	   rounds);
+	is(atomic_load(&sg_errno_bad), 0, "set_many in a handler: errno preserved");
+	int have_ring = evq__wake_ring_fd() >= 0;
+#if defined(__SANITIZE_THREAD__)
+	int tsan = 1;
+#elif defined(__has_feature)
+	int tsan = __has_feature(thread_sanitizer);
+#else
+	int tsan = 0;
+#endif
+	diag("handler found the wake ring busy %d times of %ld", atomic_load(&sg_busy), rounds);
+	if (!have_ring || tsan || getenv("EVQ_TEST_VALGRIND"))
+		skip(1, "no wake ring, or signals deferred to safe points (TSan/valgrind)");
+	else
+		ok(atomic_load(&sg_busy) > 0, "set_many in a handler: it did interrupt a holder "
+		   "of the wake ring (busy %d times)", atomic_load(&sg_busy));
+}
+
+/* SqHead of an io_uring fd, from /proc/self/fdinfo; -1 if unknown. */
+static long sq_head(int fd)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "r");
+	long h = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "SqHead: %ld", &h) == 1)
+			break;
+	fclose(f);
+	return h;
+}
+
+/* In a child: k waiter threads (mixed sharing) woken by one set_many with
+ * the ring forced; 0 if all woke. */
+static int child_wakes(int k)
+{
+	static struct evq_latch l[32];
+	static struct evq_latch *p[32];
+	pthread_t t[32];
+	int want[32];
+	atomic_store(&wm_woken, 0);
+	atomic_store(&wm_failed, 0);
+	for (int i = 0; i < k; i++) {
+		if (evq_latch_init(&l[i], i % 2 ? EVQ_SHARED : 0) != 0)
+			return 20;
+		p[i] = &l[i];
+		want[i] = 1;
+		if (pthread_create(&t[i], NULL, wm_waiter, &l[i]) != 0)
+			return 21;
+	}
+	wm_until_waiting(l, want, k);
+	evq__latch_batch_min(1);
+	if (evq_latch_set_many(p, k) != 0)
+		return 22;
+	for (int i = 0; i < k; i++)
+		pthread_join(t[i], NULL);
+	return atomic_load(&wm_woken) == k && atomic_load(&wm_failed) == 0 ? 0 : 23;
+}
+
+static int child_status(pid_t pid)
+{
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_set_many_fork(void)
+{
+	struct evq_latch l[8], *p[8];
+	for (int i = 0; i < 8; i++) {
+		CHECK(evq_latch_init(&l[i], 0) == 0);
+		__atomic_store_n(&l[i].waiters, 1, __ATOMIC_SEQ_CST);
+		p[i] = &l[i];
+	}
+	evq__latch_batch_min(1);
+	CHECK(evq_latch_set_many(p, 8) == 0);
+	int fd = evq__wake_ring_fd();
+	long h0 = fd >= 0 ? sq_head(fd) : -1;
+	if (fd < 0 || h0 < 0) {
+		evq__latch_batch_min(-1);
+		skip(4, "no wake ring in this process (io_uring refused or too old)");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int rc = child_wakes(10);
+		if (rc)
+			_exit(rc);
+		/* its own ring: fresh, so exactly the 10 wakes went through it */
+		int cfd = evq__wake_ring_fd();
+		_exit(cfd < 0 ? 30 : sq_head(cfd) != 10 ? 31 : 0);
+	}
+	int st = child_status(pid);
+	is(st, 0, "fork: the child's set_many wakes its waiters through a ring of its own "
+	   "(status %d)", st);
+	is(sq_head(fd), h0, "fork: the child never submitted on the parent's ring");
+	for (int i = 0; i < 8; i++)
+		evq_latch_reset(&l[i]);
+	is(evq_latch_set_many(p, 8), 0, "fork: the parent's set_many after the child");
+	is(sq_head(fd), h0 + 8, "fork: ... went through the parent's ring, still its own");
+	for (int i = 0; i < 8; i++)
+		__atomic_store_n(&l[i].waiters, 0, __ATOMIC_SEQ_CST);
+	evq__latch_batch_min(-1);
+}
+
+/* Installs, for the calling thread (and threads it creates later), a
+ * filter answering system call nr with ret.  0, or 77 if impossible. */
+static int filter_syscall(long nr, unsigned ret)
+{
+#if defined(__x86_64__)
+	const unsigned arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const unsigned arch = AUDIT_ARCH_AARCH64;
+#else
+	(void)nr, (void)ret;
+	return 77;
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, ret),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		return 77;
+	return 0;
+#endif
+}
+
+/* The wakes really go through the ring: the setting thread may not call
+ * futex at all (a filter on it alone kills the process if it does). */
+static int child_no_futex(void)
+{
+	static struct evq_latch l[12];
+	static struct evq_latch *p[12];
+	pthread_t t[12];
+	int want[12];
+	for (int i = 0; i < 12; i++) {
+		if (evq_latch_init(&l[i], i % 3 ? 0 : EVQ_SHARED) != 0)
+			return 20;
+		p[i] = &l[i];
+		want[i] = 1;
+		if (pthread_create(&t[i], NULL, wm_waiter, &l[i]) != 0)
+			return 21;
+	}
+	wm_until_waiting(l, want, 12);
+	evq__latch_batch_min(1);
+	if (filter_syscall(__NR_futex, SECCOMP_RET_KILL_PROCESS) != 0)
+		return 77;
+	if (evq_latch_set_many(p, 12) != 0)
+		return 22;
+	/* no pthread_join (futex): count, sleeping with nanosleep */
+	for (int i = 0; i < 10000 && atomic_load(&wm_woken) < 12; i++)
+		evqt_sleep_ns(EVQT_MS);
+	return atomic_load(&wm_woken) == 12 ? 0 : 23;
+}
+
+/* io_uring refused: set_many still wakes everyone, in pairs. */
+static int child_refused(int how)
+{
+	if (how == 0) {
+		/* EVQ_URING_REFUSE is honoured: were it not, the ring's
+		 * system calls would kill the process */
+		setenv("EVQ_URING_REFUSE", "setup", 1);
+		if (filter_syscall(__NR_io_uring_setup, SECCOMP_RET_KILL_PROCESS) != 0)
+			return 77;
+	} else if (filter_syscall(__NR_io_uring_setup, SECCOMP_RET_ERRNO | (unsigned)how) != 0) {
+		return 77;
+	}
+	for (int i = 0; i < 3; i++) { /* the refusal is remembered */
+		int rc = child_wakes(9);
+		if (rc)
+			return rc;
+	}
+	return evq__wake_ring_fd() == -ENOSYS ? 0 : 24;
+}
+
+static void test_set_many_ring_used_or_refused(void)
+{
+	if (getenv("EVQ_TEST_VALGRIND")) {
+		skip(4, "seccomp filters: not under valgrind");
+		return;
+	}
+	int have_ring = evq__wake_ring_fd() >= 0;
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) /* exit_group: the waiters are not joined (that takes futex
+		       * calls), and TSan's _exit would call them leaked */
+		syscall(SYS_exit_group, child_no_futex());
+	int st = child_status(pid);
+	if (st == 77 || !have_ring)
+		skip(1, "seccomp unavailable, or no wake ring here");
+	else
+		is(st, 0, "ring: 12 waiters woken by a setter that makes no futex call (status %d)", st);
+	static const struct { int how; const char *name; } r[] = {
+		{ 0, "EVQ_URING_REFUSE=setup" }, { EPERM, "seccomp EPERM" },
+		{ ENOSYS, "seccomp ENOSYS" },
+	};
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+		fflush(stdout);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			_exit(child_refused(r[i].how));
+		st = child_status(pid);
+		if (st == 77)
+			skip(1, "seccomp unavailable");
+		else
+			is(st, 0, "refused (%s): set_many falls back and wakes every waiter "
+			   "(status %d)", r[i].name, st);
+	}
+}
+
 static void test_queue(void)
 {
 	struct evq *q = evqt_new();
@@ -323,9 +848,15 @@ int main(void)
 	test_wakeups();
 	test_no_syscall();
 	test_set_many();
-	if (have_futex_waitv())
+	test_set_many_concurrent();
+	test_set_many_signal();
+	test_set_many_fork();
+	test_set_many_ring_used_or_refused();
+	if (have_futex_waitv()) {
+		test_set_many_wide();
 		test_queue();
-	else
-		skip(1, "latches through queues: " NO_WAITV);
+	} else {
+		skip(4, "latches through queues: " NO_WAITV);
+	}
 	done();
 }
