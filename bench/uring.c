@@ -12,7 +12,11 @@
  *            write + epoll_wait (raw-epoll).  ns per round trip
  *   latch    cross-thread latch round trip through a queue (evq_add_latch,
  *            owner resets, peer sets).  Floor: raw FUTEX_WAIT/FUTEX_WAKE
- *            ping-pong on two words (raw-futex).  ns per round trip
+ *            ping-pong on two words (raw-futex).  ns per round trip.  A
+ *            fourth row, raw-uring, is the same ping-pong with each side
+ *            waiting through its own io_uring (IORING_OP_FUTEX_WAIT + one
+ *            io_uring_enter, no library): what the kernel's io_uring path
+ *            itself costs over the futex syscall.
  *
  * Every round runs each impl once, in an order that rotates per round;
  * medians over rounds, and ratio = median of per-round ratios against the
@@ -24,6 +28,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/io_uring.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -32,6 +37,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -42,7 +48,7 @@
 #include "bench.h"
 
 #define MAXR 64
-#define NIMPL 3
+#define NIMPL 4 /* the pipes and trigger tests use the first 3 */
 
 static void die(const char *what, int err)
 {
@@ -63,14 +69,16 @@ static struct evq *new_queue(int backend)
 static const char *names[3][NIMPL] = {
 	{ "raw-epoll", "evq-epoll", "evq-uring" },
 	{ "raw-epoll", "evq-epoll", "evq-uring" },
-	{ "raw-futex", "evq-epoll", "evq-uring" },
+	{ "raw-futex", "evq-epoll", "evq-uring", "raw-uring" },
 };
+
+static int nimpl(int test) { return test == 2 ? 4 : 3; }
 
 /* res[impl][round] in ns; impl 0 is the floor */
 static void report(int test, const char *what, double res[NIMPL][MAXR], int rounds)
 {
 	static const char *tests[] = { "pipes", "trigger", "latch" };
-	for (int i = 0; i < NIMPL; i++) {
+	for (int i = 0; i < nimpl(test); i++) {
 		double ratio[MAXR], v[MAXR];
 		for (int r = 0; r < rounds; r++) {
 			ratio[r] = res[i][r] / res[0][r];
@@ -158,8 +166,8 @@ static void bench_pipes(int rounds, int n, int a, long w)
 	double res[NIMPL][MAXR];
 	npairs = n;
 	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < NIMPL; j++) {
-			int i = (j + r) % NIMPL;
+		for (int j = 0; j < nimpl(0); j++) {
+			int i = (j + r) % nimpl(0);
 			res[i][r] = i == 0 ? pipes_raw(a, w)
 				    : pipes_evq(i == 1 ? EVQ_BACKEND_EPOLL : EVQ_BACKEND_URING, a, w);
 		}
@@ -172,8 +180,79 @@ static void bench_pipes(int rounds, int n, int a, long w)
 /* trigger and latch round trips                                        */
 /* ------------------------------------------------------------------ */
 
+/* A bare io_uring for the raw-uring row: one FUTEX_WAIT at a time. */
+struct bare_ring {
+	int fd;
+	unsigned *sq_tail, *cq_head, *cq_tail, sq_mask, cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+	void *sq, *cq;
+	size_t sq_len, cq_len, sqes_len;
+};
+
+static void bare_open(struct bare_ring *b)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	b->fd = (int)syscall(SYS_io_uring_setup, 4, &p);
+	if (b->fd < 0)
+		die("io_uring_setup", errno);
+	b->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	b->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	b->sqes_len = p.sq_entries * sizeof(struct io_uring_sqe);
+	b->sq = mmap(NULL, b->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		     b->fd, IORING_OFF_SQ_RING);
+	b->cq = mmap(NULL, b->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		     b->fd, IORING_OFF_CQ_RING);
+	b->sqes = mmap(NULL, b->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       b->fd, IORING_OFF_SQES);
+	if (b->sq == MAP_FAILED || b->cq == MAP_FAILED || b->sqes == MAP_FAILED)
+		die("mmap ring", errno);
+	char *sq = b->sq, *cq = b->cq;
+	b->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+	b->sq_mask = *(unsigned *)(sq + p.sq_off.ring_mask);
+	unsigned *array = (unsigned *)(sq + p.sq_off.array);
+	for (unsigned i = 0; i < p.sq_entries; i++)
+		array[i] = i;
+	b->cq_head = (unsigned *)(cq + p.cq_off.head);
+	b->cq_tail = (unsigned *)(cq + p.cq_off.tail);
+	b->cq_mask = *(unsigned *)(cq + p.cq_off.ring_mask);
+	b->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+}
+
+static void bare_close(struct bare_ring *b)
+{
+	munmap(b->sqes, b->sqes_len);
+	munmap(b->cq, b->cq_len);
+	munmap(b->sq, b->sq_len);
+	close(b->fd);
+}
+
+/* Sleeps while *w == v: one FUTEX_WAIT submitted and waited for in one
+ * io_uring_enter, the loop the raw-futex row runs. */
+static void bare_futex_wait(struct bare_ring *b, _Atomic uint32_t *w, uint32_t v)
+{
+	while (atomic_load(w) == v) {
+		unsigned tail = *b->sq_tail;
+		struct io_uring_sqe *e = &b->sqes[tail & b->sq_mask];
+		memset(e, 0, sizeof *e);
+		e->opcode = 51; /* IORING_OP_FUTEX_WAIT */
+		e->addr = (uint64_t)(uintptr_t)w;
+		e->addr2 = v;
+		e->addr3 = 0xffffffffu;
+		e->fd = 0x02 | 128; /* FUTEX2_SIZE_U32 | FUTEX2_PRIVATE */
+		__atomic_store_n(b->sq_tail, tail + 1, __ATOMIC_RELEASE);
+		syscall(SYS_io_uring_enter, b->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+		unsigned head = *b->cq_head;
+		while (head == __atomic_load_n(b->cq_tail, __ATOMIC_ACQUIRE))
+			syscall(SYS_io_uring_enter, b->fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+		__atomic_store_n(b->cq_head, head + 1, __ATOMIC_RELEASE);
+	}
+}
+
 struct pingpong {
 	int impl, backend;
+	struct bare_ring ring[2]; /* raw-uring */
 	long m;
 	/* raw-epoll */
 	int efd[2], ep[2];
@@ -217,6 +296,10 @@ static void side_wait(struct pingpong *p, int me, uint32_t *seq)
 			raw_epoll_wait1(p->ep[me]);
 		}
 		break;
+	case 3:
+		bare_futex_wait(&p->ring[me], &p->word[me], *seq);
+		(*seq)++;
+		break;
 	default:
 		while (evq_wait(p->q[me], ev, 4, -1, NULL) < 1)
 			;
@@ -231,6 +314,7 @@ static void side_signal(struct pingpong *p, int to)
 	uint64_t one = 1;
 	switch (p->impl) {
 	case 0:
+	case 3:
 		if (p->latchmode) {
 			atomic_fetch_add(&p->word[to], 1);
 			futex_wake(&p->word[to]);
@@ -272,6 +356,9 @@ static double roundtrip(int impl, int latchmode, long m)
 			struct epoll_event e = { .events = EPOLLIN | EPOLLET };
 			epoll_ctl(p.ep[i], EPOLL_CTL_ADD, p.efd[i], &e);
 		}
+	} else if (impl == 3) {
+		for (int i = 0; i < 2; i++)
+			bare_open(&p.ring[i]);
 	} else if (impl > 0) {
 		for (int i = 0; i < 2; i++) {
 			p.q[i] = new_queue(impl == 1 ? EVQ_BACKEND_EPOLL : EVQ_BACKEND_URING);
@@ -300,6 +387,8 @@ static double roundtrip(int impl, int latchmode, long m)
 		if (impl == 0 && !latchmode) {
 			close(p.efd[i]);
 			close(p.ep[i]);
+		} else if (impl == 3) {
+			bare_close(&p.ring[i]);
 		} else if (impl > 0) {
 			evq_free(p.q[i]);
 		}
@@ -311,8 +400,8 @@ static void bench_roundtrip(int test, int rounds, long m)
 {
 	double res[NIMPL][MAXR];
 	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < NIMPL; j++) {
-			int i = (j + r) % NIMPL;
+		for (int j = 0; j < nimpl(test); j++) {
+			int i = (j + r) % nimpl(test);
 			res[i][r] = roundtrip(i, test == 2, m);
 		}
 	char what[32];
