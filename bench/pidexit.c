@@ -74,6 +74,7 @@
 
 #include "evq.h"
 #include "bench.h"
+#include "wordsbench.h"
 
 /* Debian 12's headers predate these (the kernel has them). */
 #ifndef IORING_OP_WAITID
@@ -528,15 +529,7 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > MAXR || n < 1)
 		die("bad arguments", EINVAL);
 
-	char load[64] = "?";
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (!fgets(load, sizeof load, f))
-			strcpy(load, "?");
-		fclose(f);
-		load[strcspn(load, "\n")] = 0;
-	}
-	printf("# pidexit: cpus=%ld load=\"%s\"\n", sysconf(_SC_NPROCESSORS_ONLN), load);
+	wb_header("pidexit");
 
 	/* Everything exists for the whole run: every fork copies the same
 	 * process, whichever impl runs. */
