@@ -695,8 +695,7 @@ static void arm_bell(struct uring_state *s, uint32_t seen)
 		return;
 	struct io_uring_sqe *e = sqe_get_flush(s);
 	if (!e)
-		return; /* cannot happen with a live ring: the sleep is bounded
-			 * by wake_follower/NOP handovers as before */
+		return; /* the SQ stayed full: ur_wait bounds its sleep */
 	e->opcode = IORING_OP_FUTEX_WAIT;
 	e->addr = (uint64_t)(uintptr_t)&s->bell;
 	e->addr2 = seen;
@@ -1477,6 +1476,10 @@ again:
 		goto again;
 	}
 	arm_bell(s, seen);
+	if (!s->bell_armed && (t < 0 || t > 1000000))
+		t = 1000000; /* no SQE for the bell (the kernel kept refusing
+			      * submissions): a wake() could not end this
+			      * sleep, so it lasts 1 ms and the core asks again */
 	int epolling = 0; /* this thread armed an EPOLL_WAIT + LINK_TIMEOUT */
 	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < s->sleepers)
 		epolling = arm_one(s, max, t) && t >= 0 && s->r.sq_entries >= 2;
