@@ -25,6 +25,7 @@ struct waitarg {
 	int n;
 	struct evq_event ev[4];
 	int64_t elapsed;
+	int64_t fired;   /* CLOCK_MONOTONIC when evq_wait returned */
 };
 
 static void *waiter(void *p)
@@ -32,7 +33,8 @@ static void *waiter(void *p)
 	struct waitarg *a = p;
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 	a->n = evq_wait(a->q, a->ev, 4, 20 * EVQT_SEC, NULL);
-	a->elapsed = evqt_now(CLOCK_MONOTONIC) - t0;
+	a->fired = evqt_now(CLOCK_MONOTONIC);
+	a->elapsed = a->fired - t0;
 	return NULL;
 }
 
@@ -71,13 +73,20 @@ int main(void)
 	CHECK(pthread_create(&t, NULL, waiter, &b) == 0);
 	evqt_sleep_ns(100 * EVQT_MS);
 	step_clock(-2 * EVQT_SEC);
+	int64_t stepped = evqt_now(CLOCK_MONOTONIC);
 	pthread_join(t, NULL);
 	int64_t now = evqt_now(CLOCK_REALTIME);
 	step_clock(2 * EVQT_SEC);
 	ok(b.n == 1 && b.ev[0].id == id, "backward step: the timer still fires (n=%d)", b.n);
 	ok(now >= dl, "backward step: not before its wall-clock deadline");
-	ok(b.elapsed >= 2 * EVQT_SEC, "backward step: waited the extra %lld ms the clock went back",
-	   (long long)(b.elapsed / EVQT_MS));
+	if (b.fired < stepped)
+		/* the machine was so loaded that the 100 ms sleep outlasted the
+		 * 1 s deadline: the step came after the timer fired, and there
+		 * is nothing to measure (seen once in CI, with 2 cores busy) */
+		skip(1, "backward step: the step came after the deadline (load)");
+	else
+		ok(b.elapsed >= 2 * EVQT_SEC, "backward step: waited the extra %lld ms the clock went back",
+		   (long long)(b.elapsed / EVQT_MS));
 	evq_free(b.q);
 	done();
 }
