@@ -746,17 +746,34 @@ static void test_set_many_ring_used_or_refused(void)
 		return;
 	}
 	int have_ring = evq__wake_ring_fd() >= 0;
-	fflush(stdout);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) /* exit_group: the waiters are not joined (that takes futex
-		       * calls), and TSan's _exit would call them leaked */
-		syscall(SYS_exit_group, child_no_futex());
-	int st = child_status(pid);
-	if (st == 77 || !have_ring)
-		skip(1, "seccomp unavailable, or no wake ring here");
-	else
-		is(st, 0, "ring: 12 waiters woken by a setter that makes no futex call (status %d)", st);
+	int st;
+	pid_t pid;
+#if defined(__SANITIZE_THREAD__)
+	int tsan = 1;
+#elif defined(__has_feature)
+	int tsan = __has_feature(thread_sanitizer);
+#else
+	int tsan = 0;
+#endif
+	if (tsan) {
+		/* its runtime makes futex calls of its own (internal locks the
+		 * woken waiters contend for) in the thread the filter watches:
+		 * seen killing the child once in CI */
+		skip(1, "ThreadSanitizer: its runtime calls futex in the filtered thread");
+	} else {
+		fflush(stdout);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) /* exit_group: the waiters are not joined (that
+			       * takes futex calls) */
+			syscall(SYS_exit_group, child_no_futex());
+		st = child_status(pid);
+		if (st == 77 || !have_ring)
+			skip(1, "seccomp unavailable, or no wake ring here");
+		else
+			is(st, 0, "ring: 12 waiters woken by a setter that makes no futex "
+			   "call (status %d)", st);
+	}
 	static const struct { int how; const char *name; } r[] = {
 		{ 0, "EVQ_URING_REFUSE=setup" }, { EPERM, "seccomp EPERM" },
 		{ ENOSYS, "seccomp ENOSYS" },
