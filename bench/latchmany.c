@@ -39,7 +39,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-#include "bench.h"
 #include "evq.h"
 #include "wordsbench.h"
 
@@ -99,6 +98,16 @@ static void all_asleep(int n)
 			sched_yield();
 }
 
+/* Sets lp[0..n) the way impl does. */
+static void set_all(int impl, int n)
+{
+	if (impl == SINGLE)
+		for (int i = 0; i < n; i++)
+			evq_latch_set(lp[i]);
+	else
+		evq_latch_set_many(lp, n);
+}
+
 /* One set of all n latches by impl; returns the ns inside the call and
  * stores the ns until every waiter woke in *all. */
 static double one(int impl, int n, double *all)
@@ -108,11 +117,7 @@ static double one(int impl, int n, double *all)
 		for (int i = 0; i < n; i++)
 			evq_latch_reset(lp[i]);
 		int64_t t0 = wb_now();
-		if (impl == SINGLE)
-			for (int i = 0; i < n; i++)
-				evq_latch_set(lp[i]);
-		else
-			evq_latch_set_many(lp, n);
+		set_all(impl, n);
 		*all = 0;
 		return (double)(wb_now() - t0);
 	}
@@ -120,11 +125,7 @@ static double one(int impl, int n, double *all)
 	atomic_store(&woke, 0);
 	__atomic_store_n(&done_word, 0, __ATOMIC_SEQ_CST);
 	int64_t t0 = wb_now();
-	if (impl == SINGLE)
-		for (int i = 0; i < n; i++)
-			evq_latch_set(lp[i]);
-	else
-		evq_latch_set_many(lp, n);
+	set_all(impl, n);
 	int64_t t1 = wb_now();
 	while (__atomic_load_n(&done_word, __ATOMIC_SEQ_CST) == 0)
 		wb_futex_wait(&done_word, 0, 0);

@@ -11,7 +11,7 @@
 
 LATCHMANY_BENCH := $(BUILD)/bench/latchmany
 
-$(LATCHMANY_BENCH): bench/latchmany.c bench/wordsbench.h $(STATIC) include/evq.h bench/latchmany.mk
+$(LATCHMANY_BENCH): bench/latchmany.c bench/wordsbench.h bench/bench.h $(STATIC) include/evq.h bench/latchmany.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
 

@@ -73,7 +73,6 @@
 #include <unistd.h>
 
 #include "evq.h"
-#include "bench.h"
 #include "wordsbench.h"
 
 /* Debian 12's headers predate these (the kernel has them). */

@@ -7,7 +7,7 @@
 # Included by the top-level Makefile (bench/*.mk); uses its BUILD, STATIC,
 # CFLAGS_ALL and LDFLAGS_ALL.  Results: bench/RESULTS-pids.md.
 
-$(BUILD)/bench/pidexit: bench/pidexit.c bench/bench.h bench/wordsbench.h $(STATIC) include/evq.h bench/pidexit.mk
+$(BUILD)/bench/pidexit: bench/pidexit.c bench/wordsbench.h bench/bench.h $(STATIC) include/evq.h bench/pidexit.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
 

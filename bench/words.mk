@@ -12,7 +12,7 @@
 
 WORDS_BENCH := $(BUILD)/bench/jobtoken $(BUILD)/bench/latch $(BUILD)/bench/waitv
 
-$(WORDS_BENCH): $(BUILD)/bench/%: bench/%.c bench/wordsbench.h $(STATIC) include/evq.h bench/words.mk
+$(WORDS_BENCH): $(BUILD)/bench/%: bench/%.c bench/wordsbench.h bench/bench.h $(STATIC) include/evq.h bench/words.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
 

@@ -17,28 +17,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline int64_t wb_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "bench.h"
 
-static int wb_cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
+static inline int64_t wb_now(void) { return now_ns(); }
 
-/* Median of n values (sorts a copy). */
+/* Median of n values (sorts a copy; bench.h's median sorts in place). */
 static inline double wb_median(const double *v, int n)
 {
 	double tmp[256];
 	if (n > 256)
 		n = 256;
 	memcpy(tmp, v, sizeof *v * (size_t)n);
-	qsort(tmp, (size_t)n, sizeof *tmp, wb_cmp_double);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	return median(tmp, n);
 }
 
 static inline double wb_min(const double *v, int n)

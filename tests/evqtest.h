@@ -41,6 +41,18 @@
 #ifndef EVQT_SANITIZED
 #define EVQT_SANITIZED 0
 #endif
+/* ThreadSanitizer alone: no threads after a multi-threaded fork, signals
+ * deferred to safe points, futex calls of its own inside any thread. */
+#if defined(__SANITIZE_THREAD__)
+#define EVQT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EVQT_TSAN 1
+#endif
+#endif
+#ifndef EVQT_TSAN
+#define EVQT_TSAN 0
+#endif
 
 static inline int64_t evqt_now(clockid_t clock)
 {

@@ -565,15 +565,8 @@ static void test_set_many_signal(void)
 	   rounds);
 	is(atomic_load(&sg_errno_bad), 0, "set_many in a handler: errno preserved");
 	int have_ring = evq__wake_ring_fd() >= 0;
-#if defined(__SANITIZE_THREAD__)
-	int tsan = 1;
-#elif defined(__has_feature)
-	int tsan = __has_feature(thread_sanitizer);
-#else
-	int tsan = 0;
-#endif
 	diag("handler found the wake ring busy %d times of %ld", atomic_load(&sg_busy), rounds);
-	if (!have_ring || tsan || getenv("EVQ_TEST_VALGRIND"))
+	if (!have_ring || EVQT_TSAN || getenv("EVQ_TEST_VALGRIND"))
 		skip(1, "no wake ring, or signals deferred to safe points (TSan/valgrind)");
 	else
 		ok(atomic_load(&sg_busy) > 0, "set_many in a handler: it did interrupt a holder "
@@ -759,14 +752,7 @@ static void test_set_many_ring_used_or_refused(void)
 	int have_ring = evq__wake_ring_fd() >= 0;
 	int st;
 	pid_t pid;
-#if defined(__SANITIZE_THREAD__)
-	int tsan = 1;
-#elif defined(__has_feature)
-	int tsan = __has_feature(thread_sanitizer);
-#else
-	int tsan = 0;
-#endif
-	if (tsan) {
+	if (EVQT_TSAN) {
 		/* its runtime makes futex calls of its own (internal locks the
 		 * woken waiters contend for) in the thread the filter watches:
 		 * seen killing the child once in CI */

@@ -349,18 +349,11 @@ static void test_churn(void)
 /* A child of fork() frees the queue it inherited and makes its own, maybe
  * at the same address: its words are watched by its own thread, not by
  * the parent's (which the child does not have). */
-#if defined(__SANITIZE_THREAD__)
-#define WORD_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WORD_TSAN 1
-#endif
-#endif
 
 static void test_fork_child_queue(void)
 {
 	static uint32_t fw;
-#ifdef WORD_TSAN
+#if EVQT_TSAN
 	/* TSan refuses new threads in the child of a threaded process */
 	skip(1, "ThreadSanitizer: no threads after a multi-threaded fork");
 	return;
@@ -411,7 +404,7 @@ static void *ft_setter(void *arg)
 
 static void test_first_thread(void)
 {
-#ifdef WORD_TSAN
+#if EVQT_TSAN
 	skip(1, "ThreadSanitizer: no threads after a multi-threaded fork");
 	return;
 #endif
