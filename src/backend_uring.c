@@ -158,10 +158,16 @@ struct uword {
 	uint32_t *addr;
 	int shared;
 	struct uword *next_rearm;    /* on s->rearm */
+	struct uword *next_loose;    /* on s->loose */
+	uint32_t expected;           /* it->expected as of the last arm or
+				      * check(), for sleepers holding only
+				      * s->lock */
 	int inflight;                /* the FUTEX_WAIT is in the kernel */
 	int collected;               /* its CQE waits on s->done */
 	int deferred;                /* on s->rearm: re-checked, then queued,
 				      * by the next wait() */
+	int loose;                   /* on s->loose: watched by nobody yet */
+	int inl;                     /* in the inline sleeper's vector */
 	int res;                     /* that CQE's result */
 };
 
@@ -179,6 +185,7 @@ struct uring_state {
 	uint32_t bell;          /* the ring sleepers' futex word (__atomic) */
 	int bell_armed;         /* a FUTEX_WAIT on bell is in flight */
 	int inflight;           /* slots in flight */
+	int filled;             /* slots holding events not handed out */
 	int cancelling;         /* of which being cancelled */
 	int err;                /* a failed EPOLL_WAIT, reported once */
 	unsigned reaped;        /* completions reaped so far (EINTR inference) */
@@ -194,6 +201,16 @@ struct uring_state {
 	struct uword *words;    /* all records */
 	struct uword *done;     /* completions to process (LIFO) */
 	struct uword *rearm;    /* words to re-check and re-queue (LIFO) */
+	struct uword *loose;    /* armed words nobody watches yet (LIFO) */
+	int nloose;             /* their number (over-estimate: safe) */
+	int nring;              /* word FUTEX_WAITs in flight in the ring */
+	/* The inline sleep (see "Inline sleep" above ur_wait) */
+	int inline_ok;          /* futex_waitv exists and EVQ_URING_INLINE */
+	int inline_fail;        /* futex_waitv refused the vector: ring */
+	int inl;                /* a thread sleeps inline (counts in sleepers) */
+	unsigned inl_gen;       /* inline sleeps ended so far */
+	int inl_waiters;        /* word_disarm()s waiting for one to end */
+	pthread_cond_t inl_cv;  /* ... signalled on s->lock */
 };
 
 static struct uring_state *st(struct evq *q) { return q->be; }
@@ -568,6 +585,7 @@ static void on_cqe(struct uring_state *s, const struct io_uring_cqe *c)
 	if (c->user_data >= UD_WORD_MIN) {
 		struct uword *w = (struct uword *)(uintptr_t)c->user_data;
 		w->inflight = 0;
+		s->nring--;
 		w->collected = 1;
 		w->res = c->res;
 		w->next_done = s->done;
@@ -590,6 +608,7 @@ static void on_cqe(struct uring_state *s, const struct io_uring_cqe *c)
 	if (c->res > 0) {
 		sl->pos = 0;
 		sl->count = c->res;
+		s->filled++;
 	} else if (c->res != -ECANCELED && c->res != -EINTR && c->res != -EAGAIN) {
 		/* -ECANCELED: e.g. the submitting thread exited; resubmit */
 		s->err = c->res;
@@ -638,9 +657,14 @@ static int take_slot(struct slot *sl, struct evq_ready *out, int max)
 static int take(struct uring_state *s, struct evq_ready *out, int max)
 {
 	int k = 0;
-	for (int i = 0; i < MAX_SLOTS && k < max; i++)
-		if (!s->slot[i].inflight)
-			k += take_slot(&s->slot[i], out + k, max - k);
+	for (int i = 0; i < MAX_SLOTS && k < max && s->filled; i++) {
+		struct slot *sl = &s->slot[i];
+		if (sl->inflight || sl->pos >= sl->count)
+			continue;
+		k += take_slot(sl, out + k, max - k);
+		if (sl->pos >= sl->count)
+			s->filled--;
+	}
 	return k;
 }
 
@@ -653,10 +677,7 @@ static void take_wake(struct uring_state *s, int *woken)
 
 static int leftovers(struct uring_state *s)
 {
-	for (int i = 0; i < MAX_SLOTS; i++)
-		if (!s->slot[i].inflight && s->slot[i].pos < s->slot[i].count)
-			return 1;
-	return 0;
+	return s->filled > 0;
 }
 
 /* Ends the sleep of one follower, if any: it takes the ring unless
@@ -679,8 +700,9 @@ static void wake_follower(struct uring_state *s)
 static void ring_bell(struct uring_state *s)
 {
 	evq_add(&s->bell, 1);
+	/* two: the ring's request and an inline sleeper may both wait */
 	if (atomic_load(&s->sleepers) > 0)
-		evq_futex_wake(&s->bell, 1, 0);
+		evq_futex_wake(&s->bell, 2, 0);
 }
 
 /* Queues the bell's FUTEX_WAIT, for as long as the bell still reads
@@ -816,11 +838,21 @@ static void queue_cancels(struct uring_state *s)
  * that many sleeps with NOPs: each woken thread arms its own request (as
  * epoll_wait wakes another waiter for items left on its ready list).
  * Locked. */
+static void queue_loose(struct uring_state *s);
+
+/* Threads asleep in the ring (an inline sleeper counts in sleepers too,
+ * so that others follow it).  Locked. */
+static int ring_sleepers(struct uring_state *s)
+{
+	return atomic_load(&s->sleepers) - s->inl;
+}
+
 static void leave(struct uring_state *s)
 {
 	pthread_t me = pthread_self();
-	int urgent = s->sleepers > 0; /* they need re-armed words watched */
-	for (int i = 0; i < MAX_SLOTS; i++) {
+	int rs = ring_sleepers(s);
+	int urgent = rs > 0; /* they need re-armed words watched */
+	for (int i = 0; i < MAX_SLOTS && s->inflight; i++) {
 		struct slot *sl = &s->slot[i];
 		if (sl->inflight && !sl->cancelling && pthread_equal(sl->owner, me)) {
 			urgent = 1;
@@ -831,15 +863,22 @@ static void leave(struct uring_state *s)
 	/* We may have reaped the bell's completion: the sleepers need it
 	 * armed again.  B1 as in ur_wait: read the bell before looking at
 	 * wpend and nfds; a wake() or fd add seen here needs a NOP. */
-	int rearm_bell = s->sleepers > 0 && !s->bell_armed;
+	int rearm_bell = rs > 0 && !s->bell_armed;
 	uint32_t seen = rearm_bell ? evq_ld(&s->bell) : 0;
 	/* ring sleepers each want an EPOLL_WAIT while fds are registered */
-	int want = atomic_load(&s->nfds) > 0 ? s->sleepers : 0;
+	int want = atomic_load(&s->nfds) > 0 ? rs : 0;
 	int nudges = want - (s->inflight - s->cancelling);
-	if (s->sleepers > 0 && nudges < 1 && (leftovers(s) || atomic_load(&s->wpend)))
+	if (rs > 0 && nudges < 1 && (leftovers(s) || atomic_load(&s->wpend)))
 		nudges = 1;
 	if (rearm_bell)
 		arm_bell(s, seen);
+	/* Words this thread armed or re-checked: ring sleepers watch them
+	 * through the ring; an inline sleeper must rebuild its vector. */
+	if (s->loose && rs > 0)
+		queue_loose(s);
+	else if (s->inl && (s->loose || (rs == 0 && s->nring > 0)))
+		ring_bell(s); /* ... or take over words the ring no longer
+			       * watches for anyone */
 	for (int i = 0; i < nudges && i < MAX_SLOTS; i++) {
 		struct io_uring_sqe *e = sqe_get_flush(s);
 		if (!e)
@@ -962,6 +1001,17 @@ static int futex_hash_settle(void)
 	return 0;
 }
 
+/* The inline sleep (above ur_wait) needs futex_waitv (Linux 5.16): an
+ * empty vector is -EINVAL where it exists.  EVQ_URING_INLINE=0 turns it
+ * off, e.g. to measure or test the ring's own word waits. */
+static int inline_available(void)
+{
+	const char *e = getenv("EVQ_URING_INLINE");
+	if (e && strcmp(e, "0") == 0)
+		return 0;
+	return evq_futex_waitv(NULL, 0, NULL) == -EINVAL;
+}
+
 static void ur_fini(struct evq *q);
 
 static int ur_init(struct evq *q, int max_batch)
@@ -987,7 +1037,9 @@ static int ur_init(struct evq *q, int max_batch)
 	s->r.fd = s->epfd = -1;
 	s->owner = getpid();
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->inl_cv, NULL);
 	q->be = s;
+	s->inline_ok = inline_available();
 
 	const char *f = getenv("EVQ_URING_FAULT");
 	if (f && strcmp(f, "busy") == 0)
@@ -1031,8 +1083,8 @@ static int ur_init(struct evq *q, int max_batch)
 	}
 	if (debug_on())
 		fprintf(stderr, "evq: uring ready: ring fd %d, sq %u, cq %u entries, "
-			"features %#x\n", s->r.fd, s->r.sq_entries, s->r.cq_entries,
-			p.features);
+			"features %#x, inline futex sleep %s\n", s->r.fd, s->r.sq_entries,
+			s->r.cq_entries, p.features, s->inline_ok ? "on" : "off");
 	return 0;
 }
 
@@ -1088,8 +1140,10 @@ static void ur_fini(struct evq *q)
 		free(w);
 	}
 	free(s->wmap);
-	if (s->owner == getpid())
+	if (s->owner == getpid()) {
+		pthread_cond_destroy(&s->inl_cv);
 		pthread_mutex_destroy(&s->lock);
+	}
 	free(s);
 }
 
@@ -1144,26 +1198,31 @@ static __thread __attribute__((tls_model("initial-exec")))
 struct uring_state *tl_checking;     /* this thread runs check() for it */
 static __thread __attribute__((tls_model("initial-exec"))) unsigned tl_kicked;
 
+static void make_loose(struct uring_state *s, struct uword *w);
+
 static void queue_futex(struct uring_state *s, struct uword *w)
 {
 	struct io_uring_sqe *e = sqe_get_flush(s);
 	if (!e) {
-		w->it->active = 0; /* cannot happen with a live ring; idle */
+		/* the kernel kept refusing submissions: the next sleeper
+		 * tries again (a ring sleep then lasts at most 1 ms) */
+		make_loose(s, w);
 		return;
 	}
 	e->opcode = IORING_OP_FUTEX_WAIT;
 	e->addr = (uint64_t)(uintptr_t)w->addr;
-	e->addr2 = w->it->expected;
+	e->addr2 = w->expected;
 	e->addr3 = FUTEX_BITSET_MATCH_ANY;
 	e->fd = (int)evq_waitv_flags(w->shared);
 	e->user_data = (uint64_t)(uintptr_t)w;
 	sqe_push(&s->r);
 	w->inflight = 1;
+	s->nring++;
 }
 
 static void word_free_if_done(struct uring_state *s, struct uword *w)
 {
-	if (w->it || w->inflight || w->collected || w->deferred)
+	if (w->it || w->inflight || w->collected || w->deferred || w->loose || w->inl)
 		return;
 	for (struct uword **p = &s->words; *p; p = &(*p)->next_all)
 		if (*p == w) {
@@ -1171,6 +1230,44 @@ static void word_free_if_done(struct uring_state *s, struct uword *w)
 			break;
 		}
 	free(w);
+}
+
+/* An armed word that nobody watches yet: the next sleeper takes it, into
+ * the ring (queue_loose) or into its inline vector.  Locked. */
+static void make_loose(struct uring_state *s, struct uword *w)
+{
+	if (w->loose || w->inflight || w->collected || w->deferred || w->inl)
+		return;
+	w->loose = 1;
+	w->next_loose = s->loose;
+	s->loose = w;
+	s->nloose++;
+}
+
+/* Takes the loose words off the list, for the ring (queue_futex) or the
+ * inline vector; frees records detached meanwhile.  Locked. */
+static struct uword *take_loose(struct uring_state *s)
+{
+	struct uword *list = s->loose;
+	s->loose = NULL;
+	s->nloose = 0;
+	return list;
+}
+
+/* Queues a FUTEX_WAIT for every loose word; the next enter submits them.
+ * Locked. */
+static void queue_loose(struct uring_state *s)
+{
+	struct uword *list = take_loose(s);
+	while (list) {
+		struct uword *w = list;
+		list = w->next_loose;
+		w->loose = 0;
+		if (w->it)
+			queue_futex(s, w);
+		else
+			word_free_if_done(s, w);
+	}
 }
 
 #if EVQ_URING_NATIVE_WORDS
@@ -1217,10 +1314,15 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 		s->wmap_len = len;
 	}
 	struct uword *w = s->wmap[idx];
-	if (w && w->it == it && (w->collected || w->deferred)) {
+	if (w && w->it == it)
+		w->expected = it->expected;
+	if (w && w->it == it && (w->collected || w->deferred || w->inl)) {
 		/* its completion (or deferred re-check) is about to be
 		 * processed against the new expected value, and re-queued if
-		 * check() keeps watching */
+		 * check() keeps watching; the inline sleeper compares the
+		 * word with the new value when it wakes, so wake it */
+		if (w->inl)
+			ring_bell(s);
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
@@ -1238,16 +1340,23 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 		w->it = it;
 		w->addr = it->addr;
 		w->shared = it->shared;
+		w->expected = it->expected;
 		w->next_all = s->words;
 		s->words = w;
 		s->wmap[idx] = w;
 	}
-	queue_futex(s, w);
-	/* now if a waiter is asleep in the ring (it would not submit it);
-	 * else the next wait()'s enter carries it */
-	unsigned n = sq_pending(&s->r);
-	if (n && s->sleepers > 0 && enter(s, n, 0, 0, NULL, 0) < 0)
-		s->submit_errors++;
+	make_loose(s, w);
+	s->inline_fail = 0; /* a new vector: futex_waitv may take it */
+	if (ring_sleepers(s) > 0) {
+		/* now, for a waiter asleep in the ring (it would not submit
+		 * it); else the next sleeper takes it */
+		queue_loose(s);
+		unsigned n = sq_pending(&s->r);
+		if (n && enter(s, n, 0, 0, NULL, 0) < 0)
+			s->submit_errors++;
+	} else if (s->inl) {
+		ring_bell(s); /* the inline sleeper adds it to its vector */
+	}
 	pass_lead(s); /* K2: followers only, nobody watches the ring */
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -1261,8 +1370,20 @@ static void ur_word_disarm(struct evq *q, struct evq_reg *r)
 	 * record is found by the registration's slot */
 	if (r->idx < s->wmap_len && s->wmap[r->idx]) {
 		struct uword *w = s->wmap[r->idx];
+		int inl = w->inl;
 		s->wmap[r->idx] = NULL;
 		word_detach(s, w);
+		/* O3: the inline sleeper may sleep on the word; once its sleep
+		 * ended (it passes on a wake it took for the word, X2) the
+		 * kernel no longer does, and the word may be freed */
+		if (inl) {
+			unsigned gen = s->inl_gen;
+			ring_bell(s);
+			s->inl_waiters++;
+			while (s->inl_gen == gen)
+				pthread_cond_wait(&s->inl_cv, &s->lock);
+			s->inl_waiters--;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1285,9 +1406,12 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 {
 	if (!s->done && !s->rearm)
 		return;
-	pthread_mutex_unlock(&s->lock);
-	pthread_mutex_lock(&q->lock);
-	pthread_mutex_lock(&s->lock);
+	if (pthread_mutex_trylock(&q->lock) != 0) {
+		/* the lock order is q->lock, then s->lock */
+		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_lock(&q->lock);
+		pthread_mutex_lock(&s->lock);
+	}
 	tl_checking = s;
 	struct uword *list = s->rearm;
 	s->rearm = NULL;
@@ -1299,10 +1423,12 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 			word_free_if_done(s, w);
 			continue;
 		}
-		if (w->it->check(w->it, 0) && w->it->active)
-			queue_futex(s, w);
-		else
+		if (w->it->check(w->it, 0) && w->it->active) {
+			w->expected = w->it->expected;
+			make_loose(s, w);
+		} else {
 			w->it->active = 0;
+		}
 	}
 	list = s->done;
 	s->done = NULL;
@@ -1319,10 +1445,12 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 		if (w->res < 0 && w->res != -EAGAIN && w->res != -ECANCELED &&
 		    w->res != -EINTR) {
 			w->it->active = 0; /* -EFAULT, -EINVAL: stop, never spin */
+			s->inline_fail = 0; /* the vector lost the bad word */
 			continue;
 		}
 		unsigned kicks = tl_kicked;
 		int keep = w->res == -ECANCELED || w->it->check(w->it, w->res == 0);
+		w->expected = w->it->expected;
 		if (!keep || !w->it->active) {
 			w->it->active = 0;
 		} else if (tl_kicked != kicks && atomic_load(&s->sleepers) == 0) {
@@ -1330,7 +1458,7 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 			w->next_rearm = s->rearm;
 			s->rearm = w;
 		} else {
-			queue_futex(s, w); /* submitted by the next enter */
+			make_loose(s, w); /* for the next sleeper (leave()) */
 		}
 	}
 	tl_checking = NULL;
@@ -1365,6 +1493,152 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
 		return -errno;
 	struct slot tmp = { .pos = 0, .count = n, .buf = evs };
 	return take_slot(&tmp, out, max);
+}
+
+/*
+ * Inline sleep.  io_uring's own FUTEX_WAIT costs about 1.3x a futex system
+ * call per round trip (submission, task work, completion) before evq does
+ * anything, so a queue watching memory through the ring cannot come close
+ * to a raw futex.  When nothing needs the ring - no fd registered (no
+ * EPOLL_WAIT), no sigmask to swap in, no other thread asleep - the leader
+ * sleeps in the kernel's futex call itself: futex_waitv(2) over the bell
+ * and every armed word (at most 127), each with the value it is expected
+ * to hold, or FUTEX_WAIT on the bell alone when no word is armed.  That is
+ * the watcher thread's protocol (model/word.pml) run by the waiter, with
+ * the bell as its control word:
+ *   I1 sleepers++, inl = 1; read the bell (B1); if a wake() is pending or a
+ *      word waits for its deferred re-check: back out;
+ *   I2 take the loose words (armed, watched by nobody) into the vector,
+ *      each marked inl, with its expected value as of its last arm or
+ *      check(); drop s->lock; sleep;
+ *   I3 retake s->lock; inl = 0, sleepers--, inl_gen++; a word woken or no
+ *      longer holding its value goes to check() (as a completion, on
+ *      s->done); the others are loose again; a word detached meanwhile
+ *      gets the wake it took passed on (X2); signal inl_cv.
+ * Nothing is missed: the kernel compares every word and the bell as it
+ * queues the sleep, so a change after I2 read them ends the sleep at once.
+ * Whoever changes what the sleeper watches rings the bell: wake() (K1),
+ * the first fd add (it needs the ring), word_arm() (a new word or a new
+ * expected value), leave() (words made loose by another thread, or words
+ * left in flight in the ring by a sigmask sleeper).  word_disarm() of a
+ * word in the vector rings it and waits on inl_cv for I3, so that when it
+ * returns the kernel no longer sleeps on the word (O3) and a wake taken
+ * for it has been passed on.  Words in flight in the ring are cancelled
+ * (IORING_REGISTER_SYNC_CANCEL) before a sleep goes inline: a word is
+ * watched by the ring or by the inline sleeper, never by both.
+ *
+ * The cost: the waiter runs the futex calls a hand-written program would
+ * (one futex_waitv to sleep, the setter's FUTEX_WAKE to wake it), and -
+ * the one difference in behaviour - the kernel restarts a futex_waitv
+ * interrupted by a signal handler installed with SA_RESTART instead of
+ * failing it with EINTR, so such a handler does not end evq_wait with
+ * -EINTR while a queue that watches words and no fd sleeps inline.  A
+ * wait with only the bell uses FUTEX_WAIT with a deadline, which returns
+ * -EINTR after any handler, as epoll_wait and io_uring_enter do; a caller
+ * that passes a sigmask sleeps in the ring and gets -EINTR too.
+ * EVQ_URING_INLINE=0 in the environment turns the inline sleep off.
+ */
+
+/* 1 if the next sleep may be inline (the ring's words aside).  Locked. */
+static int inline_fits(struct uring_state *s)
+{
+	return s->inline_ok && !s->inline_fail && atomic_load(&s->nfds) == 0 &&
+	       atomic_load(&s->sleepers) == 0 && s->nloose < FUTEX_WAITV_MAX;
+}
+
+/* Cancels every word's FUTEX_WAIT in the ring; their completions
+ * (-ECANCELED) make them loose again.  Locked. */
+static void cancel_ring_words(struct uring_state *s)
+{
+	for (struct uword *w = s->words; w; w = w->next_all) {
+		if (!w->inflight)
+			continue;
+		struct io_uring_sync_cancel_reg c;
+		memset(&c, 0, sizeof c);
+		c.addr = (uint64_t)(uintptr_t)w;
+		c.fd = -1;
+		c.timeout.tv_sec = -1;
+		c.timeout.tv_nsec = -1;
+		sys_register(s->r.fd, IORING_REGISTER_SYNC_CANCEL, &c, 1);
+	}
+}
+
+/* I1-I3.  Returns 1 if it backed out at I1 (nothing slept), else 0 with
+ * *rc the futex call's result.  Locked, as on return. */
+static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
+{
+	struct futex_waitv vec[FUTEX_WAITV_MAX];
+	struct uword *vw[FUTEX_WAITV_MAX];
+	atomic_fetch_add(&s->sleepers, 1);
+	s->inl = 1;
+	uint32_t seen = evq_ld(&s->bell); /* B1 */
+	if (atomic_load(&s->wpend) || s->rearm) {
+		s->inl = 0;
+		atomic_fetch_sub(&s->sleepers, 1);
+		return 1;
+	}
+	memset(&vec[0], 0, sizeof vec[0]);
+	vec[0].val = seen;
+	vec[0].uaddr = (uint64_t)(uintptr_t)&s->bell;
+	vec[0].flags = evq_waitv_flags(0);
+	unsigned n = 1;
+	struct uword *list = take_loose(s);
+	while (list) {
+		struct uword *w = list;
+		list = w->next_loose;
+		w->loose = 0;
+		if (!w->it) {
+			word_free_if_done(s, w);
+		} else if (n == FUTEX_WAITV_MAX) {
+			make_loose(s, w); /* not reached: inline_fits() */
+		} else {
+			memset(&vec[n], 0, sizeof vec[n]);
+			vec[n].val = w->expected;
+			vec[n].uaddr = (uint64_t)(uintptr_t)w->addr;
+			vec[n].flags = evq_waitv_flags(w->shared);
+			vw[n++] = w;
+			w->inl = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	struct timespec dl;
+	if (n == 1) {
+		/* FUTEX_WAIT with a deadline: -EINTR after any handler */
+		dl = evq_deadline(t >= 0 ? t : (int64_t)86400 * 1000000000);
+		*rc = evq_futex_wait(&s->bell, seen, &dl, 0);
+	} else {
+		if (t >= 0)
+			dl = evq_deadline(t);
+		*rc = evq_futex_waitv(vec, n, t >= 0 ? &dl : NULL);
+	}
+
+	pthread_mutex_lock(&s->lock);
+	s->inl = 0;
+	atomic_fetch_sub(&s->sleepers, 1);
+	s->inl_gen++;
+	for (unsigned i = 1; i < n; i++) {
+		struct uword *w = vw[i];
+		int woken = *rc == (int)i;
+		w->inl = 0;
+		if (!w->it) {
+			if (woken)
+				evq_futex_wake(w->addr, 1, w->shared); /* X2 */
+			word_free_if_done(s, w);
+		} else if (woken || evq_ld(w->addr) != w->expected) {
+			w->collected = 1;
+			w->res = woken ? 0 : -EAGAIN;
+			w->next_done = s->done;
+			s->done = w;
+		} else {
+			make_loose(s, w);
+		}
+	}
+	if (s->inl_waiters)
+		pthread_cond_broadcast(&s->inl_cv);
+	if (*rc < 0 && *rc != -EAGAIN && *rc != -ETIMEDOUT && *rc != -EINTR)
+		s->inline_fail = 1; /* e.g. -EFAULT: the ring tells which word */
+	return 0;
 }
 
 /*
@@ -1420,6 +1694,7 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
 	}
 	int frc = 1; /* the last follower sleep's result; 1: none yet */
+	int cancelled = 0; /* ring words were cancelled for an inline sleep */
 	int k;
 	*woken = 0;
 	pthread_mutex_lock(&s->lock);
@@ -1467,6 +1742,30 @@ again:
 		s->nfollow--;
 	}
 
+	if (!sigmask && inline_fits(s) && (s->nring == 0 || !cancelled)) {
+		int irc;
+		if (s->nring > 0) {
+			/* once per wait: if their completions are not in by
+			 * the next round, this wait sleeps in the ring */
+			cancel_ring_words(s);
+			cancelled = 1;
+			goto again;
+		}
+		if (sleep_inline(s, t, &irc))
+			goto again; /* I1: a wake() or a re-check is pending */
+		reap(s);
+		process_words(q, s, woken);
+		take_wake(s, woken);
+		k = take(s, out, max);
+		if (k > 0 || *woken || irc == -EINTR || irc == -ETIMEDOUT) {
+			leave(s);
+			pass_lead(s); /* L2 */
+			pthread_mutex_unlock(&s->lock);
+			return k > 0 || *woken ? k : irc == -EINTR ? -EINTR : 0;
+		}
+		goto again; /* a word changed without an event, or a ring */
+	}
+
 	s->sleepers++;
 	uint32_t seen = evq_ld(&s->bell); /* B1: before wpend and nfds */
 	if (atomic_load(&s->wpend) || s->rearm) {
@@ -1476,12 +1775,14 @@ again:
 		goto again;
 	}
 	arm_bell(s, seen);
-	if (!s->bell_armed && (t < 0 || t > 1000000))
-		t = 1000000; /* no SQE for the bell (the kernel kept refusing
-			      * submissions): a wake() could not end this
-			      * sleep, so it lasts 1 ms and the core asks again */
+	queue_loose(s);
+	if ((!s->bell_armed || s->loose) && (t < 0 || t > 1000000))
+		t = 1000000; /* no SQE for the bell or a word (the kernel kept
+			      * refusing submissions): a wake() or the word
+			      * could not end this sleep, so it lasts 1 ms and
+			      * the core asks again */
 	int epolling = 0; /* this thread armed an EPOLL_WAIT + LINK_TIMEOUT */
-	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < s->sleepers)
+	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < ring_sleepers(s))
 		epolling = arm_one(s, max, t) && t >= 0 && s->r.sq_entries >= 2;
 	unsigned to_submit = sq_pending(&s->r);
 	unsigned reaped = s->reaped;
