@@ -11,7 +11,8 @@
  *     removing it brings the words back;
  *   - a sleeper passing a sigmask and one passing none share the queue:
  *     every latch set gives exactly one event, also while the masked one
- *     comes and goes;
+ *     comes and goes, and a latch added while both sleep is still watched
+ *     after the masked one left for good;
  *   - more words than one futex_waitv takes (127) are all watched;
  *   - signals: a handler ends a wait on a queue of triggers only with
  *     -EINTR (SA_RESTART or not), a handler without SA_RESTART ends a
@@ -47,6 +48,7 @@ struct counter {
 	struct evq_latch *reset;  /* latches indexed by cookie, reset on event */
 	_Atomic long count[MAXC];
 	_Atomic long total, errors, eintr;
+	long waits;               /* > 0: leave after that many evq_waits */
 	_Atomic int stop, gone_own;
 	_Atomic int *gone;        /* threads that left count_main */
 };
@@ -55,7 +57,7 @@ static void *count_main(void *arg)
 {
 	struct counter *c = arg;
 	struct evq_event ev[NEV];
-	while (!atomic_load(&c->stop)) {
+	for (long w = 0; !atomic_load(&c->stop) && (c->waits <= 0 || w < c->waits); w++) {
 		int n = evq_wait(c->q, ev, NEV, c->timeout, c->mask);
 		if (n == -EINTR) {
 			atomic_fetch_add(&c->eintr, 1);
@@ -344,6 +346,55 @@ static void test_mask_mix(void)
 	free(b);
 }
 
+/* A latch added while a masked waiter sleeps (on io_uring it watches it
+ * through the ring) and an unmasked one too; the masked one then leaves
+ * for good: the other must watch the latch from then on. */
+static void test_masked_leaves(void)
+{
+	enum { N = 64 };
+	static struct evq_latch l[N];
+	struct counter *a = new_counter(NULL);
+	a->reset = l;
+	for (int i = 0; i < N; i++)
+		evq_latch_init(&l[i], 0);
+	CHECK(evq_add_latch(a->q, &l[0], 0) >= 0);
+	pthread_t ta;
+	CHECK(pthread_create(&ta, NULL, count_main, a) == 0);
+	sigset_t none;
+	sigemptyset(&none);
+	long rounds = evqt_scale(60);
+	int good = 1;
+	for (long k = 0; k < rounds && good; k++) {
+		int i = 1 + (int)(k % (N - 1));
+		struct counter *b = new_counter(a->q);
+		b->mask = &none;
+		b->timeout = 3 * EVQT_MS;
+		b->waits = 1;
+		b->reset = l;
+		evqt_sleep_ns(EVQT_MS); /* a asleep */
+		pthread_t tb;
+		CHECK(pthread_create(&tb, NULL, count_main, b) == 0);
+		evqt_sleep_ns(EVQT_MS); /* b asleep too */
+		long before = atomic_load(&a->count[i]);
+		int id = evq_add_latch(a->q, &l[i], (uint64_t)i);
+		CHECK(id >= 0);
+		pthread_join(tb, NULL); /* b timed out and left */
+		evq_latch_set(&l[i]);
+		if (!await_count(a, i, before + 1)) {
+			good = 0;
+			diag("round %ld: latch added while a masked waiter slept, set after it "
+			     "left: never reported", k);
+		}
+		CHECK(evq_del(a->q, id) == 0);
+		free(b);
+	}
+	stop_counter(a, &ta, 1);
+	ok(good && atomic_load(&a->errors) == 0, "masked waiter leaves: %ld latches added "
+	   "while it slept are watched by the other waiter after it left", rounds);
+	evq_free(a->q);
+	free(a);
+}
+
 /* More words than one futex_waitv takes. */
 static void test_many_words(void)
 {
@@ -482,6 +533,7 @@ int main(void)
 	test_del_while_sleeping();
 	test_fd_while_sleeping();
 	test_mask_mix();
+	test_masked_leaves();
 	test_many_words();
 	test_signals();
 	return done();
