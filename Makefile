@@ -70,12 +70,20 @@ examples: $(EXAMPLES)
 
 # Every test runs once per backend this machine has (tests/backends lists
 # them); a backend the kernel lacks is reported as skipped by the tests.
+# On io_uring the tests of memory words run once more with the inline
+# futex_waitv sleep off, so that the ring's own word waits are tested on
+# queues without fds too.
 BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
+RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc)
 check: $(TESTS)
-	@set -e; for b in $$($(BUILD)/tests/backends); do \
+	@set -e; bs=$$($(BUILD)/tests/backends); for b in $$bs; do \
 	  echo "== backend $$b"; \
 	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(filter-out $(BUILD)/tests/backends,$(TESTS)); \
-	done
+	done; \
+	case "$$bs" in *uring*) \
+	  echo "== backend uring, words through the ring (EVQ_URING_INLINE=0)"; \
+	  EVQ_BACKEND=uring EVQ_URING_INLINE=0 prove -f $(PROVEFLAGS) $(RING_WORD_TESTS);; \
+	esac
 
 demo: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
