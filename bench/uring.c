@@ -16,7 +16,12 @@
  *            fourth row, raw-uring, is the same ping-pong with each side
  *            waiting through its own io_uring (IORING_OP_FUTEX_WAIT + one
  *            io_uring_enter, no library): what the kernel's io_uring path
- *            itself costs over the futex syscall.
+ *            itself costs over the futex syscall.  evq-uring sleeps inline
+ *            in futex_waitv (a queue without fds); evq-uring-ring is the
+ *            same queue made with EVQ_URING_INLINE=0, waiting through the
+ *            ring's FUTEX_WAIT.  raw-waitv is the raw ping-pong with each
+ *            side in futex_waitv on its word and a second, idle word (what
+ *            any waiter that can also be woken by a trigger pays).
  *
  * Every round runs each impl once, in an order that rotates per round;
  * medians over rounds, and ratio = median of per-round ratios against the
@@ -48,7 +53,7 @@
 #include "bench.h"
 
 #define MAXR 64
-#define NIMPL 4 /* the pipes and trigger tests use the first 3 */
+#define NIMPL 6 /* the pipes and trigger tests use the first 3 */
 
 static void die(const char *what, int err)
 {
@@ -69,10 +74,10 @@ static struct evq *new_queue(int backend)
 static const char *names[3][NIMPL] = {
 	{ "raw-epoll", "evq-epoll", "evq-uring" },
 	{ "raw-epoll", "evq-epoll", "evq-uring" },
-	{ "raw-futex", "evq-epoll", "evq-uring", "raw-uring" },
+	{ "raw-futex", "evq-epoll", "evq-uring", "raw-uring", "evq-uring-ring", "raw-waitv" },
 };
 
-static int nimpl(int test) { return test == 2 ? 4 : 3; }
+static int nimpl(int test) { return test == 2 ? 6 : 3; }
 
 /* res[impl][round] in ns; impl 0 is the floor */
 static void report(int test, const char *what, double res[NIMPL][MAXR], int rounds)
@@ -257,7 +262,7 @@ struct pingpong {
 	/* raw-epoll */
 	int efd[2], ep[2];
 	/* raw-futex */
-	_Atomic uint32_t word[2];
+	_Atomic uint32_t word[2], idle[2];
 	/* evq */
 	struct evq *q[2];
 	int uid[2];               /* user event of q[i] */
@@ -276,6 +281,23 @@ static void futex_wait(_Atomic uint32_t *w, uint32_t v)
 {
 	while (atomic_load(w) == v)
 		syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+
+/* futex_waitv on w and an idle second word, as a sleeper that can also
+ * be woken by a trigger must. */
+static void waitv_wait(_Atomic uint32_t *w, _Atomic uint32_t *idle, uint32_t v)
+{
+	struct futex_waitv vec[2];
+	memset(vec, 0, sizeof vec);
+	vec[0].uaddr = (uint64_t)(uintptr_t)idle;
+	vec[0].flags = 0x02 | 128; /* FUTEX2_SIZE_U32 | FUTEX2_PRIVATE */
+	vec[1].uaddr = (uint64_t)(uintptr_t)w;
+	vec[1].val = v;
+	vec[1].flags = 0x02 | 128;
+	while (atomic_load(w) == v) {
+		vec[0].val = atomic_load(idle);
+		syscall(449 /* futex_waitv */, vec, 2, 0, NULL, CLOCK_MONOTONIC);
+	}
 }
 
 static void futex_wake(_Atomic uint32_t *w)
@@ -300,6 +322,10 @@ static void side_wait(struct pingpong *p, int me, uint32_t *seq)
 		bare_futex_wait(&p->ring[me], &p->word[me], *seq);
 		(*seq)++;
 		break;
+	case 5:
+		waitv_wait(&p->word[me], &p->idle[me], *seq);
+		(*seq)++;
+		break;
 	default:
 		while (evq_wait(p->q[me], ev, 4, -1, NULL) < 1)
 			;
@@ -315,6 +341,7 @@ static void side_signal(struct pingpong *p, int to)
 	switch (p->impl) {
 	case 0:
 	case 3:
+	case 5:
 		if (p->latchmode) {
 			atomic_fetch_add(&p->word[to], 1);
 			futex_wake(&p->word[to]);
@@ -359,7 +386,9 @@ static double roundtrip(int impl, int latchmode, long m)
 	} else if (impl == 3) {
 		for (int i = 0; i < 2; i++)
 			bare_open(&p.ring[i]);
-	} else if (impl > 0) {
+	} else if (impl > 0 && impl != 5) {
+		if (impl == 4)
+			setenv("EVQ_URING_INLINE", "0", 1); /* read by evq_new */
 		for (int i = 0; i < 2; i++) {
 			p.q[i] = new_queue(impl == 1 ? EVQ_BACKEND_EPOLL : EVQ_BACKEND_URING);
 			if (latchmode) {
@@ -370,6 +399,7 @@ static double roundtrip(int impl, int latchmode, long m)
 				p.uid[i] = evq_add_user(p.q[i], 1);
 			}
 		}
+		unsetenv("EVQ_URING_INLINE");
 	}
 	pthread_t b;
 	pthread_create(&b, NULL, side_b, &p);
@@ -389,7 +419,7 @@ static double roundtrip(int impl, int latchmode, long m)
 			close(p.ep[i]);
 		} else if (impl == 3) {
 			bare_close(&p.ring[i]);
-		} else if (impl > 0) {
+		} else if (impl > 0 && impl != 5) {
 			evq_free(p.q[i]);
 		}
 	}
