@@ -1270,6 +1270,20 @@ static void queue_loose(struct uring_state *s)
 	}
 }
 
+/* Cancels w's FUTEX_WAIT synchronously: when this returns 0 the kernel no
+ * longer sleeps on the word (the -ECANCELED completion follows); -ENOENT:
+ * it had completed.  Locked. */
+static int cancel_word(struct uring_state *s, struct uword *w)
+{
+	struct io_uring_sync_cancel_reg c;
+	memset(&c, 0, sizeof c);
+	c.addr = (uint64_t)(uintptr_t)w;
+	c.fd = -1;
+	c.timeout.tv_sec = -1;
+	c.timeout.tv_nsec = -1;
+	return sys_register(s->r.fd, IORING_REGISTER_SYNC_CANCEL, &c, 1);
+}
+
 #if EVQ_URING_NATIVE_WORDS
 /* Takes w off the registration: no check() from now on, and the kernel no
  * longer waits on the word.  Locked (q and s). */
@@ -1278,14 +1292,8 @@ static void word_detach(struct uring_state *s, struct uword *w)
 	int pass_on = 0;
 	w->it = NULL;
 	if (w->inflight) {
-		struct io_uring_sync_cancel_reg c;
-		memset(&c, 0, sizeof c);
-		c.addr = (uint64_t)(uintptr_t)w;
-		c.fd = -1;
-		c.timeout.tv_sec = -1;
-		c.timeout.tv_nsec = -1;
 		/* not found: it completed already, maybe with a wake */
-		pass_on = sys_register(s->r.fd, IORING_REGISTER_SYNC_CANCEL, &c, 1) != 0;
+		pass_on = cancel_word(s, w) != 0;
 	} else if (w->collected && w->res == 0) {
 		pass_on = 1;
 	}
@@ -1551,15 +1559,8 @@ static int inline_fits(struct uring_state *s)
 static void cancel_ring_words(struct uring_state *s)
 {
 	for (struct uword *w = s->words; w; w = w->next_all) {
-		if (!w->inflight)
-			continue;
-		struct io_uring_sync_cancel_reg c;
-		memset(&c, 0, sizeof c);
-		c.addr = (uint64_t)(uintptr_t)w;
-		c.fd = -1;
-		c.timeout.tv_sec = -1;
-		c.timeout.tv_nsec = -1;
-		sys_register(s->r.fd, IORING_REGISTER_SYNC_CANCEL, &c, 1);
+		if (w->inflight)
+			cancel_word(s, w);
 	}
 }
 

@@ -32,15 +32,6 @@
 /* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
  * watcher use; valgrind 3.19 does not know it either.  Without it those
  * features answer -ENOSYS: skip what needs them. */
-static int have_futex_waitv(void)
-{
-	int saved = errno;
-	errno = 0;
-	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
-	errno = saved;
-	return !no;
-}
-#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
 
 static void test_bad_input(void)
 {
@@ -866,11 +857,11 @@ int main(void)
 	test_set_many_signal();
 	test_set_many_fork();
 	test_set_many_ring_used_or_refused();
-	if (have_futex_waitv()) {
+	if (evqt_have_futex_waitv()) {
 		test_set_many_wide();
 		test_queue();
 	} else {
-		skip(4, "latches through queues: " NO_WAITV);
+		skip(4, "latches through queues: " EVQT_NO_WAITV);
 	}
 	done();
 }

@@ -21,15 +21,6 @@
 /* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
  * watcher use; valgrind 3.19 does not know it either.  Without it those
  * features answer -ENOSYS: skip what needs them. */
-static int have_futex_waitv(void)
-{
-	int saved = errno;
-	errno = 0;
-	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
-	errno = saved;
-	return !no;
-}
-#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
 
 static void test_bad_input(void)
 {
@@ -314,13 +305,13 @@ int main(void)
 	test_bad_input();
 	test_sync();
 	test_wake_n();
-	if (have_futex_waitv()) {
+	if (evqt_have_futex_waitv()) {
 		test_queue();
 		test_disabled();
 		test_compete();
 		test_churn();
 	} else {
-		skip(1, "semaphores through queues: " NO_WAITV);
+		skip(1, "semaphores through queues: " EVQT_NO_WAITV);
 	}
 	done();
 }

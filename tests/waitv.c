@@ -17,15 +17,6 @@ static struct evq_waitv wv[EVQ_WAITV_MAX + 1];
 /* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
  * watcher use; valgrind 3.19 does not know it either.  Without it those
  * features answer -ENOSYS: skip what needs them. */
-static int have_futex_waitv(void)
-{
-	int saved = errno;
-	errno = 0;
-	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
-	errno = saved;
-	return !no;
-}
-#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
 
 static void setup(int n)
 {
@@ -184,8 +175,8 @@ static void test_random(void)
 int main(void)
 {
 	evqt_watchdog(120);
-	if (!have_futex_waitv())
-		skip_all(NO_WAITV);
+	if (!evqt_have_futex_waitv())
+		skip_all(EVQT_NO_WAITV);
 	test_bad_input();
 	test_values();
 	test_woken();

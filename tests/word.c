@@ -20,19 +20,6 @@
 #define NEV 16
 #define QUIET (30 * EVQT_MS)
 
-/* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
- * watcher use; valgrind 3.19 does not know it either.  Without it those
- * features answer -ENOSYS: skip what needs them. */
-static int have_futex_waitv(void)
-{
-	int saved = errno;
-	errno = 0;
-	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
-	errno = saved;
-	return !no;
-}
-#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
-
 static void store_wake(uint32_t *w, uint32_t v, uint32_t flags)
 {
 	__atomic_store_n(w, v, __ATOMIC_SEQ_CST);
@@ -444,8 +431,8 @@ static void test_first_thread(void)
 int main(void)
 {
 	evqt_watchdog(120);
-	if (!have_futex_waitv())
-		skip_all(NO_WAITV);
+	if (!evqt_have_futex_waitv())
+		skip_all(EVQT_NO_WAITV);
 	evqt_banner("words");
 	test_bad_input();
 	test_basic();

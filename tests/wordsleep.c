@@ -29,14 +29,6 @@
 
 #define NEV 16
 
-static int have_futex_waitv(void)
-{
-	int saved = errno;
-	errno = 0;
-	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
-	errno = saved;
-	return !no;
-}
 
 /* ---- a waiter thread that counts events by cookie ---- */
 
@@ -530,8 +522,8 @@ static void test_signals(void)
 int main(void)
 {
 	evqt_watchdog(300);
-	if (!have_futex_waitv())
-		skip_all("no futex_waitv (kernel < 5.16, or valgrind)");
+	if (!evqt_have_futex_waitv())
+		skip_all(EVQT_NO_WAITV);
 	evqt_banner("words while the waiter sleeps");
 	test_arm_while_sleeping();
 	test_del_while_sleeping();

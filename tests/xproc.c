@@ -33,15 +33,6 @@ static struct xp_shared *sh;
 /* futex_waitv (Linux 5.16) is what evq_waitv and the epoll backend's word
  * watcher use; valgrind 3.19 does not know it either.  Without it those
  * features answer -ENOSYS: skip what needs them. */
-static int have_futex_waitv(void)
-{
-	int saved = errno;
-	errno = 0;
-	int no = syscall(449, NULL, 0, 0, NULL, 0) == -1 && errno == ENOSYS;
-	errno = saved;
-	return !no;
-}
-#define NO_WAITV "no futex_waitv (kernel < 5.16, or valgrind)"
 
 static int have_helper(void)
 {
@@ -238,8 +229,8 @@ static void test_death(void)
 int main(void)
 {
 	evqt_watchdog(300);
-	if (!have_futex_waitv())
-		skip_all(NO_WAITV);
+	if (!evqt_have_futex_waitv())
+		skip_all(EVQT_NO_WAITV);
 	evqt_banner("cross-process stress");
 	memfd = memfd_create("evq-xproc", 0);
 	CHECK(memfd >= 0 && ftruncate(memfd, sizeof(struct xp_shared)) == 0);
