@@ -20,9 +20,10 @@
  *      unlock; futex_waitv                  make it loose; if the sleeper
  *   I3 lock; inl = 0, sleepers--,           has it inl or sleeps inline:
  *      inl_gen++; per vector word:          ring the bell (bell++, wake)
- *      detached: pass the wake on if it  O2 word_disarm, at any moment or
- *      was the woken entry (X2); woken      never: detach (pass on a wake a
- *      or changed: check() (s->done);       collected completion took); if
+ *      detached: after any wake, pass    O2 word_disarm, at any moment or
+ *      one on (X2); woken (the result,      never: detach (pass on a wake a
+ *      or after a wake its value moved)     collected completion took); if
+ *      or changed: check() (s->done);
  *      else loose again; signal inl_cv      inl: gen = inl_gen, ring the
  *                                           bell, cond_wait until inl_gen
  *                                           != gen (O3); the word may then
@@ -57,21 +58,22 @@
  * (-DNOGEN), without the pass-on in I3 (-DNOPASS) or in word_detach for a
  * collected completion (-DNODETPASS), and with -DARM or -DREARM if
  * word_arm does not ring the bell (-DNOARMBELL).
- * Known gap (not a @run): -DTWO adds a second word (set and woken once)
- * after the first in the vector, and the model fails: futex_waitv reports
- * only the last woken entry, so when both words' entries took a wake
- * (the second's setter, then the first's wake-one while the task was not
- * yet running), I3 sees the first word as not woken; if it was detached
- * (or idled, it->active = 0, before word_disarm) meanwhile, nobody passes
- * its wake on and the other waiter sleeps forever.  src/watch.c (X2, only
- * vitem[rc]) has the same gap.  -DTWO -DFIXLAST passes: I3 counts an entry
- * whose word no longer holds its vector value as woken too, when the call
- * returned a woken index.
+ * -DTWO adds a second word (set and woken once) after the first in the
+ * vector.  futex_waitv reports only the last woken entry, so when both
+ * words' entries took a wake (the second's setter, then the first's
+ * wake-one while the task was not yet running), the result does not show
+ * the first; I3 therefore passes one wake on for every detached word
+ * after any wake, and counts a word whose value moved from its vector
+ * value as woken (res 0, so that an idle word passes it on).  With
+ * -DLASTONLY (only the reported entry counts, as first written; src/
+ * watch.c had the same gap) the TWO run fails: the other waiter sleeps
+ * forever.
  *
  * @run | -DSAFETY |
  * @run -DWAKEALL | -DSAFETY |
  * @run -DARM | -DSAFETY |
  * @run -DREARM | -DSAFETY |
+ * @run -DTWO | -DSAFETY |
  */
 
 #ifdef TWO
@@ -404,7 +406,7 @@ end_sleep:	atomic { wk0 != 0 -> q0 = 0; rc = HIGH(wk0); wk0 = 0 }
 		if
 		:: vw[i] ->
 			winl[i] = false;
-#ifdef FIXLAST
+#ifndef LASTONLY
 			/* an entry that changed may have taken a wake that
 			 * the result (the last woken entry) does not show */
 			assert(i != 0 || !freed);
@@ -415,8 +417,13 @@ end_sleep:	atomic { wk0 != 0 -> q0 = 0; rc = HIGH(wk0); wk0 = 0 }
 			if
 			:: !attached[i] ->
 #ifndef NOPASS
+				/* X2: after any wake, one wake passed on */
 				if
-				:: k -> assert(i != 0 || !freed); wake1(i) /* X2 */
+#ifndef LASTONLY
+				:: rc != EAGAIN -> assert(i != 0 || !freed); wake1(i)
+#else
+				:: k -> assert(i != 0 || !freed); wake1(i)
+#endif
 				:: else -> skip
 				fi
 #else

@@ -1521,8 +1521,10 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
  *      check(); drop s->lock; sleep;
  *   I3 retake s->lock; inl = 0, sleepers--, inl_gen++; a word woken or no
  *      longer holding its value goes to check() (as a completion, on
- *      s->done); the others are loose again; a word detached meanwhile
- *      gets the wake it took passed on (X2); signal inl_cv.
+ *      s->done); the others are loose again; after any wake, a word
+ *      detached meanwhile gets one wake passed on (X2: futex_waitv names
+ *      only the last entry woken, and the others may have taken a wake
+ *      too); signal inl_cv.
  * Nothing is missed: the kernel compares every word and the bell as it
  * queues the sleep, so a change after I2 read them ends the sleep at once.
  * Whoever changes what the sleeper watches rings the bell: wake() (K1),
@@ -1620,13 +1622,23 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	s->inl_gen++;
 	for (unsigned i = 1; i < n; i++) {
 		struct uword *w = vw[i];
-		int woken = *rc == (int)i;
+		/* futex_waitv names only the last entry woken, and an entry
+		 * stays queued until this thread runs: after any wake
+		 * (*rc >= 0), an entry whose word changed may have taken a
+		 * FUTEX_WAKE too (model/inline.pml, run TWO) */
+		int woken = *rc == (int)i ||
+			    (*rc >= 0 && evq_ld(w->addr) != (uint32_t)vec[i].val);
 		w->inl = 0;
 		if (!w->it) {
-			if (woken)
-				evq_futex_wake(w->addr, 1, w->shared); /* X2 */
+			/* X2: pass one wake on if it may have taken one (a
+			 * spurious wakeup at worst; the word is valid until
+			 * word_disarm returns, which waits for this) */
+			if (*rc >= 0)
+				evq_futex_wake(w->addr, 1, w->shared);
 			word_free_if_done(s, w);
 		} else if (woken || evq_ld(w->addr) != w->expected) {
+			/* woken: res 0, so that an idle word passes it on (X2
+			 * in process_words) */
 			w->collected = 1;
 			w->res = woken ? 0 : -EAGAIN;
 			w->next_done = s->done;

@@ -12,8 +12,8 @@
  * Protocol (model/word.pml, steps named there):
  *   owner (q->lock held)                 watcher thread
  *   O1 lock mu; change the item table;    X1 lock mu after futex_waitv()
- *      ctl++ ; unlock mu                  X2 a wake taken for a word no item
- *   O2 futex_wake(ctl)                       wants any more is passed on
+ *      ctl++ ; unlock mu                  X2 after a wake, one wake is passed
+ *   O2 futex_wake(ctl)                       on for each word no item wants
  *   O3 (detach only) wait under mu until  X3 check() every active item
  *      acked >= the ctl value of O1       X4 c = ctl; build the vector from
  *                                            the table, ctl expected == c;
@@ -125,11 +125,16 @@ static void *watch_main(void *arg)
 
 	pthread_mutex_lock(&t->mu);               /* X1 */
 	while (!t->stop) {
-		/* X2: the kernel woke our wait on word rc; if no item wants
-		 * it now (detached or idle meanwhile), hand the wake on. */
-		if (rc > 0 && (uint32_t)rc < n && !wanted(t, t->vitem[rc]))
-			evq_futex_wake((uint32_t *)(uintptr_t)t->vec[rc].uaddr, 1,
-				       !(t->vec[rc].flags & FUTEX2_PRIVATE));
+		/* X2: the kernel woke our wait (rc >= 0).  It names only the
+		 * last entry woken, and an entry stays queued until we run,
+		 * so any entry may have taken a FUTEX_WAKE meant for another
+		 * waiter of its word: for each word no item wants now
+		 * (detached or idle meanwhile), hand one wake on (at worst a
+		 * spurious wakeup; its memory is valid until O3 returns). */
+		for (uint32_t i = 1; rc >= 0 && i < n; i++)
+			if (!wanted(t, t->vitem[i]))
+				evq_futex_wake((uint32_t *)(uintptr_t)t->vec[i].uaddr, 1,
+					       !(t->vec[i].flags & FUTEX2_PRIVATE));
 		/* X3 */
 		for (int i = 0; i < t->nitems; i++) {
 			struct evq_watch_item *it = t->items[i];
