@@ -1289,7 +1289,7 @@ static int cancel_word(struct uring_state *s, struct uword *w)
  * longer waits on the word.  Locked (q and s). */
 static void word_detach(struct uring_state *s, struct uword *w)
 {
-	int pass_on = 0;
+	int pass_on = 0, inl = w->inl;
 	w->it = NULL;
 	if (w->inflight) {
 		/* not found: it completed already, maybe with a wake */
@@ -1300,6 +1300,18 @@ static void word_detach(struct uring_state *s, struct uword *w)
 	if (pass_on)
 		evq_futex_wake(w->addr, 1, w->shared);
 	word_free_if_done(s, w);
+	/* O3: the inline sleeper may sleep on the word; once its sleep ended
+	 * (I3 passes on a wake it may have taken for the word, X2) the kernel
+	 * no longer does, and the word may be freed.  Waiting releases
+	 * s->lock, never q->lock: I3 needs only s->lock. */
+	if (inl) {
+		unsigned gen = s->inl_gen;
+		ring_bell(s);
+		s->inl_waiters++;
+		while (s->inl_gen == gen)
+			pthread_cond_wait(&s->inl_cv, &s->lock);
+		s->inl_waiters--;
+	}
 }
 
 static int ur_word_arm(struct evq *q, struct evq_reg *r)
@@ -1378,20 +1390,8 @@ static void ur_word_disarm(struct evq *q, struct evq_reg *r)
 	 * record is found by the registration's slot */
 	if (r->idx < s->wmap_len && s->wmap[r->idx]) {
 		struct uword *w = s->wmap[r->idx];
-		int inl = w->inl;
 		s->wmap[r->idx] = NULL;
-		word_detach(s, w);
-		/* O3: the inline sleeper may sleep on the word; once its sleep
-		 * ended (it passes on a wake it took for the word, X2) the
-		 * kernel no longer does, and the word may be freed */
-		if (inl) {
-			unsigned gen = s->inl_gen;
-			ring_bell(s);
-			s->inl_waiters++;
-			while (s->inl_gen == gen)
-				pthread_cond_wait(&s->inl_cv, &s->lock);
-			s->inl_waiters--;
-		}
+		word_detach(s, w); /* O3 */
 	}
 	pthread_mutex_unlock(&s->lock);
 }
