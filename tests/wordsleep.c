@@ -451,7 +451,7 @@ static void *sig_waiter(void *arg)
 
 /* Runs one evq_wait in a thread, signals it while it sleeps and returns
  * what evq_wait returned (the queue has nothing else to report), or 1 if
- * it was still asleep 0.5 s later (then a trigger ends it). */
+ * it was still asleep after a second of signals (then a trigger ends it). */
 #define NOT_YET (-100000)
 static int interrupted_wait(struct evq *q, const sigset_t *mask, int restart)
 {
@@ -466,11 +466,15 @@ static int interrupted_wait(struct evq *q, const sigset_t *mask, int restart)
 	CHECK(pthread_create(&t, NULL, sig_waiter, &a) == 0);
 	while (!atomic_load(&a.started))
 		evqt_sleep_ns(100000);
-	evqt_sleep_ns(20 * EVQT_MS); /* asleep in evq_wait */
-	int64_t end = evqt_now(CLOCK_MONOTONIC) + 500 * EVQT_MS;
-	pthread_kill(t, SIGUSR1);
-	while (atomic_load(&a.rc) == NOT_YET && evqt_now(CLOCK_MONOTONIC) < end)
-		evqt_sleep_ns(EVQT_MS);
+	evqt_sleep_ns(20 * EVQT_MS); /* asleep in evq_wait, most likely */
+	/* a signal that lands before the sleep starts ends nothing: send
+	 * one every 100 ms, for a second */
+	for (int i = 0; i < 10 && atomic_load(&a.rc) == NOT_YET; i++) {
+		pthread_kill(t, SIGUSR1);
+		int64_t end = evqt_now(CLOCK_MONOTONIC) + 100 * EVQT_MS;
+		while (atomic_load(&a.rc) == NOT_YET && evqt_now(CLOCK_MONOTONIC) < end)
+			evqt_sleep_ns(EVQT_MS);
+	}
 	int rc = atomic_load(&a.rc);
 	if (rc == NOT_YET) {
 		/* still asleep (a restarted sleep): end it */
