@@ -689,8 +689,9 @@ static void wake_follower(struct uring_state *s)
 }
 
 /* The bell: cross-thread wakes without an eventfd.  A thread sleeping in
- * the ring keeps a FUTEX_WAIT on s->bell in flight (arm_bell); wake() and
- * fd_ctl() ring it (bell++, then FUTEX_WAKE if anyone sleeps in the ring),
+ * the ring keeps a FUTEX_WAIT on s->bell in flight (arm_bell), an inline
+ * sleeper has it in its futex_waitv vector; wake() and fd_ctl() ring it
+ * (bell++, then FUTEX_WAKE if anyone sleeps),
  * which completes that request and so ends the ring's sleep: one futex
  * wake, no file, and no epoll round trip between the waker and the
  * waiter.  The request compares the bell when the kernel queues it, so a
@@ -830,14 +831,6 @@ static void queue_cancels(struct uring_state *s)
 			queue_cancel(s, i);
 }
 
-/* Leaving wait().  A request's completion runs as task work of the thread
- * that submitted it, so a thread never leaves one behind: it cancels what
- * it submitted and is still in flight (the LINK_TIMEOUT usually did that
- * already).  Then, if fewer requests remain than threads sleeping, or
- * events are left over (taken from epoll beyond this caller's max), it ends
- * that many sleeps with NOPs: each woken thread arms its own request (as
- * epoll_wait wakes another waiter for items left on its ready list).
- * Locked. */
 static void queue_loose(struct uring_state *s);
 
 /* Threads asleep in the ring (an inline sleeper counts in sleepers too,
@@ -847,6 +840,14 @@ static int ring_sleepers(struct uring_state *s)
 	return atomic_load(&s->sleepers) - s->inl;
 }
 
+/* Leaving wait().  A request's completion runs as task work of the thread
+ * that submitted it, so a thread never leaves one behind: it cancels what
+ * it submitted and is still in flight (the LINK_TIMEOUT usually did that
+ * already).  Then, if fewer requests remain than threads sleeping, or
+ * events are left over (taken from epoll beyond this caller's max), it ends
+ * that many sleeps with NOPs: each woken thread arms its own request (as
+ * epoll_wait wakes another waiter for items left on its ready list).
+ * Locked. */
 static void leave(struct uring_state *s)
 {
 	pthread_t me = pthread_self();
@@ -1244,8 +1245,8 @@ static void make_loose(struct uring_state *s, struct uword *w)
 	s->nloose++;
 }
 
-/* Takes the loose words off the list, for the ring (queue_futex) or the
- * inline vector; frees records detached meanwhile.  Locked. */
+/* Takes the loose words off the list, for the ring (queue_loose) or the
+ * inline vector; the caller frees records detached meanwhile.  Locked. */
 static struct uword *take_loose(struct uring_state *s)
 {
 	struct uword *list = s->loose;
