@@ -16,7 +16,10 @@
  * timeout, and sleeps for a completion in the same io_uring_enter, the
  * signal mask passed through IORING_ENTER_EXT_ARG: one system call per
  * wait, as with epoll_pwait2.  With no fd registered there is no
- * EPOLL_WAIT at all: the ring sleeps on its futex requests and the
+ * EPOLL_WAIT at all, and unless the caller passes a sigmask (or another
+ * thread sleeps in the ring) no ring either: the waiter sleeps in
+ * futex_waitv on the queue's words and bell (see "Inline sleep" above
+ * ur_wait); a sigmask caller's ring sleeps on its futex requests and the
  * enter's own timeout.  A wait with timeout 0 is a plain epoll_pwait2(0)
  * on the set (an EPOLL_WAIT finding nothing would stay armed), skipped
  * when there are no fds.  Level-triggered fds are re-reported by epoll
@@ -58,10 +61,11 @@
  * leave the SQEs queued for the next enter.  Nothing is lost either way
  * (tests/uring.c provokes both on a ring of 1 SQE / 2 CQEs).
  *
- * Words: word and latch registrations wait natively, one
- * IORING_OP_FUTEX_WAIT each (see "Words" below; -DEVQ_URING_NATIVE_WORDS=0
- * sends them to the futex watcher thread as on epoll).  Semaphores always
- * use the watcher (watch.c native()).
+ * Words: word and latch registrations wait natively, in the inline
+ * futex_waitv sleep or with one IORING_OP_FUTEX_WAIT each in the ring (see
+ * "Words" below; -DEVQ_URING_NATIVE_WORDS=0 sends them to the futex
+ * watcher thread as on epoll).  Semaphores always use the watcher
+ * (watch.c native()).
  *
  * Refusal (AUTO then falls back to epoll), in init: io_uring_setup failing
  * (seccomp, /proc/sys/kernel/io_uring_disabled, old kernel), a missing
