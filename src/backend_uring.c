@@ -1627,12 +1627,6 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	s->inl_gen++;
 	for (unsigned i = 1; i < n; i++) {
 		struct uword *w = vw[i];
-		/* futex_waitv names only the last entry woken, and an entry
-		 * stays queued until this thread runs: after any wake
-		 * (*rc >= 0), an entry whose word changed may have taken a
-		 * FUTEX_WAKE too (model/inline.pml, run TWO) */
-		int woken = *rc == (int)i ||
-			    (*rc >= 0 && evq_ld(w->addr) != (uint32_t)vec[i].val);
 		w->inl = 0;
 		if (!w->it) {
 			/* X2: pass one wake on if it may have taken one (a
@@ -1641,7 +1635,15 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 			if (*rc >= 0)
 				evq_futex_wake(w->addr, 1, w->shared);
 			word_free_if_done(s, w);
-		} else if (woken || evq_ld(w->addr) != w->expected) {
+			continue;
+		}
+		/* futex_waitv names only the last entry woken, and an entry
+		 * stays queued until this thread runs: after any wake
+		 * (*rc >= 0), an entry whose word changed may have taken a
+		 * FUTEX_WAKE too (model/inline.pml, run TWO) */
+		uint32_t v = evq_ld(w->addr);
+		int woken = *rc == (int)i || (*rc >= 0 && v != (uint32_t)vec[i].val);
+		if (woken || v != w->expected) {
 			/* woken: res 0, so that an idle word passes it on (X2
 			 * in process_words) */
 			w->collected = 1;

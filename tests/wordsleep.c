@@ -109,6 +109,16 @@ static struct counter *new_counter(struct evq *q)
 	return c;
 }
 
+/* Initialises l[0..n) and adds the first nadd to q (cookie = index). */
+static void latches(struct evq *q, struct evq_latch *l, int n, int nadd)
+{
+	for (int i = 0; i < n; i++) {
+		evq_latch_init(&l[i], 0);
+		if (i < nadd)
+			CHECK(evq_add_latch(q, &l[i], (uint64_t)i) >= 0);
+	}
+}
+
 /* A sleeper on one latch; other latches and words are added, set and
  * deleted while it sleeps. */
 static void test_arm_while_sleeping(void)
@@ -117,9 +127,7 @@ static void test_arm_while_sleeping(void)
 	static uint32_t words[MAXC];
 	struct counter *c = new_counter(NULL);
 	c->reset = l;
-	for (int i = 0; i < MAXC; i++)
-		evq_latch_init(&l[i], 0);
-	CHECK(evq_add_latch(c->q, &l[0], 0) >= 0);
+	latches(c->q, l, MAXC, 1);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, count_main, c) == 0);
 	long rounds = evqt_scale(200);
@@ -247,9 +255,7 @@ static void test_fd_while_sleeping(void)
 	struct evq_latch *l = &ls[0];
 	struct counter *c = new_counter(NULL);
 	c->reset = ls;
-	evq_latch_init(&ls[0], 0);
-	evq_latch_init(&ls[1], 0);
-	CHECK(evq_add_latch(c->q, l, 0) >= 0);
+	latches(c->q, ls, 2, 1);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, count_main, c) == 0);
 	long rounds = evqt_scale(100);
@@ -303,10 +309,7 @@ static void test_mask_mix(void)
 	b->timeout = 3 * EVQT_MS;
 	b->mask = &none;
 	a->reset = b->reset = l;
-	for (int i = 0; i < 4; i++) {
-		evq_latch_init(&l[i], 0);
-		CHECK(evq_add_latch(a->q, &l[i], (uint64_t)i) >= 0);
-	}
+	latches(a->q, l, 4, 4);
 	pthread_t t[2];
 	CHECK(pthread_create(&t[0], NULL, count_main, a) == 0);
 	CHECK(pthread_create(&t[1], NULL, count_main, b) == 0);
@@ -351,9 +354,7 @@ static void test_masked_leaves(void)
 	static struct evq_latch l[N];
 	struct counter *a = new_counter(NULL);
 	a->reset = l;
-	for (int i = 0; i < N; i++)
-		evq_latch_init(&l[i], 0);
-	CHECK(evq_add_latch(a->q, &l[0], 0) >= 0);
+	latches(a->q, l, N, 1);
 	pthread_t ta;
 	CHECK(pthread_create(&ta, NULL, count_main, a) == 0);
 	sigset_t none;
@@ -398,10 +399,7 @@ static void test_many_words(void)
 	static struct evq_latch l[N];
 	struct counter *c = new_counter(NULL);
 	c->reset = l;
-	for (int i = 0; i < N; i++) {
-		evq_latch_init(&l[i], 0);
-		CHECK(evq_add_latch(c->q, &l[i], (uint64_t)i) >= 0);
-	}
+	latches(c->q, l, N, N);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, count_main, c) == 0);
 	int good = 1;
