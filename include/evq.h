@@ -206,8 +206,13 @@ int evq_del(struct evq *q, int id);
  * timeout_ns < 0 waits forever, 0 polls, > 0 waits that many nanoseconds
  * (no rounding to milliseconds).  sigmask, if not NULL, replaces the
  * thread's signal mask atomically for the duration of the sleep (as
- * epoll_pwait2/ppoll do).  Never makes a system call while events are
- * already pending in the library, and never sleeps while any are pending.
+ * epoll_pwait2/ppoll do).  Never sleeps while events are pending in the
+ * library.  Fairness: a call returns pending events without asking the
+ * kernel only if the call before it asked; otherwise it polls the kernel
+ * first and returns what it reported ahead of the pending events, which
+ * come oldest first.  So no ready source starves: one that becomes ready
+ * while another is always ready is returned within two calls, even with
+ * max = 1 (evq_wait(3) FAIRNESS).
  *
  * Many threads may wait on one queue at once.  Each occurrence is handed to
  * exactly one of them, and new events end the sleep of one waiter, not all
