@@ -228,10 +228,15 @@ int evq_wait(struct evq *q, struct evq_event *events, int max,
 
 /* Gives back an event this thread took but will not handle: it becomes
  * pending again (merged with anything newer of the same registration) and
- * another waiter is woken for it.  ev must be a record evq_wait() returned.
- * A oneshot registration's event is given back too.
- * Errors: -EINVAL (NULL), -ENOENT (the registration was deleted since: the
- * event died with it), -ECHILD. */
+ * another waiter is woken for it.  ev must be (a copy of) a record that
+ * the calling thread's most recent evq_wait() returning events handed out
+ * on q, unchanged and not given back yet; anything else - another queue's
+ * record, an altered one, one of an older batch or of another thread, one
+ * given back already - is refused, so no occurrence or semaphore token is
+ * ever made out of it.  A oneshot registration's event is given back too.
+ * Errors: -EINVAL (NULL, or not a record this thread holds from q),
+ * -ENOENT (the registration was deleted since: the event died with it),
+ * -ENOMEM (the last batch could not be recorded), -ECHILD. */
 int evq_requeue(struct evq *q, const struct evq_event *ev);
 
 /* fork(): the child inherits a copy of every queue, but the kernel objects

@@ -135,7 +135,9 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 	struct evq *q = calloc(1, sizeof *q);
 	if (!q)
 		return -ENOMEM;
+	static _Atomic uint64_t serials;
 	q->fork_gen = atomic_load(&evq__fork_gen);
+	q->serial = atomic_fetch_add(&serials, 1) + 1;
 	q->keeper_deadline = INT64_MAX;
 	q->rt_fd = -1;
 	q->max_batch = o.max_batch;
@@ -848,6 +850,98 @@ int evq_del(struct evq *q, int id)
 }
 
 /* ------------------------------------------------------------------ */
+/* What this thread holds (evq_requeue)                                 */
+/* ------------------------------------------------------------------ */
+
+/* The records the calling thread's most recent evq_wait() that returned
+ * events handed out, and which of them were given back: evq_requeue()
+ * accepts exactly those (a record of another queue, an altered or forged
+ * one, or one given back already cannot make an occurrence - or a
+ * semaphore's token - out of nothing).  Per thread, so no lock; freed
+ * when the thread exits. */
+struct held {
+	uint64_t serial;   /* the queue's (0: nothing held) */
+	int n, cap;
+	struct evq_event *ev;
+	unsigned char *back; /* ev[i] was given back */
+};
+
+static pthread_key_t held_key;
+static int held_key_ok;
+static pthread_once_t held_once = PTHREAD_ONCE_INIT;
+static __thread struct held *tl_held;
+
+static void held_free(void *p)
+{
+	struct held *h = p;
+	if (h) {
+		free(h->ev);
+		free(h->back);
+		free(h);
+	}
+}
+
+static void held_key_init(void)
+{
+	held_key_ok = pthread_key_create(&held_key, held_free) == 0;
+}
+
+/* Records out[0..n) as held; on allocation failure records nothing (a
+ * later evq_requeue() of them then fails with -ENOMEM, never wrongly
+ * succeeds). */
+static void hold(struct evq *q, const struct evq_event *out, int n)
+{
+	struct held *h = tl_held;
+	if (!h) {
+		pthread_once(&held_once, held_key_init);
+		if (!(h = calloc(1, sizeof *h)))
+			return;
+		tl_held = h;
+		if (held_key_ok)
+			pthread_setspecific(held_key, h);
+	}
+	if (n > h->cap) {
+		int cap = n < 16 ? 16 : n;
+		struct evq_event *ev = malloc((size_t)cap * sizeof *ev);
+		unsigned char *back = malloc((size_t)cap);
+		if (!ev || !back) {
+			free(ev);
+			free(back);
+			h->serial = 0;
+			h->n = -1; /* lost */
+			return;
+		}
+		free(h->ev);
+		free(h->back);
+		h->ev = ev;
+		h->back = back;
+		h->cap = cap;
+	}
+	memcpy(h->ev, out, (size_t)n * sizeof *out);
+	memset(h->back, 0, (size_t)n);
+	h->n = n;
+	h->serial = q->serial;
+}
+
+/* Finds ev among the records this thread holds from q and marks it given
+ * back: 0, -EINVAL (not one of them, or given back already) or -ENOMEM
+ * (they could not be recorded). */
+static int unhold(struct evq *q, const struct evq_event *ev)
+{
+	struct held *h = tl_held;
+	if (h && h->n < 0)
+		return -ENOMEM;
+	if (!h || h->serial != q->serial)
+		return -EINVAL;
+	for (int i = 0; i < h->n; i++)
+		if (!h->back[i] && memcmp(&h->ev[i], ev, sizeof *ev) == 0) {
+			h->back[i] = 1;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Waiting                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -984,6 +1078,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		q->kernel_owed = 1;
 		pass_on(q);
 		unlock(q);
+		hold(q, out, n);
 		return n;
 	}
 	int n = 0;
@@ -1049,6 +1144,8 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	}
 	pass_on(q);
 	unlock(q);
+	if (n > 0)
+		hold(q, out, n);
 	return n;
 }
 
@@ -1058,8 +1155,11 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 		return -EINVAL;
 	if (evq__forked(q))
 		return -ECHILD;
+	int rc = unhold(q, ev);
+	if (rc < 0)
+		return rc;
 	lock(q);
-	int rc = -ENOENT;
+	rc = -ENOENT;
 	struct evq_reg *r = evq__reg_get(q, ev->id);
 	if (!r || evq_reg_kind(atomic_load(&r->state)) != ev->kind ||
 	    r->cookie != ev->cookie)

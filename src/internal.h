@@ -164,6 +164,9 @@ struct evq {
 	int kernel_owed;
 
 	unsigned fork_gen;             /* evq__fork_gen when created */
+	uint64_t serial;               /* unique in the process (evq_requeue
+					  tells queues apart, also one
+					  allocated where a freed one was) */
 
 	/* REALTIME timers: one timerfd armed at the earliest deadline, with
 	 * TFD_TIMER_CANCEL_ON_SET so a clock step wakes the waiter (timer.c) */
