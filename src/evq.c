@@ -869,7 +869,7 @@ struct held {
 static pthread_key_t held_key;
 static int held_key_ok;
 static pthread_once_t held_once = PTHREAD_ONCE_INIT;
-static __thread struct held *tl_held;
+static __thread __attribute__((tls_model("initial-exec"))) struct held *tl_held;
 
 static void held_free(void *p)
 {
@@ -1040,11 +1040,6 @@ static void again_to_pending(struct evq *q)
 	}
 }
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	return (b > 0 && a > INT64_MAX - b) ? INT64_MAX : a + b;
-}
-
 /* After a waiter took its events: if others sleep and work is left for them
  * (pending beyond this caller's max, or armed timers nobody's timeout
  * covers), end one of their sleeps - one, not all. */
@@ -1067,7 +1062,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	if (evq__forked(q))
 		return -ECHILD;
 	if (timeout_ns > 0)
-		end = sat_add(evq__now(0), timeout_ns);
+		end = evq__sat_add(evq__now(0), timeout_ns);
 
 	lock(q);
 	pull(q, &next_timer);
@@ -1096,7 +1091,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		if (next_timer >= 0 && t != 0) {
 			/* Wake for the nearest timer only if no other sleeper
 			 * already does: idle waiters do not all wake per tick. */
-			int64_t dl = sat_add(evq__now(0), next_timer);
+			int64_t dl = evq__sat_add(evq__now(0), next_timer);
 			if (dl < q->keeper_deadline) {
 				q->keeper_deadline = keep = dl;
 				if (t < 0 || next_timer < t)

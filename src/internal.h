@@ -203,6 +203,16 @@ static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
 	return &p[idx - evq_chunk_base(c)];
 }
 
+/* a + b, saturated at INT64_MIN/INT64_MAX instead of overflowing */
+static inline int64_t evq__sat_add(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	if (b < 0 && a < INT64_MIN - b)
+		return INT64_MIN;
+	return a + b;
+}
+
 static inline uint32_t evq_reg_gen(uint32_t state) { return state >> 8; }
 static inline uint32_t evq_reg_kind(uint32_t state) { return state & 0xff; }
 
