@@ -221,6 +221,10 @@ int evq_del(struct evq *q, int id);
  * may both see it; use EVQ_EDGE, or EVQ_ONESHOT re-armed with evq_mod()
  * after handling, to hand each readiness to one thread.
  *
+ * A cancellation point on every backend (pthread_cancel): a cancelled
+ * waiter holds no lock, and what it had taken from the kernel or a wakeup
+ * it consumed goes to the other waiters; nothing is lost.
+ *
  * Returns the number of events, 0 on timeout, -EINTR when a signal was
  * caught, -EINVAL (NULL q/events, max <= 0), -ECHILD (see fork below). */
 int evq_wait(struct evq *q, struct evq_event *events, int max,
@@ -633,7 +637,8 @@ int evq_waiter_init(struct evq_waiter *w);
  * handler that wants it to end notifies EVQ_MASK_INTERRUPT (include it in
  * bits).  Returns 0 for bad input (NULL or uninitialised w, bits == 0).
  * One thread at a time may wait on a given waiter; any thread may notify
- * it.  Not async-signal-safe (it may sleep). */
+ * it.  A cancellation point (pthread_cancel).  Not async-signal-safe (it
+ * may sleep). */
 evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 			   int64_t timeout_ns);
 

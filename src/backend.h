@@ -25,6 +25,12 @@ struct evq_ready {
 	uint32_t events;
 };
 
+/* What one wait() did besides returning events. */
+struct evq_round {
+	int woken;  /* it consumed a wake() */
+	int taken;  /* cancelled: events it had taken from the kernel, in out[] */
+};
+
 enum evq_fd_op { EVQ_FD_ADD, EVQ_FD_MOD, EVQ_FD_DEL };
 
 struct evq_backend {
@@ -45,8 +51,17 @@ struct evq_backend {
 	/* Sleeps until a kernel event, wake() or the timeout (ns; < 0 forever),
 	 * with sigmask (may be NULL) swapped in atomically.  Stores up to max
 	 * ready events in out and returns their count (0: timeout or wakeup),
-	 * or -EINTR.  Sets *woken to 1 if this call consumed a wake() (each
-	 * wake() is consumed by exactly one wait(), now or later), else 0.
+	 * or -EINTR.  Sets round->woken to 1 if this call consumed a wake()
+	 * (each wake() is consumed by exactly one wait(), now or later), else
+	 * 0.
+	 * The sleep is a cancellation point (evq_wait(3) CANCELLATION): the
+	 * blocking system call runs with asynchronous cancellation
+	 * (evq__cancel_async), and a cleanup handler the backend pushed
+	 * undoes its own state, hands on whatever the call may have consumed
+	 * (a wake, a futex wake for a word, a turn in the ring), and stores
+	 * the events it had taken from the kernel in out[] and their count in
+	 * round->taken (with round->woken); the core's handler, which runs
+	 * next, parks them in the pending list: nothing is lost.
 	 * Called without the queue lock, possibly by several threads at once;
 	 * a wake() or a kernel event should end the sleep of one of them, not
 	 * all (no thundering herd).  timeout 0 is a poll: it must not sleep,
@@ -54,7 +69,7 @@ struct evq_backend {
 	 * behalf (fds, and words for a backend with word_arm), since the core
 	 * polls to keep kernel-side sources from starving (evq.c, F2). */
 	int (*wait)(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		    struct evq_ready *out, int max, int *woken);
+		    struct evq_ready *out, int max, struct evq_round *round);
 
 	/* Makes one concurrent or the next wait() return.  Async-signal-safe. */
 	void (*wake)(struct evq *q);

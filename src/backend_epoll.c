@@ -81,51 +81,98 @@ static int ep_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
 	return 0;
 }
 
-static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		   struct evq_ready *out, int max, int *woken)
+/* An epoll_event slot the kernel has not written: no token has this
+ * value (tokens are a generation << 32 | a slot below 2^24; WAKE_TOKEN and
+ * the core's clock token differ too). */
+#define UNWRITTEN (UINT64_MAX - 1)
+
+/* Translates what epoll_wait stored into out[]: the translation to evq's
+ * mask happens here and only here.  Returns the count; *woken = 1 if the
+ * wake eventfd was among them. */
+static int translate(const struct epoll_event *evs, int n,
+		     struct evq_ready *out, int *woken)
 {
-	struct epoll_event evs[EVQ_BATCH_MAX];
-	struct timespec ts, *tsp = NULL;
-	if (max > EVQ_BATCH_MAX)
-		max = EVQ_BATCH_MAX;
-	if (timeout_ns >= 0) {
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
-		tsp = &ts;
-	}
-	*woken = 0;
-	int n = -1;
-	if (atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
-		n = epoll_pwait2(st(q)->epfd, evs, max, tsp, sigmask);
-		if (n < 0 && errno == ENOSYS)
-			atomic_store(&have_pwait2, 0);
-	}
-	if (!atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
-		/* Before Linux 5.11 (and under valgrind 3.19) there is no
-		 * epoll_pwait2: round up to whole milliseconds, never early. */
-		int ms = -1;
-		if (timeout_ns >= 0)
-			ms = timeout_ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX
-				: (int)((timeout_ns + 999999) / 1000000);
-		n = epoll_pwait(st(q)->epfd, evs, max, ms, sigmask);
-	}
-	if (n < 0)
-		return -errno;
 	int k = 0;
 	for (int i = 0; i < n; i++) {
-		uint32_t e = evs[i].events;
 		if (evs[i].data.u64 == WAKE_TOKEN) {
 			/* epoll_wait waiters sleep exclusively: each edge of the
 			 * eventfd ends one sleep */
 			*woken = 1;
 			continue;
 		}
-		/* translation to evq's mask happens here and only here */
 		out[k].token = evs[i].data.u64;
-		out[k].events = evq_epoll_ready(e);
+		out[k].events = evq_epoll_ready(evs[i].events);
 		k++;
 	}
 	return k;
+}
+
+struct ep_sleep {
+	struct epoll_event *evs;
+	int max;
+	struct evq_ready *out;
+	struct evq_round *round;
+	int n; /* what the system call returned */
+};
+
+/* Cancelled in epoll_pwait2: the kernel may have stored events before the
+ * cancel acted (it writes them in order from evs[0]; the slots it did not
+ * write still read UNWRITTEN).  Hand them to the core, which parks them. */
+static void ep_cancelled(void *arg)
+{
+	struct ep_sleep *c = arg;
+	int n = 0;
+	while (n < c->max && c->evs[n].data.u64 != UNWRITTEN)
+		n++;
+	c->round->taken = translate(c->evs, n, c->out, &c->round->woken);
+}
+
+/* The system call, with asynchronous cancellation: a count or -errno. */
+static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns,
+		    const sigset_t *sigmask)
+{
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	int n = -1, e = ENOSYS;
+	int old = evq__cancel_async();
+	if (atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
+		n = epoll_pwait2(epfd, evs, max, tsp, sigmask);
+		e = errno;
+	}
+	if (n < 0 && e == ENOSYS) {
+		/* Before Linux 5.11 (and under valgrind 3.19) there is no
+		 * epoll_pwait2: round up to whole milliseconds, never early. */
+		atomic_store(&have_pwait2, 0);
+		int ms = -1;
+		if (timeout_ns >= 0)
+			ms = timeout_ns >= (int64_t)INT_MAX * 1000000 ? INT_MAX
+				: (int)((timeout_ns + 999999) / 1000000);
+		n = epoll_pwait(epfd, evs, max, ms, sigmask);
+		e = errno;
+	}
+	evq__cancel_deferred(old);
+	return n < 0 ? -e : n;
+}
+
+static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
+		   struct evq_ready *out, int max, struct evq_round *round)
+{
+	struct epoll_event evs[EVQ_BATCH_MAX];
+	if (max > EVQ_BATCH_MAX)
+		max = EVQ_BATCH_MAX;
+	for (int i = 0; i < max; i++)
+		evs[i].data.u64 = UNWRITTEN;
+	struct ep_sleep c = { evs, max, out, round, 0 };
+	pthread_cleanup_push(ep_cancelled, &c);
+	c.n = ep_sleep(st(q)->epfd, evs, max, timeout_ns, sigmask);
+	pthread_cleanup_pop(0);
+	if (c.n < 0)
+		return c.n;
+	return translate(evs, c.n, out, &round->woken);
 }
 
 static void ep_wake(struct evq *q)

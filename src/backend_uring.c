@@ -1602,6 +1602,62 @@ static void cancel_ring_words(struct uring_state *s)
 
 /* I1-I3.  Returns 1 if it backed out at I1 (nothing slept), else 0 with
  * *rc the futex call's result.  Locked, as on return. */
+/* A thread cancelled in one of wait()'s sleeps (evq_wait(3)
+ * CANCELLATION): the handler undoes what that sleep registered, treats
+ * the sleep as woken (it may have consumed a wake: passing one on costs a
+ * spurious wakeup at most), and leaves as any wait() does, handing the
+ * ring or its completions to the others.  Runs without s->lock. */
+enum { SLEPT_FOLLOWER, SLEPT_INLINE, SLEPT_RING };
+
+struct ur_sleep {
+	struct uring_state *s;
+	int where;                 /* SLEPT_* */
+	int rc;                    /* what the system call returned */
+	struct futex_waitv *vec;   /* SLEPT_INLINE: the vector ... */
+	struct uword **vw;         /* ... its words */
+	unsigned n;                /* ... and their number */
+};
+
+static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
+		       struct uword *const *vw, unsigned n, int rc);
+
+static void ur_cancelled(void *arg)
+{
+	struct ur_sleep *c = arg;
+	struct uring_state *s = c->s;
+	pthread_mutex_lock(&s->lock);
+	if (c->where == SLEPT_FOLLOWER) {
+		s->nfollow--;
+	} else if (c->where == SLEPT_INLINE) {
+		inline_end(s, c->vec, c->vw, c->n, 0);
+	} else {
+		atomic_fetch_sub(&s->sleepers, 1);
+		reap(s);
+	}
+	leave(s);
+	pass_lead(s); /* L2 */
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The futex call of the inline sleep, a cancellation point. */
+static int inline_futex(uint32_t *bell, uint32_t seen, struct futex_waitv *vec,
+			unsigned n, int64_t t)
+{
+	struct timespec dl;
+	int rc, old = evq__cancel_async();
+	if (n == 1) {
+		/* FUTEX_WAIT with a deadline: -EINTR after any handler */
+		dl = evq_deadline(t >= 0 ? t : (int64_t)86400 * 1000000000);
+		rc = evq_futex_wait(bell, seen, &dl, 0);
+	} else {
+		if (t >= 0)
+			dl = evq_deadline(t);
+		rc = evq_futex_waitv(vec, n, t >= 0 ? &dl : NULL);
+	}
+	evq__cancel_deferred(old);
+	return rc;
+}
+
 static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 {
 	struct futex_waitv vec[FUTEX_WAITV_MAX];
@@ -1639,18 +1695,21 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	}
 	pthread_mutex_unlock(&s->lock);
 
-	struct timespec dl;
-	if (n == 1) {
-		/* FUTEX_WAIT with a deadline: -EINTR after any handler */
-		dl = evq_deadline(t >= 0 ? t : (int64_t)86400 * 1000000000);
-		*rc = evq_futex_wait(&s->bell, seen, &dl, 0);
-	} else {
-		if (t >= 0)
-			dl = evq_deadline(t);
-		*rc = evq_futex_waitv(vec, n, t >= 0 ? &dl : NULL);
-	}
+	struct ur_sleep c = { s, SLEPT_INLINE, 0, vec, vw, n };
+	pthread_cleanup_push(ur_cancelled, &c);
+	c.rc = inline_futex(&s->bell, seen, vec, n, t);
+	pthread_cleanup_pop(0);
+	*rc = c.rc;
 
 	pthread_mutex_lock(&s->lock);
+	inline_end(s, vec, vw, n, *rc);
+	return 0;
+}
+
+/* I3: the inline sleep ended with rc.  Locked. */
+static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
+		       struct uword *const *vw, unsigned n, int rc)
+{
 	s->inl = 0;
 	atomic_fetch_sub(&s->sleepers, 1);
 	s->inl_gen++;
@@ -1661,17 +1720,17 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 			/* X2: pass one wake on if it may have taken one (a
 			 * spurious wakeup at worst; the word is valid until
 			 * word_disarm returns, which waits for this) */
-			if (*rc >= 0)
+			if (rc >= 0)
 				evq_futex_wake(w->addr, 1, w->shared);
 			word_free_if_done(s, w);
 			continue;
 		}
 		/* futex_waitv names only the last entry woken, and an entry
 		 * stays queued until this thread runs: after any wake
-		 * (*rc >= 0), an entry whose word changed may have taken a
+		 * (rc >= 0), an entry whose word changed may have taken a
 		 * FUTEX_WAKE too (model/inline.pml, run TWO) */
 		uint32_t v = evq_ld(w->addr);
-		int woken = *rc == (int)i || (*rc >= 0 && v != (uint32_t)vec[i].val);
+		int woken = rc == (int)i || (rc >= 0 && v != (uint32_t)vec[i].val);
 		if (woken || v != w->expected) {
 			/* woken: res 0, so that an idle word passes it on (X2
 			 * in process_words) */
@@ -1682,9 +1741,8 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	}
 	if (s->inl_waiters)
 		pthread_cond_broadcast(&s->inl_cv);
-	if (*rc < 0 && *rc != -EAGAIN && *rc != -ETIMEDOUT && *rc != -EINTR)
+	if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT && rc != -EINTR)
 		s->inline_fail = 1; /* e.g. -EFAULT: the ring tells which word */
-	return 0;
 }
 
 /*
@@ -1730,9 +1788,49 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
  * events reach nobody but a ring sleeper.  Timeouts: a follower sleeps to
  * its own deadline; the ring's leader to its own.
  */
-static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		   struct evq_ready *out, int max, int *woken)
+/* A follower's sleep on fword, a cancellation point. */
+static int follow_futex(uint32_t *fword, uint32_t seq, const struct timespec *dl)
 {
+	int old = evq__cancel_async();
+	int rc = evq_futex_wait(fword, seq, dl, 0);
+	evq__cancel_deferred(old);
+	return rc;
+}
+
+/* The ring's sleep (it also submits), a cancellation point. */
+static int ring_enter(struct uring_state *s, unsigned to_submit,
+		      const struct io_uring_getevents_arg *arg)
+{
+	int old = evq__cancel_async();
+	int rc = enter(s, to_submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+		       arg, sizeof *arg);
+	evq__cancel_deferred(old);
+	return rc;
+}
+
+static int follow_sleep(struct uring_state *s, uint32_t seq, const struct timespec *dl)
+{
+	struct ur_sleep c = { s, SLEPT_FOLLOWER, 0, NULL, NULL, 0 };
+	pthread_cleanup_push(ur_cancelled, &c);
+	c.rc = follow_futex(&s->fword, seq, dl);
+	pthread_cleanup_pop(0);
+	return c.rc;
+}
+
+static int ring_sleep(struct uring_state *s, unsigned to_submit,
+		      const struct io_uring_getevents_arg *arg)
+{
+	struct ur_sleep c = { s, SLEPT_RING, 0, NULL, NULL, 0 };
+	pthread_cleanup_push(ur_cancelled, &c);
+	c.rc = ring_enter(s, to_submit, arg);
+	pthread_cleanup_pop(0);
+	return c.rc;
+}
+
+static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
+		   struct evq_ready *out, int max, struct evq_round *round)
+{
+	int *woken = &round->woken;
 	struct uring_state *s = st(q);
 	int64_t end = 0, t = timeout_ns;
 	if (timeout_ns > 0) {
@@ -1792,7 +1890,7 @@ again:
 		s->nfollow++;
 		pthread_mutex_unlock(&s->lock);
 		struct timespec dl = evq_deadline(timeout_ns > 0 ? t : (int64_t)86400 * 1000000000);
-		frc = evq_futex_wait(&s->fword, seq, &dl, 0);
+		frc = follow_sleep(s, seq, &dl);
 		pthread_mutex_lock(&s->lock);
 		s->nfollow--;
 	}
@@ -1861,8 +1959,7 @@ again:
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 		start = mono_ns();
 	}
-	int rc = enter(s, to_submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-		       &arg, sizeof arg);
+	int rc = ring_sleep(s, to_submit, &arg);
 
 	pthread_mutex_lock(&s->lock);
 	s->sleepers--;

@@ -56,8 +56,34 @@ _Static_assert(sizeof(struct evq_event) == 32, "struct evq_event is 32 bytes");
 
 #define ID_GEN_MASK ((1u << EVQ_ID_GEN_BITS) - 1)
 
-static void lock(struct evq *q) { pthread_mutex_lock(&q->lock); }
-static void unlock(struct evq *q) { pthread_mutex_unlock(&q->lock); }
+static __thread __attribute__((tls_model("initial-exec"))) int tl_nocancel, tl_cancel_state;
+
+void evq__nocancel_enter(void)
+{
+	if (tl_nocancel++ == 0)
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &tl_cancel_state);
+}
+
+void evq__nocancel_leave(void)
+{
+	if (--tl_nocancel == 0)
+		pthread_setcancelstate(tl_cancel_state, NULL);
+}
+
+void evq__lock(struct evq *q)
+{
+	evq__nocancel_enter();
+	pthread_mutex_lock(&q->lock);
+}
+
+void evq__unlock(struct evq *q)
+{
+	pthread_mutex_unlock(&q->lock);
+	evq__nocancel_leave();
+}
+
+static void lock(struct evq *q) { evq__lock(q); }
+static void unlock(struct evq *q) { evq__unlock(q); }
 
 static void take_post(struct evq *q, struct evq_reg *r, int popped);
 
@@ -118,7 +144,18 @@ static int backend_init(struct evq *q, int want, int max_batch)
 	return rc;
 }
 
+static int create(struct evq **qp, const struct evq_options *opt);
+
 int evq_new(struct evq **qp, const struct evq_options *opt)
+{
+	/* not a cancellation point: it must not stop half way */
+	evq__nocancel_enter();
+	int rc = create(qp, opt);
+	evq__nocancel_leave();
+	return rc;
+}
+
+static int create(struct evq **qp, const struct evq_options *opt)
 {
 	struct evq_options o = { 0 };
 	if (!qp)
@@ -169,10 +206,20 @@ static int forked_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t even
 static void forked_wake(struct evq *q) { (void)q; }
 static void forked_word_disarm(struct evq *q, struct evq_reg *r) { (void)q, (void)r; }
 
+static void destroy(struct evq *q);
+
 void evq_free(struct evq *q)
 {
 	if (!q)
 		return;
+	/* not a cancellation point: it must not stop half way */
+	evq__nocancel_enter();
+	destroy(q);
+	evq__nocancel_leave();
+}
+
+static void destroy(struct evq *q)
+{
 	const struct evq_backend *be = q->backend;
 	struct evq_backend forked;
 	int child = evq__forked(q);
@@ -990,37 +1037,62 @@ static void pull(struct evq *q, int64_t *next_timer)
 	*next_timer = evq__timer_run(q);
 }
 
+/* One event the kernel reported, checked against the registration as it
+ * is now: fills *ev and returns 1 if it is to be delivered, 0 if its
+ * registration was deleted (or deleted and reused) since, disabled,
+ * defunct, or has nothing to say after all.  Locked. */
+static int take_ready(struct evq *q, const struct evq_ready *rd, struct evq_event *ev)
+{
+	uint32_t nslots = atomic_load_explicit(&q->nslots, memory_order_relaxed);
+	uint32_t idx = (uint32_t)rd->token;
+	if (rd->token == EVQ_TOKEN_CLOCK) {
+		evq__timer_clock_fired(q);
+		return 0;
+	}
+	if (idx >= nslots)
+		return 0;
+	struct evq_reg *r = evq_slot(q, idx);
+	uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+	if (evq_reg_kind(st) == 0 || evq_reg_gen(st) != rd->token >> 32)
+		return 0;
+	if (r->flags & (EVQ_DISABLED | EVQ_R_DEFUNCT))
+		return 0;
+	uint32_t e = rd->events & (r->events | EVQ_ERR | EVQ_HUP);
+	if (!e)
+		return 0;
+	fill(q, ev, r, e, 0);
+	return !(r->ops && r->ops->ready && !r->ops->ready(q, r, e, ev));
+}
+
 static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 		   struct evq_event *out)
 {
-	uint32_t nslots = atomic_load_explicit(&q->nslots, memory_order_relaxed);
 	int n = 0;
 	for (int i = 0; i < k; i++) {
-		uint32_t idx = (uint32_t)ready[i].token;
-		if (ready[i].token == EVQ_TOKEN_CLOCK) {
-			evq__timer_clock_fired(q);
+		if (!take_ready(q, &ready[i], &out[n]))
 			continue;
-		}
-		if (idx >= nslots)
-			continue;
-		struct evq_reg *r = evq_slot(q, idx);
-		uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
-		/* deleted (or deleted and reused) since the kernel saw it */
-		if (evq_reg_kind(st) == 0 || evq_reg_gen(st) != ready[i].token >> 32)
-			continue;
-		if (r->flags & (EVQ_DISABLED | EVQ_R_DEFUNCT))
-			continue;
-		uint32_t ev = ready[i].events & (r->events | EVQ_ERR | EVQ_HUP);
-		if (!ev)
-			continue;
-		fill(q, &out[n], r, ev, 0);
-		if (r->ops && r->ops->ready && !r->ops->ready(q, r, ev, &out[n]))
-			continue;
+		struct evq_reg *r = evq_slot(q, (uint32_t)ready[i].token);
 		n++;
 		if (r->flags & EVQ_ONESHOT) /* the kernel disarmed it */
 			r->flags |= EVQ_DISABLED | EVQ_R_SPENT;
 	}
 	return n;
+}
+
+static int merge_back(struct evq *q, struct evq_reg *r, const struct evq_event *ev);
+
+/* What a cancelled waiter had taken from the kernel goes to the pending
+ * list, as if given back (evq_requeue).  Returns 1 if it linked any.
+ * Locked. */
+static int park(struct evq *q, const struct evq_ready *ready, int k)
+{
+	int linked = 0;
+	for (int i = 0; i < k; i++) {
+		struct evq_event ev;
+		if (take_ready(q, &ready[i], &ev))
+			linked |= merge_back(q, evq_slot(q, (uint32_t)ready[i].token), &ev);
+	}
+	return linked;
 }
 
 /* Level-triggered regular files come back once per kernel round.  The kernel
@@ -1052,6 +1124,39 @@ static void pass_on(struct evq *q)
 		evq__kick(q);
 }
 
+/* One round of evq_wait through the backend, for its cancellation handler
+ * (evq_wait(3) CANCELLATION). */
+struct round {
+	struct evq *q;
+	struct evq_ready *ready;
+	struct evq_round round;
+	int sleep;        /* counted in q->sleepers (W1) */
+	int64_t keep;     /* the keeper deadline it took, INT64_MAX none */
+	int k;            /* what the backend returned */
+};
+
+/* The waiter was cancelled in its sleep (the backend's own handler ran
+ * first).  Undo W1 and the keeper deadline; park what it had taken from
+ * the kernel; and since the sleep may have consumed a wake() meant for
+ * the queue, let the next one through and end another sleeper's sleep if
+ * anything is left for it (pass_on): no event waits for a thread that is
+ * gone, and no other waiter is affected. */
+static void round_cancelled(void *arg)
+{
+	struct round *w = arg;
+	struct evq *q = w->q;
+	tl_round = NULL;
+	if (w->sleep)
+		atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
+	atomic_store(&q->wake_sent, 0);
+	lock(q);
+	if (w->keep != INT64_MAX && w->keep == q->keeper_deadline)
+		q->keeper_deadline = INT64_MAX;
+	park(q, w->ready, w->round.taken);
+	pass_on(q);
+	unlock(q);
+}
+
 int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
@@ -1061,6 +1166,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		return -EINVAL;
 	if (evq__forked(q))
 		return -ECHILD;
+	pthread_testcancel(); /* a cancellation point, also when events wait */
 	if (timeout_ns > 0)
 		end = evq__sat_add(evq__now(0), timeout_ns);
 
@@ -1099,8 +1205,8 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 			}
 		}
 
-		int sleep = t != 0; /* a poll needs no wakeup: no W1..W4 */
-		if (sleep) {
+		struct round w = { q, ready, { 0, 0 }, t != 0, keep, 0 };
+		if (w.sleep) { /* a poll needs no wakeup: no W1..W4 */
 			atomic_fetch_add(&q->sleepers, 1);             /* W1 */
 			if (posts_waiting(q)) {                        /* W2 */
 				atomic_fetch_sub(&q->sleepers, 1);
@@ -1111,12 +1217,15 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 			}
 		}
 		unlock(q);
-		int woken, batch = max < q->max_batch ? max : q->max_batch;
+		int batch = max < q->max_batch ? max : q->max_batch;
 		tl_round = q; /* posts made by this round go first (F2) */
-		int k = q->backend->wait(q, t, sigmask, ready, batch, &woken); /* W3 */
-		if (sleep)
+		pthread_cleanup_push(round_cancelled, &w);
+		w.k = q->backend->wait(q, t, sigmask, ready, batch, &w.round); /* W3 */
+		pthread_cleanup_pop(0);
+		int k = w.k;
+		if (w.sleep)
 			atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
-		if (woken)
+		if (w.round.woken)
 			atomic_store(&q->wake_sent, 0);
 		lock(q);
 		if (keep != INT64_MAX && keep == q->keeper_deadline)
@@ -1144,22 +1253,13 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	return n;
 }
 
-int evq_requeue(struct evq *q, const struct evq_event *ev)
+/* Folds an event that was taken but not handed out (given back by
+ * evq_requeue, or harvested by a waiter cancelled before it could return
+ * it) into r's pending occurrence: counts add, bits and readiness OR, a
+ * signal's newest sender and value stay the newest.  Returns 1 if it
+ * linked r (the caller kicks a sleeper).  Locked. */
+static int merge_back(struct evq *q, struct evq_reg *r, const struct evq_event *ev)
 {
-	if (!q || !ev)
-		return -EINVAL;
-	if (evq__forked(q))
-		return -ECHILD;
-	int rc = unhold(q, ev);
-	if (rc < 0)
-		return rc;
-	lock(q);
-	rc = -ENOENT;
-	struct evq_reg *r = evq__reg_get(q, ev->id);
-	if (!r || evq_reg_kind(atomic_load(&r->state)) != ev->kind ||
-	    r->cookie != ev->cookie)
-		goto out; /* deleted since: the event is gone with it */
-	rc = 0;
 	if (ev->kind == EVQ_KIND_MASK) {
 		r->pend_data |= ev->data;
 	} else if (ev->kind == EVQ_KIND_WORD) {
@@ -1182,8 +1282,29 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 	if (r->list == EVQ_LIST_NONE &&
 	    (!(r->flags & EVQ_DISABLED) || (r->flags & EVQ_R_SPENT))) {
 		evq__link(q, r, EVQ_LIST_PENDING);
-		evq__kick(q);
+		return 1;
 	}
+	return 0;
+}
+
+int evq_requeue(struct evq *q, const struct evq_event *ev)
+{
+	if (!q || !ev)
+		return -EINVAL;
+	if (evq__forked(q))
+		return -ECHILD;
+	int rc = unhold(q, ev);
+	if (rc < 0)
+		return rc;
+	lock(q);
+	rc = -ENOENT;
+	struct evq_reg *r = evq__reg_get(q, ev->id);
+	if (!r || evq_reg_kind(atomic_load(&r->state)) != ev->kind ||
+	    r->cookie != ev->cookie)
+		goto out; /* deleted since: the event is gone with it */
+	rc = 0;
+	if (merge_back(q, r, ev))
+		evq__kick(q);
 out:
 	unlock(q);
 	return rc;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -113,6 +114,33 @@ static inline int evq_futex_waitv(struct futex_waitv *w, unsigned n,
 	long rc = syscall(SYS_futex_waitv, w, n, 0, deadline,
 			  (long)CLOCK_MONOTONIC);
 	return (int)evq_sys_errno(rc, saved);
+}
+
+/* A blocking system call as a cancellation point (evq_wait(3)
+ * CANCELLATION): raw futex and io_uring calls are none, and glibc's own
+ * wrappers may lose what the call returned when the cancel lands after it.
+ * So the call runs between these two, with asynchronous cancellation, and
+ * the caller has pushed a cleanup handler that copes with the call having
+ * completed or not.  A caller that disabled cancellation keeps it so. */
+static inline int evq__cancel_async(void)
+{
+	int old;
+	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
+	return old;
+}
+static inline void evq__cancel_deferred(int old)
+{
+	pthread_setcanceltype(old, &old);
+}
+
+/* evq_futex_wait as a cancellation point (see above). */
+static inline int evq_futex_wait_cancel(uint32_t *addr, uint32_t val,
+					const struct timespec *deadline, int shared)
+{
+	int old = evq__cancel_async();
+	int rc = evq_futex_wait(addr, val, deadline, shared);
+	evq__cancel_deferred(old);
+	return rc;
 }
 
 static inline uint32_t evq_waitv_flags(int shared)

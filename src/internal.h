@@ -27,6 +27,7 @@
 
 #include "evq.h"
 #include "backend.h"
+#include "futex.h"
 
 #define EVQ_IDX_BITS 24
 #define EVQ_IDX_MASK ((1u << EVQ_IDX_BITS) - 1)
@@ -220,6 +221,20 @@ static inline uint64_t evq_token(uint32_t state, uint32_t idx)
 {
 	return (uint64_t)evq_reg_gen(state) << 32 | idx;
 }
+
+/* q->lock.  Cancellation is disabled while a thread holds it: the locked
+ * sections reach cancellation points (read() of a signalfd, waitid(),
+ * close(), pthread_cond_wait(), pthread_join()), and a thread cancelled
+ * there would leave the lock held.  A pthread_cancel() meanwhile acts at
+ * the thread's next cancellation point (evq_wait(3) CANCELLATION).
+ * Nesting (two queues) is counted per thread. */
+void evq__lock(struct evq *q);
+void evq__unlock(struct evq *q);
+/* The same without a lock, around other code that reaches cancellation
+ * points and must not be cut short (evq_new, evq_free, failure paths). */
+void evq__nocancel_enter(void);
+void evq__nocancel_leave(void);
+
 
 /* core (evq.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */

@@ -348,11 +348,11 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
 	lr->q = q;
 	lr->l = l;
 
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	struct evq_reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, 0, cookie, -1, &r);
 	if (id < 0) {
-		pthread_mutex_unlock(&q->lock);
+		evq__unlock(q);
 		free(lr);
 		return id;
 	}
@@ -362,6 +362,6 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
 	int rc = latch_arm(q, r, lr);
 	if (rc < 0)
 		evq__reg_free(q, r);
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	return rc < 0 ? rc : id;
 }

@@ -181,19 +181,11 @@ static int waiter_ok(const struct evq_waiter *w)
 	       w->receiver.callback == waiter_wake && w->receiver.arg == w;
 }
 
-evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
-			   int64_t timeout_ns)
+/* W2..W5 until a bit or the deadline (NULL: none). */
+static evq_mask_t waiter_sleep(struct evq_waiter *w, evq_mask_t bits,
+			       const struct timespec *deadline)
 {
-	if (!waiter_ok(w) || !bits)
-		return 0;
-	evq_mask_t got = evq_ld(&w->receiver.pending) & bits;      /* W1 */
-	if (got)
-		return got;
-	if (timeout_ns == 0)
-		return EVQ_MASK_TIMEOUT;
-	struct timespec deadline;
-	if (timeout_ns > 0)
-		deadline = evq_deadline(timeout_ns);
+	evq_mask_t got;
 	for (;;) {
 		evq_st(&w->state, SLEEPING);                        /* W2 */
 		EVQ_MASK_STEP(W3);
@@ -201,8 +193,8 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 		if (got)
 			break;
 		EVQ_MASK_STEP(W4);
-		int rc = evq_futex_wait(&w->state, SLEEPING,        /* W4 */
-					timeout_ns > 0 ? &deadline : NULL, 0);
+		int rc = evq_futex_wait_cancel(&w->state, SLEEPING, /* W4 */
+					       deadline, 0);
 		got = evq_ld(&w->receiver.pending) & bits;          /* W5 */
 		if (got)
 			break;
@@ -211,8 +203,36 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 			break;
 		}
 	}
-	evq_st(&w->state, AWAKE);
 	return got;
+}
+
+/* Cancelled in W4: leave as the wait would. */
+static void waiter_cancelled(void *arg)
+{
+	struct evq_waiter *w = arg;
+	evq_st(&w->state, AWAKE);
+}
+
+evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
+			   int64_t timeout_ns)
+{
+	if (!waiter_ok(w) || !bits)
+		return 0;
+	pthread_testcancel(); /* a cancellation point, also when bits wait */
+	evq_mask_t got = evq_ld(&w->receiver.pending) & bits;      /* W1 */
+	if (got)
+		return got;
+	if (timeout_ns == 0)
+		return EVQ_MASK_TIMEOUT;
+	struct timespec deadline;
+	if (timeout_ns > 0)
+		deadline = evq_deadline(timeout_ns);
+	evq_mask_t res[1];
+	pthread_cleanup_push(waiter_cancelled, w);
+	res[0] = waiter_sleep(w, bits, timeout_ns > 0 ? &deadline : NULL);
+	pthread_cleanup_pop(0);
+	evq_st(&w->state, AWAKE);
+	return res[0];
 }
 
 /* ------------------------------------------------------------------ */
@@ -541,10 +561,10 @@ int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 	m->b = b;
 	m->q = q;
 	struct evq_reg *r;
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	int id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
 	if (id < 0) {
-		pthread_mutex_unlock(&q->lock);
+		evq__unlock(q);
 		free(m);
 		return id;
 	}
@@ -558,6 +578,6 @@ int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 	} else {
 		m->sub = sub;
 	}
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	return id;
 }

@@ -100,6 +100,8 @@ static const struct evq_kind_ops pid_ops = {
 	.mod = pid_mod,
 };
 
+static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
+
 int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 {
 	int ck = evq__check(q);
@@ -107,6 +109,14 @@ int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 		return ck;
 	if (pid <= 0 || (flags & ~PID_FLAGS))
 		return -EINVAL;
+	evq__nocancel_enter(); /* close() on the way out of a failure */
+	int rc = add_pid(q, pid, flags, cookie);
+	evq__nocancel_leave();
+	return rc;
+}
+
+static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
+{
 	struct pid_reg *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
@@ -119,7 +129,7 @@ int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 		return -e;
 	}
 	struct evq_reg *r;
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	int id = evq__reg_new(q, EVQ_KIND_PID, &pid_ops, flags, cookie, pid, &r);
 	if (id >= 0) {
 		r->events = EVQ_READ;
@@ -132,7 +142,7 @@ int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 			id = rc;
 		}
 	}
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	if (id < 0) {
 		close(p->fd);
 		free(p);

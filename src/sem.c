@@ -272,11 +272,11 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 	sr->q = q;
 	sr->s = s;
 
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	struct evq_reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
 	if (id < 0) {
-		pthread_mutex_unlock(&q->lock);
+		evq__unlock(q);
 		free(sr);
 		return id;
 	}
@@ -286,6 +286,6 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 	int rc = sem_arm(q, r, sr);
 	if (rc < 0)
 		evq__reg_free(q, r); /* sem_del gives back a token, frees sr */
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	return rc < 0 ? rc : id;
 }

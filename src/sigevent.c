@@ -248,7 +248,7 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		return -EINVAL;
 	int signo = SIGRTMAX;
 	struct evq_reg *r;
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	evq__sig_lock();
 	int rc = 0;
 	int owner = evq__sig_owner(signo);
@@ -295,6 +295,6 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		(void *)((atomic_load(&e->gen) << ENTRY_BITS) | (uintptr_t)i);
 out:
 	evq__sig_unlock();
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	return rc;
 }

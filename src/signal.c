@@ -273,6 +273,8 @@ static const struct evq_kind_ops signal_ops = {
 	.mod = signal_mod,
 };
 
+static int add_signal(struct evq *q, int signo, uint64_t cookie);
+
 int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 {
 	int ck = evq__check(q);
@@ -280,6 +282,14 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 		return ck;
 	if (!signo_ok(signo))
 		return -EINVAL;
+	evq__nocancel_enter(); /* close() on the way out of a failure */
+	int rc = add_signal(q, signo, cookie);
+	evq__nocancel_leave();
+	return rc;
+}
+
+static int add_signal(struct evq *q, int signo, uint64_t cookie)
+{
 	struct sig_reg *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
@@ -296,7 +306,7 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 	}
 
 	struct evq_reg *r;
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	evq__sig_lock();
 	/* A claim left by a queue inherited through fork() is stale: the
 	 * child may register the signal anew (the handler and the saved
@@ -331,7 +341,7 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 		goto fail_reg;
 	}
 	evq__sig_unlock();
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	return id;
 fail_reg:
 	r->ext = NULL;
@@ -339,7 +349,7 @@ fail_reg:
 	evq__reg_free(q, r);
 fail:
 	evq__sig_unlock();
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	close(s->fd);
 	free(s);
 	return rc;

@@ -130,11 +130,11 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 	w->it.slot = -1;
 	w->q = q;
 
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	struct evq_reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
 	if (id < 0) {
-		pthread_mutex_unlock(&q->lock);
+		evq__unlock(q);
 		free(w);
 		return id;
 	}
@@ -150,11 +150,11 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		r->ext = NULL;
 		r->ops = NULL;
 		evq__reg_free(q, r);
-		pthread_mutex_unlock(&q->lock);
+		evq__unlock(q);
 		free(w);
 		return rc;
 	}
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	return id;
 }
 
@@ -165,7 +165,7 @@ int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags)
 		return ck;
 	if (flags & ~WORD_FLAGS)
 		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
+	evq__lock(q);
 	struct evq_reg *r = evq__reg_get(q, id);
 	int rc = 0;
 	if (!r || evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_WORD) {
@@ -178,7 +178,7 @@ int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags)
 		w->next_expected = expected;
 		rc = 1;
 	}
-	pthread_mutex_unlock(&q->lock);
+	evq__unlock(q);
 	if (rc <= 0)
 		return rc;
 	/* The core changes the flags and calls word_mod(), which re-arms
