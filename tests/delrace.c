@@ -52,6 +52,8 @@ static _Atomic int stop_churn;
 static _Atomic long triggers[NCOUNTED];
 static _Atomic int churn_users[NCHURN]; /* ids, -1 none: for the trigger thread */
 static struct evq *q;
+static _Atomic long reused;      /* adds into a slot some registration had before */
+static _Atomic int top_slot = -1;
 
 static int new_rec(int kind, uint64_t *cookie)
 {
@@ -77,6 +79,11 @@ static int add_rec(int i)
 	int id = r->kind == R_USER ? evq_add_user(q, (uint64_t)i)
 				   : evq_add_fd(q, r->fd[0], EVQ_READ, 0, (uint64_t)i);
 	CHECK(id >= 0);
+	int slot = id & 0xffffff, top = atomic_load(&top_slot);
+	while (slot > top && !atomic_compare_exchange_weak(&top_slot, &top, slot))
+		;
+	if (slot <= top)
+		atomic_fetch_add(&reused, 1); /* a new generation in an old slot */
 	atomic_store(&r->id, id);
 	return id;
 }
@@ -111,8 +118,9 @@ static void *churn_run(void *arg)
 	/* (the cookie table bounds the number of registrations) */
 	while (!atomic_load(&stop_churn) && atomic_load(&nrec) < MAXREC - 2 * NOWN) {
 		int k = (int)(xorshift(&s) % NCHURN);
-		/* the new tenant is made first so that the add follows the
-		 * del at once and takes the slot the del freed */
+		/* the new tenant's pipe is made first, so that the add follows
+		 * the del at once; it takes a freed slot (the free list is a
+		 * FIFO: the slot freed longest ago) with a new generation */
 		uint64_t cookie;
 		int kind = (int)(xorshift(&s) % 5);
 		kind = kind < 2 ? R_QUIET : kind < 4 ? R_READY : R_USER;
@@ -282,6 +290,8 @@ int main(void)
 		extra += delivered[k] > t ? delivered[k] - t : 0;
 	}
 
+	ok(atomic_load(&reused) > 0, "slots were reused by new tenants while the "
+	   "waiter ran (%ld adds)", atomic_load(&reused));
 	is(f_deleted, 0, "no event of a registration deleted before the wait began");
 	is(f_own, 0, "no event of an fd after the waiter's own evq_del of it");
 	is(f_mismatch, 0, "every event's cookie belongs to the registration its id names");
