@@ -85,7 +85,8 @@ static void *registrar_run(void *arg)
 		} else {
 			struct reg *r = &g->pool[rand_r(&g->seed) % (unsigned)g->n];
 			r->disabled = !r->disabled;
-			CHECK(evq_mod(qs[r->q], r->id, 0, r->disabled ? EVQ_DISABLED : 0) == 0);
+			uint32_t fl = r->disabled ? EVQ_DISABLED : 0;
+			CHECK(evq_mod(qs[r->q], r->id, 0, fl) == 0);
 		}
 		g->ops++;
 	}

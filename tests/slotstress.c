@@ -113,7 +113,8 @@ static void *waiter(void *arg)
 		for (int k = 0; k < n; k++) {
 			if (ev[k].cookie == STOP_COOKIE)
 				return NULL;
-			if (ev[k].cookie >= (uint64_t)nreg || ev[k].id != first_id + (int)ev[k].cookie) {
+			if (ev[k].cookie >= (uint64_t)nreg ||
+			    ev[k].id != first_id + (int)ev[k].cookie) {
 				atomic_fetch_add(&unknown, 1);
 				continue;
 			}

@@ -168,7 +168,8 @@ static int wait_and_check(struct evq *q, int64_t timeout)
 		/* the newest expiration this event reports */
 		int64_t newest = t->next_lo + (int64_t)(ev[k].data - 1) * t->interval;
 		if (newest > after[c] && n_early++ == 0)
-			diag("%s timer %llu early: expiration at %lld, clock %lld after the wait",
+			diag("%s timer %llu early: expiration at %lld, clock %lld "
+			     "after the wait",
 			     clock_name[c], (unsigned long long)i, (long long)newest,
 			     (long long)after[c]);
 		/* in a batch, one clock's events come in deadline order */
@@ -300,7 +301,8 @@ int main(void)
 	is(n_batch_order, 0, "in a batch, one clock's timers come in deadline order");
 	is(n_order, 0, "no timer left out of a batch that delivered a later deadline "
 		       "of its clock");
-	is(n_late, 0, "no timer delivered more than %lld s late", (long long)(late_ns / EVQT_SEC));
+	is(n_late, 0, "no timer delivered more than %lld s late",
+	   (long long)(late_ns / EVQT_SEC));
 	is(n_period, 0, "%d periodic timers: sum of data == periods passed", nper);
 	is(n_twice, 0, "no one-shot timer delivered twice");
 	is(n_unknown + n_badfields, 0, "every event names a live timer with its own cookie");
