@@ -258,6 +258,7 @@ static int attach(struct evq *q, struct evq_watch_item *it)
 		return -ENOSYS;
 	struct evq_watch *w = watch_find(q, 1);
 	struct evq_watch_thread *t = NULL;
+	int rc;
 	if (!w)
 		return -ENOMEM;
 	for (int i = 0; i < w->nthr && !t; i++)
@@ -285,9 +286,10 @@ static int attach(struct evq *q, struct evq_watch_item *it)
 	w->nitems++;
 	return 0;
 fail:
+	rc = w->nthr ? -ENOMEM : -EAGAIN;
 	if (w->nitems == 0 && w->nthr == 0)
-		watch_forget(w);
-	return w->nthr ? -ENOMEM : -EAGAIN;
+		watch_forget(w); /* frees w */
+	return rc;
 }
 
 int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
