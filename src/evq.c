@@ -751,6 +751,11 @@ int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
 	rc = timer_args(ids[ci], when_ns, interval_ns, flags);
 	if (rc < 0)
 		goto out;
+	/* a fired timer is in no heap: room first, so that a failed call
+	 * has discarded nothing */
+	rc = evq__timer_reserve(q, ci);
+	if (rc < 0)
+		goto out;
 	evq__unlink(q, r);
 	r->pend_data = 0;
 	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
