@@ -1357,17 +1357,22 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
+	struct uword *nw = NULL;
+	if (!w || w->it != it || w->inflight) {
+		/* first: if this fails, a record in flight keeps watching */
+		nw = calloc(1, sizeof *nw);
+		if (!nw) {
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+	}
 	if (w && (w->it != it || w->inflight)) {
 		/* another tenant's, or waiting for an older expected value */
 		word_detach(s, w);
 		w = s->wmap[idx] = NULL;
 	}
 	if (!w) {
-		w = calloc(1, sizeof *w);
-		if (!w) {
-			pthread_mutex_unlock(&s->lock);
-			return -ENOMEM;
-		}
+		w = nw;
 		w->it = it;
 		w->addr = it->addr;
 		w->shared = it->shared;
