@@ -1841,8 +1841,14 @@ again:
 			      * could not end this sleep, so it lasts 1 ms and
 			      * the core asks again */
 	int epolling = 0; /* this thread armed an EPOLL_WAIT + LINK_TIMEOUT */
-	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < ring_sleepers(s))
-		epolling = arm_one(s, max, t) && t >= 0 && s->r.sq_entries >= 2;
+	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < ring_sleepers(s)) {
+		if (arm_one(s, max, t))
+			epolling = t >= 0 && s->r.sq_entries >= 2;
+		else if (t < 0 || t > 1000000)
+			t = 1000000; /* no EPOLL_WAIT (its buffer could not be
+				      * mapped, or the SQ stayed full): as above,
+				      * for the fds */
+	}
 	unsigned to_submit = sq_pending(&s->r);
 	unsigned reaped = s->reaped;
 	pthread_mutex_unlock(&s->lock);
