@@ -875,6 +875,8 @@ static pthread_key_t held_key;
 static int held_key_ok;
 static pthread_once_t held_once = PTHREAD_ONCE_INIT;
 static __thread __attribute__((tls_model("initial-exec"))) struct held *tl_held;
+/* hold() could not allocate tl_held: the batch is lost (-ENOMEM) */
+static __thread __attribute__((tls_model("initial-exec"))) int tl_held_lost;
 
 static void held_free(void *p)
 {
@@ -899,7 +901,8 @@ static void hold(struct evq *q, const struct evq_event *out, int n)
 	struct held *h = tl_held;
 	if (!h) {
 		pthread_once(&held_once, held_key_init);
-		if (!(h = calloc(1, sizeof *h)))
+		tl_held_lost = !(h = calloc(1, sizeof *h));
+		if (!h)
 			return;
 		tl_held = h;
 		if (held_key_ok)
@@ -934,7 +937,7 @@ static void hold(struct evq *q, const struct evq_event *out, int n)
 static int unhold(struct evq *q, const struct evq_event *ev)
 {
 	struct held *h = tl_held;
-	if (h && h->n < 0)
+	if (h ? h->n < 0 : tl_held_lost)
 		return -ENOMEM;
 	if (!h || h->serial != q->serial)
 		return -EINVAL;
