@@ -62,7 +62,8 @@ struct evq_options {
  * Errors: -EINVAL (NULL q, bad option, unknown $EVQ_BACKEND), -ENOSYS or
  * -EPERM (the backend asked for is missing or refused, e.g. io_uring
  * disabled or blocked by seccomp), -ENOMEM, -EMFILE/-ENFILE (out of
- * descriptors). */
+ * descriptors), -EAGAIN (io_uring: the short-lived thread its first queue
+ * in a process starts could not be created). */
 int evq_new(struct evq **q, const struct evq_options *opt);
 
 /* Frees a queue and every registration in it.  NULL is ignored.  No other
@@ -190,7 +191,9 @@ int evq_trigger(struct evq *q, int id);
  * flags (EVQ_ONESHOT, EVQ_EDGE for fds, EVQ_DISABLED).  Enabling a oneshot
  * registration that has fired re-arms it.  Occurrences of a disabled
  * timer, user, word or mask registration are kept and delivered when it is
- * enabled again.  Errors: -ENOENT, -EINVAL, -EBADF (fd closed). */
+ * enabled again.  Errors: -ENOENT, -EINVAL, -EBADF (fd closed); enabling a
+ * word, semaphore or latch registration also as evq_add_word(): -ENOMEM,
+ * -EAGAIN, -ENOSYS.  A failed call leaves the registration as it was. */
 int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags);
 
 /* Removes a registration.  When evq_del() returns, no event of it will be
@@ -283,7 +286,8 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 /* Re-arms word registration id: wait again until the word no longer holds
  * `expected`.  flags: EVQ_ONESHOT (kept or dropped), EVQ_DISABLED;
  * EVQ_SHARED must match the registration.  An event already pending is
- * still delivered.  Errors: -ENOENT (unknown id or not a word), -EINVAL. */
+ * still delivered.  Errors: -ENOENT (unknown id or not a word), -EINVAL,
+ * and as evq_add_word(): -ENOMEM, -EAGAIN, -ENOSYS. */
 int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags);
 
 /* Wakes up to n (>= 1; INT_MAX for all) threads, processes or queues

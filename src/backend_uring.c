@@ -413,19 +413,26 @@ static void wr_say(const char *msg)
 	}
 }
 
-/* 1 if the kernel has IORING_OP_FUTEX_WAKE (a probe of the first 64 ops,
- * on the stack: this may run in a signal handler). */
-static int wr_probe(int fd)
+/* 1 if the kernel supports each of the n ops in need[] (all below 64): a
+ * probe of the first 64 ops on the stack, since the wake ring may be made
+ * in a signal handler, and so that no allocation can fail and pass for a
+ * missing op. */
+#define PROBE_OPS 64
+static int probe_ops(int fd, const unsigned *need, size_t n)
 {
 	union {
 		struct io_uring_probe p;
-		char b[sizeof(struct io_uring_probe) + 64 * sizeof(struct io_uring_probe_op)];
+		char b[sizeof(struct io_uring_probe) +
+		       PROBE_OPS * sizeof(struct io_uring_probe_op)];
 	} u;
 	memset(&u, 0, sizeof u);
-	if (sys_register(fd, IORING_REGISTER_PROBE, &u.p, 64) != 0)
+	if (sys_register(fd, IORING_REGISTER_PROBE, &u.p, PROBE_OPS) != 0)
 		return 0;
-	return u.p.last_op >= IORING_OP_FUTEX_WAKE && IORING_OP_FUTEX_WAKE < u.p.ops_len &&
-	       (u.p.ops[IORING_OP_FUTEX_WAKE].flags & IO_URING_OP_SUPPORTED);
+	for (size_t i = 0; i < n; i++)
+		if (need[i] >= PROBE_OPS || need[i] > u.p.last_op || need[i] >= u.p.ops_len ||
+		    !(u.p.ops[need[i]].flags & IO_URING_OP_SUPPORTED))
+			return 0;
+	return 1;
 }
 
 /* Sets up wr.r; 0 or -errno.  wr_busy held. */
@@ -445,8 +452,9 @@ static int wr_setup(void)
 	if (rc < 0)
 		return rc;
 	wr.r.fd = rc;
+	static const unsigned need[] = { IORING_OP_FUTEX_WAKE };
 	if (!(p.features & IORING_FEAT_CQE_SKIP) || p.sq_entries < EVQ_WAKE_BATCH_MAX ||
-	    !wr_probe(wr.r.fd))
+	    !probe_ops(wr.r.fd, need, 1))
 		rc = -ENOSYS;
 	else
 		rc = ring_map(&wr.r, &p);
@@ -954,20 +962,11 @@ static int refuse(const char *why, int rc)
 }
 
 /* 1 if the kernel supports every op this backend submits. */
-static int probe_ops(int ringfd)
+static int probe_queue_ops(int ringfd)
 {
 	static const unsigned need[] = { IORING_OP_EPOLL_WAIT, IORING_OP_ASYNC_CANCEL,
 					 IORING_OP_FUTEX_WAIT };
-	size_t len = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
-	struct io_uring_probe *p = calloc(1, len);
-	if (!p)
-		return 0;
-	int ok = sys_register(ringfd, IORING_REGISTER_PROBE, p, 256) == 0;
-	for (size_t i = 0; ok && i < sizeof need / sizeof need[0]; i++)
-		ok = need[i] <= p->last_op && need[i] < p->ops_len &&
-		     (p->ops[need[i]].flags & IO_URING_OP_SUPPORTED);
-	free(p);
-	return ok && !refuse_forced("op");
+	return probe_ops(ringfd, need, sizeof need / sizeof need[0]) && !refuse_forced("op");
 }
 
 /* Kernel 6.17 gave each multi-threaded process its own futex hash table,
@@ -1078,7 +1077,7 @@ static int ur_init(struct evq *q, int max_batch)
 		return refuse("kernel lacks IORING_FEAT_EXT_ARG or IORING_FEAT_NODROP",
 			      -ENOSYS);
 	}
-	if (!probe_ops(s->r.fd)) {
+	if (!probe_queue_ops(s->r.fd)) {
 		ur_fini(q);
 		return refuse("op IORING_OP_EPOLL_WAIT (59) missing (probe)", -ENOSYS);
 	}
@@ -1358,17 +1357,22 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
+	struct uword *nw = NULL;
+	if (!w || w->it != it || w->inflight) {
+		/* first: if this fails, a record in flight keeps watching */
+		nw = calloc(1, sizeof *nw);
+		if (!nw) {
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
+		}
+	}
 	if (w && (w->it != it || w->inflight)) {
 		/* another tenant's, or waiting for an older expected value */
 		word_detach(s, w);
 		w = s->wmap[idx] = NULL;
 	}
 	if (!w) {
-		w = calloc(1, sizeof *w);
-		if (!w) {
-			pthread_mutex_unlock(&s->lock);
-			return -ENOMEM;
-		}
+		w = nw;
 		w->it = it;
 		w->addr = it->addr;
 		w->shared = it->shared;
@@ -1935,8 +1939,14 @@ again:
 			      * could not end this sleep, so it lasts 1 ms and
 			      * the core asks again */
 	int epolling = 0; /* this thread armed an EPOLL_WAIT + LINK_TIMEOUT */
-	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < ring_sleepers(s))
-		epolling = arm_one(s, max, t) && t >= 0 && s->r.sq_entries >= 2;
+	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < ring_sleepers(s)) {
+		if (arm_one(s, max, t))
+			epolling = t >= 0 && s->r.sq_entries >= 2;
+		else if (t < 0 || t > 1000000)
+			t = 1000000; /* no EPOLL_WAIT (its buffer could not be
+				      * mapped, or the SQ stayed full): as above,
+				      * for the fds */
+	}
 	unsigned to_submit = sq_pending(&s->r);
 	unsigned reaped = s->reaped;
 	pthread_mutex_unlock(&s->lock);

@@ -798,6 +798,11 @@ int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
 	rc = timer_args(ids[ci], when_ns, interval_ns, flags);
 	if (rc < 0)
 		goto out;
+	/* a fired timer is in no heap: room first, so that a failed call
+	 * has discarded nothing */
+	rc = evq__timer_reserve(q, ci);
+	if (rc < 0)
+		goto out;
 	evq__unlink(q, r);
 	r->pend_data = 0;
 	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
@@ -917,6 +922,8 @@ static pthread_key_t held_key;
 static int held_key_ok;
 static pthread_once_t held_once = PTHREAD_ONCE_INIT;
 static __thread __attribute__((tls_model("initial-exec"))) struct held *tl_held;
+/* hold() could not allocate tl_held: the batch is lost (-ENOMEM) */
+static __thread __attribute__((tls_model("initial-exec"))) int tl_held_lost;
 
 static void held_free(void *p)
 {
@@ -941,7 +948,8 @@ static void hold(struct evq *q, const struct evq_event *out, int n)
 	struct held *h = tl_held;
 	if (!h) {
 		pthread_once(&held_once, held_key_init);
-		if (!(h = calloc(1, sizeof *h)))
+		tl_held_lost = !(h = calloc(1, sizeof *h));
+		if (!h)
 			return;
 		tl_held = h;
 		if (held_key_ok)
@@ -976,7 +984,7 @@ static void hold(struct evq *q, const struct evq_event *out, int n)
 static int unhold(struct evq *q, const struct evq_event *ev)
 {
 	struct held *h = tl_held;
-	if (h && h->n < 0)
+	if (h ? h->n < 0 : tl_held_lost)
 		return -ENOMEM;
 	if (!h || h->serial != q->serial)
 		return -EINVAL;

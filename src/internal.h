@@ -260,6 +260,9 @@ static inline uint32_t evq_ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
 int evq__timer_clock_index(clockid_t clock);
 int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags);  /* locked */
+/* Room for one more timer on clock ci: arming one then cannot fail.
+ * -ENOMEM.  locked */
+int evq__timer_reserve(struct evq *q, int clock_index);
 void evq__timer_disarm(struct evq *q, struct evq_reg *r);   /* locked */
 /* Fires expired timers into the pending list; returns ns until the next
  * expiry (-1: none). locked */

@@ -83,7 +83,7 @@ static void sift_down(struct evq *q, struct evq_heap *h, uint32_t pos)
 	heap_place(q, h, pos, e);
 }
 
-static int heap_push(struct evq *q, struct evq_heap *h, struct evq_reg *r)
+static int heap_reserve(struct evq_heap *h)
 {
 	if (h->n == h->cap) {
 		uint32_t cap = h->cap ? h->cap * 2 : 64;
@@ -93,6 +93,19 @@ static int heap_push(struct evq *q, struct evq_heap *h, struct evq_reg *r)
 		h->a = a;
 		h->cap = cap;
 	}
+	return 0;
+}
+
+int evq__timer_reserve(struct evq *q, int ci)
+{
+	return heap_reserve(&q->heap[ci]);
+}
+
+static int heap_push(struct evq *q, struct evq_heap *h, struct evq_reg *r)
+{
+	int rc = heap_reserve(h);
+	if (rc < 0)
+		return rc;
 	struct evq_heap_entry e = { r->deadline, (int32_t)r->idx };
 	heap_place(q, h, h->n++, e);
 	sift_up(q, h, h->n - 1);

@@ -195,11 +195,12 @@ static void ctl_wait_ack(struct evq_watch_thread *t, uint32_t c)
 		pthread_cond_wait(&t->cv, &t->mu);
 }
 
-static struct evq_watch_thread *thread_start(void)
+/* 0, -ENOMEM or -EAGAIN (no thread could be started). */
+static int thread_start(struct evq_watch_thread **out)
 {
 	struct evq_watch_thread *t = calloc(1, sizeof *t);
 	if (!t)
-		return NULL;
+		return -ENOMEM;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
 
@@ -219,9 +220,10 @@ static struct evq_watch_thread *thread_start(void)
 		pthread_cond_destroy(&t->cv);
 		pthread_mutex_destroy(&t->mu);
 		free(t);
-		return NULL;
+		return -EAGAIN;
 	}
-	return t;
+	*out = t;
+	return 0;
 }
 
 static void thread_stop(struct evq_watch_thread *t)
@@ -258,6 +260,7 @@ static int attach(struct evq *q, struct evq_watch_item *it)
 		return -ENOSYS;
 	struct evq_watch *w = watch_find(q, 1);
 	struct evq_watch_thread *t = NULL;
+	int rc;
 	if (!w)
 		return -ENOMEM;
 	for (int i = 0; i < w->nthr && !t; i++)
@@ -267,12 +270,14 @@ static int attach(struct evq *q, struct evq_watch_item *it)
 		if (w->nthr == w->cap) {
 			int cap = w->cap ? 2 * w->cap : 4;
 			void *p = realloc(w->thr, (size_t)cap * sizeof *w->thr);
-			if (!p)
+			if (!p) {
+				rc = -ENOMEM;
 				goto fail;
+			}
 			w->thr = p;
 			w->cap = cap;
 		}
-		if (!(t = thread_start()))
+		if ((rc = thread_start(&t)) < 0)
 			goto fail;
 		w->thr[w->nthr++] = t;
 	}
@@ -286,8 +291,8 @@ static int attach(struct evq *q, struct evq_watch_item *it)
 	return 0;
 fail:
 	if (w->nitems == 0 && w->nthr == 0)
-		watch_forget(w);
-	return w->nthr ? -ENOMEM : -EAGAIN;
+		watch_forget(w); /* frees w */
+	return rc;
 }
 
 int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
