@@ -25,8 +25,15 @@
  *     PROT_NONE stands for the unmap, see take_away()): re-armed with
  *     evq_mod_word(), and woken
  *  6. a shared file truncated under a semaphore registration
+ * Known crashes outside this change run in a child, reported as TODO (the
+ * suite passes; prove lists them): on io_uring, a word taken away and
+ * then woken is loaded by the ring's completion handling (process_words)
+ * or by the inline sleep (I3) before the kernel is asked.  Whether the
+ * sleeper thread of the second one got to sleep first decides between a
+ * crash and a report: a TODO's outcome, not a pass or a fail.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -599,55 +606,97 @@ static void test_unmap_rearm(void)
 	munmap(w, 4096);
 }
 
-/* The caller unmaps a registered word, then wakes it.  Returns 1 if the
- * queue reported it and stayed quiet. */
-static int unmap_wake(int quiet)
-{
-	struct evq *q = evqt_new();
-	uint32_t *w = new_page();
-	int id = evq_add_word(q, w, 0, 0, C_VICTIM);
-	CHECK(id >= 0);
+struct sleeper {
+	struct evq *q;
+	int n;
 	struct evq_event ev[NEV];
-	evqt_wait(q, ev, NEV, 20 * EVQT_MS); /* the backend watches it */
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *sl = arg;
+	sl->n = collect(sl->q, sl->ev, 1);
+	return NULL;
+}
+
+/* The caller takes a registered word's page away, then wakes the word;
+ * with asleep, another thread sleeps in evq_wait() meanwhile (on io_uring
+ * that thread sleeps on the word itself).  Returns 1 if the queue reported
+ * it: one EVQ_ERR event, data 0. */
+static int unmap_wake(int asleep, int quiet)
+{
+	struct sleeper sl = { .q = evqt_new() };
+	uint32_t *w = new_page();
+	int id = evq_add_word(sl.q, w, 0, 0, C_VICTIM);
+	CHECK(id >= 0);
+	/* let the backend (or the sleeper) sleep on the word: whether it
+	 * does yet or not, the result must be the same */
+	pthread_t t;
+	if (asleep) {
+		CHECK(pthread_create(&t, NULL, sleeper_main, &sl) == 0);
+		evqt_sleep_ns(20 * EVQT_MS);
+	} else {
+		evqt_wait(sl.q, sl.ev, NEV, 20 * EVQT_MS);
+	}
 	take_away(w);
 	evq_wake(w, 1, 0); /* a private wake needs no memory */
-	int n = collect(q, ev, 1);
-	int good = n == 1 && ev[0].id == id && ev[0].events == EVQ_ERR && ev[0].data == 0;
+	if (asleep)
+		pthread_join(t, NULL);
+	else
+		sl.n = collect(sl.q, sl.ev, 1);
+	int good = sl.n == 1 && sl.ev[0].id == id && sl.ev[0].events == EVQ_ERR &&
+		   sl.ev[0].data == 0;
 	if (quiet)
-		quiet_window(q, "unmapped word, woken");
-	evq_free(q);
+		quiet_window(sl.q, asleep ? "unmapped word, woken, a thread asleep"
+					  : "unmapped word, woken");
+	evq_free(sl.q);
 	munmap(w, 4096);
 	return good;
 }
 
-static void test_unmap_wake(void)
+/* Known crashes, outside what this change touched: run in a child and
+ * reported as TODO, so they show (and turn into "TODO passed" once
+ * fixed). */
+static void todo_in_child(int asleep, const char *name, const char *why)
 {
-	struct evq *q = evqt_new();
-	int ring = ring_words(q);
-	evq_free(q);
-	if (!ring) {
-		ok(unmap_wake(1), "unmapped word, woken: one EVQ_ERR event, data 0");
-		return;
-	}
-	/* Known: the ring loads a word whose FUTEX_WAIT completed woken
-	 * without asking the kernel first (process_words in
-	 * src/backend_uring.c), so this crashes; in a child, as TODO. */
 	fflush(stdout);
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		signal(SIGSEGV, SIG_DFL);
-		_exit(unmap_wake(0) ? 0 : 1);
+		signal(SIGSEGV, SIG_DFL); /* no sanitizer report: it is known */
+		_exit(unmap_wake(asleep, 0) ? 0 : 1);
 	}
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	int good = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	int k = atomic_fetch_add(&tap_n, 1) + 1;
-	printf("%sok %d - unmapped word, woken, in the ring: one EVQ_ERR event (%s) # TODO "
-	       "io_uring loads a word its FUTEX_WAIT completion names without asking the "
-	       "kernel\n", good ? "" : "not ", k,
-	       WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited");
+	printf("%sok %d - %s (%s) # TODO %s\n", good ? "" : "not ", k, name,
+	       WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : good ? "reported" : "not reported",
+	       why);
 	fflush(stdout);
+}
+
+static void test_unmap_wake(void)
+{
+	struct evq *q = evqt_new();
+	int uring = strcmp(evq_backend_name(q), "uring") == 0, ring = ring_words(q);
+	evq_free(q);
+	if (!ring)
+		ok(unmap_wake(0, 1), "unmapped word, woken: one EVQ_ERR event, data 0");
+	else
+		todo_in_child(0, "unmapped word, woken, in the ring: one EVQ_ERR event",
+			      "io_uring loads a word its FUTEX_WAIT completion names "
+			      "(process_words) without asking the kernel");
+	if (!uring)
+		ok(unmap_wake(1, 1), "unmapped word, woken while a thread sleeps in evq_wait: "
+		   "one EVQ_ERR event, data 0");
+	else if (EVQT_TSAN)
+		skip(1, "ThreadSanitizer: no threads in a child of a multi-threaded fork");
+	else
+		todo_in_child(1, "unmapped word, woken while a thread sleeps on it in "
+			      "evq_wait: one EVQ_ERR event",
+			      ring ? "process_words loads it (as above)"
+				   : "the inline sleep (I3) loads every word after a wake");
 }
 
 /* ------------------------------------------------------------------ */
