@@ -206,8 +206,13 @@ int evq_del(struct evq *q, int id);
  * timeout_ns < 0 waits forever, 0 polls, > 0 waits that many nanoseconds
  * (no rounding to milliseconds).  sigmask, if not NULL, replaces the
  * thread's signal mask atomically for the duration of the sleep (as
- * epoll_pwait2/ppoll do).  Never makes a system call while events are
- * already pending in the library, and never sleeps while any are pending.
+ * epoll_pwait2/ppoll do).  Never sleeps while events are pending in the
+ * library.  Fairness: a call returns pending events without asking the
+ * kernel only if the call before it asked; otherwise it polls the kernel
+ * first and returns what it reported ahead of the pending events, which
+ * come oldest first.  So no ready source starves: one that becomes ready
+ * while another is always ready is returned within two calls, even with
+ * max = 1 (evq_wait(3) FAIRNESS).
  *
  * Many threads may wait on one queue at once.  Each occurrence is handed to
  * exactly one of them, and new events end the sleep of one waiter, not all
@@ -223,10 +228,15 @@ int evq_wait(struct evq *q, struct evq_event *events, int max,
 
 /* Gives back an event this thread took but will not handle: it becomes
  * pending again (merged with anything newer of the same registration) and
- * another waiter is woken for it.  ev must be a record evq_wait() returned.
- * A oneshot registration's event is given back too.
- * Errors: -EINVAL (NULL), -ENOENT (the registration was deleted since: the
- * event died with it), -ECHILD. */
+ * another waiter is woken for it.  ev must be (a copy of) a record that
+ * the calling thread's most recent evq_wait() returning events handed out
+ * on q, unchanged and not given back yet; anything else - another queue's
+ * record, an altered one, one of an older batch or of another thread, one
+ * given back already - is refused, so no occurrence or semaphore token is
+ * ever made out of it.  A oneshot registration's event is given back too.
+ * Errors: -EINVAL (NULL, or not a record this thread holds from q),
+ * -ENOENT (the registration was deleted since: the event died with it),
+ * -ENOMEM (the last batch could not be recorded), -ECHILD. */
 int evq_requeue(struct evq *q, const struct evq_event *ev);
 
 /* fork(): the child inherits a copy of every queue, but the kernel objects

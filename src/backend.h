@@ -49,7 +49,10 @@ struct evq_backend {
 	 * wake() is consumed by exactly one wait(), now or later), else 0.
 	 * Called without the queue lock, possibly by several threads at once;
 	 * a wake() or a kernel event should end the sleep of one of them, not
-	 * all (no thundering herd). */
+	 * all (no thundering herd).  timeout 0 is a poll: it must not sleep,
+	 * and it must look at everything the backend watches on the core's
+	 * behalf (fds, and words for a backend with word_arm), since the core
+	 * polls to keep kernel-side sources from starving (evq.c, F2). */
 	int (*wait)(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		    struct evq_ready *out, int max, int *woken);
 

@@ -584,16 +584,23 @@ int evq__wake_ring_fd(void)
 
 #define UD_WORD_MIN 4096 /* user_data at or above: a struct uword * */
 
+/* w's wait ended with res (a completion's, or what an inline sleep or a
+ * poll saw): process_words() runs its check().  Locked. */
+static void collect_word(struct uring_state *s, struct uword *w, int res)
+{
+	w->collected = 1;
+	w->res = res;
+	w->next_done = s->done;
+	s->done = w;
+}
+
 static void on_cqe(struct uring_state *s, const struct io_uring_cqe *c)
 {
 	if (c->user_data >= UD_WORD_MIN) {
 		struct uword *w = (struct uword *)(uintptr_t)c->user_data;
 		w->inflight = 0;
 		s->nring--;
-		w->collected = 1;
-		w->res = c->res;
-		w->next_done = s->done;
-		s->done = w;
+		collect_word(s, w, c->res);
 		return;
 	}
 	if (c->user_data == UD_BELL) {
@@ -1491,6 +1498,28 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A poll (timeout 0) sleeps nowhere, so nobody watches the loose words
+ * (armed, in neither the ring nor an inline vector): read them.  A word
+ * that no longer holds its expected value goes to check() as if its wait
+ * had failed with -EAGAIN; the others stay loose.  Without this a caller
+ * that only polls, or a queue kept busy by other sources (the core polls
+ * then), would never see them (evq.c, fairness).  Locked. */
+static void poll_loose(struct uring_state *s)
+{
+	struct uword *list = take_loose(s);
+	while (list) {
+		struct uword *w = list;
+		list = w->next_loose;
+		w->loose = 0;
+		if (!w->it)
+			word_free_if_done(s, w);
+		else if (evq_ld(w->addr) != w->expected)
+			collect_word(s, w, -EAGAIN);
+		else
+			make_loose(s, w);
+	}
+}
+
 /* timeout 0: one epoll_pwait2 on the set, as the epoll backend does (an
  * EPOLL_WAIT request would stay armed after finding nothing); none at all
  * when no fd is registered and no signal mask is to be applied. */
@@ -1654,10 +1683,7 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 		if (woken || v != w->expected) {
 			/* woken: res 0, so that an idle word passes it on (X2
 			 * in process_words) */
-			w->collected = 1;
-			w->res = woken ? 0 : -EAGAIN;
-			w->next_done = s->done;
-			s->done = w;
+			collect_word(s, w, woken ? 0 : -EAGAIN);
 		} else {
 			make_loose(s, w);
 		}
@@ -1732,6 +1758,8 @@ again:
 		    enter(s, sq_pending(&s->r), 0, 0, NULL, 0) < 0)
 			s->submit_errors++; /* re-armed words (process_words) */
 		reap(s);
+		if (timeout_ns == 0)
+			poll_loose(s);
 		process_words(q, s, woken);
 		take_wake(s, woken);
 		k = take(s, out, max);
@@ -1747,11 +1775,18 @@ again:
 				k = poll_now(s, sigmask, out, max);
 			return k;
 		}
-		if (frc == -EINTR || (timeout_ns > 0 && (t = end - mono_ns()) <= 0)) {
+		if (frc == -EINTR) {
 			leave(s);
 			pass_lead(s);
 			pthread_mutex_unlock(&s->lock);
-			return frc == -EINTR ? -EINTR : 0;
+			return -EINTR;
+		}
+		if (timeout_ns > 0 && (t = end - mono_ns()) <= 0) {
+			/* the time is up before any sleep (a short timeout, or
+			 * a follower's sleep ran out): end with a poll, as
+			 * epoll_wait would, so that nothing ready is left out */
+			timeout_ns = 0;
+			continue;
 		}
 		if (sigmask || atomic_load(&s->sleepers) == 0)
 			break; /* the ring */

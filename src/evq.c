@@ -23,6 +23,23 @@
  * waits for a later, unrelated wakeup.  Anything linked into the pending list
  * by a thread other than the waiter (a timer armed earlier than the sleeper's
  * timeout, an enabled registration with parked data) kicks the same way.
+ * A poll (backend->wait with timeout 0) sleeps nowhere and skips W1..W4.
+ *
+ * Fairness (evq_wait(3), tests/fairness.c): no ready source starves while
+ * others keep the queue busy.
+ *   F1 A call may hand out pending events without asking the kernel only
+ *      if the call before it (by any thread) asked it (kernel_owed == 0).
+ *   F2 Otherwise it asks the kernel first - a poll with timeout 0 when
+ *      events are pending - and returns what the kernel reported ahead of
+ *      the pending list.
+ *   F3 The pending list is FIFO: a registration whose event was handed out
+ *      goes to the back when it fires again (posts, timers and regular
+ *      files alike).
+ * So the kernel is asked at least every second call, and a source that
+ * becomes ready while one other source is always ready is returned by the
+ * first or the second evq_wait() after that, with any max.  Kernel-side
+ * sources are also those a backend watches itself (io_uring's words), so a
+ * backend's poll looks at everything it watches (backend.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,7 +135,9 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 	struct evq *q = calloc(1, sizeof *q);
 	if (!q)
 		return -ENOMEM;
+	static _Atomic uint64_t serials;
 	q->fork_gen = atomic_load(&evq__fork_gen);
+	q->serial = atomic_fetch_add(&serials, 1) + 1;
 	q->keeper_deadline = INT64_MAX;
 	q->rt_fd = -1;
 	q->max_batch = o.max_batch;
@@ -126,6 +145,7 @@ int evq_new(struct evq **qp, const struct evq_options *opt)
 	q->pend_head = q->pend_tail = -1;
 	q->again_head = q->again_tail = -1;
 	atomic_init(&q->post_head, -1);
+	atomic_init(&q->round_head, -1);
 	pthread_mutex_init(&q->lock, NULL);
 	int rc = backend_init(q, o.backend, o.max_batch);
 	if (rc < 0) {
@@ -322,6 +342,19 @@ void evq__link(struct evq *q, struct evq_reg *r, int list)
 	*tail = (int32_t)r->idx;
 }
 
+/* Links r at the front of the pending list. */
+static void link_front(struct evq *q, struct evq_reg *r)
+{
+	r->list = EVQ_LIST_PENDING;
+	r->prev = -1;
+	r->next = q->pend_head;
+	if (q->pend_head >= 0)
+		evq_slot(q, (uint32_t)q->pend_head)->prev = (int32_t)r->idx;
+	else
+		q->pend_tail = (int32_t)r->idx;
+	q->pend_head = (int32_t)r->idx;
+}
+
 void evq__unlink(struct evq *q, struct evq_reg *r)
 {
 	if (r->list == EVQ_LIST_NONE)
@@ -343,14 +376,22 @@ void evq__unlink(struct evq *q, struct evq_reg *r)
 /* Makes registration r deliverable if it is enabled and has something to
  * deliver.  Returns 1 if it linked r: a caller outside the wait path then
  * kicks a sleeper (the wait path hands leftovers on in pass_on()). */
-static int make_pending(struct evq *q, struct evq_reg *r)
+static int make_pending_at(struct evq *q, struct evq_reg *r, int front)
 {
 	if ((r->flags & EVQ_DISABLED) || r->list != EVQ_LIST_NONE)
 		return 0;
 	if (r->pend_data == 0 && r->pend_events == 0)
 		return 0;
-	evq__link(q, r, EVQ_LIST_PENDING);
+	if (front)
+		link_front(q, r);
+	else
+		evq__link(q, r, EVQ_LIST_PENDING);
 	return 1;
+}
+
+static int make_pending(struct evq *q, struct evq_reg *r)
+{
+	return make_pending_at(q, r, 0);
 }
 
 static void make_pending_kick(struct evq *q, struct evq_reg *r)
@@ -370,6 +411,9 @@ void evq__kick(struct evq *q)
 		q->backend->wake(q);
 }
 
+/* The queue whose kernel round this thread is harvesting (F2), if any. */
+static __thread __attribute__((tls_model("initial-exec"))) struct evq *tl_round;
+
 int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count)
 {
 	uint64_t c = atomic_load(&r->ctl), n;
@@ -383,13 +427,20 @@ int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count)
 	} while (!atomic_compare_exchange_weak(&r->ctl, &c, n));
 	if (c & EVQ_CTL_QUEUED)
 		return 0; /* already on the stack: the drain will see our count */
-	/* P1: push r on the post stack */
-	int32_t head = atomic_load(&q->post_head);
+	/* P1: push r on the post stack (a round's own posts on its stack) */
+	_Atomic int32_t *stack = tl_round == q ? &q->round_head : &q->post_head;
+	int32_t head = atomic_load(stack);
 	do
 		atomic_store_explicit(&r->post_next, head, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak(&q->post_head, &head, (int32_t)r->idx));
+	while (!atomic_compare_exchange_weak(stack, &head, (int32_t)r->idx));
 	evq__kick(q);
 	return 0;
+}
+
+/* Anything posted and not drained yet? */
+static int posts_waiting(struct evq *q)
+{
+	return atomic_load(&q->post_head) >= 0 || atomic_load(&q->round_head) >= 0;
 }
 
 static void fold(struct evq *q, struct evq_reg *r, uint64_t count, uint64_t bits)
@@ -415,9 +466,36 @@ static void take_post(struct evq *q, struct evq_reg *r, int popped)
 		fold(q, r, c & EVQ_CTL_COUNT, bits);
 }
 
-static void drain_posts(struct evq *q)
+/* One registration popped from a post stack. */
+static void drain_one(struct evq *q, struct evq_reg *r, int front)
 {
-	int32_t i = atomic_exchange(&q->post_head, -1), rev = -1;
+	if (r->flags & EVQ_R_ZOMBIE) {
+		take_post(q, r, 1);
+		r->pend_data = 0;
+		r->flags = 0;
+		free_push(q, r);
+		return;
+	}
+	take_post(q, r, 1);
+	make_pending_at(q, r, front);
+}
+
+/* Moves the registrations on one post stack into the pending list: at the
+ * back in the order they were posted, or (front: a round's own posts) at
+ * the front in that order. */
+static void drain_stack(struct evq *q, _Atomic int32_t *stack, int front)
+{
+	int32_t i = atomic_exchange(stack, -1), rev = -1;
+	if (front) {
+		/* LIFO: linking each at the front leaves the first posted
+		 * first */
+		while (i >= 0) {
+			struct evq_reg *r = evq_slot(q, (uint32_t)i);
+			i = atomic_load_explicit(&r->post_next, memory_order_relaxed);
+			drain_one(q, r, 1);
+		}
+		return;
+	}
 	/* The stack is LIFO; reverse it so occurrences are delivered in the
 	 * order they were posted.  post_next is stable while "queued" is set. */
 	while (i >= 0) {
@@ -430,16 +508,16 @@ static void drain_posts(struct evq *q)
 	for (i = rev; i >= 0;) {
 		struct evq_reg *r = evq_slot(q, (uint32_t)i);
 		i = atomic_load_explicit(&r->post_next, memory_order_relaxed);
-		if (r->flags & EVQ_R_ZOMBIE) {
-			take_post(q, r, 1);
-			r->pend_data = 0;
-			r->flags = 0;
-			free_push(q, r);
-			continue;
-		}
-		take_post(q, r, 1);
-		make_pending(q, r);
+		drain_one(q, r, 0);
 	}
+}
+
+static void drain_posts(struct evq *q)
+{
+	if (atomic_load_explicit(&q->round_head, memory_order_relaxed) >= 0)
+		drain_stack(q, &q->round_head, 1);
+	if (atomic_load_explicit(&q->post_head, memory_order_relaxed) >= 0)
+		drain_stack(q, &q->post_head, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -772,6 +850,98 @@ int evq_del(struct evq *q, int id)
 }
 
 /* ------------------------------------------------------------------ */
+/* What this thread holds (evq_requeue)                                 */
+/* ------------------------------------------------------------------ */
+
+/* The records the calling thread's most recent evq_wait() that returned
+ * events handed out, and which of them were given back: evq_requeue()
+ * accepts exactly those (a record of another queue, an altered or forged
+ * one, or one given back already cannot make an occurrence - or a
+ * semaphore's token - out of nothing).  Per thread, so no lock; freed
+ * when the thread exits. */
+struct held {
+	uint64_t serial;   /* the queue's (0: nothing held) */
+	int n, cap;
+	struct evq_event *ev;
+	unsigned char *back; /* ev[i] was given back */
+};
+
+static pthread_key_t held_key;
+static int held_key_ok;
+static pthread_once_t held_once = PTHREAD_ONCE_INIT;
+static __thread __attribute__((tls_model("initial-exec"))) struct held *tl_held;
+
+static void held_free(void *p)
+{
+	struct held *h = p;
+	if (h) {
+		free(h->ev);
+		free(h->back);
+		free(h);
+	}
+}
+
+static void held_key_init(void)
+{
+	held_key_ok = pthread_key_create(&held_key, held_free) == 0;
+}
+
+/* Records out[0..n) as held; on allocation failure records nothing (a
+ * later evq_requeue() of them then fails with -ENOMEM, never wrongly
+ * succeeds). */
+static void hold(struct evq *q, const struct evq_event *out, int n)
+{
+	struct held *h = tl_held;
+	if (!h) {
+		pthread_once(&held_once, held_key_init);
+		if (!(h = calloc(1, sizeof *h)))
+			return;
+		tl_held = h;
+		if (held_key_ok)
+			pthread_setspecific(held_key, h);
+	}
+	if (n > h->cap) {
+		int cap = n < 16 ? 16 : n;
+		struct evq_event *ev = malloc((size_t)cap * sizeof *ev);
+		unsigned char *back = malloc((size_t)cap);
+		if (!ev || !back) {
+			free(ev);
+			free(back);
+			h->serial = 0;
+			h->n = -1; /* lost */
+			return;
+		}
+		free(h->ev);
+		free(h->back);
+		h->ev = ev;
+		h->back = back;
+		h->cap = cap;
+	}
+	memcpy(h->ev, out, (size_t)n * sizeof *out);
+	memset(h->back, 0, (size_t)n);
+	h->n = n;
+	h->serial = q->serial;
+}
+
+/* Finds ev among the records this thread holds from q and marks it given
+ * back: 0, -EINVAL (not one of them, or given back already) or -ENOMEM
+ * (they could not be recorded). */
+static int unhold(struct evq *q, const struct evq_event *ev)
+{
+	struct held *h = tl_held;
+	if (h && h->n < 0)
+		return -ENOMEM;
+	if (!h || h->serial != q->serial)
+		return -EINVAL;
+	for (int i = 0; i < h->n; i++)
+		if (!h->back[i] && memcmp(&h->ev[i], ev, sizeof *ev) == 0) {
+			h->back[i] = 1;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Waiting                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -811,14 +981,13 @@ static int deliver_pending(struct evq *q, struct evq_event *out, int max)
 	return n;
 }
 
-/* Everything deliverable without the kernel: posts, expired timers, the
- * pending list.  *next_timer = ns to the nearest timer, -1 if none. */
-static int collect(struct evq *q, struct evq_event *out, int max, int64_t *next_timer)
+/* Brings library-side occurrences into the pending list: drains the post
+ * stack and fires expired timers.  *next_timer = ns to the nearest timer, -1
+ * if none. */
+static void pull(struct evq *q, int64_t *next_timer)
 {
-	if (atomic_load_explicit(&q->post_head, memory_order_relaxed) >= 0)
-		drain_posts(q);
+	drain_posts(q);
 	*next_timer = evq__timer_run(q);
-	return max > 0 ? deliver_pending(q, out, max) : 0;
 }
 
 static int harvest(struct evq *q, const struct evq_ready *ready, int k,
@@ -871,11 +1040,6 @@ static void again_to_pending(struct evq *q)
 	}
 }
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	return (b > 0 && a > INT64_MAX - b) ? INT64_MAX : a + b;
-}
-
 /* After a waiter took its events: if others sleep and work is left for them
  * (pending beyond this caller's max, or armed timers nobody's timeout
  * covers), end one of their sleeps - one, not all. */
@@ -883,7 +1047,7 @@ static void pass_on(struct evq *q)
 {
 	if (atomic_load(&q->sleepers) == 0)
 		return;
-	if (q->pend_head >= 0 || atomic_load(&q->post_head) >= 0 ||
+	if (q->pend_head >= 0 || posts_waiting(q) ||
 	    (q->ntimers && q->keeper_deadline == INT64_MAX))
 		evq__kick(q);
 }
@@ -898,13 +1062,27 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	if (evq__forked(q))
 		return -ECHILD;
 	if (timeout_ns > 0)
-		end = sat_add(evq__now(0), timeout_ns);
+		end = evq__sat_add(evq__now(0), timeout_ns);
 
 	lock(q);
-	int n = collect(q, out, max, &next_timer);
-	while (n == 0) {
+	pull(q, &next_timer);
+	if (q->pend_head >= 0 && !q->kernel_owed) {
+		/* F1: the previous call asked the kernel; this one may hand
+		 * out what is pending without a system call */
+		int n = deliver_pending(q, out, max);
+		q->kernel_owed = 1;
+		pass_on(q);
+		unlock(q);
+		hold(q, out, n);
+		return n;
+	}
+	int n = 0;
+	for (;;) {
+		/* F2: ask the kernel - a poll (t = 0) when anything is pending,
+		 * so that kernel-side sources are harvested even while
+		 * library-side ones keep the queue busy */
 		int64_t t, keep = INT64_MAX;
-		if (q->again_head >= 0 || timeout_ns == 0)
+		if (q->pend_head >= 0 || q->again_head >= 0 || timeout_ns == 0)
 			t = 0;
 		else if (timeout_ns < 0)
 			t = -1;
@@ -913,7 +1091,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		if (next_timer >= 0 && t != 0) {
 			/* Wake for the nearest timer only if no other sleeper
 			 * already does: idle waiters do not all wake per tick. */
-			int64_t dl = sat_add(evq__now(0), next_timer);
+			int64_t dl = evq__sat_add(evq__now(0), next_timer);
 			if (dl < q->keeper_deadline) {
 				q->keeper_deadline = keep = dl;
 				if (t < 0 || next_timer < t)
@@ -921,28 +1099,36 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 			}
 		}
 
-		atomic_fetch_add(&q->sleepers, 1);             /* W1 */
-		if (atomic_load(&q->post_head) >= 0) {         /* W2 */
-			atomic_fetch_sub(&q->sleepers, 1);
-			if (keep == q->keeper_deadline)
-				q->keeper_deadline = INT64_MAX;
-			n = collect(q, out, max, &next_timer);
-			continue;
+		int sleep = t != 0; /* a poll needs no wakeup: no W1..W4 */
+		if (sleep) {
+			atomic_fetch_add(&q->sleepers, 1);             /* W1 */
+			if (posts_waiting(q)) {                        /* W2 */
+				atomic_fetch_sub(&q->sleepers, 1);
+				if (keep == q->keeper_deadline)
+					q->keeper_deadline = INT64_MAX;
+				pull(q, &next_timer);
+				continue;  /* pending now: F2 polls */
+			}
 		}
 		unlock(q);
 		int woken, batch = max < q->max_batch ? max : q->max_batch;
+		tl_round = q; /* posts made by this round go first (F2) */
 		int k = q->backend->wait(q, t, sigmask, ready, batch, &woken); /* W3 */
-		atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
+		if (sleep)
+			atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
 		if (woken)
 			atomic_store(&q->wake_sent, 0);
 		lock(q);
 		if (keep != INT64_MAX && keep == q->keeper_deadline)
 			q->keeper_deadline = INT64_MAX;
 
+		q->kernel_owed = 0;
 		if (k > 0)
 			n = harvest(q, ready, k, out);
+		tl_round = NULL;
 		again_to_pending(q);
-		n += collect(q, out + n, max - n, &next_timer);
+		pull(q, &next_timer);
+		n += deliver_pending(q, out + n, max - n);
 		if (n > 0)
 			break;
 		if (k < 0 || timeout_ns == 0 ||
@@ -953,6 +1139,8 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	}
 	pass_on(q);
 	unlock(q);
+	if (n > 0)
+		hold(q, out, n);
 	return n;
 }
 
@@ -962,8 +1150,11 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 		return -EINVAL;
 	if (evq__forked(q))
 		return -ECHILD;
+	int rc = unhold(q, ev);
+	if (rc < 0)
+		return rc;
 	lock(q);
-	int rc = -ENOENT;
+	rc = -ENOENT;
 	struct evq_reg *r = evq__reg_get(q, ev->id);
 	if (!r || evq_reg_kind(atomic_load(&r->state)) != ev->kind ||
 	    r->cookie != ev->cookie)

@@ -12,7 +12,11 @@
  * exchange).  ctl holds a tag (the slot generation) so a post through a stale
  * id fails instead of hitting the slot's next tenant, and a "queued" bit so a
  * slot is on the stack at most once.  A slot deleted while queued becomes a
- * zombie and is recycled by the drain that pops it.
+ * zombie and is recycled by the drain that pops it.  Posts a waiter makes
+ * itself while it harvests a kernel round (a kind's ready hook, io_uring's
+ * word checks) go on a second stack, round_head, whose registrations are
+ * linked at the front of the pending list: they are what the kernel
+ * reported (evq.c, fairness rule F2).
  */
 #ifndef EVQ_INTERNAL_H
 #define EVQ_INTERNAL_H
@@ -147,14 +151,22 @@ struct evq {
 	uint32_t ntimers;              /* entries in all heaps */
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
+	_Atomic int32_t round_head;    /* the same, for posts made by a
+					  waiter's own kernel round (F2) */
 	_Atomic int sleepers;          /* threads inside backend->wait() */
 	_Atomic int wake_sent;         /* a wake() is on its way */
 	/* Many waiters: only the sleeper(s) whose timeout covers the nearest
 	 * timer wake for it; this is the earliest deadline (monotonic ns) a
 	 * sleeper covers, INT64_MAX if none. */
 	int64_t keeper_deadline;
+	/* Fairness (evq.c, F1/F2): the last evq_wait handed out pending
+	 * events without asking the kernel, so the next one must ask. */
+	int kernel_owed;
 
 	unsigned fork_gen;             /* evq__fork_gen when created */
+	uint64_t serial;               /* unique in the process (evq_requeue
+					  tells queues apart, also one
+					  allocated where a freed one was) */
 
 	/* REALTIME timers: one timerfd armed at the earliest deadline, with
 	 * TFD_TIMER_CANCEL_ON_SET so a clock step wakes the waiter (timer.c) */
@@ -189,6 +201,16 @@ static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
 	uint32_t c = evq_chunk_of(idx);
 	struct evq_reg *p = atomic_load_explicit(&q->chunk[c], memory_order_acquire);
 	return &p[idx - evq_chunk_base(c)];
+}
+
+/* a + b, saturated at INT64_MIN/INT64_MAX instead of overflowing */
+static inline int64_t evq__sat_add(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	if (b < 0 && a < INT64_MIN - b)
+		return INT64_MIN;
+	return a + b;
 }
 
 static inline uint32_t evq_reg_gen(uint32_t state) { return state >> 8; }

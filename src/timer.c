@@ -44,13 +44,6 @@ int64_t evq__now(int ci)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	if (b > 0 && a > INT64_MAX - b)
-		return INT64_MAX;
-	return a + b;
-}
-
 /* ---- heap ---- */
 
 static void heap_place(struct evq *q, struct evq_heap *h, uint32_t pos,
@@ -134,7 +127,7 @@ int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
 {
 	int ci = r->clock;
 	int64_t deadline = (flags & EVQ_ABSTIME) ? when_ns
-						 : sat_add(evq__now(ci), when_ns);
+						 : evq__sat_add(evq__now(ci), when_ns);
 	evq__timer_disarm(q, r);
 	r->deadline = deadline;
 	r->interval = interval_ns;
@@ -219,18 +212,24 @@ int64_t evq__timer_run(struct evq *q)
 			uint64_t exp = 1;
 			if (r->interval > 0) {
 				/* Count every period that has passed: overruns are
-				 * reported, never dropped. */
-				uint64_t late = (uint64_t)(now - r->deadline);
-				exp += late / (uint64_t)r->interval;
-				r->deadline = sat_add(r->deadline,
-						      (int64_t)(exp * (uint64_t)r->interval));
+				 * reported, never dropped.  Unsigned: a deadline
+				 * may be as far back as INT64_MIN (now - deadline
+				 * < 2^64 since now >= deadline), and the next one
+				 * is now + the rest of the current period, which
+				 * saturates instead of overflowing. */
+				uint64_t late = (uint64_t)now - (uint64_t)r->deadline;
+				uint64_t per = (uint64_t)r->interval;
+				exp = late / per == UINT64_MAX ? UINT64_MAX : 1 + late / per;
+				r->deadline = evq__sat_add(now, (int64_t)(per - late % per));
 				h->a[0].deadline = r->deadline;
 				sift_down(q, h, 0);
 			} else {
 				heap_remove(q, h, 0);
 				r->flags |= EVQ_R_FIRED;
 			}
-			r->pend_data += exp;
+			/* saturate: undelivered expirations of an absurd timer */
+			r->pend_data = r->pend_data > UINT64_MAX - exp ? UINT64_MAX
+								: r->pend_data + exp;
 			if (!(r->flags & EVQ_DISABLED) && r->list == EVQ_LIST_NONE)
 				evq__link(q, r, EVQ_LIST_PENDING);
 		}

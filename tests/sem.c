@@ -93,9 +93,17 @@ static void test_wake_n(void)
 	while (__atomic_load_n(&wk_sem.waiters, __ATOMIC_SEQ_CST) < K)
 		evqt_sleep_ns(EVQT_MS);
 	evq_sem_post(&wk_sem, 2);
-	evqt_sleep_ns(50 * EVQT_MS);
+	/* Wait for the two takers (a deadline, not a sleep that must be long
+	 * enough); no third can take: there are only two tokens. */
+	int64_t until = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
+	while ((atomic_load(&wk_got) < 2 ||
+		__atomic_load_n(&wk_sem.waiters, __ATOMIC_SEQ_CST) > K - 2) &&
+	       evqt_now(CLOCK_MONOTONIC) < until)
+		sched_yield();
 	is(atomic_load(&wk_got), 2, "wake-n: post(2) with %d sleepers -> exactly 2 take a token", K);
 	is(evq_sem_value(&wk_sem), 0, "wake-n: count 0");
+	is(__atomic_load_n(&wk_sem.waiters, __ATOMIC_SEQ_CST), K - 2,
+	   "wake-n: the other %d still wait", K - 2);
 	evq_sem_post(&wk_sem, K - 2);
 	for (int i = 0; i < K; i++)
 		pthread_join(t[i], NULL);

@@ -295,6 +295,63 @@ static void test_bad_args(void)
 	evq_free(q);
 }
 
+/* Extreme values, accepted or refused, but never undefined behaviour (the
+ * UBSan run of make check fails on a signed overflow): absolute deadlines
+ * as far back as INT64_MIN, periods of 1 ns and INT64_MAX, expirations
+ * beyond what data can count. */
+static void test_extremes(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	int64_t now = evqt_now(CLOCK_MONOTONIC);
+	/* INT64_MIN, every ns: 2^63 + now expirations at once */
+	int a = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MIN, 1, EVQ_ABSTIME, 1);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(a >= 0 && n == 1 && ev[0].id == a &&
+		   ev[0].data >= (uint64_t)INT64_MAX + (uint64_t)now,
+	   "extreme: INT64_MIN absolute, 1 ns period: every period counted (data=%llu)",
+	   n == 1 ? (unsigned long long)ev[0].data : 0ull);
+	/* again: the next expirations continue from there */
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == a && ev[0].data >= 1,
+	   "extreme: and it keeps firing every ns");
+	CHECK(evq_del(q, a) == 0);
+	/* INT64_MIN with a period of INT64_MAX: one or two periods, then
+	 * the next deadline saturates far in the future */
+	int b = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MIN, INT64_MAX, EVQ_ABSTIME, 2);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(b >= 0 && n == 1 && ev[0].id == b && ev[0].data >= 1 && ev[0].data <= 2,
+	   "extreme: INT64_MIN absolute, INT64_MAX period: fires (data=%llu)",
+	   n == 1 ? (unsigned long long)ev[0].data : 0ull);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "extreme: then not again soon");
+	/* re-armed to INT64_MIN one-shot, and on the other clocks */
+	is(evq_mod_timer(q, b, INT64_MIN, 0, EVQ_ABSTIME), 0, "extreme: mod to INT64_MIN");
+	int c = evq_add_timer(q, CLOCK_REALTIME, INT64_MIN, 3, EVQ_ABSTIME, 3);
+	int d = evq_add_timer(q, CLOCK_BOOTTIME, INT64_MIN + 1, INT64_MAX - 1,
+			      EVQ_ABSTIME, 4);
+	int got = 0;
+	for (int i = 0; i < 10 && got < 3; i++) {
+		n = evqt_wait(q, ev, NEV, EVQT_SOON);
+		for (int k = 0; k < n; k++)
+			got += ev[k].id == b || ev[k].id == c || ev[k].id == d;
+	}
+	ok(c >= 0 && d >= 0 && got >= 3, "extreme: REALTIME and BOOTTIME from INT64_MIN fire");
+	/* a relative INT64_MAX period that fired once (when 0) */
+	int e = evq_add_timer(q, CLOCK_MONOTONIC, 0, INT64_MAX, 0, 5);
+	int seen = 0;
+	for (int i = 0; i < 10 && !seen; i++) {
+		n = evqt_wait(q, ev, NEV, EVQT_SOON);
+		for (int k = 0; k < n; k++)
+			seen |= ev[k].id == e && ev[k].data == 1;
+	}
+	ok(e >= 0 && seen, "extreme: relative 0 with an INT64_MAX period fires once");
+	CHECK(evq_del(q, c) == 0); /* every 3 ns */
+	while (evqt_wait(q, ev, NEV, 0) > 0)
+		;
+	ok(evqt_roundtrip(q), "extreme: queue still works");
+	evq_free(q);
+}
+
 static void test_disabled(void)
 {
 	struct evq *q = evqt_new();
@@ -485,6 +542,7 @@ int main(void)
 	test_periodic();
 	test_mod_timer();
 	test_bad_args();
+	test_extremes();
 	test_disabled();
 	test_no_kernel_object_per_timer();
 	test_many();
