@@ -52,7 +52,7 @@ enum {
 
 /* The shared page.  sem[0..3], latch[0..2]: queue victims; sem[4],
  * latch[4], word[0]: healthy; sem[5], latch[5]: direct-call victims;
- * latch[6]: flipped at random. */
+ * sem[6]: refused by evq_add_sem; latch[6]: flipped at random. */
 struct shm {
 	struct evq_sem sem[8];
 	struct evq_latch latch[8];
