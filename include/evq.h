@@ -268,7 +268,35 @@ int evq_requeue(struct evq *q, const struct evq_event *ev);
  * kinds below is watched by a helper thread of the queue (one per 127
  * words) that sleeps in futex_waitv and posts into the queue.  Such a
  * registration holds a kernel wait on the word: it takes its share of
- * wake-ups like any waiter (a wake it does not need is passed on). */
+ * wake-ups like any waiter (a wake it does not need is passed on).
+ *
+ * Hostile memory.  Shared memory is only as good as every process that
+ * maps it, so whatever another process writes into a semaphore or latch,
+ * or wherever a word's memory goes, evq does not spin and reports it:
+ *  - the direct calls (evq_sem_*, evq_latch_*) return -EINVAL for garbage
+ *    (a bad magic or flags field, EVQ_SHARED flipped, a semaphore count
+ *    above EVQ_SEM_MAX), also when it appears while evq_sem_wait() or
+ *    evq_latch_wait() sleeps (noticed when it wakes up);
+ *  - a registration (evq_add_sem, evq_add_latch, evq_add_word) whose memory
+ *    turns out to be garbage, or unreadable (a futex call on the word fails
+ *    with EFAULT: unmapped, or a shared file truncated under it), delivers
+ *    ONE event with events = EVQ_ERR - data: what an event of its kind
+ *    that was still pending carried (a semaphore's tokens acquired for the
+ *    caller, a latch's 1, a word's value), normally 0 - and then waits on
+ *    nothing, as if disabled, until evq_mod() (or evq_mod_word()) enables
+ *    it again, which looks again: still bad, one more EVQ_ERR event.
+ * evq notices garbage when it looks at the memory: when the futex word
+ * changes or is woken, and when a registration is (re-)armed.  A peer
+ * that corrupts a waiters field can make wake-ups go missing (sleepers
+ * then wait for the next change or their timeout).
+ * Known limit: evq reads magic, flags and counts with plain loads.  When
+ * another process truncates a shared file, a load of the vanished page
+ * raises SIGBUS (the kernel's rule for MAP_SHARED), in a direct call or in
+ * the queue's helper thread alike; evq reports the page as EVQ_ERR only
+ * where the kernel tells it first.  Unmapping a registered word breaks the
+ * rule above: evq reports it when the kernel next reads the word (e.g. it
+ * is re-armed), but may load it before that and crash (evq_add_word(3)
+ * says when). */
 
 /* An event when the word at addr was woken (evq_wake(), FUTEX_WAKE, or the
  * library noticed) and no longer holds `expected`; data = the value seen.
@@ -276,7 +304,8 @@ int evq_requeue(struct evq *q, const struct evq_event *ev);
  * away from the value seen, so each change is reported (changes while an
  * event is pending coalesce: data is the latest value).  With EVQ_ONESHOT
  * it fires once; evq_mod_word() re-arms it.  flags: EVQ_SHARED,
- * EVQ_ONESHOT, EVQ_DISABLED.  ident in the event: -1.
+ * EVQ_ONESHOT, EVQ_DISABLED.  ident in the event: -1.  A word the kernel
+ * cannot read delivers one EVQ_ERR event (see "Hostile memory" above).
  * Errors: -EINVAL (NULL q, NULL or misaligned addr, bad flags), -ENOMEM,
  * -EAGAIN (helper thread could not be started), -ENOSPC, -ENOSYS (epoll
  * backend on a kernel without futex_waitv, before Linux 5.16). */
@@ -327,7 +356,8 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
  * are lost: nothing gives them back, so the count stays lower for good.
  * A process that dies inside evq_sem_wait() may also take a wake-up with
  * it; other waiters then only notice a token at the next post.  (Recovery
- * of dead holders is planned, not done.) */
+ * of dead holders is planned, not done.)  Garbage written into it by
+ * another process: see "Hostile memory" above. */
 struct evq_sem {
 	uint32_t magic;   /* EVQ_SEM_MAGIC once initialised */
 	uint32_t flags;   /* EVQ_SHARED or 0 */
@@ -351,7 +381,8 @@ int evq_sem_trywait(struct evq_sem *s);
  * A thread woken for a token always tries once more before it reports a
  * timeout or a signal, so it never leaves with a wake-up meant for it.
  * Errors: -ETIMEDOUT (also for 0 with no token), -EINTR (a signal handler
- * ran while it slept), -EINVAL. */
+ * ran while it slept), -EINVAL (also for garbage written while it slept:
+ * it takes no token from it). */
 int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns);
 
 /* Returns n >= 1 tokens and wakes at most n waiters (threads in
@@ -376,8 +407,11 @@ int evq_sem_value(const struct evq_sem *s);
  * gives back a token acquired but not yet delivered.  evq_mod() may set
  * EVQ_ONESHOT or EVQ_DISABLED (a disabled registration acquires nothing
  * more; a token it already holds waits for it to be enabled or deleted).
- * Errors: -EINVAL (NULL q, bad or uninitialised s), -ENOMEM, -EAGAIN,
- * -ENOSPC. */
+ * Garbage found later (a count above EVQ_SEM_MAX, a bad magic...): one
+ * EVQ_ERR event, data = tokens acquired and not yet delivered (normally
+ * 0), then nothing until evq_mod() enables it again ("Hostile memory").
+ * Errors: -EINVAL (NULL q, bad or uninitialised s, a count above
+ * EVQ_SEM_MAX), -ENOMEM, -EAGAIN, -ENOSPC. */
 int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie);
 
 /* A latch (PostgreSQL's): a flag that any thread, process or signal
@@ -420,14 +454,17 @@ int evq_latch_is_set(const struct evq_latch *l);
 
 /* Waits until l is set (returns at once if it is; does not reset it).
  * timeout_ns < 0 forever, 0 only checks.  Returns 0, -ETIMEDOUT, -EINTR
- * (a signal handler ran), -EINVAL. */
+ * (a signal handler ran), -EINVAL (also for garbage written while it
+ * slept, even with the set bit on). */
 int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns);
 
 /* An event each time l becomes set (data = 1; sets while an event is
  * pending coalesce).  A latch set when registered fires at once.  A latch
  * that stays set fires once: reset it, and the next set fires again.
- * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED.  Errors: -EINVAL,
- * -ENOMEM, -EAGAIN, -ENOSPC. */
+ * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED.  Garbage found later: one
+ * EVQ_ERR event (data 0, or 1 if a set was still pending), then nothing
+ * until evq_mod() enables it again ("Hostile memory" above).
+ * Errors: -EINVAL, -ENOMEM, -EAGAIN, -ENOSPC. */
 int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
 
 /* ------------------------------------------------------------------ */

@@ -1468,7 +1468,9 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 		}
 		if (w->res < 0 && w->res != -EAGAIN && w->res != -ECANCELED &&
 		    w->res != -EINTR) {
-			w->it->active = 0; /* -EFAULT, -EINVAL: stop, never spin */
+			/* -EFAULT, -EINVAL: report (EVQ_ERR), stop, never spin */
+			w->it->check(w->it, EVQ_WATCH_FAULT);
+			w->it->active = 0;
 			s->inline_fail = 0; /* the vector lost the bad word */
 			continue;
 		}
@@ -1717,6 +1719,8 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 	s->inl = 0;
 	atomic_fetch_sub(&s->sleepers, 1);
 	s->inl_gen++;
+	/* e.g. -EFAULT: a word's memory is gone; load none of them */
+	int failed = rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT && rc != -EINTR;
 	for (unsigned i = 1; i < n; i++) {
 		struct uword *w = vw[i];
 		w->inl = 0;
@@ -1727,6 +1731,10 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 			if (rc >= 0)
 				evq_futex_wake(w->addr, 1, w->shared);
 			word_free_if_done(s, w);
+			continue;
+		}
+		if (failed) {
+			make_loose(s, w);
 			continue;
 		}
 		/* futex_waitv names only the last entry woken, and an entry
@@ -1745,8 +1753,8 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 	}
 	if (s->inl_waiters)
 		pthread_cond_broadcast(&s->inl_cv);
-	if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT && rc != -EINTR)
-		s->inline_fail = 1; /* e.g. -EFAULT: the ring tells which word */
+	if (failed)
+		s->inline_fail = 1; /* the ring tells which word (process_words) */
 }
 
 /*

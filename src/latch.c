@@ -30,6 +30,15 @@
  * A queue registration keeps A1 for as long as it is armed; its watcher
  * check() is A2 with "done" replaced by "post an event, then expect the
  * state just seen": the next event needs another L2.
+ *
+ * Hostile memory: every state is a valid state, but a latch in shared
+ * memory may have its magic or flags overwritten.  Direct calls return
+ * -EINVAL, evq_latch_wait also when that happens while it sleeps; a queue
+ * registration posts one EVQ_ERR event and goes idle until evq_mod()
+ * enables it again (G1, latch_check and latch_arm), which looks again.
+ * When the kernel cannot read the state (futex -EFAULT) the registration
+ * reports the same way and touches the memory no more until a probe says
+ * it is back.
  */
 #include <errno.h>
 #include <limits.h>
@@ -51,6 +60,13 @@ static int latch_ok(const struct evq_latch *l)
 static int shared(const struct evq_latch *l)
 {
 	return !!(evq_ld(&l->flags) & EVQ_SHARED);
+}
+
+/* latch_ok, and still shared or private as when the caller started: a
+ * flipped EVQ_SHARED bit would send every wake to the wrong futex key. */
+static int latch_ok_as(const struct evq_latch *l, int sh)
+{
+	return latch_ok(l) && shared(l) == sh;
 }
 
 int evq_latch_init(struct evq_latch *l, uint32_t flags)
@@ -218,6 +234,10 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 	int sh = shared(l), rc = 0;
 	evq_add(&l->waiters, 1);                          /* A1 */
 	for (;;) {
+		if (!latch_ok_as(l, sh)) {
+			rc = -EINVAL; /* garbage written while we slept */
+			break;
+		}
 		v = evq_ld(&l->state);                    /* A2 */
 		if (v & SET) {
 			rc = 0;
@@ -244,15 +264,30 @@ struct latch_reg {
 	uint32_t tag;
 	struct evq_latch *l;
 	int waiting;              /* (q->lock) counted in l->waiters (A1) */
+	_Atomic int fault;        /* enum evq_fault: reported, idle until evq_mod */
 };
 
-/* W1 of model/latch.pml, in the watcher thread (watch.c X3). */
+/* G1: the latch is garbage or unreadable: post one EVQ_ERR event; the
+ * caller goes idle until evq_mod() enables the registration again. */
+static void latch_report(struct latch_reg *lr, int fault)
+{
+	atomic_store(&lr->fault, fault);
+	evq__watch_report(lr->q, lr->r, lr->tag);
+}
+
+/* W1 of model/latch.pml, in the watcher thread (watch.c X3) or a native
+ * backend's completion. */
 static int latch_check(struct evq_watch_item *it, int woken)
 {
 	struct latch_reg *lr = (struct latch_reg *)it;
-	(void)woken;
-	if (!latch_ok(lr->l))
-		return 0; /* garbage: stop watching, never spin */
+	if (woken == EVQ_WATCH_FAULT) {
+		latch_report(lr, EVQ_FAULT_UNREADABLE); /* load nothing */
+		return 0;
+	}
+	if (!latch_ok_as(lr->l, it->shared)) {
+		latch_report(lr, EVQ_FAULT_GARBAGE);    /* never spin on it */
+		return 0;
+	}
 	uint32_t v = evq_ld(&lr->l->state);
 	if (v == it->expected)
 		return 1;                                 /* A3 again */
@@ -265,19 +300,39 @@ static int latch_check(struct evq_watch_item *it, int woken)
 	return 1;
 }
 
-/* One event per set; sets while one is pending coalesce. */
+/* One event per set; sets while one is pending coalesce.  bits: EVQ_ERR
+ * (G1), merged with a set still pending. */
 static void latch_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 			 uint64_t bits)
 {
-	(void)q, (void)count, (void)bits;
-	r->pend_data = 1;
+	(void)q;
+	if (count)
+		r->pend_data = 1;
+	if (bits & EVQ_ERR)
+		r->pend_events |= EVQ_ERR;
 }
 
-/* A1, then watch; a latch set now fires at once.  q->lock held. */
+/* A1, then watch; a latch set now fires at once.  Memory found bad now is
+ * reported (G1) instead of watched.  q->lock held. */
 static int latch_arm(struct evq *q, struct evq_reg *r, struct latch_reg *lr)
 {
-	if (!lr->waiting) {
-		evq_add(&lr->l->waiters, 1);              /* A1 */
+	int was = atomic_load(&lr->fault), fault = EVQ_FAULT_NONE;
+	if (was == EVQ_FAULT_UNREADABLE &&
+	    evq__word_probe(&lr->l->state, lr->it.expected, lr->it.shared) < 0)
+		fault = EVQ_FAULT_UNREADABLE;
+	else if (!latch_ok_as(lr->l, lr->it.shared))
+		fault = EVQ_FAULT_GARBAGE;
+	if (fault != EVQ_FAULT_NONE) {
+		evq__word_idle(q, r, &lr->it); /* if it was still armed */
+		latch_report(lr, fault);
+		return 0;
+	}
+	atomic_store(&lr->fault, EVQ_FAULT_NONE);
+	if (!lr->waiting || was != EVQ_FAULT_NONE) {
+		/* A1; again after a fault, as whoever repaired the latch may
+		 * have zeroed waiters: one count too many only costs setters
+		 * a wake nobody needs, one too few would lose sets */
+		evq_add(&lr->l->waiters, 1);
 		lr->waiting = 1;
 	}
 	uint32_t v = evq_ld(&lr->l->state);
@@ -298,7 +353,10 @@ static void latch_stop(struct evq *q, struct evq_reg *r, struct latch_reg *lr,
 	else
 		evq__word_idle(q, r, &lr->it);
 	if (lr->waiting) {
-		evq_sub(&lr->l->waiters, 1);              /* A4 */
+		/* A4, unless the memory is gone: then the count stays one
+		 * too high, which costs setters a wake nobody needs */
+		if (atomic_load(&lr->fault) != EVQ_FAULT_UNREADABLE)
+			evq_sub(&lr->l->waiters, 1);
 		lr->waiting = 0;
 	}
 }

@@ -24,6 +24,15 @@
  * It holds at most one token not yet delivered: it re-arms only in the
  * delivered hook (Q1), so one event is one token.  Deleting it gives back
  * the token it holds (Q2).
+ *
+ * Hostile memory: a semaphore in shared memory is only as good as every
+ * process that maps it.  Garbage (a bad magic or flags field, a count above
+ * EVQ_SEM_MAX) is never waited on: direct calls return -EINVAL, also when
+ * it appears while they sleep; a queue registration posts one EVQ_ERR
+ * event and goes idle until evq_mod() enables it again (G1, sem_check and
+ * sem_arm), which looks again.  When the kernel cannot read the count
+ * (futex -EFAULT: a truncated shared file) the registration reports the
+ * same way and touches the memory no more until a probe says it is back.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,6 +51,13 @@ static int sem_ok(const struct evq_sem *s)
 static int shared(const struct evq_sem *s)
 {
 	return !!(evq_ld(&s->flags) & EVQ_SHARED);
+}
+
+/* sem_ok, and still shared or private as when the caller started: a flipped
+ * EVQ_SHARED bit would send every wake to the wrong futex key. */
+static int sem_ok_as(const struct evq_sem *s, int sh)
+{
+	return sem_ok(s) && shared(s) == sh;
 }
 
 int evq_sem_init(struct evq_sem *s, uint32_t count, uint32_t flags)
@@ -94,13 +110,14 @@ int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
 	int sh = shared(s);
 	evq_add(&s->waiters, 1);                  /* S2 */
 	for (;;) {
-		rc = take(s);                     /* S3 */
+		/* S3; garbage written while we slept ends the wait (G1) */
+		rc = sem_ok_as(s, sh) ? take(s) : -EINVAL;
 		if (rc != -EAGAIN)
 			break;
 		int w = evq_futex_wait(&s->count, 0, dlp, sh); /* S4 */
 		if (w < 0 && w != -EAGAIN) {
 			/* -ETIMEDOUT, -EINTR (or -EFAULT) */
-			rc = take(s);             /* S5: one last try */
+			rc = sem_ok_as(s, sh) ? take(s) : -EINVAL; /* S5: last try */
 			if (rc == -EAGAIN)
 				rc = w;
 			break;
@@ -145,23 +162,53 @@ struct sem_reg {
 	struct evq_sem *s;
 	_Atomic int waiting;  /* counted in s->waiters (S2 done, S5 not) */
 	_Atomic int armed;    /* watching for a token (arm .. check) */
+	_Atomic int fault;    /* enum evq_fault: reported, idle until evq_mod */
 };
+
+/* G1: the semaphore is garbage or unreadable: post one EVQ_ERR event and
+ * acquire nothing more until evq_mod() enables the registration again. */
+static void sem_report(struct sem_reg *sr, int fault)
+{
+	atomic_store(&sr->fault, fault);
+	atomic_store(&sr->armed, 0);
+	evq__watch_report(sr->q, sr->r, sr->tag);
+}
 
 /* S3/S5 in the watcher thread (watch.c X3). */
 static int sem_check(struct evq_watch_item *it, int woken)
 {
 	struct sem_reg *sr = (struct sem_reg *)it;
-	(void)woken;
-	if (!sem_ok(sr->s))
-		return 0; /* garbage: stop watching, never spin */
-	if (take(sr->s) != 0)
+	if (woken == EVQ_WATCH_FAULT) {
+		/* the count cannot be read: touch nothing, so S5 is skipped
+		 * (if the memory comes back, waiters stays one too high: a
+		 * poster then makes a wake that nobody needs) */
+		atomic_store(&sr->waiting, 0);
+		sem_report(sr, EVQ_FAULT_UNREADABLE);
+		return 0;
+	}
+	int rc = sem_ok_as(sr->s, it->shared) ? take(sr->s) : -EINVAL;
+	if (rc == -EAGAIN)
 		return 1;                         /* S4 again */
 	if (atomic_exchange(&sr->waiting, 0))
 		evq_sub(&sr->s->waiters, 1);      /* S5 */
+	if (rc < 0) {
+		sem_report(sr, EVQ_FAULT_GARBAGE); /* G1: never spin on it */
+		return 0;
+	}
 	atomic_store(&sr->armed, 0);
 	if (evq__post(sr->q, sr->r, sr->tag, 1) < 0)
 		evq_sem_post(sr->s, 1); /* registration gone: give it back */
 	return 0; /* one token per event: idle until delivered (Q1) */
+}
+
+/* Drained posts: count = tokens acquired, bits = EVQ_ERR (G1). */
+static void sem_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+		       uint64_t bits)
+{
+	(void)q;
+	r->pend_data += count;
+	if (bits & EVQ_ERR)
+		r->pend_events |= EVQ_ERR;
 }
 
 /* Nothing acquired and not yet delivered? (q->lock held) */
@@ -171,21 +218,28 @@ static int holds_nothing(struct evq_reg *r)
 	       (atomic_load(&r->ctl) & EVQ_CTL_COUNT) == 0;
 }
 
-/* S1 (fast path), else S2 and let the watcher do S3..S5.  q->lock held. */
+/* S1 (fast path), else S2 and let the watcher do S3..S5.  A registration
+ * that reported garbage stays idle (G1) until sem_mod clears fault.
+ * q->lock held. */
 static int sem_arm(struct evq *q, struct evq_reg *r, struct sem_reg *sr)
 {
 	if ((r->flags & EVQ_DISABLED) || atomic_load(&sr->armed) ||
-	    !holds_nothing(r))
+	    atomic_load(&sr->fault) != EVQ_FAULT_NONE || !holds_nothing(r))
 		return 0;
-	if (take(sr->s) == 0) {                   /* S1 */
+	int rc = sem_ok_as(sr->s, sr->it.shared) ? take(sr->s) : -EINVAL;
+	if (rc == 0) {                            /* S1 */
 		if (evq__post(q, r, sr->tag, 1) < 0)
 			evq_sem_post(sr->s, 1);
+		return 0;
+	}
+	if (rc != -EAGAIN) {
+		sem_report(sr, EVQ_FAULT_GARBAGE);        /* G1 */
 		return 0;
 	}
 	if (!atomic_exchange(&sr->waiting, 1))
 		evq_add(&sr->s->waiters, 1);      /* S2 */
 	atomic_store(&sr->armed, 1);
-	int rc = evq__word_arm(q, r, &sr->it, 0, 1);
+	rc = evq__word_arm(q, r, &sr->it, 0, 1);
 	if (rc < 0) {
 		atomic_store(&sr->armed, 0);
 		if (atomic_exchange(&sr->waiting, 0))
@@ -220,11 +274,19 @@ static int sem_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
 {
 	struct sem_reg *sr = r->ext;
 	(void)old_flags;
-	if (r->flags & EVQ_DISABLED)
+	if (r->flags & EVQ_DISABLED) {
 		sem_stop(q, r, sr, 0);
-	else
-		return sem_arm(q, r, sr);
-	return 0;
+		return 0;
+	}
+	/* enabled: look at the memory again (G1), but load nothing while the
+	 * kernel still cannot read it */
+	if (atomic_load(&sr->fault) == EVQ_FAULT_UNREADABLE &&
+	    evq__word_probe(&sr->s->count, 0, sr->it.shared) < 0) {
+		sem_report(sr, EVQ_FAULT_UNREADABLE);
+		return 0;
+	}
+	atomic_store(&sr->fault, EVQ_FAULT_NONE);
+	return sem_arm(q, r, sr);
 }
 
 /* Q2: give back what was acquired and never delivered: tokens folded into
@@ -243,13 +305,15 @@ static void sem_del(struct evq *q, struct evq_reg *r)
 	}
 	sem_stop(q, r, sr, 1);
 	uint64_t held = r->pend_data + (atomic_load(&r->ctl) & EVQ_CTL_COUNT);
-	if (held && sem_ok(sr->s))
+	if (held && atomic_load(&sr->fault) != EVQ_FAULT_UNREADABLE &&
+	    sem_ok(sr->s))
 		evq_sem_post(sr->s, held > EVQ_SEM_MAX ? EVQ_SEM_MAX : (uint32_t)held);
 	r->pend_data = 0;
 	free(sr);
 }
 
 static const struct evq_kind_ops sem_ops = {
+	.posted = sem_posted,
 	.del = sem_del,
 	.delivered = sem_delivered,
 	.mod = sem_mod,
@@ -260,7 +324,7 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!sem_ok(s))
+	if (!sem_ok(s) || evq_ld(&s->count) > EVQ_SEM_MAX)
 		return -EINVAL;
 	struct sem_reg *sr = calloc(1, sizeof *sr);
 	if (!sr)

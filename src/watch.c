@@ -14,19 +14,50 @@
  *   O1 lock mu; change the item table;    X1 lock mu after futex_waitv()
  *      ctl++ ; unlock mu                  X2 after a wake, one wake is passed
  *   O2 futex_wake(ctl)                       on for each word no item wants
- *   O3 (detach only) wait under mu until  X3 check() every active item
- *      acked >= the ctl value of O1       X4 c = ctl; build the vector from
- *                                            the table, ctl expected == c;
- *                                            acked = c; unlock mu
+ *   O3 (detach only) wait under mu until  X3 check() the items, when a
+ *      acked >= the ctl value of O1          word may have changed (below)
+ *                                         X4 c = ctl; build the vector from
+ *                                            the table: the words, then ctl
+ *                                            expected == c; acked = c;
+ *                                            unlock mu
  *                                         X5 futex_waitv(vector)
  * No change is missed: a change made after X4 read ctl makes ctl != c, so
  * X5 returns at once (-EAGAIN) and the thread rebuilds.  No word change is
  * missed: X5 sleeps only while every word holds its expected value (the
- * kernel checks atomically with queueing), and X3 runs after every return.
+ * kernel checks atomically with queueing), and whenever one does not, X5
+ * returns -EAGAIN and X3 checks it.
  * After O3 the thread has rebuilt without the item, so neither the item nor
  * the word's memory is touched again; a wake that X5 took for a detached or
  * idle word is handed on to another waiter of that word (X2), so no waiter
  * loses a wake-up to a watcher that no longer wanted it.
+ *
+ * X3 in detail.  Memory that is not there - a word unmapped while
+ * registered, which breaks the contract, or a shared file truncated by
+ * another process - must neither make the thread spin nor go unreported,
+ * and should not crash it.  The kernel tells: futex_waitv fails with
+ * -EFAULT when it cannot read a word, and evq__word_probe (a FUTEX_WAIT
+ * that cannot sleep) asks about one word.  An item is "mapped" once the
+ * kernel has read its word since it was last armed (arm clears it); X3
+ * loads only such words, and depends on how X5 ended:
+ *   - woken through a word's entry: probe that word (it may have been
+ *     unmapped while the thread slept: "unmap, then wake it"); if it
+ *     faults, report it and load nothing more, else check() every item,
+ *     probing those not mapped yet;
+ *   - woken through ctl (the table changed): nothing; X5 compares every
+ *     word again and ends at once if one differs or faults;
+ *   - -EAGAIN: the kernel read the words in order up to the first that
+ *     differs; those are mapped; check() every mapped item and leave the
+ *     others to X5;
+ *   - -EFAULT: probe each word alone, report those that fault.
+ * A faulting word is reported through check(EVQ_WATCH_FAULT), which posts
+ * EVQ_ERR without touching the memory, and goes idle; so does a check()
+ * that finds garbage (a semaphore or latch with a bad magic, flags or
+ * count).  Nothing reported is waited on again until evq_mod() re-arms it:
+ * no spin.  ctl is the vector's last entry, so that a table change alone
+ * has every word compared.  What is not covered: a mapped word unmapped
+ * while the thread sleeps is loaded when another word wakes the thread,
+ * and a word unmapped between the kernel's read and ours is loaded too:
+ * that crashes, as the contract says it may.
  */
 #include <errno.h>
 #include <limits.h>
@@ -117,10 +148,82 @@ static int wanted(struct evq_watch_thread *t, struct evq_watch_item *it)
 	       t->items[it->slot] == it && it->active;
 }
 
+/* Reports it (the kernel cannot read its word) and idles it.  (mu) */
+static void fault(struct evq_watch_item *it)
+{
+	it->check(it, EVQ_WATCH_FAULT);
+	it->active = 0;
+}
+
+/* X3 after X5 returned -EAGAIN: the kernel read the vector's words in
+ * order, up to the first one that differs.  Those it read for their
+ * current arm (armed before X4 read ctl, the last entry) are mapped.
+ * (mu) */
+static void mark_read(struct evq_watch_thread *t, uint32_t n)
+{
+	uint32_t c = (uint32_t)t->vec[n - 1].val;
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		struct evq_watch_item *it = t->vitem[i];
+		if (wanted(t, it) && (int32_t)(it->arm_ctl - c) <= 0)
+			it->mapped = 1;
+		if (evq_ld((uint32_t *)(uintptr_t)t->vec[i].uaddr) != (uint32_t)t->vec[i].val)
+			break; /* the kernel stopped here */
+	}
+}
+
+/* X3: check() every active item whose word the kernel has read since it was
+ * armed; with probe, ask the kernel about the others first, else leave them
+ * to X5.  woken: the item X5 named.  (mu) */
+static void check_all(struct evq_watch_thread *t, struct evq_watch_item *woken,
+		      int probe)
+{
+	for (int i = 0; i < t->nitems; i++) {
+		struct evq_watch_item *it = t->items[i];
+		if (!it->active)
+			continue;
+		if (!it->mapped) {
+			if (!probe)
+				continue;
+			if (evq__word_probe(it->addr, it->expected, it->shared) < 0) {
+				fault(it);
+				continue;
+			}
+			it->mapped = 1;
+		}
+		if (!it->check(it, it == woken))
+			it->active = 0;
+	}
+}
+
+/* X3 after X5 failed with -EFAULT (or -EINVAL): the kernel could not read
+ * some word.  Ask about each one alone, load none, and report those that
+ * fault: they go idle until re-armed.  (mu) */
+static void check_faults(struct evq_watch_thread *t, uint32_t n)
+{
+	int found = 0;
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		struct evq_watch_item *it = t->vitem[i];
+		if (!wanted(t, it))
+			continue; /* leaves the vector at X4 anyway */
+		if (evq__word_probe((uint32_t *)(uintptr_t)t->vec[i].uaddr,
+				    (uint32_t)t->vec[i].val, it->shared) < 0) {
+			found = 1;
+			fault(it);
+		}
+	}
+	if (!found) {
+		/* mapped again meanwhile, or the bad word left the table:
+		 * X5 decides; a word that keeps flickering costs at most one
+		 * round a millisecond */
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+}
+
 static void *watch_main(void *arg)
 {
 	struct evq_watch_thread *t = arg;
-	int rc = -EAGAIN;
+	int rc = 0; /* as if woken through ctl: nothing to check yet */
 	uint32_t n = 0;
 
 	pthread_mutex_lock(&t->mu);               /* X1 */
@@ -130,25 +233,31 @@ static void *watch_main(void *arg)
 		 * so any entry may have taken a FUTEX_WAKE meant for another
 		 * waiter of its word: for each word no item wants now
 		 * (detached or idle meanwhile), hand one wake on (at worst a
-		 * spurious wakeup; its memory is valid until O3 returns). */
-		for (uint32_t i = 1; rc >= 0 && i < n; i++)
+		 * spurious wakeup; its memory is valid until O3 returns, and
+		 * a wake of a word that is gone fails harmlessly). */
+		for (uint32_t i = 0; rc >= 0 && i + 1 < n; i++)
 			if (!wanted(t, t->vitem[i]))
 				evq_futex_wake((uint32_t *)(uintptr_t)t->vec[i].uaddr, 1,
 					       !(t->vec[i].flags & FUTEX2_PRIVATE));
-		/* X3 */
-		for (int i = 0; i < t->nitems; i++) {
-			struct evq_watch_item *it = t->items[i];
-			int woken = rc > 0 && (uint32_t)rc < n && t->vitem[rc] == it;
-			if (it->active && !it->check(it, woken))
-				it->active = 0;
+		/* X3 (see the top of the file) */
+		if (rc >= 0 && (uint32_t)rc + 1 < n) {
+			struct evq_watch_item *it = t->vitem[rc];
+			if (!wanted(t, it))
+				check_all(t, NULL, 1);
+			else if (evq__word_probe(it->addr, (uint32_t)t->vec[rc].val,
+						 it->shared) < 0)
+				fault(it); /* X5 compares the others first */
+			else
+				check_all(t, it, 1);
+		} else if (rc == -EAGAIN) {
+			mark_read(t, n);
+			check_all(t, NULL, 0);
+		} else if (rc == -EFAULT || rc == -EINVAL) {
+			check_faults(t, n);
 		}
-		/* X4 */
+		/* X4: the words, then ctl */
 		uint32_t c = evq_ld(&t->ctl);
 		n = 0;
-		t->vec[n] = (struct futex_waitv){
-			.val = c, .uaddr = (uintptr_t)&t->ctl,
-			.flags = evq_waitv_flags(0) };
-		t->vitem[n++] = NULL;
 		for (int i = 0; i < t->nitems; i++) {
 			struct evq_watch_item *it = t->items[i];
 			if (!it->active)
@@ -158,16 +267,14 @@ static void *watch_main(void *arg)
 				.flags = evq_waitv_flags(it->shared) };
 			t->vitem[n++] = it;
 		}
+		t->vec[n] = (struct futex_waitv){
+			.val = c, .uaddr = (uintptr_t)&t->ctl,
+			.flags = evq_waitv_flags(0) };
+		t->vitem[n++] = NULL;
 		t->acked = c;
 		pthread_cond_broadcast(&t->cv);
 		pthread_mutex_unlock(&t->mu);
 		rc = evq_futex_waitv(t->vec, n, NULL);    /* X5 */
-		if (rc == -EFAULT || rc == -EINVAL) {
-			/* a watched word was unmapped (the caller broke the
-			 * contract): do not spin on it */
-			struct timespec ms = { 0, 1000000 };
-			nanosleep(&ms, NULL);
-		}
 		pthread_mutex_lock(&t->mu);               /* X1 */
 	}
 	t->acked = evq_ld(&t->ctl);
@@ -308,7 +415,8 @@ int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
 	it->expected = expected;
 	it->oneshot = oneshot;
 	it->active = 1;
-	ctl_bump(t);
+	it->mapped = 0; /* it may have been unmapped: X3 asks the kernel */
+	it->arm_ctl = ctl_bump(t);
 	pthread_mutex_unlock(&t->mu);
 	ctl_wake(t);                              /* O2 */
 	return 0;
@@ -360,6 +468,23 @@ int evq__watch_detach(struct evq *q, struct evq_watch_item *it)
 		watch_forget(w);
 	}
 	return was;
+}
+
+int evq__watch_report(struct evq *q, struct evq_reg *r, uint32_t tag)
+{
+	atomic_fetch_or(&r->val, (uint64_t)EVQ_ERR);
+	return evq__post(q, r, tag, 0);
+}
+
+int evq__word_probe(const uint32_t *addr, uint32_t likely, int shared)
+{
+	/* FUTEX_WAIT reads the word in the kernel (-EFAULT if it cannot) and
+	 * returns -EAGAIN at once when it differs from the value given: the
+	 * complement of the likely one, so that it almost never queues.  If
+	 * it does, the absolute CLOCK_MONOTONIC deadline is long gone. */
+	struct timespec past = { 0, 1 };
+	int rc = evq_futex_wait((uint32_t *)(uintptr_t)addr, ~likely, &past, shared);
+	return rc == -EFAULT ? -EFAULT : 0;
 }
 
 /* Native backend or watcher.  Semaphores stay on the watcher even where the

@@ -20,18 +20,53 @@ struct evq_watch_thread;
 struct evq_watch_item {
 	uint32_t *addr;
 	int shared;
-	/* Called by the watcher thread, with its mutex held, after every
-	 * wakeup while the item is active (woken: this word's kernel wait was
-	 * the one woken).  It must not take q->lock.  Returns 1 to keep
-	 * watching (with it->expected possibly updated), 0 to go idle until
-	 * the next evq__watch_arm(). */
+	/* Called while the item is active when its word may have changed:
+	 * by the watcher thread (with its mutex held) once the kernel found
+	 * the word no longer holding it->expected, or by a native backend
+	 * after a completion (woken: this word's kernel wait was the one
+	 * woken).  It must not take q->lock.  Returns 1 to keep watching
+	 * (with it->expected possibly updated), 0 to go idle until the next
+	 * evq__watch_arm().  woken == EVQ_WATCH_FAULT: the kernel cannot read
+	 * the word (see below); check() must not touch the memory, reports
+	 * the registration and returns 0. */
 	int (*check)(struct evq_watch_item *it, int woken);
 	uint32_t expected;  /* (mu) sleep while *addr == expected */
 	int oneshot;        /* (mu) for check(): stop after one event */
 	int active;         /* (mu) in the watcher's wait set */
 	struct evq_watch_thread *thr; /* attached thread, NULL if none */
 	int slot;           /* (mu) index in thr's item table */
+	int mapped;         /* (mu) the kernel read the word since the arm */
+	uint32_t arm_ctl;   /* (mu) thr's ctl value of the last arm */
 };
+
+/* check()'s woken argument when a futex call on the word failed with
+ * -EFAULT (its page is unmapped, or a shared file was truncated under it):
+ * the registration is broken, not the queue. */
+#define EVQ_WATCH_FAULT (-1)
+
+/* How a semaphore or latch registration found its memory (sem.c,
+ * latch.c): it stays idle after a fault until evq_mod() enables it again,
+ * and after EVQ_FAULT_UNREADABLE it touches the memory again only once
+ * evq__word_probe() says the kernel can read it. */
+enum evq_fault {
+	EVQ_FAULT_NONE,       /* as far as we know, valid */
+	EVQ_FAULT_GARBAGE,    /* readable, but bad magic, flags or count */
+	EVQ_FAULT_UNREADABLE, /* futex -EFAULT: do not load or store */
+};
+
+/* Reports registration r (whose ctl tag is tag) as broken: ORs EVQ_ERR into
+ * r->val and posts a count of 0, so the kind's posted hook sees bits ==
+ * EVQ_ERR and sets EVQ_ERR in r->pend_events: one EVQ_ERR event, merged
+ * with anything else pending.  Lock-free; -ENOENT if r was deleted. */
+int evq__watch_report(struct evq *q, struct evq_reg *r, uint32_t tag);
+
+/* Asks the kernel whether it can read the word at addr (FUTEX_WAIT with a
+ * deadline in the past): 0 if it can, -EFAULT if not.  Never loads the word
+ * from user space.  likely: the value the word probably holds; the wait
+ * expects its complement, so it does not even queue unless the word holds
+ * that (and only then could it take a wake meant for another waiter, as
+ * any waiter may). */
+int evq__word_probe(const uint32_t *addr, uint32_t likely, int shared);
 
 /* A native backend (backend->word_arm != NULL) gets the registration: its
  * r->ext starts with a struct evq_watch_item.  It waits while *addr ==

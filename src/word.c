@@ -16,6 +16,13 @@
  * A wake it took but no longer wants is passed on: by the watcher (X2) if
  * the registration went idle or was deleted first, by word_del (D1) if it
  * was deleted with its event undelivered.
+ *
+ * Every value is a valid value, so a word can only be bad by not being
+ * there: a futex call on it fails with -EFAULT (unmapped, which breaks the
+ * contract, or a shared file truncated by another process).  The watcher
+ * or backend then calls check() with EVQ_WATCH_FAULT: the registration
+ * posts one EVQ_ERR event, loads nothing and goes idle until evq_mod() or
+ * evq_mod_word() re-arms it, which asks the kernel again.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +48,10 @@ struct word_reg {
 static int word_check(struct evq_watch_item *it, int woken)
 {
 	struct word_reg *w = (struct word_reg *)it;
-	(void)woken;
+	if (woken == EVQ_WATCH_FAULT) {
+		evq__watch_report(w->q, w->r, w->tag); /* and load nothing */
+		return 0;
+	}
 	uint32_t v = evq_ld(it->addr);
 	if (v == it->expected)
 		return 1;                         /* X5 again */
@@ -54,16 +64,19 @@ static int word_check(struct evq_watch_item *it, int woken)
 	return 1;
 }
 
-/* Drained posts: data = the latest value seen. */
+/* Drained posts: data = the latest value seen; bits: EVQ_ERR (the word
+ * faulted), merged with a change still pending. */
 static void word_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 			uint64_t bits)
 {
 	struct word_reg *w = r->ext;
-	(void)q, (void)count, (void)bits;
-	if (w) {
+	(void)q;
+	if (w && count) {
 		r->pend_data = atomic_load(&w->seen);
 		w->has_pending = 1;
 	}
+	if (bits & EVQ_ERR)
+		r->pend_events |= EVQ_ERR;
 }
 
 static void word_delivered(struct evq *q, struct evq_reg *r)
