@@ -35,6 +35,8 @@ if ! command -v spin >/dev/null 2>&1; then
 	exit 0
 fi
 cc=${CC:-cc}
+# a runaway model must not eat the machine: pan stops at this many MB
+memlim=${MODEL_MEMLIM:-4096}
 fail=0
 now() { date +%s%N 2>/dev/null || echo 0; }
 for m in "$@"; do
@@ -64,7 +66,7 @@ for m in "$@"; do
 		t0=$(now)
 		# shellcheck disable=SC2086 # option lists are word lists
 		(cd "$dir" && spin $sopt -a "$name.pml" && \
-		 $cc -O2 -w $copt -o pan pan.c && ./pan $popt) > "$log" 2>&1
+		 $cc -O2 -w -DMEMLIM=$memlim $copt -o pan pan.c && ./pan $popt) > "$log" 2>&1
 		rc=$?
 		t1=$(now)
 		time=$(( (t1 - t0) / 10000000 ))
