@@ -53,11 +53,14 @@
  * value (-DREARM: no setter; the word differs from the new value) while
  * the waiter sleeps inline is watched: the waiter rebuilds its vector and
  * posts the change.
- * Teeth: the model fails if the waiter reads the bell after looking at
- * wpend (-DLATEBELL), if word_disarm does not wait for inl_gen to move
- * (-DNOGEN), without the pass-on in I3 (-DNOPASS) or in word_detach for a
- * collected completion (-DNODETPASS), and with -DARM or -DREARM if
- * word_arm does not ring the bell (-DNOARMBELL).
+ * Teeth (each must make pan find an error; make model runs them):
+ *   LATEBELL    the waiter reads the bell after looking at wpend (B1 late)
+ *   NOGEN       word_disarm does not wait for inl_gen to move (no O3)
+ *   NOPASS      no pass-on in I3 (X2)
+ *   NODETPASS   no pass-on in word_detach for a collected completion
+ *   NOARMBELL   (-DARM, -DREARM) word_arm does not ring the bell
+ *   LASTONLY    (-DTWO) only the entry futex_waitv reports counts as woken
+ *               (see below)
  * -DTWO adds a second word (set and woken once) after the first in the
  * vector.  futex_waitv reports only the last woken entry, so when both
  * words' entries took a wake (the second's setter, then the first's
@@ -74,6 +77,13 @@
  * @run -DARM | -DSAFETY |
  * @run -DREARM | -DSAFETY |
  * @run -DTWO | -DSAFETY |
+ * @tooth -DLATEBELL | -DSAFETY |
+ * @tooth -DNOGEN | -DSAFETY |
+ * @tooth -DNOPASS | -DSAFETY |
+ * @tooth -DNODETPASS | -DSAFETY |
+ * @tooth -DARM -DNOARMBELL | -DSAFETY |
+ * @tooth -DREARM -DNOARMBELL | -DSAFETY |
+ * @tooth -DTWO -DLASTONLY | -DSAFETY |
  */
 
 #ifdef TWO
