@@ -1519,8 +1519,9 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
  * to hold, or FUTEX_WAIT on the bell alone when no word is armed.  That is
  * the watcher thread's protocol (model/word.pml) run by the waiter, with
  * the bell as its control word:
- *   I1 sleepers++, inl = 1; read the bell (B1); if a wake() is pending or a
- *      word waits for its deferred re-check: back out;
+ *   I1 sleepers++, inl = 1; read the bell (B1); if a wake() is pending, a
+ *      word waits for its deferred re-check or an fd was added (K2 rings
+ *      the bell after nfds++): back out;
  *   I2 take the loose words (armed, watched by nobody) into the vector,
  *      each marked inl, with its expected value as of its last arm or
  *      check(); drop s->lock; sleep;
@@ -1580,7 +1581,9 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	atomic_fetch_add(&s->sleepers, 1);
 	s->inl = 1;
 	uint32_t seen = evq_ld(&s->bell); /* B1 */
-	if (atomic_load(&s->wpend) || s->rearm) {
+	/* nfds again after B1: an fd added since inline_fits() rang the bell
+	 * before we read it (K2), so the futex would sleep through it */
+	if (atomic_load(&s->wpend) || s->rearm || atomic_load(&s->nfds) > 0) {
 		s->inl = 0;
 		atomic_fetch_sub(&s->sleepers, 1);
 		return 1;
