@@ -40,11 +40,12 @@
  * a thread that left (a completion runs as task work of the submitting
  * thread).  One thread at a time sleeps in the ring (the leader); other
  * waiters sleep on a futex word as followers (see "Leader and followers"
- * above ur_wait), because a completion wakes every thread asleep in the
- * ring.  Callers passing a sigmask sleep in the ring all the same (the ring
- * swaps the mask atomically); such threads each arm their own request
- * unless enough are in flight, and one leaving with work or a missing
- * request for the others ends one sleep per missing request with a NOP.
+ * above ur_wait, checked by model/leader.pml), because a completion wakes
+ * every thread asleep in the ring.  Callers passing a sigmask sleep in the
+ * ring all the same (the ring swaps the mask atomically); such threads
+ * each arm their own request unless enough are in flight, and one leaving
+ * with work or a missing request for the others ends one sleep per missing
+ * request with a NOP.
  *
  * io_uring_enter hides the wait's error (-EINTR, -ETIME) when it also
  * submitted something: then an empty completion queue with time left (and
@@ -1706,6 +1707,9 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
  * wakeups per event with followers, not one per thread), because their
  * events reach nobody but a ring sleeper.  Timeouts: a follower sleeps to
  * its own deadline; the ring's leader to its own.
+ * model/leader.pml checks these rules (steps named as here) with the
+ * inline sleep and fds: while a thread waits, no wake() and no fd event is
+ * left pending (teeth NOPASSLEAD, LATEBELL, NOKFOLLOW, NOKBELL, NOINLFDS).
  */
 static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		   struct evq_ready *out, int max, int *woken)
