@@ -34,8 +34,9 @@
  * woken and unqueues it, the others stay queued (and can take wake-one
  * wakes) until the task runs; it returns the index of the last woken
  * entry (futex_unqueue_multiple).  FUTEX_WAIT on the bell alone is the
- * same with no word.  One waiter thread (a second one would follow, F1:
- * not modelled), no ring, no fds, no timeouts.
+ * same with no word.  Abstracted away: a second waiter thread (it would
+ * follow, F1: model/leader.pml), the ring, fds (leader.pml -DINLINE -DFD),
+ * timeouts.
  *
  * Checked (safety, exhaustive; the timeout monitor is the "never sleeps
  * forever" check): (1) no lost wake(): when nothing can move, wpend was
