@@ -62,6 +62,11 @@
  *   done and the waiter sleeps in the kernel: nothing is pending, and each
  *   notifier's last notify began before the waiter's last observation.
  *
+ * Abstracted away: b->lock is a flag (its three-state futex is a plain
+ * mutex), mask values are one or two bits, the receivers' callbacks are
+ * the waiter's (N2) and the queue forwarder's (Q1..Q4) only, and the core
+ * beyond the post path is model/queue.pml's.
+ *
  * Teeth (each must make pan find an error; make model runs them):
  *   BROKEN_WAITER  swaps W2 and W3 (checks before announcing the sleep):
  *                  WAITER and WCOALESCE lose a wakeup
