@@ -26,6 +26,7 @@
 #
 # One line per run or tooth is printed: model=... run=N (or tooth=N)
 # spin="..." cc="..." pan="..." states=... depth=... errors=... time=...s
+# (wall clock) cpu=...s (spin, cc and pan: user + sys)
 # result=ok|FAIL (runs) or result=bites|TOOTHLESS|FAIL (teeth), a tooth
 # also saying what it found (found="assertion violated ..."); the pan
 # output of a failed run or tooth is shown and kept in OUTDIR.
@@ -65,6 +66,12 @@ EOF
 	t1=$(now)
 	time=$(( (t1 - t0) / 10000000 ))
 	time=$((time / 100)).$((time / 10 % 10))$((time % 10))
+	# CPU of spin, cc and pan (the children's user + sys): the figure
+	# that stays put on a busy machine
+	times > "$dir/times"
+	cpu=$(sed -n 2p "$dir/times" | awk '{ t = 0; for (i = 1; i <= 2; i++) {
+		split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+		printf "%.2f", t }')
 	states=$(sed -n 's/^ *\([0-9][0-9]*\) states, stored.*/\1/p' "$log" | head -1)
 	depth=$(sed -n 's/.*depth reached \([0-9]*\),.*/\1/p' "$log" | head -1)
 	errors=$(sed -n 's/.*errors: \([0-9]*\)$/\1/p' "$log" | head -1)
@@ -98,7 +105,7 @@ EOF
 		res=FAIL
 	fi
 	line="model=$name $kind=$k spin=\"$(echo $sopt)\" cc=\"$(echo $copt)\" pan=\"$(echo $popt)\""
-	line="$line states=${states:-?} depth=${depth:-?} errors=${errors:-?} time=${time}s"
+	line="$line states=${states:-?} depth=${depth:-?} errors=${errors:-?} time=${time}s cpu=${cpu}s"
 	[ -n "$found" ] && line="$line found=\"$found\""
 	echo "$line result=$res" > "$mdir/line$n"
 	case $res in
