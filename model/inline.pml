@@ -34,8 +34,9 @@
  * woken and unqueues it, the others stay queued (and can take wake-one
  * wakes) until the task runs; it returns the index of the last woken
  * entry (futex_unqueue_multiple).  FUTEX_WAIT on the bell alone is the
- * same with no word.  One waiter thread (a second one would follow, F1:
- * not modelled), no ring, no fds, no timeouts.
+ * same with no word.  Abstracted away: a second waiter thread (it would
+ * follow, F1: model/leader.pml), the ring, fds (leader.pml -DINLINE -DFD),
+ * timeouts.
  *
  * Checked (safety, exhaustive; the timeout monitor is the "never sleeps
  * forever" check): (1) no lost wake(): when nothing can move, wpend was
@@ -53,11 +54,14 @@
  * value (-DREARM: no setter; the word differs from the new value) while
  * the waiter sleeps inline is watched: the waiter rebuilds its vector and
  * posts the change.
- * Teeth: the model fails if the waiter reads the bell after looking at
- * wpend (-DLATEBELL), if word_disarm does not wait for inl_gen to move
- * (-DNOGEN), without the pass-on in I3 (-DNOPASS) or in word_detach for a
- * collected completion (-DNODETPASS), and with -DARM or -DREARM if
- * word_arm does not ring the bell (-DNOARMBELL).
+ * Teeth (each must make pan find an error; make model runs them):
+ *   LATEBELL    the waiter reads the bell after looking at wpend (B1 late)
+ *   NOGEN       word_disarm does not wait for inl_gen to move (no O3)
+ *   NOPASS      no pass-on in I3 (X2)
+ *   NODETPASS   no pass-on in word_detach for a collected completion
+ *   NOARMBELL   (-DARM, -DREARM) word_arm does not ring the bell
+ *   LASTONLY    (-DTWO) only the entry futex_waitv reports counts as woken
+ *               (see below)
  * -DTWO adds a second word (set and woken once) after the first in the
  * vector.  futex_waitv reports only the last woken entry, so when both
  * words' entries took a wake (the second's setter, then the first's
@@ -74,6 +78,13 @@
  * @run -DARM | -DSAFETY |
  * @run -DREARM | -DSAFETY |
  * @run -DTWO | -DSAFETY |
+ * @tooth -DLATEBELL | -DSAFETY |
+ * @tooth -DNOGEN | -DSAFETY |
+ * @tooth -DNOPASS | -DSAFETY |
+ * @tooth -DNODETPASS | -DSAFETY |
+ * @tooth -DARM -DNOARMBELL | -DSAFETY |
+ * @tooth -DREARM -DNOARMBELL | -DSAFETY |
+ * @tooth -DTWO -DLASTONLY | -DSAFETY |
  */
 
 #ifdef TWO

@@ -1,7 +1,8 @@
 /*
- * latch.pml - latches (src/latch.c): setters, and an owner that resets,
- * takes the work it finds, and waits, either with evq_latch_wait or
- * (-DQUEUE) through a queue registration watched by the futex watcher.
+ * latch.pml - latches (src/latch.c): setters, and an owner per latch that
+ * resets, takes the work it finds, and waits, either with evq_latch_wait
+ * or (-DQUEUE) through a queue registration watched by the futex watcher;
+ * with -DMANY two latches, set together by evq_latch_set_many.
  *
  * state = times_set << 1 | set
  *   setter (evq_latch_set)               owner, sync (evq_latch_wait)
@@ -16,32 +17,61 @@
  *   check (W1) reads v = state and, if v != expected, sets expected = v
  *   and posts an event when v is set; then futex_wait(state, expected).
  *   The owner waits for the event (the queue itself is model/queue.pml).
+ *   -DMANY: each setter calls evq_latch_set_many over both latches: work
+ *   for both first, then L1-L2 and L3's load of waiters for each latch in
+ *   turn, and only after all of them the wakes of the latches that need
+ *   one - in any order (the wake ring issues them all in one
+ *   io_uring_enter, FUTEX_WAKE_OP two at a time: either way after every
+ *   L2 of the call, in an order the model leaves open).
  *
- * Checked (safety, exhaustive): no latch set is missed - the owner never
- * sleeps forever after work was added (its sleep is not a valid end state:
- * the run must end with the owner having taken every item).
- * Teeth: the -DQUEUE run fails if the state does not count sets
- * (-DNOCOUNT: with a set bit alone the watcher mistakes a set after a
- * reset for the set it already reported), and both runs fail if a setter
- * tests waiters before its CAS.
+ * Checked (safety, exhaustive): no latch set is missed - an owner never
+ * sleeps forever after work was added to its latch (its sleep is not a
+ * valid end state: the run must end with every owner having taken every
+ * item of its latch).
+ * Abstracted away: the futex wake's "all" (one sleeper per latch here),
+ * several registrations per watcher, timeouts, the 31-bit set count's
+ * wrap (it skips 0), shared vs private words, the wake ring's fallbacks.
+ *
+ * Teeth (each must make pan find an error; make model runs them):
+ *   NOCOUNT       (-DQUEUE) the state does not count sets: with a set bit
+ *                 alone the watcher mistakes a set after a reset for the
+ *                 set it already reported
+ *   EARLYWAITERS  a setter loads waiters (L3) before its CAS (L2) - sync
+ *                 and queue owners both miss the set
+ *   EARLYWAKE     (-DMANY) set_many wakes a latch (load waiters, wake)
+ *                 after L1 saw it unset but before that latch's L2
+ *   SKIPLAST      (-DMANY) set_many leaves the last latch of its batch
+ *                 unwoken (as if a pairing lost the odd one out)
  *
  * @run | -DSAFETY |
  * @run -DQUEUE | -DSAFETY |
+ * @run -DMANY | -DSAFETY |
+ * @tooth -DQUEUE -DNOCOUNT | -DSAFETY |
+ * @tooth -DEARLYWAITERS | -DSAFETY |
+ * @tooth -DQUEUE -DEARLYWAITERS | -DSAFETY |
+ * @tooth -DMANY -DEARLYWAKE | -DSAFETY |
+ * @tooth -DMANY -DSKIPLAST | -DSAFETY |
  */
 
 #define NSET 2          /* setters, one work item and one set each */
 #define SETBIT 1
+#ifdef MANY
+#define NL 2            /* latches */
+#else
+#define NL 1
+#endif
 
-byte state;
-byte waiters;
-byte work;
-byte taken;
+byte state[NL];
+byte waiters[NL];
+byte work[NL];
+byte taken[NL];
 
-/* futex: the owner (sync) or the watcher (QUEUE) is the only sleeper */
-bool asleep;
+/* futex: the owner (sync) or the watcher (QUEUE) of each latch is its
+ * only sleeper */
+bool asleep[NL];
 #ifdef QUEUE
-bool pending;
-byte expected;
+bool pending[NL];
+byte expected[NL];
 #endif
 
 #ifdef NOCOUNT
@@ -50,101 +80,152 @@ byte expected;
 #define NEXT(v) (((v) + 2) | SETBIT)
 #endif
 
+/* L1, L2 (and L3's load) for latch l: need = a wake is due */
+inline set_bit(l) {
+	need = false;
+	do
+	:: v = state[l];                                  /* L1 */
+		if
+		:: v & SETBIT -> break
+		:: else -> skip
+		fi;
+#ifdef EARLYWAITERS
+		need = waiters[l] > 0;                    /* L3 first: wrong */
+#endif
+#ifdef EARLYWAKE
+		if                                        /* L3 whole: wrong */
+		:: waiters[l] > 0 -> asleep[l] = false
+		:: else -> skip
+		fi;
+#endif
+		atomic {                                  /* L2 */
+			if
+			:: state[l] == v -> state[l] = NEXT(v); set = true
+			:: else -> set = false
+			fi
+		};
+		if
+		:: set ->
+#ifndef EARLYWAITERS
+			need = waiters[l] > 0;            /* L3: load */
+#endif
+			break
+		:: else -> skip
+		fi
+	od
+}
+
+#ifndef MANY
 active [NSET] proctype setter()
 {
 	byte v;
-	work++;
-	do
-	:: v = state;                                     /* L1 */
-		if
-		:: v & SETBIT -> goto out
-		:: else -> skip
-		fi;
-		atomic {                                  /* L2 */
-			if
-			:: state == v -> state = NEXT(v); break
-			:: else -> skip
-			fi
-		}
-	od;
-	if                                                /* L3 */
-	:: waiters > 0 -> asleep = false
+	bool need, set;
+	work[0]++;
+	set_bit(0);
+	if                                                /* L3: wake */
+	:: need -> asleep[0] = false
 	:: else -> skip
-	fi;
-out:
-	skip
+	fi
 }
+#else
+active [NSET] proctype setter()
+{
+	byte v, l;
+	bool need, set;
+	bool wake[NL];
+	for (l : 0 .. NL - 1) {
+		work[l]++
+	}
+	for (l : 0 .. NL - 1) {
+		set_bit(l);
+#ifndef EARLYWAKE
+		wake[l] = need
+#else
+		wake[l] = false           /* it woke before its L2 */
+#endif
+	}
+#ifdef SKIPLAST
+	wake[NL - 1] = false;
+#endif
+	do                                                /* L3s, any order */
+	:: wake[0] -> wake[0] = false; asleep[0] = false
+	:: wake[1] -> wake[1] = false; asleep[1] = false
+	:: else -> break
+	od
+}
+#endif
 
 #ifndef QUEUE
-active proctype owner()
+active [NL] proctype owner()
 {
-	byte v;
+	byte v, me = _pid - NSET;
 	do
-	:: state = state & ~SETBIT;                       /* R1 */
-		taken = work;
+	:: state[me] = state[me] & ~SETBIT;               /* R1 */
+		taken[me] = work[me];
 		if
-		:: taken == NSET -> break
+		:: taken[me] == NSET -> break
 		:: else -> skip
 		fi;
-		waiters++;                                /* A1 */
+		waiters[me]++;                            /* A1 */
 		do
-		:: v = state;                             /* A2 */
+		:: v = state[me];                         /* A2 */
 			if
 			:: v & SETBIT -> break
 			:: else -> skip
 			fi;
 			atomic {                          /* A3 */
 				if
-				:: state == v -> asleep = true
+				:: state[me] == v -> asleep[me] = true
 				:: else -> skip
 				fi
 			};
-			!asleep                           /* A4 */
+			!asleep[me]                       /* A4 */
 		od;
-		waiters--
+		waiters[me]--
 	od
 }
 #else
-active proctype owner()
+active [NL] proctype owner()
 {
+	byte me = _pid - NSET;
 	do
-	:: state = state & ~SETBIT;                       /* R1 */
-		taken = work;
+	:: state[me] = state[me] & ~SETBIT;               /* R1 */
+		taken[me] = work[me];
 		if
-		:: taken == NSET -> break
+		:: taken[me] == NSET -> break
 		:: else -> skip
 		fi;
-		atomic { pending -> pending = false }     /* evq_wait */
+		atomic { pending[me] -> pending[me] = false } /* evq_wait */
 	od
 }
 
-active proctype watcher()
+active [NL] proctype watcher()
 {
-	byte v;
+	byte v, me = _pid - NSET - NL;
 	atomic {                                          /* arm */
-		waiters++;                                /* A1 */
-		v = state;
-		expected = (v & SETBIT -> v ^ SETBIT : v)
+		waiters[me]++;                            /* A1 */
+		v = state[me];
+		expected[me] = (v & SETBIT -> v ^ SETBIT : v)
 	};
 	do
-	:: v = state;                                     /* W1 */
+	:: v = state[me];                                 /* W1 */
 		if
-		:: v != expected ->
-			expected = v;
+		:: v != expected[me] ->
+			expected[me] = v;
 			if
-			:: v & SETBIT -> pending = true   /* evq__post */
+			:: v & SETBIT -> pending[me] = true /* evq__post */
 			:: else -> skip
 			fi
 		:: else -> skip
 		fi;
 		atomic {                                  /* futex_waitv */
 			if
-			:: state == expected -> asleep = true
+			:: state[me] == expected[me] -> asleep[me] = true
 			:: else -> skip
 			fi
 		};
 end_sleep:
-		!asleep
+		!asleep[me]
 	od
 }
 #endif

@@ -4,12 +4,13 @@
  * at the top of src/mask.c.  Every shared access of the C code is a seq_cst
  * atomic; here each is one Promela statement (one interleaving point).
  *
- * Three models, picked with -D at "spin -a" time (model/model.mk runs each
+ * Seven models, picked with -D at "spin -a" time (model/check.sh runs each
  * line below; fields: spin options | pan compile options | pan options):
  *
  *   @run -DWAITER -DROUNDS=3 | -DSAFETY | -m100000
  *   @run -DWAITER -DTIMEOUTS -DROUNDS=3 | -DSAFETY | -m100000
  *   @run -DGRACE | -DSAFETY | -m100000
+ *   @run -DGROW | -DSAFETY | -m100000
  *   @run -DQUEUE -DROUNDS=3 | -DSAFETY | -m100000
  *   @run -DCOALESCE | -DSAFETY | -m100000
  *   @run -DWCOALESCE | -DSAFETY | -m100000
@@ -27,10 +28,23 @@
  *   slot, unsubscribes receiver 2 (slot 1), then receiver 4, "freeing" each
  *   receiver when its unsubscribe returns; two notifiers notify once each.
  *   Asserts: no notifier touches a freed receiver (use after unsubscribe),
- *   and receiver 3, subscribed throughout, gets both notifications.  The drain's
- *   futex sleep and the DRAINING flag are modelled too.
- *   -DONE_FLIP (not run by make) checks a grace period of one flip: pan
- *   finds the straggler notifier that makes it unsafe.
+ *   and receiver 3, subscribed throughout, gets both notifications.  The
+ *   drain's futex sleep and the DRAINING flag are modelled too.
+ * GROW: growth of the subscription table (room()): table 0 (one slot,
+ *   receiver 1) is full; one thread subscribes receiver 2, which copies
+ *   table 0 into table 1 (two slots) under b->lock, retires table 0 and
+ *   publishes table 1 before unlocking; another thread unsubscribes
+ *   receiver 1 (U1 in the table it finds, U2 the grace period, U3 frees
+ *   the tables retired before) and then frees receiver 1; a notifier
+ *   notifies concurrently with both.  Asserts: no notifier reads a freed
+ *   table or touches a freed receiver; a receiver subscribed during the
+ *   whole notify (its subscribe returned before the notify began, its
+ *   unsubscribe was not called before it ended) is notified.  The free
+ *   list is left out (the subscribe grows even when the unsubscribe got
+ *   the lock first and freed slot 0: more interleavings, not fewer), and
+ *   so is notify's "count == 0" shortcut (never 0 here).  One notifier:
+ *   GRACE checks notifiers among themselves (a second one here costs 200
+ *   times the states and finds nothing growth-specific).
  * QUEUE: the forwarding callback of evq_add_mask (Q1..Q4) into the core's
  *   post path (ctl "queued" bit, val) and a consumer that drains like
  *   evq_wait (clear queued, then exchange val) and sleeps while nothing is
@@ -48,9 +62,35 @@
  *   done and the waiter sleeps in the kernel: nothing is pending, and each
  *   notifier's last notify began before the waiter's last observation.
  *
- * -DBROKEN_WAITER (not run by make) swaps W2 and W3 (check before
- * announcing the sleep), -DCOALESCE -DBROKEN_QUEUE acks after posting
- * (Q1 last): pan must find the lost notification in each.
+ * Abstracted away: b->lock is a flag (its three-state futex is a plain
+ * mutex), mask values are one or two bits, the receivers' callbacks are
+ * the waiter's (N2) and the queue forwarder's (Q1..Q4) only, and the core
+ * beyond the post path is model/queue.pml's.
+ *
+ * Teeth (each must make pan find an error; make model runs them):
+ *   BROKEN_WAITER  swaps W2 and W3 (checks before announcing the sleep):
+ *                  WAITER and WCOALESCE lose a wakeup
+ *   ONE_FLIP       (GRACE) a grace period of one flip: the straggler
+ *                  notifier touches a freed receiver
+ *   EAGERFREE      (GROW) the old table is freed when it is replaced, not
+ *                  retired until a grace period: a notifier reads it freed
+ *   LATEPUBLISH    (GROW) the new table is published after b->lock is
+ *                  released: the unsubscriber finds the old one, clears
+ *                  receiver 1 there only, and the notifier calls it freed
+ *   EARLYPUBLISH   (GROW) the new table is published before the copy: a
+ *                  notifier misses receiver 1, subscribed throughout
+ *   BROKEN_QUEUE   (COALESCE) acks after posting (Q1 last): a notify lost
+ *   LATECLEAR      (QUEUE) the consumer takes val before clearing
+ *                  "queued": a forward between the two is never posted
+ *
+ *   @tooth -DWAITER -DROUNDS=3 -DBROKEN_WAITER | -DSAFETY | -m100000
+ *   @tooth -DWCOALESCE -DBROKEN_WAITER | -DSAFETY | -m100000
+ *   @tooth -DGRACE -DONE_FLIP | -DSAFETY | -m100000
+ *   @tooth -DGROW -DEAGERFREE | -DSAFETY | -m100000
+ *   @tooth -DGROW -DLATEPUBLISH | -DSAFETY | -m100000
+ *   @tooth -DGROW -DEARLYPUBLISH | -DSAFETY | -m100000
+ *   @tooth -DCOALESCE -DBROKEN_QUEUE | -DSAFETY | -m100000
+ *   @tooth -DQUEUE -DROUNDS=3 -DLATECLEAR | -DSAFETY | -m100000
  */
 
 #ifndef ROUNDS
@@ -175,44 +215,14 @@ init
 }
 #endif /* WAITER */
 
-#ifdef GRACE
-#define NSLOT 3
+#if defined(GRACE) || defined(GROW)
 #define DRAINING 128
 
-byte slot[NSLOT];    /* receiver in each slot, 0 = none; receivers 1..4 */
-bool alive[5];
+bool alive[5];       /* receivers 1..4: not freed by their owner */
 byte phase = 0;
-byte inside[2];      /* count | DRAINING */
+byte inside[2];      /* active[]: count | DRAINING */
 bit sleeping[2];     /* the unsubscriber sleeps on inside[p] */
-byte got3 = 0;       /* notifications of receiver 3 (never unsubscribed) */
-byte done = 0;
-
-proctype bnotify()
-{
-	byte p, i, r, old;
-	p = phase & 1;                                       /* G1 */
-	inside[p]++;
-	i = 0;                                               /* G2 */
-	do
-	:: i == NSLOT -> break
-	:: else ->
-		r = slot[i];
-		if
-		:: r != 0 ->
-			/* notify(r): touches the receiver's memory */
-			assert(alive[r]);
-			if :: r == 3 -> got3++ :: else -> skip fi
-		:: else -> skip
-		fi;
-		i++
-	od;
-	atomic { old = inside[p]; inside[p]-- };             /* G3 */
-	if
-	:: old == (DRAINING | 1) -> sleeping[p] = 0           /* futex_wake */
-	:: else -> skip
-	fi;
-	done++
-}
+byte ndone = 0;      /* notifiers finished */
 
 inline drain(q)
 {
@@ -250,6 +260,69 @@ inline drain(q)
 	atomic { inside[q] = inside[q] & ~DRAINING }
 }
 
+/* U2: two phase flips, each waiting for the epoch it leaves to drain */
+inline grace()
+{
+	k = 0;
+	do
+	:: k == 2 -> break
+	:: else ->
+		p = phase;
+		phase = (p + 1) & 1;
+		drain(p & 1);
+#ifdef ONE_FLIP
+		k = 2
+#else
+		k++
+#endif
+	od
+}
+
+/* G1, and G3 */
+inline enter_epoch()
+{
+	p = phase & 1;
+	inside[p]++
+}
+
+inline leave_epoch()
+{
+	atomic { old = inside[p]; inside[p]-- };
+	if
+	:: old == (DRAINING | 1) -> sleeping[p] = 0           /* futex_wake */
+	:: else -> skip
+	fi
+}
+#endif
+
+#ifdef GRACE
+#define NSLOT 3
+
+byte slot[NSLOT];    /* receiver in each slot, 0 = none; receivers 1..4 */
+byte got3 = 0;       /* notifications of receiver 3 (never unsubscribed) */
+
+proctype bnotify()
+{
+	byte p, i, r, old;
+	enter_epoch();                                       /* G1 */
+	i = 0;                                               /* G2 */
+	do
+	:: i == NSLOT -> break
+	:: else ->
+		r = slot[i];
+		if
+		:: r != 0 ->
+			/* notify(r): touches the receiver's memory */
+			assert(alive[r]);
+			if :: r == 3 -> got3++ :: else -> skip fi
+		:: else -> skip
+		fi;
+		i++
+	od;
+	leave_epoch();                                       /* G3 */
+	ndone++
+}
+
 proctype unsubscriber()
 {
 	byte s, r, p, v, k, step = 0;
@@ -266,19 +339,7 @@ proctype unsubscriber()
 		fi;
 		r = slot[s];
 		slot[s] = 0;                                 /* U1 */
-		k = 0;                                       /* U2 */
-		do
-		:: k == 2 -> break
-		:: else ->
-			p = phase;
-			phase = (p + 1) & 1;
-			drain(p & 1);
-#ifdef ONE_FLIP
-			k = 2
-#else
-			k++
-#endif
-		od;
+		grace();                                     /* U2 */
 		alive[r] = false;                            /* the owner frees it */
 		step++
 	od
@@ -291,11 +352,130 @@ init
 		alive[1] = true; alive[2] = true; alive[3] = true;
 		run bnotify(); run bnotify(); run unsubscriber()
 	};
-	(done == 2);
+	(ndone == 2);
 	/* subscribed during both notifies: notified by both */
 	assert(got3 == 2)
 }
 #endif /* GRACE */
+
+#ifdef GROW
+#ifndef GNOTIFIERS
+#define GNOTIFIERS 1
+#endif
+/* Two tables: 0 (cap 1, the first) and 1 (cap 2, its copy); table t's
+ * slot i is tslot[2 * t + i] */
+byte tab = 0;        /* b->table: the published table */
+byte tslot[4];
+byte tused[2];
+bool tretired[2];    /* on b->retired */
+bool tfreed[2];
+bool blk;            /* b->lock */
+bool sub2;           /* subscribe(receiver 2) returned */
+bool unsub1;         /* unsubscribe(receiver 1) was called */
+byte gotby[3];       /* bit n: notifier n notified receiver r */
+
+inline block() { atomic { !blk -> blk = true } }
+inline bunlock() { blk = false }
+
+proctype gnotify(byte me)
+{
+	byte p, i, t, n, r, old;
+	bool want1, want2;   /* subscribed when the notify began */
+	want1 = !unsub1;
+	want2 = sub2;
+	enter_epoch();                                       /* G1 */
+	t = tab;                                             /* G2 */
+	assert(!tfreed[t]);
+	n = tused[t];
+	i = 0;
+	do
+	:: i == n -> break
+	:: else ->
+		assert(!tfreed[t]);
+		r = tslot[2 * t + i];
+		if
+		:: r != 0 ->
+			assert(alive[r]);       /* notify(r) */
+			gotby[r] = gotby[r] | (1 << me)
+		:: else -> skip
+		fi;
+		i++
+	od;
+	leave_epoch();                                       /* G3 */
+	/* subscribed during the whole notify: notified */
+	assert(!want1 || unsub1 || (gotby[1] & (1 << me)));
+	assert(!want2 || (gotby[2] & (1 << me)));
+	atomic { p = 0; i = 0; t = 0; n = 0; r = 0; old = 0;  /* (fewer states) */
+		 want1 = false; want2 = false }
+}
+
+/* evq_bcast_subscribe(receiver 2): table 0 is full, so room() grows */
+proctype subscriber()
+{
+	byte t, i;
+	alive[2] = true;
+	block();
+	t = tab;
+	if
+	:: tused[t] == t + 1 ->                              /* full */
+#ifdef EARLYPUBLISH
+		tab = 1;                         /* before the copy: wrong */
+#endif
+		tslot[2] = tslot[0];                         /* copy */
+		tused[1] = tused[0];
+#ifdef EAGERFREE
+		tfreed[0] = true;                /* no grace period: wrong */
+#else
+		tretired[0] = true;                          /* retire */
+#endif
+#ifndef LATEPUBLISH
+		tab = 1;                                     /* publish */
+#endif
+		t = 1
+	:: else -> skip
+	fi;
+	i = tused[t];
+	tslot[2 * t + i] = 2;                                /* mask, recv */
+	tused[t] = i + 1;
+	bunlock();
+#ifdef LATEPUBLISH
+	tab = 1;                                 /* after the unlock: wrong */
+#endif
+	sub2 = true
+}
+
+/* evq_bcast_unsubscribe(receiver 1), then its owner frees it */
+proctype unsubscriber()
+{
+	byte t, p, v, k;
+	unsub1 = true;
+	block();
+	t = tab;
+	assert(!tfreed[t]);
+	tslot[2 * t] = 0;                                    /* U1 */
+	grace();                                             /* U2 */
+	for (t : 0 .. 1) {                      /* U3: free_retired */
+		if
+		:: tretired[t] -> tretired[t] = false; tfreed[t] = true
+		:: else -> skip
+		fi
+	}
+	bunlock();
+	alive[1] = false
+}
+
+init
+{
+	atomic {
+		tslot[0] = 1; tused[0] = 1; alive[1] = true;
+		run gnotify(0);
+#if GNOTIFIERS > 1
+		run gnotify(1);
+#endif
+		run subscriber(); run unsubscriber()
+	}
+}
+#endif /* GROW */
 
 #ifdef QUEUE
 byte rpend = 0;      /* the registration's receiver: pending bits */
@@ -347,8 +527,13 @@ proctype consumer()
 	:: recv[0] == ROUNDS && recv[1] == ROUNDS -> break
 	:: else ->
 		(queued == 1);   /* sleeps until posted (the core's wake protocol) */
+#ifndef LATECLEAR
 		queued = 0;
 		atomic { bits = val; val = 0 };
+#else
+		atomic { bits = val; val = 0 };           /* wrong order */
+		queued = 0;
+#endif
 		pend = pend | bits;
 		/* deliver: data = pend */
 		if :: pend & 1 -> recv[0]++ :: else -> skip fi;

@@ -1,87 +1,157 @@
 /*
- * queue.pml - the queue's sleep protocol (src/evq.c, evq_wait/evq__kick;
- * backend wake/wait as src/backend_epoll.c does them).
+ * queue.pml - the queue's sleep protocol and the hand-on of leftovers
+ * (src/evq.c: evq_wait, evq__kick, pass_on; backend wake/wait as
+ * src/backend_epoll.c does them).
  *
- *   waiter                                  producer (evq__post, evq__kick)
- *   W1 sleepers++                           P1 push on post_head
- *   W2 if post_head non-empty: sleepers--,  P2 if sleepers > 0 and
- *      collect (drain) again                   exchange(wake_sent, 1) == 0:
- *   W3 backend wait: returns when it        P3    backend wake: the eventfd
- *      harvests the eventfd edge (woken),         edge becomes ready and one
- *      or on timeout                              sleeper is let go
- *   W4 sleepers--; if woken: wake_sent = 0;
- *      lock, drain the post stack
+ *   waiter (evq_wait(max))                  producer (evq__post, evq__kick)
+ *   C  lock; collect: drain the post stack  P1 push on post_head
+ *      into the pending list, take up to    P2 if sleepers > 0 and
+ *      max events from it                      exchange(wake_sent, 1) == 0:
+ *   W1 sleepers++                           P3    backend wake: the eventfd
+ *   W2 if post_head non-empty: sleepers--,        edge becomes ready and one
+ *      collect (drain) again                      sleeper is let go
+ *   W3 unlock; backend wait: returns when it
+ *      harvests the eventfd edge (woken), or on timeout
+ *   W4 sleepers--; if woken: wake_sent = 0; lock; collect; none taken:
+ *      back to W1 (a timeout returns 0)
+ *   H  pass_on: if sleepers > 0 and events are left (pending list or post
+ *      stack): kick (P2, P3) - one sleeper; unlock
  *
  * The eventfd is edge-triggered in epoll: writes while its edge is ready
- * coalesce into that one edge, and exactly one wait() harvests it.
+ * coalesce into that one edge, and exactly one wait() harvests it.  Each
+ * waiter takes at most MAX events per evq_wait, fewer than producers post,
+ * and its caller, after a call that returned events, either calls again or
+ * stops for good (nondeterministically): the events it left behind are
+ * then someone else's.  One waiter may time out, once (more timeouts would
+ * only mask a lost wakeup by polling).  Abstracted away: timers and the
+ * keeper deadline (pass_on's third reason), fds, the registrations
+ * themselves (an event is a count), and q->lock is one flag.
  *
- * Checked: no lost wakeup.  When the whole system is stuck (Promela's
- * `timeout`), every posted occurrence has been drained: no waiter sleeps
- * forever while a post waits on the stack.  The sleep itself is a valid
- * end state (end_ label): sleeping with nothing to do is fine.
+ * Checked (safety, exhaustive): no lost wakeup and no stranded leftover.
+ * When the whole system is stuck (Promela's `timeout`), no waiter sleeps
+ * in W3 while an event waits on the stack or in the pending list, and
+ * every event was posted once and taken at most once.  The sleep itself is
+ * a valid end state (end_ label): sleeping with nothing to do is fine.
  *
- * Teeth: the model fails (lost wakeup found) if wake_sent is never reset
- * after a harvested wake, or if a producer checks sleepers before pushing.
+ * Teeth (each must make pan find an error; make model runs them):
+ *   NORESET     W4 never resets wake_sent after a harvested wake
+ *   EARLYCHECK  a producer checks sleepers (P2) before pushing (P1)
+ *   NOPASSON    no pass_on: a waiter that took MAX of more leaves the rest
+ *               to a sleeper nobody wakes
  *
  * @run | -DSAFETY |
+ * @tooth -DNORESET | -DSAFETY |
+ * @tooth -DEARLYCHECK | -DSAFETY |
+ * @tooth -DNOPASSON | -DSAFETY |
  */
 
 #define NPROD 2   /* producers, one post each */
 #define NWAIT 2   /* waiters */
+#define MAX 1     /* events one evq_wait takes at most */
 
 byte posted;      /* on the post stack, not yet drained */
-byte drained;     /* taken by a waiter */
+byte pend;        /* in the pending list (under the lock) */
+byte taken;       /* handed out by evq_wait */
 byte sleepers;
 bool wake_sent;
 bool edge;        /* the eventfd's epoll edge is ready */
-byte finished;        /* producers finished */
+bool mu;          /* q->lock */
+bool insleep[NWAIT]; /* waiter i sleeps in W3 */
+
+inline lock() { atomic { !mu -> mu = true } }
+inline unlock() { mu = false }
+
+/* evq__kick: P2, P3 */
+inline kick() {
+	if
+	:: sleepers > 0 ->
+		atomic { old = wake_sent; wake_sent = true };
+		if
+		:: !old -> edge = true                    /* P3 */
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi
+}
+
+/* collect (lock held): drain the stack, take up to MAX */
+inline collect() {
+	atomic { pend = pend + posted; posted = 0 };
+	k = (pend > MAX -> MAX : pend);
+	pend = pend - k;
+	taken = taken + k
+}
 
 active [NPROD] proctype producer()
 {
-	atomic { posted++ };                              /* P1 */
-	if                                                /* P2 */
-	:: atomic { sleepers > 0 && !wake_sent -> wake_sent = true };
-	   edge = true                                    /* P3 */
-	:: else -> skip
-	fi;
-	finished++
+	bool old;
+#ifdef EARLYCHECK
+	kick();                                           /* P2 first: wrong */
+	posted++
+#else
+	posted++;                                         /* P1 */
+	kick()                                            /* P2, P3 */
+#endif
 }
 
 active [NWAIT] proctype waiter()
 {
-	bool woken;
-	bool timed = (_pid % 2 == 0); /* one waiter times out, once: more
-					 timeouts would only mask a lost
-					 wakeup by polling */
-collect:
-	atomic { drained = drained + posted; posted = 0 };
-	/* all work finished, or keep waiting (a real caller loops) */
-	atomic { sleepers++ };                            /* W1 */
-	if                                                /* W2 */
-	:: atomic { posted > 0 -> sleepers-- }; goto collect
-	:: else -> skip
-	fi;
-	woken = false;
+	bool woken, old;
+	byte k;
+	bool timed = (_pid % 2 == 0);
+call:
+	lock();
+	collect();                                        /* C */
+	do
+	:: k > 0 -> break
+	:: else ->
+		sleepers++;                               /* W1 */
+		if                                        /* W2 */
+		:: posted > 0 -> sleepers--; collect(); goto next
+		:: else -> skip
+		fi;
+		unlock();
+		woken = false;
+		insleep[_pid - NPROD] = true;
 end_sleep:
-	if                                                /* W3 */
-	:: atomic { edge -> edge = false; woken = true }
-	:: timed -> timed = false                         /* timeout */
-	fi;
-	atomic {                                          /* W4 */
-		sleepers--;
+		if                                        /* W3 */
+		:: atomic { edge -> edge = false; woken = true }
+		:: timed -> timed = false                 /* timeout */
+		fi;
+		insleep[_pid - NPROD] = false;
+		sleepers--;                               /* W4 */
+#ifndef NORESET
 		if
 		:: woken -> wake_sent = false
 		:: else -> skip
-		fi
-	};
+		fi;
+#endif
+		lock();
+		collect();
+		if
+		:: k == 0 && !woken -> break              /* timed out: 0 */
+		:: else -> skip
+		fi;
+next:		skip
+	od;
+#ifndef NOPASSON
+	if                                                /* H pass_on */
+	:: sleepers > 0 && (pend > 0 || posted > 0) -> kick()
+	:: else -> skip
+	fi;
+#endif
+	unlock();
 	if
-	:: drained + posted < NPROD || posted > 0 -> goto collect
-	:: else -> skip  /* everything drained: the caller stops */
+	:: k == 0 -> goto call                            /* timed out */
+	:: k > 0 -> goto call                             /* the caller loops */
+	:: k > 0 -> skip                                  /* or stops */
 	fi
 }
 
-/* Stuck: nothing can move.  Then nothing may be left on the stack. */
+/* Stuck: nothing can move.  No waiter sleeps while events wait. */
 active proctype monitor()
 {
-	timeout -> assert(posted == 0 && drained + posted <= NPROD)
+	timeout ->
+	assert(!((insleep[0] || insleep[1]) && (posted > 0 || pend > 0)));
+	assert(taken + pend + posted == NPROD)
 }

@@ -1,7 +1,7 @@
 /*
  * sem.pml - counting semaphore (src/sem.c) with synchronous takers and a
  * queue registration (evq_add_sem: owner thread + futex watcher thread,
- * src/watch.c), over a model of the kernel futex.
+ * src/watch.c), over a model of the kernel futex and futex_waitv.
  *
  * Taker (evq_sem_wait)                 Poster (evq_sem_post)
  *   S1 take: count > 0 -> count--         P1 count += 1
@@ -11,36 +11,69 @@
  *   S5 after a timeout: take once more, waiters--, leave
  * Queue registration:
  *   owner: add = arm (Q0: S1 fast path -> pending, else S2 and activate
- *   the watch under the watcher mutex); evq_wait hands out the pending
- *   token and the delivered hook arms again (Q1); the user gives the token
- *   back (P1, P2); evq_del idles the watch under the mutex, undoes S2 and
- *   gives back a token acquired and not delivered (Q2).
- *   watcher: X3 check under the mutex: if watched, S3 (ok: waiters--,
- *   inactive, post -> pending); X4/X5 futex_waitv on count (if watched) and
- *   the control word; X2 a wake taken for a word no longer watched is
- *   passed on.
+ *   the watch under the watcher mutex, O1/O2); evq_wait hands out the
+ *   pending token and the delivered hook arms again (Q1); the user gives
+ *   the token back (P1, P2); evq_del (Q2) detaches the item (O1: under the
+ *   mutex, out of the table; O2: ctl++, wake the watcher; O3: wait until
+ *   the watcher acked the new ctl), undoes S2, gives back a token acquired
+ *   and not delivered, and frees the item.
+ *   watcher: X2 after any wake, one wake is passed on for a word of the
+ *   last vector that no item wants now; X3 check under the mutex: if
+ *   watched, S3 (ok: waiters--, inactive, post -> pending); X4 c = ctl,
+ *   the vector (ctl, and count if watched), acked = c; X5 futex_waitv.
+ *
+ * The kernel: FUTEX_WAIT and futex_waitv compare and queue one entry at a
+ * time; a wake-one takes any one queued entry of the word (not only the
+ * oldest) and marks it woken; the sleeper's other entries stay queued, and
+ * can take wakes too, until it runs; futex_waitv then returns (the index
+ * of the last woken entry; the model only needs "a wake was taken").  A
+ * differing value unqueues what was queued (-EAGAIN unless one was woken).
+ *
+ * Two runs: TOTAL=2 tokens (concurrent holders), and TOTAL=1, where the
+ * watcher's X2 matters: a taker sleeps on count, the registration's entry
+ * takes the owner's last give-back wake-one, and evq_del deletes the
+ * registration before the watcher's check() could take the token.  With
+ * two tokens that wake is never the last one (a taker sleeps only while
+ * both tokens are out, and the other holder's later post wakes it), so
+ * the first run alone could not tell X2 was missing.
  *
  * Checked (safety, exhaustive): no token lost or duplicated (holders never
  * exceed the tokens; when everything has stopped, count is back to TOTAL
  * and nothing is held or pending); no lost wakeup (a taker never sleeps
  * forever: its sleep is not a valid end state, and the system may only
  * stop with every taker finished); the watcher never acquires after the
- * registration was deleted.
+ * registration was deleted, and never reads the item after evq_del
+ * returned (it is freed then: O3).
+ * Abstracted away: the queue itself (pending is the undelivered token),
+ * disable/enable (idle), several registrations or watcher threads.
  *
- * Teeth: the model fails if post never wakes (P2), if the watcher does not
- * pass on a wake taken for a deleted registration (X2), if evq_del does
- * not give back an undelivered token (Q2), or if the watcher keeps
- * acquiring before the previous token was delivered (one event = one
- * token, asserted as pending <= 1).
+ * Teeth (each must make pan find an error; make model runs them):
+ *   NOWAKE      P2 never wakes (posts and give-backs)
+ *   NOX2        the watcher does not pass on a wake taken for a word it no
+ *               longer watches (TOTAL=1: a taker sleeps forever)
+ *   NOGIVEBACK  evq_del keeps an acquired, undelivered token (Q2)
+ *   NOIDLE      check() keeps watching after acquiring, so the watcher
+ *               acquires again before the token was delivered (one event
+ *               is one token: pending <= 1)
+ *   NOO3        evq_del does not wait for the watcher's ack: the watcher
+ *               reads the freed item in X2
  *
  * @run | -DSAFETY | -m100000
+ * @run -DTOTAL=1 | -DSAFETY | -m100000
+ * @tooth -DNOWAKE | -DSAFETY | -m100000
+ * @tooth -DTOTAL=1 -DNOX2 | -DSAFETY | -m100000
+ * @tooth -DNOGIVEBACK | -DSAFETY | -m100000
+ * @tooth -DNOIDLE | -DSAFETY | -m100000
+ * @tooth -DNOO3 | -DSAFETY | -m100000
  */
 
+#ifndef TOTAL
 #define TOTAL 2        /* tokens */
+#endif
 #define CYCLES 1       /* per taker */
 #define QCYCLES 2      /* tokens the queue registration takes */
 #define NPROC 4        /* 2 takers, owner, watcher */
-#define W_COUNT 1      /* futex words: bit masks for on[] */
+#define W_COUNT 1      /* futex words: bit masks */
 #define W_CTL 2
 
 byte count = TOTAL;
@@ -48,40 +81,48 @@ byte waiters;
 byte held;
 byte pending;          /* token acquired by the queue, not delivered */
 bool deleted;
+bool freed;            /* evq_del returned: the item is freed */
 
-/* the futex: who sleeps, on which words, which one woke it */
-bool asleep[NPROC];
-byte on[NPROC];
-byte widx[NPROC];
+/* the kernel: each thread's queued entries and woken entries */
+byte qd[NPROC];
+byte wk[NPROC];
 
 /* watcher state, guarded by mu */
 bool mu;
-bool watched;           /* the item is watched */
+bool watched;          /* the item is in the table and active */
 bool waiting;          /* the registration is counted in waiters */
-byte ctl;
+byte ctl, acked;
 
 inline lock() { atomic { !mu -> mu = true } }
 inline unlock() { mu = false }
 
-/* futex_wake(word, 1): any one sleeper on word */
+/* futex_wake(word, 1): any one queued entry of word */
 inline wake1(word) {
 	atomic {
 		if
-		:: asleep[0] && (on[0] & word) -> asleep[0] = false; widx[0] = word
-		:: asleep[1] && (on[1] & word) -> asleep[1] = false; widx[1] = word
-		:: asleep[2] && (on[2] & word) -> asleep[2] = false; widx[2] = word
-		:: asleep[3] && (on[3] & word) -> asleep[3] = false; widx[3] = word
+		:: qd[0] & word -> qd[0] = qd[0] & ~word; wk[0] = wk[0] | word
+		:: qd[1] & word -> qd[1] = qd[1] & ~word; wk[1] = wk[1] | word
+		:: qd[2] & word -> qd[2] = qd[2] & ~word; wk[2] = wk[2] | word
+		:: qd[3] & word -> qd[3] = qd[3] & ~word; wk[3] = wk[3] | word
 		:: else -> skip
 		fi
 	}
 }
 
-inline post_token() {
-	atomic { count++; assert(count <= TOTAL) };      /* P1 */
-	if                                                /* P2 */
+inline wake_count() {                                    /* P2 */
+#ifndef NOWAKE
+	if
 	:: waiters > 0 -> wake1(W_COUNT)
 	:: else -> skip
 	fi
+#else
+	skip
+#endif
+}
+
+inline post_token() {
+	atomic { count++; assert(count <= TOTAL) };      /* P1 */
+	wake_count()
 }
 
 inline hold() {
@@ -122,14 +163,14 @@ take:
 	fi;
 	atomic {                                          /* S4 */
 		if
-		:: count == 0 -> asleep[me] = true; on[me] = W_COUNT
+		:: count == 0 -> qd[me] = W_COUNT
 		:: else -> skip  /* EAGAIN */
 		fi
 	};
 	tout = false;
-	if
-	:: atomic { !asleep[me] -> on[me] = 0 }
-	:: atomic { timed && asleep[me] -> asleep[me] = false; on[me] = 0;
+	if                             /* not an end state: no lost wakeup */
+	:: atomic { qd[me] == 0 -> wk[me] = 0 }           /* woken, EAGAIN */
+	:: atomic { timed && qd[me] != 0 -> qd[me] = 0;
 		    timed = false; tout = true }
 	fi;
 	if
@@ -178,7 +219,7 @@ inline arm() {
 
 proctype owner()
 {
-	byte n;
+	byte n, c;
 	bool got;
 	arm();                                            /* Q0 */
 	do
@@ -186,37 +227,51 @@ proctype owner()
 		atomic { pending > 0 -> pending--; held++ }  /* evq_wait */
 		arm();                                    /* Q1 delivered hook */
 		atomic { held--; count++; assert(count + held + pending <= TOTAL) };
-		if
-		:: waiters > 0 -> wake1(W_COUNT)
-		:: else -> skip
-		fi;
+		wake_count();
 		n++
 	:: else -> break
 	od;
-	/* Q2: evq_del */
-	lock(); watched = false; deleted = true; ctl++; unlock();
-	wake1(W_CTL);
-	if
+	/* Q2: evq_del.  evq__watch_detach: */
+	lock(); watched = false; deleted = true;          /* O1 */
+	ctl++; c = ctl; wake1(W_CTL);                     /* O2 */
+#ifndef NOO3
+	unlock();                                         /* O3: cond_wait */
+	atomic { !mu && acked == c -> mu = true };
+#endif
+	unlock();
+	if                                                /* sem_stop: S5 */
 	:: waiting -> waiting = false; waiters--
 	:: else -> skip
 	fi;
+#ifndef NOGIVEBACK
 	if
 	:: pending > 0 -> pending--; post_token()
 	:: else -> skip
-	fi
+	fi;
+#endif
+	freed = true
 }
 
 proctype watcher(byte me)
 {
 	byte c, vec;   /* ctl value and words of the current wait */
-	bool got;
-	widx[me] = 0;
+	bool got, woke;
 	lock();
 	do
 	:: true ->
-		/* X2: woken on count, which is no longer watched: pass on */
+		/* X2: after a wake, the last vector's count entry, if no item
+		 * wants it now: pass one wake on (wanted() reads the item) */
 		if
-		:: widx[me] == W_COUNT && !watched -> wake1(W_COUNT)
+		:: woke && (vec & W_COUNT) ->
+			assert(!freed);
+#ifndef NOX2
+			if
+			:: !watched -> wake1(W_COUNT)
+			:: else -> skip
+			fi
+#else
+			skip
+#endif
 		:: else -> skip
 		fi;
 		/* X3 */
@@ -235,7 +290,9 @@ proctype watcher(byte me)
 				:: waiting -> waiting = false; waiters--
 				:: else -> skip
 				fi;
+#ifndef NOIDLE
 				watched = false;
+#endif
 				pending++; assert(pending <= 1)     /* evq__post */
 			:: else -> skip
 			fi
@@ -244,18 +301,31 @@ proctype watcher(byte me)
 		/* X4 */
 		c = ctl;
 		vec = W_CTL | (watched -> W_COUNT : 0);
+		acked = c;
 		unlock();
-		/* X5: futex_waitv */
-		widx[me] = 0;
+		/* X5: futex_waitv, one entry at a time */
+		woke = false;
 		atomic {
 			if
-			:: ctl != c -> skip
-			:: (vec & W_COUNT) && count != 0 -> skip
-			:: else -> asleep[me] = true; on[me] = vec
+			:: ctl == c -> qd[me] = W_CTL
+			:: else -> skip
 			fi
 		};
-end_sleep:
-		atomic { !asleep[me] -> on[me] = 0 };
+		if
+		:: qd[me] != 0 && (vec & W_COUNT) ->
+			atomic {
+				if
+				:: count == 0 -> qd[me] = qd[me] | W_COUNT
+				:: else -> qd[me] = 0; woke = wk[me] != 0; wk[me] = 0
+				fi
+			}
+		:: else -> skip
+		fi;
+		if
+		:: qd[me] != 0 || wk[me] != 0 ->    /* queued: sleep */
+end_sleep:		atomic { wk[me] != 0 -> qd[me] = 0; wk[me] = 0; woke = true }
+		:: else -> skip                     /* -EAGAIN */
+		fi;
 		lock()
 	od
 }

@@ -40,11 +40,12 @@
  * a thread that left (a completion runs as task work of the submitting
  * thread).  One thread at a time sleeps in the ring (the leader); other
  * waiters sleep on a futex word as followers (see "Leader and followers"
- * above ur_wait), because a completion wakes every thread asleep in the
- * ring.  Callers passing a sigmask sleep in the ring all the same (the ring
- * swaps the mask atomically); such threads each arm their own request
- * unless enough are in flight, and one leaving with work or a missing
- * request for the others ends one sleep per missing request with a NOP.
+ * above ur_wait, checked by model/leader.pml), because a completion wakes
+ * every thread asleep in the ring.  Callers passing a sigmask sleep in the
+ * ring all the same (the ring swaps the mask atomically); such threads
+ * each arm their own request unless enough are in flight, and one leaving
+ * with work or a missing request for the others ends one sleep per missing
+ * request with a NOP.
  *
  * io_uring_enter hides the wait's error (-EINTR, -ETIME) when it also
  * submitted something: then an empty completion queue with time left (and
@@ -1554,8 +1555,9 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
  * to hold, or FUTEX_WAIT on the bell alone when no word is armed.  That is
  * the watcher thread's protocol (model/word.pml) run by the waiter, with
  * the bell as its control word:
- *   I1 sleepers++, inl = 1; read the bell (B1); if a wake() is pending or a
- *      word waits for its deferred re-check: back out;
+ *   I1 sleepers++, inl = 1; read the bell (B1); if a wake() is pending, a
+ *      word waits for its deferred re-check or an fd was added (K2 rings
+ *      the bell after nfds++): back out;
  *   I2 take the loose words (armed, watched by nobody) into the vector,
  *      each marked inl, with its expected value as of its last arm or
  *      check(); drop s->lock; sleep;
@@ -1671,7 +1673,9 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	atomic_fetch_add(&s->sleepers, 1);
 	s->inl = 1;
 	uint32_t seen = evq_ld(&s->bell); /* B1 */
-	if (atomic_load(&s->wpend) || s->rearm) {
+	/* nfds again after B1: an fd added since inline_fits() rang the bell
+	 * before we read it (K2), so the futex would sleep through it */
+	if (atomic_load(&s->wpend) || s->rearm || atomic_load(&s->nfds) > 0) {
 		s->inl = 0;
 		atomic_fetch_sub(&s->sleepers, 1);
 		return 1;
@@ -1799,6 +1803,9 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
  * wakeups per event with followers, not one per thread), because their
  * events reach nobody but a ring sleeper.  Timeouts: a follower sleeps to
  * its own deadline; the ring's leader to its own.
+ * model/leader.pml checks these rules (steps named as here) with the
+ * inline sleep and fds: while a thread waits, no wake() and no fd event is
+ * left pending (teeth NOPASSLEAD, LATEBELL, NOKFOLLOW, NOKBELL, NOINLFDS).
  */
 /* A follower's sleep on fword, a cancellation point. */
 static int follow_futex(uint32_t *fword, uint32_t seq, const struct timespec *dl)

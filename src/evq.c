@@ -12,7 +12,8 @@
  *      notifiers) push a registration at most once (ctl "queued" bit); the
  *      waiter drains it into the pending list under q->lock.
  *
- * Sleep protocol (model/queue.pml):
+ * Sleep protocol (model/queue.pml, steps named there; teeth NORESET,
+ * EARLYCHECK, NOPASSON):
  *   waiter                                 producer
  *   W1 sleepers++            (seq_cst)     P1 push on post_head (seq_cst)
  *   W2 if post_head non-empty: W1 undone,  P2 if sleepers > 0 and
@@ -23,6 +24,9 @@
  * waits for a later, unrelated wakeup.  Anything linked into the pending list
  * by a thread other than the waiter (a timer armed earlier than the sleeper's
  * timeout, an enabled registration with parked data) kicks the same way.
+ * H: a waiter leaving with events still pending (more than its max) or
+ * posted kicks one sleeper (pass_on()): the model checks that what a waiter
+ * leaves behind reaches a sleeper even when its caller never waits again.
  * A poll (backend->wait with timeout 0) sleeps nowhere and skips W1..W4.
  *
  * Fairness (evq_wait(3), tests/fairness.c): no ready source starves while

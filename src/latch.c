@@ -25,7 +25,9 @@
  * issued before it returns) when at least batch_min of them need a wake,
  * else, or when the ring is busy or missing, two per FUTEX_WAKE_OP.  Only
  * how L3's wakes travel changes: each still follows its latch's L2, so the
- * argument above (and model/latch.pml) holds as it is.
+ * argument above holds as it is; model/latch.pml -DMANY checks it with two
+ * latches and their wakes after all the sets, in any order (teeth
+ * EARLYWAKE: a wake before its latch's L2; SKIPLAST: a latch not woken).
  *
  * A queue registration keeps A1 for as long as it is armed; its watcher
  * check() is A2 with "done" replaced by "post an event, then expect the

@@ -28,7 +28,8 @@
  * runs N2 itself.  A wake that arrives after the waiter left (it timed out
  * or saw the bit at W3) only makes a later W4 return early: W5 re-checks.
  *
- * Broadcaster (model/mask.pml: GRACE; ONE_FLIP finds the straggler):
+ * Broadcaster (model/mask.pml: GRACE, ONE_FLIP finds the straggler; GROW,
+ * the table's growth: EAGERFREE, LATEPUBLISH and EARLYPUBLISH fail):
  * subscriptions live in a table of slots {receiver, mask}; notifiers read
  * it without a lock, subscribe/unsubscribe change it under b->lock.
  *
@@ -53,7 +54,8 @@
  * takes b->lock; unsubscribe waits only for notifies already running.
  *
  * Queue registrations (evq_add_mask; model/mask.pml: QUEUE and COALESCE,
- * BROKEN_QUEUE acks last and loses a notify): a receiver whose callback
+ * BROKEN_QUEUE acks last and loses a notify, LATECLEAR drains val before
+ * the queued bit): a receiver whose callback
  * forwards the new bits into the registration's lock-free post path:
  *   Q1 ack(bits) on the receiver, so the next notify of a bit runs Q again
  *   Q2 if r->val holds all bits: done (a forwarder did Q3 and its Q4 will

@@ -23,7 +23,9 @@
  * arms the watcher, S3/S5 in the watcher's check(), S4 in its futex_waitv.
  * It holds at most one token not yet delivered: it re-arms only in the
  * delivered hook (Q1), so one event is one token.  Deleting it gives back
- * the token it holds (Q2).
+ * the token it holds (Q2).  model/sem.pml checks all of it with two tokens
+ * and with one (only then is the watcher's X2 pass-on the last wake a
+ * sleeping taker can get); teeth NOWAKE, NOX2, NOGIVEBACK, NOIDLE, NOO3.
  *
  * Hostile memory: a semaphore in shared memory is only as good as every
  * process that maps it.  Garbage (a bad magic or flags field, a count above

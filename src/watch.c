@@ -30,6 +30,10 @@
  * the word's memory is touched again; a wake that X5 took for a detached or
  * idle word is handed on to another waiter of that word (X2), so no waiter
  * loses a wake-up to a watcher that no longer wanted it.
+ * model/word.pml checks X2, D1 and O3 (once detach returned the watcher
+ * neither reads the item or the word nor stays queued on it) with a word
+ * that changes twice and is re-armed; model/sem.pml the same thread for a
+ * semaphore (X2 matters there with one token).
  *
  * X3 in detail.  Memory that is not there - a word unmapped while
  * registered, which breaks the contract, or a shared file truncated by

@@ -2,7 +2,8 @@
  * word.c - memory words as events: evq_add_word/evq_mod_word (through the
  * backend or the futex watcher, watch.c), evq_wake, evq_waitv.
  *
- * Protocol (model/word.pml; watcher steps X1..X5 are in watch.c):
+ * Protocol (model/word.pml, which changes the word twice and re-arms;
+ * watcher steps X1..X5 are in watch.c):
  *   waker                         registration, in the watcher thread
  *   K1 store the new value        X3 v = *addr; if v != expected: post v
  *   K2 futex_wake(addr)              and expect v from now on (ONESHOT:
