@@ -343,7 +343,8 @@ struct evq_waitv {
  * "check again" wake) is returned too: re-check the value.
  * Errors: -EINVAL (NULL words, n < 1, a bad address or flag), -E2BIG
  * (n > EVQ_WAITV_MAX), -ETIMEDOUT, -EINTR (a signal handler ran), -ENOSYS
- * (kernel without futex_waitv, before 5.16).  Thread-safe. */
+ * (kernel without futex_waitv, before 5.16).  Thread-safe.  A
+ * cancellation point (a cancelled call passes a wake on for each word). */
 int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 	      uint32_t flags);
 
@@ -382,7 +383,8 @@ int evq_sem_trywait(struct evq_sem *s);
  * timeout or a signal, so it never leaves with a wake-up meant for it.
  * Errors: -ETIMEDOUT (also for 0 with no token), -EINTR (a signal handler
  * ran while it slept), -EINVAL (also for garbage written while it slept:
- * it takes no token from it). */
+ * it takes no token from it).  A cancellation point: a cancelled sleeper
+ * takes no token and passes on a wake it may have taken. */
 int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns);
 
 /* Returns n >= 1 tokens and wakes at most n waiters (threads in
@@ -455,7 +457,7 @@ int evq_latch_is_set(const struct evq_latch *l);
 /* Waits until l is set (returns at once if it is; does not reset it).
  * timeout_ns < 0 forever, 0 only checks.  Returns 0, -ETIMEDOUT, -EINTR
  * (a signal handler ran), -EINVAL (also for garbage written while it
- * slept, even with the set bit on). */
+ * slept, even with the set bit on).  A cancellation point. */
 int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns);
 
 /* An event each time l becomes set (data = 1; sets while an event is

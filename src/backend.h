@@ -55,8 +55,9 @@ struct evq_backend {
 	 * (each wake() is consumed by exactly one wait(), now or later), else
 	 * 0.
 	 * The sleep is a cancellation point (evq_wait(3) CANCELLATION): the
-	 * blocking system call runs with asynchronous cancellation
-	 * (evq__cancel_async), and a cleanup handler the backend pushed
+	 * blocking system call is glibc's own cancellation point where there
+	 * is one (epoll_pwait2), else runs between evq__cancel_async() and
+	 * evq__cancel_deferred() (futex.h), and a cleanup handler the backend pushed
 	 * undoes its own state, hands on whatever the call may have consumed
 	 * (a wake, a futex wake for a word, a turn in the ring), and stores
 	 * the events it had taken from the kernel in out[] and their count in

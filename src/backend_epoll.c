@@ -127,7 +127,8 @@ static void ep_cancelled(void *arg)
 	c->round->taken = translate(c->evs, n, c->out, &c->round->woken);
 }
 
-/* The system call, with asynchronous cancellation: a count or -errno. */
+/* The system call: a count or -errno.  glibc's epoll_pwait2 and
+ * epoll_pwait are cancellation points themselves. */
 static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns,
 		    const sigset_t *sigmask)
 {
@@ -138,7 +139,6 @@ static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_
 		tsp = &ts;
 	}
 	int n = -1, e = ENOSYS;
-	int old = evq__cancel_async();
 	if (atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
 		n = epoll_pwait2(epfd, evs, max, tsp, sigmask);
 		e = errno;
@@ -154,7 +154,6 @@ static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_
 		n = epoll_pwait(epfd, evs, max, ms, sigmask);
 		e = errno;
 	}
-	evq__cancel_deferred(old);
 	return n < 0 ? -e : n;
 }
 

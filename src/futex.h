@@ -116,12 +116,22 @@ static inline int evq_futex_waitv(struct futex_waitv *w, unsigned n,
 	return (int)evq_sys_errno(rc, saved);
 }
 
-/* A blocking system call as a cancellation point (evq_wait(3)
- * CANCELLATION): raw futex and io_uring calls are none, and glibc's own
- * wrappers may lose what the call returned when the cancel lands after it.
- * So the call runs between these two, with asynchronous cancellation, and
- * the caller has pushed a cleanup handler that copes with the call having
- * completed or not.  A caller that disabled cancellation keeps it so. */
+/* A raw blocking system call as a cancellation point (evq_wait(3)
+ * CANCELLATION): raw futex and io_uring calls are none, so the call runs
+ * between these two with asynchronous cancellation, as glibc runs its own
+ * cancellation points, and the caller has pushed a cleanup handler that
+ * copes with the call having completed or not.  A caller that disabled
+ * cancellation keeps it so.
+ *
+ * Leaving asynchronous mode needs what glibc's own wrappers do there: a
+ * pthread_cancel() that saw the thread asynchronous sends it SIGCANCEL,
+ * and if that signal is handled later - in a section that disabled
+ * cancellation but sits in a glibc cancellation point, which runs
+ * asynchronously too (a read() under the queue's lock, the caller's
+ * handler) - the thread dies there.  glibc waits for such a signal before
+ * it leaves a cancellation point; we get the same by passing through one
+ * (close(-1): EBADF at once) in deferred mode, which also acts on a cancel
+ * that became pending meanwhile, still under the caller's handler. */
 static inline int evq__cancel_async(void)
 {
 	int old;
@@ -131,6 +141,11 @@ static inline int evq__cancel_async(void)
 static inline void evq__cancel_deferred(int old)
 {
 	pthread_setcanceltype(old, &old);
+	if (old == PTHREAD_CANCEL_ASYNCHRONOUS) {
+		int saved = errno;
+		(void)close(-1);
+		errno = saved;
+	}
 }
 
 /* evq_futex_wait as a cancellation point (see above). */

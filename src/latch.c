@@ -219,10 +219,52 @@ int evq_latch_is_set(const struct evq_latch *l)
 	return (int)(evq_ld(&l->state) & SET);
 }
 
+/* A2-A4 until the latch is set, garbage, the deadline or a signal. */
+static int latch_sleep(struct evq_latch *l, int sh, const struct timespec *dlp)
+{
+	int rc = 0;
+	for (;;) {
+		if (!latch_ok_as(l, sh)) {
+			rc = -EINVAL; /* garbage written while we slept */
+			break;
+		}
+		uint32_t v = evq_ld(&l->state);           /* A2 */
+		if (v & SET) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break; /* timed out or interrupted, and still unset */
+		int w = evq_futex_wait_cancel(&l->state, v, dlp, sh); /* A3 */
+		if (w < 0 && w != -EAGAIN)
+			rc = w; /* A4: check once more, then give up */
+	}
+	return rc;
+}
+
+/* Cancelled in A3: leave as A4 does (a set wakes every waiter: there is
+ * no wake to pass on). */
+static void latch_cancelled(void *arg)
+{
+	struct evq_latch *l = arg;
+	evq_sub(&l->waiters, 1);                          /* A4 */
+}
+
+static int latch_sleep_cancellable(struct evq_latch *l, int sh,
+				   const struct timespec *dlp)
+{
+	int rc[1];
+	pthread_cleanup_push(latch_cancelled, l);
+	rc[0] = latch_sleep(l, sh, dlp);
+	pthread_cleanup_pop(0);
+	return rc[0];
+}
+
 int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 {
 	if (!latch_ok(l))
 		return -EINVAL;
+	pthread_testcancel(); /* a cancellation point, also when set */
 	uint32_t v = evq_ld(&l->state);
 	if (v & SET)
 		return 0;
@@ -233,24 +275,8 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 		dl = evq_deadline(timeout_ns);
 		dlp = &dl;
 	}
-	int sh = shared(l), rc = 0;
 	evq_add(&l->waiters, 1);                          /* A1 */
-	for (;;) {
-		if (!latch_ok_as(l, sh)) {
-			rc = -EINVAL; /* garbage written while we slept */
-			break;
-		}
-		v = evq_ld(&l->state);                    /* A2 */
-		if (v & SET) {
-			rc = 0;
-			break;
-		}
-		if (rc < 0)
-			break; /* timed out or interrupted, and still unset */
-		int w = evq_futex_wait(&l->state, v, dlp, sh); /* A3 */
-		if (w < 0 && w != -EAGAIN)
-			rc = w; /* A4: check once more, then give up */
-	}
+	int rc = latch_sleep_cancellable(l, shared(l), dlp);
 	evq_sub(&l->waiters, 1);                          /* A4 */
 	return rc;
 }

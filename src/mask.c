@@ -229,12 +229,12 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 	struct timespec deadline;
 	if (timeout_ns > 0)
 		deadline = evq_deadline(timeout_ns);
-	evq_mask_t res[1];
+	evq_mask_t got_[1];
 	pthread_cleanup_push(waiter_cancelled, w);
-	res[0] = waiter_sleep(w, bits, timeout_ns > 0 ? &deadline : NULL);
+	got_[0] = waiter_sleep(w, bits, timeout_ns > 0 ? &deadline : NULL);
 	pthread_cleanup_pop(0);
 	evq_st(&w->state, AWAKE);
-	return res[0];
+	return got_[0];
 }
 
 /* ------------------------------------------------------------------ */

@@ -95,10 +95,49 @@ int evq_sem_trywait(struct evq_sem *s)
 	return take(s);
 }
 
+/* S3-S5 until a token, garbage, the deadline or a signal. */
+static int sem_sleep(struct evq_sem *s, int sh, const struct timespec *dlp)
+{
+	int rc;
+	for (;;) {
+		/* S3; garbage written while we slept ends the wait (G1) */
+		rc = sem_ok_as(s, sh) ? take(s) : -EINVAL;
+		if (rc != -EAGAIN)
+			break;
+		int w = evq_futex_wait_cancel(&s->count, 0, dlp, sh); /* S4 */
+		if (w < 0 && w != -EAGAIN) {
+			/* -ETIMEDOUT, -EINTR (or -EFAULT) */
+			rc = sem_ok_as(s, sh) ? take(s) : -EINVAL; /* S5: last try */
+			if (rc == -EAGAIN)
+				rc = w;
+			break;
+		}
+	}
+	return rc;
+}
+
+struct sem_sleeper {
+	struct evq_sem *s;
+	int sh;
+	int rc;
+};
+
+/* Cancelled in S4: leave as S5 does, and since the sleep may have taken a
+ * wake meant for a token that is there, pass one on (a spurious wakeup at
+ * worst): no other taker waits for a thread that is gone. */
+static void sem_cancelled(void *arg)
+{
+	struct sem_sleeper *c = arg;
+	evq_sub(&c->s->waiters, 1);               /* S5 */
+	if (sem_ok_as(c->s, c->sh) && evq_ld(&c->s->count) > 0)
+		evq_futex_wake(&c->s->count, 1, c->sh);
+}
+
 int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
 {
 	if (!sem_ok(s))
 		return -EINVAL;
+	pthread_testcancel(); /* a cancellation point, also with tokens there */
 	int rc = take(s);                         /* S1 */
 	if (rc != -EAGAIN)
 		return rc;
@@ -109,24 +148,13 @@ int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
 		dl = evq_deadline(timeout_ns);
 		dlp = &dl;
 	}
-	int sh = shared(s);
+	struct sem_sleeper c = { s, shared(s), 0 };
 	evq_add(&s->waiters, 1);                  /* S2 */
-	for (;;) {
-		/* S3; garbage written while we slept ends the wait (G1) */
-		rc = sem_ok_as(s, sh) ? take(s) : -EINVAL;
-		if (rc != -EAGAIN)
-			break;
-		int w = evq_futex_wait(&s->count, 0, dlp, sh); /* S4 */
-		if (w < 0 && w != -EAGAIN) {
-			/* -ETIMEDOUT, -EINTR (or -EFAULT) */
-			rc = sem_ok_as(s, sh) ? take(s) : -EINVAL; /* S5: last try */
-			if (rc == -EAGAIN)
-				rc = w;
-			break;
-		}
-	}
+	pthread_cleanup_push(sem_cancelled, &c);
+	c.rc = sem_sleep(s, c.sh, dlp);
+	pthread_cleanup_pop(0);
 	evq_sub(&s->waiters, 1);                  /* S5 */
-	return rc;
+	return c.rc;
 }
 
 int evq_sem_post(struct evq_sem *s, uint32_t n)

@@ -207,6 +207,35 @@ int evq_wake(uint32_t *addr, int n, uint32_t flags)
 	return evq_futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* K2 */
 }
 
+struct waitv_sleep {
+	const struct futex_waitv *v;
+	int n;
+	int rc;
+};
+
+/* Cancelled in futex_waitv: it may have taken a FUTEX_WAKE(1) meant for
+ * another waiter of one of the words; pass one on for each (a spurious
+ * wakeup at worst), as the watcher does (X2). */
+static void waitv_cancelled(void *arg)
+{
+	struct waitv_sleep *c = arg;
+	for (int i = 0; i < c->n; i++)
+		evq_futex_wake((uint32_t *)(uintptr_t)c->v[i].uaddr, 1,
+			       !(c->v[i].flags & FUTEX2_PRIVATE));
+}
+
+/* futex_waitv as a cancellation point. */
+static int waitv_sleep(struct futex_waitv *v, int n, const struct timespec *tsp)
+{
+	struct waitv_sleep c = { v, n, 0 };
+	pthread_cleanup_push(waitv_cancelled, &c);
+	int old = evq__cancel_async();
+	c.rc = evq_futex_waitv(v, (unsigned)n, tsp);
+	evq__cancel_deferred(old);
+	pthread_cleanup_pop(0);
+	return c.rc;
+}
+
 int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 	      uint32_t flags)
 {
@@ -234,7 +263,8 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 		ts = evq_deadline(timeout_ns);
 		tsp = &ts;
 	}
-	int rc = evq_futex_waitv(v, (unsigned)n, tsp);
+	pthread_testcancel(); /* a cancellation point, also when words differ */
+	int rc = waitv_sleep(v, n, tsp);
 	if (rc == -EAGAIN) {
 		/* some word did not hold its value: report the first one */
 		for (int i = 0; i < n; i++)

@@ -373,6 +373,85 @@ static void test_waiter(void)
 	   (unsigned long)(uintptr_t)res);
 }
 
+/* evq_sem_wait, evq_latch_wait and evq_waitv are cancellation points: a
+ * cancelled sleeper leaves no count behind, and a token it may have been
+ * woken for reaches the next sleeper. */
+static struct evq_sem dsem;
+static struct evq_latch dlatch;
+static uint32_t dword;
+
+static void *sem_sleeper(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)evq_sem_wait(&dsem, -1);
+}
+
+static void *latch_sleeper(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)evq_latch_wait(&dlatch, -1);
+}
+
+static void *waitv_sleeper(void *arg)
+{
+	(void)arg;
+	struct evq_waitv w = { &dword, 0, 0 };
+	return (void *)(intptr_t)evq_waitv(&w, 1, -1, 0);
+}
+
+static int until_u32(const uint32_t *p, uint32_t want)
+{
+	int64_t until = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
+	while (__atomic_load_n(p, __ATOMIC_SEQ_CST) != want &&
+	       evqt_now(CLOCK_MONOTONIC) < until)
+		sched_yield();
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST) == want;
+}
+
+static void test_direct(void)
+{
+	pthread_t t, u;
+	void *res;
+	/* semaphore: two sleepers, one cancelled as a token arrives */
+	CHECK(evq_sem_init(&dsem, 0, 0) == 0);
+	CHECK(pthread_create(&t, NULL, sem_sleeper, NULL) == 0);
+	CHECK(pthread_create(&u, NULL, sem_sleeper, NULL) == 0);
+	CHECK(until_u32(&dsem.waiters, 2));
+	CHECK(evq_sem_post(&dsem, 1) == 0);
+	pthread_cancel(t);
+	pthread_join(t, &res);
+	int t_took = res == (void *)0;
+	/* the survivor gets the token unless the cancelled one took it first */
+	if (t_took)
+		CHECK(evq_sem_post(&dsem, 1) == 0);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += EVQT_SOON / EVQT_SEC;
+	int joined = pthread_timedjoin_np(u, &res, &dl) == 0 && res == (void *)0;
+	ok(joined && __atomic_load_n(&dsem.waiters, __ATOMIC_SEQ_CST) == 0 &&
+		   evq_sem_value(&dsem) == 0,
+	   "direct: evq_sem_wait cancelled as a token comes: the other sleeper gets it, "
+	   "no waiter counted (cancelled one %s)", t_took ? "took it first" : "was cancelled");
+	if (!joined) {
+		evq_sem_post(&dsem, 1);
+		pthread_join(u, NULL);
+	}
+	/* latch */
+	CHECK(evq_latch_init(&dlatch, 0) == 0);
+	CHECK(pthread_create(&t, NULL, latch_sleeper, NULL) == 0);
+	CHECK(until_u32(&dlatch.waiters, 1));
+	ok(cancel_join(t) && __atomic_load_n(&dlatch.waiters, __ATOMIC_SEQ_CST) == 0,
+	   "direct: evq_latch_wait is a cancellation point; no waiter counted after");
+	/* waitv */
+	if (evqt_have_futex_waitv()) {
+		dword = 0;
+		CHECK(pthread_create(&t, NULL, waitv_sleeper, NULL) == 0);
+		ok(cancel_join(t), "direct: evq_waitv is a cancellation point");
+	} else {
+		skip(1, EVQT_NO_WAITV);
+	}
+}
+
 int main(void)
 {
 	evqt_watchdog(300);
@@ -394,5 +473,6 @@ int main(void)
 	test_disabled();
 	test_churn();
 	test_waiter();
+	test_direct();
 	return done();
 }
