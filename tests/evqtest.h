@@ -17,6 +17,7 @@
  *   evqt_asleep_in_wait(tid) thread tid sleeps in the kernel in a call
  *                            evq_wait() sleeps in
  *   evqt_asleep_in(tid, nr, arg0)  ... in system call nr (on word arg0)
+ *   evqt_sleeping_in(q, tid) ... and q counts it as a sleeper (internal.h)
  *   evqt_quiescent()         every other thread of the process sleeps in
  *                            the kernel, none on a lock: the epoll
  *                            backend's watcher threads have taken in every
@@ -306,6 +307,12 @@ static inline int evqt_asleep_in_wait(pid_t tid)
 #endif
 	return nr == SYS_futex && (a[1] & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
 }
+
+/* 1 if thread tid sleeps in the backend's wait inside evq_wait(q): the
+ * queue counts a sleeper (W1 in src/evq.c) and tid sleeps in a call
+ * evq_wait sleeps in.  Tests that use it include "internal.h". */
+#define evqt_sleeping_in(q, tid)                                             \
+	(atomic_load(&(q)->sleepers) > 0 && evqt_asleep_in_wait(tid))
 
 /* One look for evqt_quiescent(): 1 if every thread but the caller sleeps
  * in a system call, none in plain FUTEX_WAIT (a lock); *switches = the sum
