@@ -256,6 +256,12 @@ static inline long evqt_task_syscall(pid_t tid, unsigned long args[2])
 	if (evqt_task_file(tid, "syscall", buf, sizeof buf) <= 0 ||
 	    sscanf(buf, "%ld %lx %lx", &nr, &args[0], &args[1]) != 3)
 		return -1;
+	/* A futex wait with a timeout that was interrupted without a handler
+	 * to run - io_uring's task work does that to a thread that submitted
+	 * to a ring - goes on in restart_syscall, the futex call's arguments
+	 * still in place: report evq's (FUTEX_WAIT_BITSET) as that call. */
+	if (nr == SYS_restart_syscall && (args[1] & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET)
+		nr = SYS_futex;
 	return nr;
 }
 
