@@ -222,7 +222,8 @@ static inline int evqt_task_file(pid_t tid, const char *what, char *buf, int len
 	return (int)n;
 }
 
-/* Thread tid's state letter ('R', 'S', 'D', ...; 0: gone) and its context
+/* Thread tid's state letter ('R', 'S', 'D', ...; 0: gone; 'K' for an
+ * io_uring worker, a kernel thread in the process) and its context
  * switches so far (voluntary + involuntary), from its status file. */
 static inline char evqt_task_state(pid_t tid, long *switches)
 {
@@ -232,6 +233,8 @@ static inline char evqt_task_state(pid_t tid, long *switches)
 	*switches = -1;
 	if (evqt_task_file(tid, "status", buf, sizeof buf) < 0)
 		return 0;
+	if (strncmp(buf, "Name:\tiou-", 10) == 0)
+		return 'K';
 	const char *st = strstr(buf, "\nState:\t");
 	const char *v = strstr(buf, vol);
 	const char *nv = strstr(buf, nonvol);
@@ -339,8 +342,8 @@ static inline int evqt_all_asleep(long *switches)
 		long sw;
 		unsigned long a[2];
 		char st = evqt_task_state(tid, &sw);
-		if (st == 0 || st == 'Z' || st == 'X')
-			continue; /* gone, or exiting */
+		if (st == 0 || st == 'Z' || st == 'X' || st == 'K')
+			continue; /* gone, exiting, or io_uring's own */
 		long nr = st == 'S' ? evqt_task_syscall(tid, a) : -1;
 		if (nr < 0 ||
 		    (nr == SYS_futex && (a[1] & FUTEX_CMD_MASK) != FUTEX_WAIT_BITSET))
