@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 static void step_clock(int64_t delta_ns)
 {
@@ -26,16 +27,28 @@ struct waitarg {
 	struct evq_event ev[4];
 	int64_t elapsed;
 	int64_t fired;   /* CLOCK_MONOTONIC when evq_wait returned */
+	int64_t wall;    /* CLOCK_REALTIME then */
+	_Atomic pid_t tid;
 };
 
 static void *waiter(void *p)
 {
 	struct waitarg *a = p;
+	atomic_store(&a->tid, evqt_gettid());
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 	a->n = evq_wait(a->q, a->ev, 4, 20 * EVQT_SEC, NULL);
 	a->fired = evqt_now(CLOCK_MONOTONIC);
+	a->wall = evqt_now(CLOCK_REALTIME);
 	a->elapsed = a->fired - t0;
 	return NULL;
+}
+
+/* Until the waiter sleeps in evq_wait (it was a fixed 100-200 ms): the
+ * step must find it asleep, for the kernel to end its sleep. */
+static int until_asleep(struct waitarg *a)
+{
+	return evqt_until(atomic_load(&a->tid) &&
+			  evqt_sleeping_in(a->q, atomic_load(&a->tid)));
 }
 
 int main(void)
@@ -55,10 +68,11 @@ int main(void)
 	CHECK(id >= 0);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, waiter, &a) == 0);
-	evqt_sleep_ns(200 * EVQT_MS);
+	int asleep = until_asleep(&a);
 	step_clock(4 * EVQT_SEC);
 	pthread_join(t, NULL);
 	step_clock(-4 * EVQT_SEC);
+	ok(asleep, "forward step: the waiter slept when the clock was stepped");
 	ok(a.n == 1 && a.ev[0].id == id, "forward step: the REALTIME timer fired (n=%d)", a.n);
 	/* without following the clock the waiter would sleep the full 4 s */
 	ok(a.elapsed < 3 * EVQT_SEC, "forward step: fired when the clock passed its deadline (after %lld ms, not 4 s)",
@@ -71,18 +85,18 @@ int main(void)
 	id = evq_add_timer(b.q, CLOCK_REALTIME, dl, 0, EVQ_ABSTIME, 2);
 	CHECK(id >= 0);
 	CHECK(pthread_create(&t, NULL, waiter, &b) == 0);
-	evqt_sleep_ns(100 * EVQT_MS);
+	asleep = until_asleep(&b);
 	step_clock(-2 * EVQT_SEC);
 	int64_t stepped = evqt_now(CLOCK_MONOTONIC);
 	pthread_join(t, NULL);
-	int64_t now = evqt_now(CLOCK_REALTIME);
 	step_clock(2 * EVQT_SEC);
 	ok(b.n == 1 && b.ev[0].id == id, "backward step: the timer still fires (n=%d)", b.n);
-	ok(now >= dl, "backward step: not before its wall-clock deadline");
-	if (b.fired < stepped)
-		/* the machine was so loaded that the 100 ms sleep outlasted the
-		 * 1 s deadline: the step came after the timer fired, and there
-		 * is nothing to measure (seen once in CI, with 2 cores busy) */
+	ok(b.wall >= dl, "backward step: not before its wall-clock deadline");
+	if (!asleep || b.fired < stepped)
+		/* the step came after the timer fired (a machine so loaded
+		 * that the waiter was not seen asleep within its 1 s deadline;
+		 * seen once in CI with 2 cores busy, when this slept 100 ms):
+		 * there is nothing to measure */
 		skip(1, "backward step: the step came after the deadline (load)");
 	else
 		ok(b.elapsed >= 2 * EVQT_SEC, "backward step: waited the extra %lld ms the clock went back",

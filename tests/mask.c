@@ -120,17 +120,20 @@ static void test_forwarder(void)
 	is(evq_receiver_pending(&r), 0, "forwarder: nothing left pending");
 }
 
+/* Notifies w once thread `waiter` sleeps on w's futex word (it was: after
+ * 20 ms, when it slept most likely). */
 struct notify_arg {
-	struct evq_receiver *r;
+	struct evq_waiter *w;
 	evq_mask_t bits;
-	int64_t delay_ns;
+	pid_t waiter;
+	int asleep;
 };
 
 static void *notify_later(void *p)
 {
 	struct notify_arg *a = p;
-	evqt_sleep_ns(a->delay_ns);
-	evq_receiver_notify(a->r, a->bits);
+	a->asleep = evqt_until(evqt_asleep_in(a->waiter, SYS_futex, &a->w->state));
+	evq_receiver_notify(&a->w->receiver, a->bits);
 	return NULL;
 }
 
@@ -163,22 +166,24 @@ static void test_waiter(void)
 	/* Another thread's notify wakes a sleeping waiter (forever wait), with
 	 * the bit it notified, well before the watchdog. */
 	pthread_t th;
-	struct notify_arg a = { &w.receiver, 0x40, 20 * EVQT_MS };
+	struct notify_arg a = { &w, 0x40, evqt_gettid(), 0 };
 	CHECK(pthread_create(&th, NULL, notify_later, &a) == 0);
 	got = evq_waiter_wait(&w, 0x40 | 0x1, -1);
 	pthread_join(th, NULL);
 	is(got, 0x40, "waiter: cross-thread notify wakes the sleeper");
+	ok(a.asleep, "waiter: ... seen asleep before the notify");
 	evq_receiver_ack(&w.receiver, ALL);
 
 	/* ... also a timed wait, before its timeout. */
 	a.bits = 0x1;
+	a.asleep = 0;
 	CHECK(pthread_create(&th, NULL, notify_later, &a) == 0);
 	t0 = evqt_now(CLOCK_MONOTONIC);
 	got = evq_waiter_wait(&w, 0x1, 5 * EVQT_SEC);
 	dt = evqt_now(CLOCK_MONOTONIC) - t0;
 	pthread_join(th, NULL);
-	ok(got == 0x1 && dt < 4 * EVQT_SEC, "waiter: timed wait woken by notify (%lld ns)",
-	   (long long)dt);
+	ok(got == 0x1 && a.asleep && dt < 4 * EVQT_SEC,
+	   "waiter: timed wait, seen asleep, woken by notify (%lld ns)", (long long)dt);
 	evq_receiver_ack(&w.receiver, ALL);
 
 }

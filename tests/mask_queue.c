@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 #define NEV 8
 #define QUIET (20 * EVQT_MS)
@@ -110,15 +111,19 @@ static void test_basic(void)
 	evq_bcast_destroy(&b);
 }
 
+/* Notifies once the waiter sleeps in evq_wait on q (was: after 20 ms). */
 struct thr {
 	struct evq_bcast *b;
 	evq_mask_t bits;
+	struct evq *q;
+	pid_t waiter;
+	int asleep;
 };
 
 static void *notify_later(void *p)
 {
 	struct thr *t = p;
-	evqt_sleep_ns(20 * EVQT_MS);
+	t->asleep = evqt_until(evqt_sleeping_in(t->q, t->waiter));
 	evq_bcast_notify(t->b, t->bits);
 	return NULL;
 }
@@ -132,13 +137,13 @@ static void test_cross_thread(void)
 	CHECK(evq_bcast_init(&b) == 0);
 	int id = evq_add_mask(q, &b, EVQ_MASK_READ | EVQ_MASK_WRITE, 1);
 	CHECK(id >= 0);
-	struct thr t = { &b, EVQ_MASK_WRITE };
+	struct thr t = { &b, EVQ_MASK_WRITE, q, evqt_gettid(), 0 };
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, notify_later, &t) == 0);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	pthread_join(th, NULL);
-	ok(n == 1 && ev[0].id == id && ev[0].data == EVQ_MASK_WRITE,
-	   "thread: notify wakes evq_wait with data EVQ_MASK_WRITE");
+	ok(t.asleep && n == 1 && ev[0].id == id && ev[0].data == EVQ_MASK_WRITE,
+	   "thread: notify wakes evq_wait, seen asleep, with data EVQ_MASK_WRITE");
 	evq_free(q);
 	evq_bcast_destroy(&b);
 }

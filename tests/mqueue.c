@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 #define NEV 16
 #define QUIET (20 * EVQT_MS)
@@ -83,11 +84,19 @@ static void test_edge(mqd_t mq)
 	evq_free(q);
 }
 
+/* Sends once the waiter sleeps in evq_wait on q (was: after 30 ms). */
+struct send_arg {
+	mqd_t mq;
+	struct evq *q;
+	pid_t waiter;
+	int asleep;
+};
+
 static void *send_later(void *arg)
 {
-	mqd_t mq = *(mqd_t *)arg;
-	evqt_sleep_ns(30 * EVQT_MS);
-	CHECK(mq_send(mq, "late", 5, 0) == 0);
+	struct send_arg *a = arg;
+	a->asleep = evqt_until(evqt_sleeping_in(a->q, a->waiter));
+	CHECK(mq_send(a->mq, "late", 5, 0) == 0);
 	return NULL;
 }
 
@@ -97,10 +106,12 @@ static void test_wake(mqd_t mq)
 	int id = evq_add_fd(q, mq, EVQ_READ, 0, 0x32);
 	CHECK(id >= 0);
 	pthread_t t;
-	CHECK(pthread_create(&t, NULL, send_later, &mq) == 0);
+	struct send_arg sa = { mq, q, evqt_gettid(), 0 };
+	CHECK(pthread_create(&t, NULL, send_later, &sa) == 0);
 	/* A waiter asleep forever wakes for a message from another thread. */
 	is(events_of(q, id, -1), EVQ_READ, "wake: message from a thread wakes evq_wait(-1)");
 	pthread_join(t, NULL);
+	ok(sa.asleep, "wake: the waiter was seen asleep before the message");
 	char buf[64];
 	CHECK(mq_receive(mq, buf, sizeof buf, NULL) == 5);
 

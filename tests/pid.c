@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 #define NEV 64
 #define QUIET (20 * EVQT_MS)
@@ -364,10 +365,19 @@ static void test_many(void)
 	evq_free(q);
 }
 
+/* Lets the child exit once the waiter sleeps in evq_wait (was: 30 ms). */
+struct release_arg {
+	struct kid *k;
+	struct evq *q;
+	pid_t waiter;
+	int asleep;
+};
+
 static void *release_later(void *arg)
 {
-	evqt_sleep_ns(30 * EVQT_MS);
-	release(arg);
+	struct release_arg *a = arg;
+	a->asleep = evqt_until(evqt_sleeping_in(a->q, a->waiter));
+	release(a->k);
 	return NULL;
 }
 
@@ -379,12 +389,13 @@ static void test_wake_and_requeue(void)
 	int id = evq_add_pid(q, k.pid, 0, 10);
 	CHECK(id >= 0);
 	pthread_t t;
-	CHECK(pthread_create(&t, NULL, release_later, &k) == 0);
+	struct release_arg ra = { &k, q, evqt_gettid(), 0 };
+	CHECK(pthread_create(&t, NULL, release_later, &ra) == 0);
 	/* A waiter asleep forever wakes for the exit. */
 	int n = evqt_wait(q, ev, NEV, -1);
 	pthread_join(t, NULL);
-	ok(n == 1 && ev[0].id == id && WEXITSTATUS((int)ev[0].data) == 21,
-	   "wake: evq_wait(-1) returns the exit");
+	ok(ra.asleep && n == 1 && ev[0].id == id && WEXITSTATUS((int)ev[0].data) == 21,
+	   "wake: evq_wait(-1), seen asleep, returns the exit");
 	struct evq_event first = ev[0];
 	is(evq_requeue(q, &first), 0, "requeue: given back");
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);

@@ -139,7 +139,9 @@ static void test_queue(void)
 	 * epoll watcher takes it at once; a native backend may wait until
 	 * the queue is waited on, and then hold none yet). */
 	evq_sem_post(&s, 2);
-	evqt_sleep_ns(QUIET);
+	/* not a sleep "long enough for the watcher": until the watcher has
+	 * taken what it takes and sleeps again (every other thread asleep) */
+	ok(evqt_until(evqt_quiescent()), "queue: the watcher settles after post(2)");
 	int v = evq_sem_value(&s);
 	ok(v == 1 || v == 2, "queue: holds at most one undelivered token, not two (value %d)", v);
 	/* Deleting gives back the undelivered one. */
@@ -148,7 +150,9 @@ static void test_queue(void)
 	/* evq_free gives back too. */
 	id = evq_add_sem(q, &s, 78);
 	CHECK(id >= 0);
-	evqt_sleep_ns(QUIET);
+	/* the watcher acquires at once, in its own thread: wait until it did
+	 * and settled (a second token taken would show as 0) */
+	evqt_until(evq_sem_value(&s) < 2 && evqt_quiescent());
 	is(evq_sem_value(&s), 1, "queue: new registration holds one");
 	evq_free(q);
 	is(evq_sem_value(&s), 2, "queue: evq_free gave it back");
@@ -164,7 +168,8 @@ static void test_disabled(void)
 	CHECK(id >= 0);
 	is(evq_mod(q, id, 0, EVQ_DISABLED), 0, "disabled: evq_mod(DISABLED)");
 	evq_sem_post(&s, 1);
-	evqt_sleep_ns(QUIET);
+	/* a watcher that wrongly acquired would do so at once, then sleep */
+	ok(evqt_until(evqt_quiescent()), "disabled: the watcher settles after the post");
 	is(evq_sem_value(&s), 1, "disabled: acquires nothing");
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: no event");
 	is(evq_mod(q, id, 0, 0), 0, "disabled: enable");

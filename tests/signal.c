@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 #define NEV 16
 #define QUIET (20 * EVQT_MS)
@@ -184,15 +185,18 @@ static void test_sender(void)
 	evq_free(q);
 }
 
+/* Sends sig to the process once the waiter sleeps in evq_wait on q (it
+ * was: after 30 ms). */
 struct sender_arg {
-	int64_t delay;
-	int sig;
+	struct evq *q;
+	pid_t waiter;
+	int sig, asleep;
 };
 
 static void *kill_later(void *arg)
 {
 	struct sender_arg *a = arg;
-	evqt_sleep_ns(a->delay);
+	a->asleep = evqt_until(evqt_sleeping_in(a->q, a->waiter));
 	kill(getpid(), a->sig);
 	return NULL;
 }
@@ -205,13 +209,13 @@ static void test_wakes_sleeper(void)
 	CHECK(id >= 0);
 	/* The thread inherits the blocked mask: the signal stays pending and
 	 * the signalfd wakes the sleeping waiter. */
-	struct sender_arg a = { 30 * EVQT_MS, SIGUSR1 };
+	struct sender_arg a = { q, evqt_gettid(), SIGUSR1, 0 };
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, kill_later, &a) == 0);
 	int n = evqt_wait(q, ev, NEV, -1);
 	pthread_join(t, NULL);
-	ok(n == 1 && ev[0].id == id && ev[0].data == 1,
-	   "wake: kill() from another thread wakes evq_wait(-1) (n=%d)", n);
+	ok(a.asleep && n == 1 && ev[0].id == id && ev[0].data == 1,
+	   "wake: kill() from another thread wakes evq_wait(-1), seen asleep (n=%d)", n);
 	evq_free(q);
 }
 

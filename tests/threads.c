@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 #define NEV 256
 
@@ -337,14 +338,17 @@ struct act {
 	int id;
 	int64_t deadline;
 	int rc;
+	pid_t waiter;   /* thread id of the waiter */
+	int asleep;     /* it was seen asleep in evq_wait before the act */
 };
 
 enum { ACT_ADD_FD, ACT_ADD_TIMER, ACT_MOD_TIMER, ACT_ADD_FILE, ACT_ENABLE_FD };
 
+/* Acts once the waiter sleeps in evq_wait (it was: after 30 ms). */
 static void *act_later(void *arg)
 {
 	struct act *a = arg;
-	evqt_sleep_ns(30 * EVQT_MS);
+	a->asleep = evqt_until(evqt_sleeping_in(a->q, a->waiter));
 	switch (a->kind) {
 	case ACT_ADD_FD:
 	case ACT_ADD_FILE:
@@ -370,7 +374,7 @@ static void woken_by(int kind, const char *what)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[8];
-	struct act a = { q, kind, -1, -1, 0, -1 };
+	struct act a = { q, kind, -1, -1, 0, -1, evqt_gettid(), 0 };
 	int sv[2] = { -1, -1 };
 	if (kind == ACT_ADD_FD || kind == ACT_ENABLE_FD) {
 		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
@@ -399,9 +403,9 @@ static void woken_by(int kind, const char *what)
 	int n = evqt_wait(q, ev, 8, 10 * EVQT_SEC);
 	int64_t now = evqt_now(CLOCK_MONOTONIC);
 	pthread_join(t, NULL);
-	ok(a.rc >= 0 && n == 1 && ev[0].id == a.id && ev[0].cookie == 55,
-	   "woken: %s from another thread wakes a blocked evq_wait (n=%d rc=%d)", what, n,
-	   a.rc);
+	ok(a.rc >= 0 && a.asleep && n == 1 && ev[0].id == a.id && ev[0].cookie == 55,
+	   "woken: %s from another thread wakes a blocked evq_wait (n=%d rc=%d, %s)", what, n,
+	   a.rc, a.asleep ? "seen asleep" : "never seen asleep");
 	if (kind == ACT_ADD_TIMER || kind == ACT_MOD_TIMER)
 		ok(now >= a.deadline, "woken: %s: not early", what);
 	evq_free(q);

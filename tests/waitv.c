@@ -68,11 +68,14 @@ static void test_values(void)
 	words[3] = 0;
 }
 
-static atomic_int target = -1;
+static atomic_int target = -1, waiter_tid;
+/* Changes and wakes the target word once the waiter sleeps (were it still
+ * awake, evq_waitv would find the word changed on entry: the same index,
+ * but not the kernel's wake). */
 static void *one_waker(void *a)
 {
 	(void)a;
-	evqt_sleep_ns(10 * EVQT_MS);
+	evqt_until(evqt_asleep_in(atomic_load(&waiter_tid), SYS_futex_waitv, NULL));
 	int i = atomic_load(&target);
 	__atomic_store_n(&words[i], 1, __ATOMIC_SEQ_CST);
 	evq_wake(&words[i], 1, 0);
@@ -87,6 +90,7 @@ static void test_woken(void)
 		setup(EVQ_WAITV_MAX);
 		int i = (k * 37 + 5) % EVQ_WAITV_MAX;
 		atomic_store(&target, i);
+		atomic_store(&waiter_tid, evqt_gettid());
 		pthread_t t;
 		CHECK(pthread_create(&t, NULL, one_waker, NULL) == 0);
 		int rc = evq_waitv(wv, EVQ_WAITV_MAX, EVQT_SOON, 0);
@@ -100,10 +104,18 @@ static void test_woken(void)
 }
 
 static void on_usr1(int sig) { (void)sig; }
-static void *interrupter(void *a)
+struct interrupt_arg {
+	pthread_t thread;
+	pid_t tid;
+};
+/* Signals the thread once it sleeps in futex_waitv: a signal that came
+ * before would run the handler and leave evq_waitv to sleep its timeout
+ * (it used to send it after 10 ms, hoping the sleep had started). */
+static void *interrupter(void *p)
 {
-	evqt_sleep_ns(10 * EVQT_MS);
-	pthread_kill(*(pthread_t *)a, SIGUSR1);
+	struct interrupt_arg *a = p;
+	evqt_until(evqt_asleep_in(a->tid, SYS_futex_waitv, NULL));
+	pthread_kill(a->thread, SIGUSR1);
 	return NULL;
 }
 
@@ -115,8 +127,9 @@ static void test_eintr(void)
 	sigaction(SIGUSR1, &sa, NULL);
 	memset(words, 0, sizeof words);
 	setup(2);
-	pthread_t self = pthread_self(), t;
-	CHECK(pthread_create(&t, NULL, interrupter, &self) == 0);
+	struct interrupt_arg a = { pthread_self(), evqt_gettid() };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, interrupter, &a) == 0);
 	is(evq_waitv(wv, 2, EVQT_SOON, 0), -EINTR, "a signal handler -> -EINTR");
 	pthread_join(t, NULL);
 }

@@ -148,9 +148,12 @@ static void test_coalesce(void)
 	CHECK(id >= 0);
 	for (uint32_t v = 1; v <= 50; v++) {
 		store_wake(&w, v, 0);
-		evqt_sleep_ns(100000);
+		evqt_sleep_ns(100000); /* the epoll watcher sees some of them */
 	}
-	evqt_sleep_ns(20 * EVQT_MS);
+	/* Not a sleep "long enough for the watcher": until it has seen 50 and
+	 * sleeps again (every other thread asleep), so that it posts nothing
+	 * after the event below is handed out.  (io_uring: evq_wait checks.) */
+	ok(evqt_until(evqt_quiescent()), "coalesce: the watcher settles");
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].data == 50, "coalesce: 50 changes -> one event, data 50 (n=%d data=%llu)",
 	   n, (unsigned long long)ev[0].data);
@@ -193,10 +196,11 @@ static void test_many(void)
 /* A queue registration takes its share of wakes: when it is deleted while
  * its watcher holds a wake, the wake goes on to another waiter. */
 static uint32_t pass_word;
-static atomic_int pass_done;
+static atomic_int pass_done, pass_tid;
 static void *pass_waiter(void *arg)
 {
 	(void)arg;
+	atomic_store(&pass_tid, evqt_gettid());
 	struct evq_waitv v = { &pass_word, 0, 0 };
 	while (__atomic_load_n(&pass_word, __ATOMIC_SEQ_CST) == 0)
 		evq_waitv(&v, 1, -1, 0);
@@ -212,11 +216,16 @@ static void test_pass_on(void)
 		struct evq *q = evqt_new();
 		pass_word = 0;
 		atomic_store(&pass_done, 0);
+		atomic_store(&pass_tid, 0);
 		int id = evq_add_word(q, &pass_word, 0, 0, 1);
 		CHECK(id >= 0);
 		pthread_t t;
 		CHECK(pthread_create(&t, NULL, pass_waiter, NULL) == 0);
-		evqt_sleep_ns(200000);
+		/* the thread asleep on the word, and the epoll watcher too (every
+		 * other thread asleep): the wake has two sleepers to pick from */
+		evqt_until(atomic_load(&pass_tid) &&
+			   evqt_asleep_in(atomic_load(&pass_tid), SYS_futex_waitv, NULL) &&
+			   evqt_quiescent());
 		/* one wake, racing with the deletion */
 		__atomic_store_n(&pass_word, 1, __ATOMIC_SEQ_CST);
 		evq_wake(&pass_word, 1, 0);

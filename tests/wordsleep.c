@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 
 #include "evqtest.h"
+#include "internal.h" /* q->sleepers: "the waiter sleeps in evq_wait" */
 
 #define NEV 16
 
@@ -43,12 +44,14 @@ struct counter {
 	long waits;               /* > 0: leave after that many evq_waits */
 	_Atomic int stop, gone_own;
 	_Atomic int *gone;        /* threads that left count_main */
+	_Atomic int tid;          /* the thread's id */
 };
 
 static void *count_main(void *arg)
 {
 	struct counter *c = arg;
 	struct evq_event ev[NEV];
+	atomic_store(&c->tid, evqt_gettid());
 	for (long w = 0; !atomic_load(&c->stop) && (c->waits <= 0 || w < c->waits); w++) {
 		int n = evq_wait(c->q, ev, NEV, c->timeout, c->mask);
 		if (n == -EINTR) {
@@ -187,11 +190,12 @@ static void test_arm_while_sleeping(void)
 /* After evq_del returns, the kernel no longer sleeps on the word for the
  * queue: a FUTEX_WAKE(1) must reach the plain waiter queued after it. */
 static uint32_t *del_word;
-static _Atomic int del_woke;
+static _Atomic int del_woke, plain_tid;
 
 static void *plain_waiter(void *arg)
 {
 	(void)arg;
+	atomic_store(&plain_tid, evqt_gettid());
 	while (__atomic_load_n(del_word, __ATOMIC_SEQ_CST) == 0)
 		syscall(SYS_futex, del_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	atomic_store(&del_woke, 1);
@@ -202,7 +206,7 @@ static void test_del_while_sleeping(void)
 {
 	struct counter *c = new_counter(NULL);
 	long rounds = evqt_scale(100);
-	int good = 1, unmapped = 1;
+	int good = 1, unmapped = 1, asleep = 1;
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, count_main, c) == 0);
 	for (long k = 0; k < rounds && good; k++) {
@@ -213,10 +217,19 @@ static void test_del_while_sleeping(void)
 		atomic_store(&del_woke, 0);
 		int id = evq_add_word(c->q, del_word, 0, 0, 3);
 		CHECK(id >= 0);
-		evqt_sleep_ns(2 * EVQT_MS);   /* the queue's waiter sleeps on it */
+		/* The queue sleeps on the word: its waiter sleeps in evq_wait
+		 * and every other thread (the epoll watcher) sleeps too - after
+		 * the add, which woke them to take the word in.  (Were 2 ms
+		 * sleeps: without them, the wake below could not go wrong.) */
+		asleep &= evqt_until(c->q->sleepers > 0 &&
+				     evqt_asleep_in_wait(atomic_load(&c->tid)) &&
+				     evqt_quiescent());
+		atomic_store(&plain_tid, 0);
 		pthread_t p;
 		CHECK(pthread_create(&p, NULL, plain_waiter, NULL) == 0);
-		evqt_sleep_ns(2 * EVQT_MS);   /* queued behind the queue's sleep */
+		/* queued behind the queue's sleep */
+		asleep &= evqt_until(atomic_load(&plain_tid) &&
+				     evqt_asleep_in(atomic_load(&plain_tid), SYS_futex, del_word));
 		CHECK(evq_del(c->q, id) == 0);
 		__atomic_store_n(del_word, 1, __ATOMIC_SEQ_CST);
 		syscall(SYS_futex, del_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -238,6 +251,8 @@ static void test_del_while_sleeping(void)
 	evq_trigger(c->q, uid);
 	int alive = await_count(c, 9, 1);
 	stop_counter(c, &t, 1);
+	ok(asleep, "del while asleep: the queue and then the plain waiter slept on the "
+	   "word in every round");
 	ok(good && unmapped, "del while asleep: after evq_del the wake reaches the plain "
 	   "waiter, and the word can be unmapped (%ld rounds)", rounds);
 	ok(alive && atomic_load(&c->count[3]) == 0 && atomic_load(&c->errors) == 0,
@@ -330,7 +345,9 @@ static void test_mask_mix(void)
 			diag("set %ld of latch %d: no event", k, i);
 		}
 	}
-	evqt_sleep_ns(20 * EVQT_MS);
+	/* An extra event (a set reported twice) would be handed out before
+	 * every thread sleeps again: wait for that, not 20 ms. */
+	evqt_until(evqt_quiescent());
 	long total = atomic_load(&a->total) + atomic_load(&b->total);
 	atomic_store(&b->stop, 1);
 	stop_counter(a, t, 2);
@@ -368,10 +385,15 @@ static void test_masked_leaves(void)
 		b->timeout = 3 * EVQT_MS;
 		b->waits = 1;
 		b->reset = l;
-		evqt_sleep_ns(EVQT_MS); /* a asleep */
+		/* a asleep, then b asleep too (or, if we missed its 3 ms
+		 * sleep, gone: the check below holds either way; these were
+		 * 1 ms sleeps) */
+		evqt_until(a->q->sleepers > 0 && evqt_asleep_in_wait(atomic_load(&a->tid)));
 		pthread_t tb;
 		CHECK(pthread_create(&tb, NULL, count_main, b) == 0);
-		evqt_sleep_ns(EVQT_MS); /* b asleep too */
+		evqt_until(atomic_load(b->gone) ||
+			   (atomic_load(&b->tid) && a->q->sleepers > 1 &&
+			    evqt_asleep_in_wait(atomic_load(&b->tid))));
 		long before = atomic_load(&a->count[i]);
 		int id = evq_add_latch(a->q, &l[i], (uint64_t)i);
 		CHECK(id >= 0);
@@ -435,19 +457,19 @@ static void on_usr1(int sig)
 struct sigwait_arg {
 	struct evq *q;
 	const sigset_t *mask;
-	_Atomic int rc, started;
+	_Atomic int rc, tid;
 };
 
 static void *sig_waiter(void *arg)
 {
 	struct sigwait_arg *a = arg;
 	struct evq_event ev[NEV];
-	atomic_store(&a->started, 1);
+	atomic_store(&a->tid, evqt_gettid());
 	atomic_store(&a->rc, evq_wait(a->q, ev, NEV, EVQT_SOON, a->mask));
 	return NULL;
 }
 
-/* Runs one evq_wait in a thread, signals it while it sleeps and returns
+/* Runs one evq_wait in a thread, signals it once it sleeps and returns
  * what evq_wait returned (the queue has nothing else to report), or 1 if
  * it was still asleep after a second of signals (then a trigger ends it). */
 #define NOT_YET (-100000)
@@ -462,11 +484,14 @@ static int interrupted_wait(struct evq *q, const sigset_t *mask, int restart)
 	atomic_store(&handled, 0);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, sig_waiter, &a) == 0);
-	while (!atomic_load(&a.started))
-		evqt_sleep_ns(100000);
-	evqt_sleep_ns(20 * EVQT_MS); /* asleep in evq_wait, most likely */
-	/* a signal that lands before the sleep starts ends nothing: send
-	 * one every 100 ms, for a second */
+	/* A signal that lands before the sleep starts ends nothing: wait
+	 * (10 s at most) until the thread sleeps in the kernel inside evq_wait
+	 * - it used to be 20 ms, "asleep, most likely", and a thread that
+	 * slept only after the second of signals below failed the test */
+	evqt_until(atomic_load(&a.tid) && atomic_load(&q->sleepers) > 0 &&
+		   evqt_asleep_in_wait(atomic_load(&a.tid)));
+	/* then one every 100 ms, for a second (the first ends it, unless the
+	 * kernel restarts the sleep: SA_RESTART on io_uring's inline sleep) */
 	for (int i = 0; i < 10 && atomic_load(&a.rc) == NOT_YET; i++) {
 		pthread_kill(t, SIGUSR1);
 		int64_t end = evqt_now(CLOCK_MONOTONIC) + 100 * EVQT_MS;
