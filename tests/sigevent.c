@@ -4,11 +4,13 @@
  * aio_read on a file and on a pipe, mq_notify; notifications kept while
  * disabled; a deleted registration's notifications dropped, also when its
  * table entry is reused; two queues, each getting only its own; a thread
- * that did not block the signal (evq's handler forwards); fork (the child
- * frees the inherited queue, the parent keeps its notifications); deletes
- * racing with firing timers and a waiting thread; SIGRTMAX then
- * refused to evq_add_signal and, when the program handles it, to
- * evq_sigevent; bad input with the queue usable after.
+ * that did not block the signal (evq's handler forwards, a timer's overruns
+ * too); fork (the child frees the inherited queue, the parent keeps its
+ * notifications); deletes racing with firing timers and a waiting thread;
+ * SIGRTMAX then refused to evq_add_signal and, when the program handles
+ * it, to evq_sigevent; bad input with the queue usable after.
+ * Forged notifications: tests/sigforge.c; a full signal queue:
+ * tests/sigfull.c.
  */
 #include <aio.h>
 #include <fcntl.h>
@@ -367,7 +369,7 @@ static void test_two_queues(void)
 /* It naps in short sleeps rather than one long blocking call: a sanitizer
  * (TSan) runs a handler only when the thread next enters the runtime, and a
  * restarted read() would never return. */
-static atomic_int stop_thread;
+static atomic_int stop_thread, unblocked_tid;
 static void *unblocked_thread(void *arg)
 {
 	sigset_t s;
@@ -375,9 +377,24 @@ static void *unblocked_thread(void *arg)
 	sigemptyset(&s);
 	sigaddset(&s, SIGRTMAX);
 	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	atomic_store(&unblocked_tid, (int)gettid());
 	while (!atomic_load(&stop_thread))
 		evqt_sleep_ns(EVQT_MS);
 	return NULL;
+}
+
+/* An AIO completion as glibc sends it (SI_ASYNCIO, si_value = the token),
+ * but to one thread; 0 or -errno. */
+static int send_asyncio(pid_t tid, union sigval value)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = SIGRTMAX;
+	si.si_code = SI_ASYNCIO;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value = value;
+	return syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, SIGRTMAX, &si) == 0 ? 0 : -errno;
 }
 
 static void test_handler_path(void)
@@ -385,20 +402,45 @@ static void test_handler_path(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	atomic_store(&stop_thread, 0);
+	atomic_store(&unblocked_tid, 0);
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, unblocked_thread, NULL) == 0);
 	struct sigevent sev;
 	int id = evq_sigevent(q, 33, &sev);
 	CHECK(id >= 0);
+	while (atomic_load(&unblocked_tid) == 0)
+		evqt_sleep_ns(EVQT_MS / 10);
+	pid_t tid = atomic_load(&unblocked_tid);
 	long rounds = evqt_scale(20), got = 0;
 	for (long i = 0; i < rounds; i++) {
 		/* Straight to a thread that did not block it: evq's handler
 		 * forwards the token. */
-		CHECK(pthread_sigqueue(th, SIGRTMAX, sev.sigev_value) == 0);
+		CHECK(send_asyncio(tid, sev.sigev_value) == 0);
 		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 		got += n == 1 && ev[0].id == id && ev[0].data == 1;
 	}
 	is(got, rounds, "handler: %ld notifications via an unblocked thread", rounds);
+
+	/* A timer's overruns through the handler: a periodic timer (one hour)
+	 * whose first expiration was ten and a half periods ago fires once at
+	 * once with 10 overruns - 11 expirations - and not again for half an
+	 * hour.  SIGEV_THREAD_ID sends it to the unblocked thread only. */
+	struct sigevent tsev = sev;
+	tsev.sigev_notify = SIGEV_THREAD_ID;
+	tsev._sigev_un._tid = tid;
+	int kid;
+	CHECK(syscall(SYS_timer_create, CLOCK_REALTIME, &tsev, &kid) == 0);
+	const time_t hour = 3600;
+	struct itimerspec its = { { hour, 0 }, { 0, 0 } };
+	its.it_value.tv_sec = (time_t)(evqt_now(CLOCK_REALTIME) / EVQT_SEC) - 10 * hour - hour / 2;
+	CHECK(syscall(SYS_timer_settime, kid, TIMER_ABSTIME, &its, NULL) == 0);
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == id && ev[0].data == 11,
+	   "handler: a timer's 10 overruns counted (data %llu, kernel says %ld)",
+	   n == 1 ? (unsigned long long)ev[0].data : 0ull,
+	   (long)syscall(SYS_timer_getoverrun, kid));
+	CHECK(syscall(SYS_timer_delete, kid) == 0);
+
 	atomic_store(&stop_thread, 1);
 	pthread_join(th, NULL);
 	evq_free(q);
