@@ -110,9 +110,11 @@ static void test_timer_periodic(void)
 	timer_t t;
 	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
 	const int64_t period = 2 * EVQT_MS;
-	struct itimerspec its = { { 0, (long)period }, { 0, (long)period } };
-	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
-	CHECK(timer_settime(t, 0, &its, NULL) == 0);
+	/* Expirations at start + k * period, k >= 0. */
+	int64_t t0 = evqt_now(CLOCK_MONOTONIC), start = t0 + period;
+	struct itimerspec its = { { 0, (long)period },
+				  { (time_t)(start / EVQT_SEC), (long)(start % EVQT_SEC) } };
+	CHECK(timer_settime(t, TIMER_ABSTIME, &its, NULL) == 0);
 	/* Nobody waits for 100 ms: the expirations pile up as overruns, and
 	 * the first event counts them all. */
 	evqt_sleep_ns(100 * EVQT_MS);
@@ -127,16 +129,36 @@ static void test_timer_periodic(void)
 	   "timer: first event counts the overruns (data %llu after %lld ms)",
 	   (unsigned long long)first, (long long)((t1 - t0) / EVQT_MS));
 
-	/* Keep waiting: the total matches the elapsed time. */
-	int events;
-	uint64_t rest = collect(q, 0x7171, 100 * EVQT_MS, &events);
+	/* Keep waiting, then count exactly.  Poll until a poll finds nothing
+	 * (its system call saw no signal pending: every expiration so far is
+	 * counted), ask the kernel where the timer is (the next expiration
+	 * says how many fired), and accept the answer only if no signal is
+	 * pending after that either (else none fired in between): the total
+	 * is then exactly the expirations, however long anything stalled. */
+	int events, tries = 0;
+	uint64_t total = first + collect(q, 0x7171, 100 * EVQT_MS, &events);
+	int64_t fired = -1;
+	while (fired < 0 && tries++ < 1000) {
+		do {
+			n = evqt_wait(q, ev, NEV, 0);
+			for (int i = 0; i < n; i++)
+				if (ev[i].cookie == 0x7171)
+					total += ev[i].data, events++;
+		} while (n > 0);
+		struct itimerspec now;
+		CHECK(timer_gettime(t, &now) == 0);
+		int64_t next = evqt_now(CLOCK_MONOTONIC) + now.it_value.tv_sec * EVQT_SEC +
+			       now.it_value.tv_nsec;
+		sigset_t pending;
+		CHECK(sigpending(&pending) == 0);
+		if (!sigismember(&pending, SIGRTMAX))
+			fired = (next - start + period / 2) / period;
+	}
 	CHECK(timer_delete(t) == 0);
-	int64_t t2 = evqt_now(CLOCK_MONOTONIC);
-	uint64_t total = first + rest + collect(q, 0x7171, QUIET, &n);
-	int64_t expect = (t2 - t0) / period;
-	ok((int64_t)total >= expect * 9 / 10 - 2 && (int64_t)total <= expect + 1,
-	   "timer: %llu expirations in %lld ms of a 2 ms timer (%d events)",
-	   (unsigned long long)total, (long long)((t2 - t0) / EVQT_MS), events);
+	ok(fired > 0 && total == (uint64_t)fired,
+	   "timer: %llu expirations counted, %lld fired, over %lld ms (%d events)",
+	   (unsigned long long)total, (long long)fired,
+	   (long long)((evqt_now(CLOCK_MONOTONIC) - t0) / EVQT_MS), events);
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "timer: nothing after timer_delete");
 	is(evq_del(q, id), 0, "timer: evq_del");
 	ok(evqt_roundtrip(q), "timer: queue usable");
@@ -159,11 +181,14 @@ static void test_timer_oneshot_two(void)
 	CHECK(timer_settime(tb, 0, &per, NULL) == 0);
 	int ea, eb;
 	/* Each timer's events carry its own cookie: a fires once (data 1), b
-	 * keeps firing. */
+	 * keeps firing.  Wait for at least 60 ms and until b has had two
+	 * events and ten expirations (a stalled waiter may get its first
+	 * ones in one event). */
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 	uint64_t da = 0, db = 0;
 	ea = eb = 0;
-	while (evqt_now(CLOCK_MONOTONIC) - t0 < 60 * EVQT_MS) {
+	while (evqt_now(CLOCK_MONOTONIC) - t0 < 60 * EVQT_MS ||
+	       ((eb < 2 || db < 10) && evqt_now(CLOCK_MONOTONIC) - t0 < EVQT_SOON)) {
 		int n = evqt_wait(q, ev, NEV, 10 * EVQT_MS);
 		for (int i = 0; i < n; i++) {
 			if (ev[i].cookie == 1 && ev[i].id == a)
@@ -297,8 +322,9 @@ static void test_disabled(void)
 	CHECK(timer_settime(t, 0, &per, NULL) == 0);
 	/* Disabled: the expirations are kept, not delivered. */
 	is(evqt_wait(q, ev, NEV, 40 * EVQT_MS), 0, "disabled: no event");
-	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
-	CHECK(timer_settime(t, 0, &off, NULL) == 0);
+	/* The timer runs on: expirations a stalled waiter has not read yet
+	 * are still in the pending signal's overruns (stopping the timer
+	 * would discard it). */
 	CHECK(evq_mod(q, id, 0, 0) == 0);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].id == id && ev[0].data >= 5,
@@ -369,13 +395,19 @@ static void test_two_queues(void)
 /* It naps in short sleeps rather than one long blocking call: a sanitizer
  * (TSan) runs a handler only when the thread next enters the runtime, and a
  * restarted read() would never return. */
-static atomic_int stop_thread, unblocked_tid;
+static atomic_int stop_thread, unblocked_tid, warmed_up;
+static void on_warm_up(int sig)
+{
+	(void)sig;
+	atomic_store(&warmed_up, 1);
+}
 static void *unblocked_thread(void *arg)
 {
 	sigset_t s;
 	(void)arg;
 	sigemptyset(&s);
 	sigaddset(&s, SIGRTMAX);
+	sigaddset(&s, SIGUSR2);
 	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 	atomic_store(&unblocked_tid, (int)gettid());
 	while (!atomic_load(&stop_thread))
@@ -411,13 +443,34 @@ static void test_handler_path(void)
 	while (atomic_load(&unblocked_tid) == 0)
 		evqt_sleep_ns(EVQT_MS / 10);
 	pid_t tid = atomic_load(&unblocked_tid);
+	/* TSan (gcc 12) loses the first signal a new thread receives, about
+	 * one thread in 25 (seen without evq: 8 of 200 threads; none once a
+	 * signal had reached the thread).  The thread's first signal is one
+	 * the test can send again until it arrives. */
+	atomic_store(&warmed_up, 0);
+	struct sigaction warm = { 0 }, old_usr2;
+	warm.sa_handler = on_warm_up;
+	sigemptyset(&warm.sa_mask);
+	CHECK(sigaction(SIGUSR2, &warm, &old_usr2) == 0);
+	for (int64_t end = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON; !atomic_load(&warmed_up);) {
+		CHECK(evqt_now(CLOCK_MONOTONIC) < end);
+		CHECK(pthread_kill(th, SIGUSR2) == 0);
+		for (int k = 0; k < 100 && !atomic_load(&warmed_up); k++)
+			evqt_sleep_ns(EVQT_MS);
+	}
 	long rounds = evqt_scale(20), got = 0;
 	for (long i = 0; i < rounds; i++) {
 		/* Straight to a thread that did not block it: evq's handler
 		 * forwards the token. */
 		CHECK(send_asyncio(tid, sev.sigev_value) == 0);
+		int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
-		got += n == 1 && ev[0].id == id && ev[0].data == 1;
+		int good = n == 1 && ev[0].id == id && ev[0].data == 1;
+		if (!good)
+			diag("handler: round %ld: n %d id %d/%d data %llu after %lld ms", i, n,
+			     n ? ev[0].id : -1, id, n ? (unsigned long long)ev[0].data : 0ull,
+			     (long long)((evqt_now(CLOCK_MONOTONIC) - t0) / EVQT_MS));
+		got += good;
 	}
 	is(got, rounds, "handler: %ld notifications via an unblocked thread", rounds);
 
@@ -443,6 +496,7 @@ static void test_handler_path(void)
 
 	atomic_store(&stop_thread, 1);
 	pthread_join(th, NULL);
+	sigaction(SIGUSR2, &old_usr2, NULL);
 	evq_free(q);
 }
 
