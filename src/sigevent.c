@@ -47,8 +47,9 @@
  * reached; a POSIX timer's signal is allocated by timer_create() and never
  * dropped.  evq_sigevent() refuses with -EAGAIN when the limit is reached at
  * the call (a probe: timer_create() of a SIGEV_NONE timer charges one signal
- * to the same count); later losses cannot be seen from user space and are
- * documented in evq_sigevent(3).
+ * to the same count).  Later losses evq cannot see (glibc marks an AIO
+ * request whose signal failed as failed with EAGAIN; an mq_notify() one
+ * leaves nothing): they are documented in evq_sigevent(3).
  */
 #include <errno.h>
 #include <stdlib.h>

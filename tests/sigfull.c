@@ -15,6 +15,7 @@
  *    -EAGAIN, the timer still notifies, and one signal taken off the queue
  *    makes room again.
  */
+#include <aio.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <sched.h>
@@ -93,7 +94,10 @@ static void child_limit_zero(void)
 	int kid;
 	int idt = evq_sigevent(q, 1, &st);
 	int idn = evq_sigevent(q, 3, &sn);
-	if (idt < 0 || idn < 0 || syscall(SYS_timer_create, CLOCK_MONOTONIC, &st, &kid) != 0)
+	struct aiocb cb;
+	memset(&cb, 0, sizeof cb);
+	int ida = evq_sigevent(q, 6, &cb.aio_sigevent);
+	if (idt < 0 || idn < 0 || ida < 0 || syscall(SYS_timer_create, CLOCK_MONOTONIC, &st, &kid) != 0)
 		child_end();
 	char name[64];
 	snprintf(name, sizeof name, "/evq-sigfull-%d", (int)getpid());
@@ -133,6 +137,29 @@ static void child_limit_zero(void)
 		mq_close(mq);
 	} else {
 		skip(1, "mq_open failed");
+	}
+
+	/* AIO through a registration made before: the kernel drops the
+	 * notification, and glibc marks the request failed with EAGAIN.
+	 * Reported, not checked: the C library's behaviour, not evq's. */
+	char path[] = "/tmp/evq-sigfull-XXXXXX", buf[8];
+	int fd = mkstemp(path);
+	if (fd >= 0 && (unlink(path), write(fd, "abc", 3) == 3)) {
+		cb.aio_fildes = fd;
+		cb.aio_buf = buf;
+		cb.aio_nbytes = 3;
+		const struct aiocb *list[1] = { &cb };
+		int rc = aio_read(&cb);
+		while (rc == 0 && aio_error(&cb) == EINPROGRESS)
+			aio_suspend(list, 1, NULL);
+		struct evq_event ev[NEV];
+		int n, notified = 0;
+		while ((n = evqt_wait(q, ev, NEV, 0)) > 0)
+			for (int i = 0; i < n; i++)
+				notified += ev[i].id == ida;
+		diag("limit 0: aio_read -> %d, aio_error %s, aio_return %zd, event %s", rc,
+		     strerror(aio_error(&cb)), aio_return(&cb), notified ? "arrived" : "lost");
+		close(fd);
 	}
 
 	/* Room again: the refusal was the state of the queue, not sticky. */
