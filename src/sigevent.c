@@ -18,10 +18,11 @@
  * those fields says who sent it, so the key is the one secret: a blind
  * guess names a live registration with odds of 2^-44 per try.  A token
  * that outlived its registration (a timer nobody deleted) meets key 0 (a
- * free entry) or a new key, and is dropped.  Only the codes the notification sources use
- * count: SI_TIMER (timer_create), SI_MESGQ (mq_notify), SI_ASYNCIO (glibc's
- * and musl's AIO); SI_QUEUE is what sigqueue() sends, no notification
- * source evq documents produces it, so it is refused with kill()'s SI_USER.
+ * free entry) or a new key, and is dropped.  Only the codes the
+ * notification sources use count: SI_TIMER (timer_create), SI_MESGQ
+ * (mq_notify), SI_ASYNCIO (glibc's and musl's AIO).  SI_QUEUE is what
+ * sigqueue() sends; no notification source evq documents produces it, so
+ * it is refused like kill()'s SI_USER.
  *
  * A timer's overruns: si_overrun is as forgeable as the rest.  After the
  * kernel dequeues a timer's signal, timer_getoverrun() of its timer id
@@ -95,9 +96,9 @@ struct carrier {
 };
 static struct carrier *carriers;
 
-/* Held by a carrier from reading the signalfd to the last overrun lookup
- * of what it read (see the top of the file); never in a signal handler.
- * fork() in another thread must not leave it held in the child. */
+/* Held by a carrier from reading one instance off its signalfd to the
+ * overrun lookup for it (the top of the file says why); never in a signal
+ * handler.  fork() in another thread must not leave it held in the child. */
 static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t read_lock_once = PTHREAD_ONCE_INIT;
 static void read_lock_take(void) { pthread_mutex_lock(&read_lock); }
@@ -370,8 +371,8 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		return ck;
 	if (!sev)
 		return -EINVAL;
-	/* A notification the kernel cannot queue is lost without a trace:
-	 * say so now if it would be (later losses are documented). */
+	/* A notification the kernel cannot queue is dropped: say so now if
+	 * it would be (later losses are documented). */
 	if (sigqueue_full())
 		return -EAGAIN;
 	uint64_t rnd = random64(); /* system calls outside the locks */

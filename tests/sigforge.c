@@ -258,15 +258,18 @@ static void test_forgery(void)
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "forger: every signal sent (%#x)", st);
 	is(data[C_MARKER], 1ull, "forger: the marker arrived once");
 	ok(events[C_FIRST] == 0,
-	   "guesses: old tokens, sequential, random, kill, sigqueue fire nothing (%d events, data %llu)",
+	   "guesses: old tokens, sequential, random, kill, sigqueue fire nothing "
+	   "(%d events, data %llu)",
 	   events[C_FIRST], (unsigned long long)data[C_FIRST]);
 	ok(events[C_STALE] == 0 && events[C_REUSER] == 0,
-	   "stale: a deleted registration's token fires neither it nor its entry's new one (%d, %d)",
+	   "stale: a deleted registration's token fires neither it nor its entry's "
+	   "new one (%d, %d)",
 	   events[C_STALE], events[C_REUSER]);
 	uint64_t want = forged_timer_sum((uint64_t)k);
 	ok(data[C_TIMER] == want,
-	   "valid token: forged overruns capped by the kernel's count %ld (data %llu, want %llu)", k,
-	   (unsigned long long)data[C_TIMER], (unsigned long long)want);
+	   "valid token: forged overruns capped by the kernel's count %ld "
+	   "(data %llu, want %llu)",
+	   k, (unsigned long long)data[C_TIMER], (unsigned long long)want);
 	is(others, 0, "no other events");
 
 	CHECK(syscall(SYS_timer_delete, kid) == 0);

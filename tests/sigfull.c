@@ -8,7 +8,8 @@
  *    does): evq_sigevent() says -EAGAIN and the queue stays usable; a timer
  *    created before still notifies; a message queue watched with
  *    evq_add_fd() reports its message (whether its mq_notify() notification
- *    arrived is only reported: the kernel drops it); with the limit
+ *    arrived, and what became of an AIO request's, is only reported: the
+ *    kernel drops them, which is not evq's doing); with the limit
  *    restored, evq_sigevent() works again;
  *  - in a user namespace of its own (where the count is the child's alone):
  *    the queue filled with a blocked real-time signal up to a small limit,
@@ -97,7 +98,8 @@ static void child_limit_zero(void)
 	struct aiocb cb;
 	memset(&cb, 0, sizeof cb);
 	int ida = evq_sigevent(q, 6, &cb.aio_sigevent);
-	if (idt < 0 || idn < 0 || ida < 0 || syscall(SYS_timer_create, CLOCK_MONOTONIC, &st, &kid) != 0)
+	if (idt < 0 || idn < 0 || ida < 0 ||
+	    syscall(SYS_timer_create, CLOCK_MONOTONIC, &st, &kid) != 0)
 		child_end();
 	char name[64];
 	snprintf(name, sizeof name, "/evq-sigfull-%d", (int)getpid());
@@ -132,8 +134,8 @@ static void child_limit_zero(void)
 		while ((n = evqt_wait(q, ev, NEV, 0)) > 0)
 			for (int i = 0; i < n; i++)
 				notified += ev[i].id == idn;
-		diag("limit 0: mq_notify() %s, its notification %s", notify ? "accepted" : "refused",
-		     notified ? "arrived" : "was lost");
+		diag("limit 0: mq_notify() %s, its notification %s",
+		     notify ? "accepted" : "refused", notified ? "arrived" : "was lost");
 		mq_close(mq);
 	} else {
 		skip(1, "mq_open failed");
