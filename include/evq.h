@@ -547,11 +547,28 @@ int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
  * it and forwards what it reads to the queue the token names.
  *
  * Event: kind EVQ_KIND_SIGEVENT, ident -1, events 0, data = notifications
- * since the last event (a timer's overruns count: data = expirations).
+ * since the last event (a timer's overruns count, as the kernel counts them
+ * for the timer (timer_getoverrun()): data = expirations).
  * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED (notifications are kept).
- * Errors: -EINVAL (NULL), -EBUSY (SIGRTMAX registered with evq_add_signal(),
- * or the program installed a handler or SIG_IGN for it), -ENOMEM, -ENOSPC,
- * -EMFILE/-ENFILE, -ECHILD.  Not async-signal-safe. */
+ *
+ * Other processes: any process allowed to signal us can send SIGRTMAX with
+ * any si_code < 0, si_value and si_overrun, so the token holds 44 random
+ * bits (getrandom(); 12 on 32-bit systems), only SI_TIMER, SI_MESGQ and SI_ASYNCIO count (a
+ * kill() or sigqueue() of SIGRTMAX fires nothing, even with a valid token),
+ * and a timer's overruns never exceed the kernel's count.  A same-user
+ * process that may read /proc/PID/timers sees the timers' tokens there
+ * (prctl(PR_SET_DUMPABLE, 0) hides them) and can add notifications.
+ * Full signal queue: the kernel queues RLIMIT_SIGPENDING signals per real
+ * user and drops AIO and mq_notify() notifications beyond that: no event
+ * (glibc marks such an AIO request failed, EAGAIN); a timer's signal is
+ * allocated by timer_create() and never dropped.  This call fails with
+ * -EAGAIN when the queue is full at the call.
+ * Lossless instead: evq_add_fd() on the mqd, io_uring for I/O.
+ *
+ * Errors: -EINVAL (NULL), -EAGAIN (real-time signal queue full), -EBUSY
+ * (SIGRTMAX registered with evq_add_signal(), or the program installed a
+ * handler or SIG_IGN for it), -ENOMEM, -ENOSPC, -EMFILE/-ENFILE, -ECHILD.
+ * Not async-signal-safe. */
 int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev);
 
 /* POSIX message queues need no function of their own: on Linux an mqd_t is

@@ -10,10 +10,33 @@
  *
  * One signal serves every queue of the process, so tokens are global: a
  * table entry per registration holds (queue, slot, ctl tag), published with
- * release order after its fields; a token is the entry index plus the
- * entry's generation (never 0), so a token that outlived its registration
- * (a timer nobody deleted) finds a newer generation and is dropped, and so
- * does a kill() of the signal (no token, and not a notification's si_code).
+ * release order after its fields.  A token is the entry index (low 20 bits)
+ * and the entry's key: random bits drawn when the registration is made
+ * (44 on 64-bit systems), never 0, never the entry's previous key.  Any
+ * process of the same user may sigqueue() the signal to us with any si_code
+ * below 0 (except SI_TKILL) and any si_value, si_pid, si_overrun: none of
+ * those fields says who sent it, so the key is the one secret: a blind
+ * guess names a live registration with odds of 2^-44 per try.  A token
+ * that outlived its registration (a timer nobody deleted) meets key 0 (a
+ * free entry) or a new key, and is dropped.  Only the codes the
+ * notification sources use count: SI_TIMER (timer_create), SI_MESGQ
+ * (mq_notify), SI_ASYNCIO (glibc's and musl's AIO).  SI_QUEUE is what
+ * sigqueue() sends; no notification source evq documents produces it, so
+ * it is refused like kill()'s SI_USER.
+ *
+ * A timer's overruns: si_overrun is as forgeable as the rest.  After the
+ * kernel dequeues a timer's signal, timer_getoverrun() of its timer id
+ * returns the overrun count of that very signal until the next one of the
+ * timer is dequeued, so a notification counts 1 + min(si_overrun, that),
+ * and 1 where the timer id names no timer.  A forger holding a valid token
+ * adds 1 plus at most the kernel's count per signal.  To keep the genuine
+ * count exact, nothing may dequeue the timer's next signal between the read
+ * and the lookup: a carrier reads one instance per read() (a read() of
+ * several dequeues them one by one, and a periodic timer re-armed by the
+ * first dequeue may fire again before the last: seen under load, 49
+ * overruns counted as 0), and the carriers of all queues read and look up
+ * under one lock.  Only the handler, in a thread that left the signal
+ * unblocked, can still come in between (documented).
  *
  * Each queue with sigevent registrations holds one hidden "carrier"
  * registration that watches a signalfd for the signal.  Its ready hook reads
@@ -23,11 +46,24 @@
  * blocked it received.  Readers bracket their use of an entry with
  * evq__sig_enter/leave; evq_del unpublishes the entry and quiesces before
  * the slot may go (the protocol of signal.c).
+ *
+ * The kernel drops a real-time notification (mq_notify, AIO) whose signal
+ * it cannot queue because RLIMIT_SIGPENDING, counted per real user, is
+ * reached; a POSIX timer's signal is allocated by timer_create() and never
+ * dropped.  evq_sigevent() refuses with -EAGAIN when the limit is reached at
+ * the call (a probe: timer_create() of a SIGEV_NONE timer charges one signal
+ * to the same count).  Later losses evq cannot see (glibc marks an AIO
+ * request whose signal failed as failed with EAGAIN; an mq_notify() one
+ * leaves nothing): they are documented in evq_sigevent(3).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sigsrc.h"
@@ -37,12 +73,13 @@
 #define CHUNK_SHIFT 10
 #define CHUNK_SIZE (1u << CHUNK_SHIFT)
 #define NCHUNKS (ENTRY_MAX / CHUNK_SIZE)
-#define GEN_MASK (UINTPTR_MAX >> ENTRY_BITS)
+#define KEY_MASK (UINTPTR_MAX >> ENTRY_BITS)
 
 struct entry {
 	_Atomic(struct evq *) q;       /* NULL: free or being freed */
 	_Atomic uint64_t target;       /* slot idx | ctl tag << 32 */
-	_Atomic uintptr_t gen;         /* bumped when the entry is freed */
+	_Atomic uintptr_t key;         /* token's secret part; 0 while free */
+	uintptr_t last_key;            /* the previous registration's (sig lock) */
 	uint32_t self;                 /* this entry's index, fixed */
 	int32_t next_free;             /* (sig lock) */
 };
@@ -59,6 +96,18 @@ struct carrier {
 };
 static struct carrier *carriers;
 
+/* Held by a carrier from reading one instance off its signalfd to the
+ * overrun lookup for it (the top of the file says why); never in a signal
+ * handler.  fork() in another thread must not leave it held in the child. */
+static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t read_lock_once = PTHREAD_ONCE_INIT;
+static void read_lock_take(void) { pthread_mutex_lock(&read_lock); }
+static void read_lock_drop(void) { pthread_mutex_unlock(&read_lock); }
+static void read_lock_atfork(void)
+{
+	pthread_atfork(read_lock_take, read_lock_drop, read_lock_drop);
+}
+
 static struct entry *entry_at(uint32_t i)
 {
 	struct entry *c = atomic_load_explicit(&chunks[i >> CHUNK_SHIFT],
@@ -66,21 +115,27 @@ static struct entry *entry_at(uint32_t i)
 	return &c[i & (CHUNK_SIZE - 1)];
 }
 
-/* Only notifications carry a token: a plain kill() of the signal (value
- * 0) must not fire anything, so generations start at 1 and skip 0. */
+/* The si_codes of the notification sources evq_sigevent() serves.  kill()
+ * (SI_USER), tgkill() (SI_TKILL) and sigqueue() (SI_QUEUE) are not
+ * notifications: they fire nothing. */
 static int is_notification(int code)
 {
-	return code == SI_TIMER || code == SI_MESGQ || code == SI_ASYNCIO ||
-	       code == SI_QUEUE;
+	return code == SI_TIMER || code == SI_MESGQ || code == SI_ASYNCIO;
 }
 
-static uintptr_t next_gen(uintptr_t gen)
+/* Overruns a timer notification may count: the claim, capped by the
+ * kernel's count for that timer (the top of the file).  Async-signal-safe. */
+static uint64_t timer_overruns(int claimed, int timer_id)
 {
-	gen = (gen + 1) & GEN_MASK;
-	return gen ? gen : 1;
+	if (claimed <= 0)
+		return 0;
+	long kernel = syscall(SYS_timer_getoverrun, timer_id);
+	if (kernel <= 0)
+		return 0; /* none, or no such timer: a forgery */
+	return (uint64_t)(claimed < kernel ? claimed : kernel);
 }
 
-void evq__sigevent_forward(int code, void *token, uint64_t count)
+void evq__sigevent_forward(int code, void *token, int overrun, int timer_id)
 {
 	uintptr_t t = (uintptr_t)token;
 	if (!is_notification(code))
@@ -90,10 +145,79 @@ void evq__sigevent_forward(int code, void *token, uint64_t count)
 		return;
 	struct entry *e = entry_at(i);
 	struct evq *q = atomic_load_explicit(&e->q, memory_order_acquire);
-	if (!q || atomic_load(&e->gen) != t >> ENTRY_BITS || evq__forked(q))
-		return; /* stale token, or an inherited queue in a child */
+	uintptr_t key = t >> ENTRY_BITS;
+	if (!q || key == 0 || atomic_load(&e->key) != key || evq__forked(q))
+		return; /* a guess, a stale token, or an inherited queue */
+	uint64_t count = 1;
+	if (code == SI_TIMER)
+		count += timer_overruns(overrun, timer_id);
 	uint64_t tg = atomic_load(&e->target);
 	evq__post(q, evq_slot(q, (uint32_t)tg), (uint32_t)(tg >> 32), count);
+}
+
+/* splitmix64's finaliser: every input bit moves every output bit. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* 64 bits another process cannot predict.  getrandom() never blocks here
+ * (GRND_NONBLOCK); where it fails (its pool not ready yet early in boot, a
+ * kernel before 3.17, a seccomp filter), the fallback hashes the 16 random
+ * bytes the kernel gave the program at exec (AT_RANDOM: readable only by
+ * processes that may ptrace-read us, which can read the tokens anyway)
+ * with the time, the pid and a counter. */
+static uint64_t random64(void)
+{
+	uint64_t r;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+		return r;
+	static _Atomic uint64_t counter;
+	uint64_t seed[2] = { 0, 0 };
+	const void *at = (const void *)getauxval(AT_RANDOM);
+	if (at)
+		memcpy(seed, at, sizeof seed);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	r = mix64(seed[0] ^ (uint64_t)ts.tv_sec << 32 ^ (uint64_t)ts.tv_nsec);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r = mix64(r ^ seed[1] ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 40);
+	return mix64(r ^ atomic_fetch_add(&counter, 1) ^ (uint64_t)(uintptr_t)&ts);
+}
+
+/* A key for a new registration in entry e from the random bits r: not 0
+ * (a free entry's), not the entry's previous one (whose tokens may still be
+ * out there).  Draws again in the rare case r does not do. */
+static uintptr_t entry_key(const struct entry *e, uint64_t r)
+{
+	for (;;) {
+		uintptr_t k = (uintptr_t)r & KEY_MASK;
+		if (k != 0 && k != e->last_key)
+			return k;
+		r = random64();
+	}
+}
+
+/* 1 when the real-time signal queue is full: one more queued signal would
+ * exceed RLIMIT_SIGPENDING.  timer_create() charges its signal to that
+ * count and fails with EAGAIN when it cannot; a SIGEV_NONE timer, deleted
+ * at once, never fires.  Other failures (no POSIX timers, a seccomp
+ * filter) say nothing about the queue. */
+static int sigqueue_full(void)
+{
+	struct sigevent none;
+	memset(&none, 0, sizeof none);
+	none.sigev_notify = SIGEV_NONE;
+	int id;
+	if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &none, &id) == 0) {
+		(void)syscall(SYS_timer_delete, id);
+		return 0;
+	}
+	return errno == EAGAIN;
 }
 
 /* (sig lock) A free entry's index, or -ENOMEM/-ENOSPC. */
@@ -108,7 +232,7 @@ static int entry_alloc(void)
 			return -ENOMEM;
 		for (uint32_t k = CHUNK_SIZE; k-- > 0;) {
 			c[k].self = n + k;
-			atomic_init(&c[k].gen, 1);
+			atomic_init(&c[k].key, 0);
 			c[k].next_free = free_head;
 			free_head = (int32_t)(n + k);
 		}
@@ -124,27 +248,27 @@ static int entry_alloc(void)
 /* The carrier: one hidden registration per queue                       */
 /* ------------------------------------------------------------------ */
 
+/* Reads the pending instances one by one (the top of the file says why),
+ * at most 256 a call: a flood is picked up again next round, the signalfd
+ * stays readable. */
 static int carrier_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 			 struct evq_event *ev)
 {
 	struct carrier *c = r->ext;
-	struct signalfd_siginfo si[16];
+	struct signalfd_siginfo si;
 	(void)q, (void)events, (void)ev;
-	for (int round = 0; round < 16; round++) {
-		ssize_t n = read(c->fd, si, sizeof si);
-		if (n < (ssize_t)sizeof si[0])
-			break;
-		size_t k = (size_t)n / sizeof si[0];
-		evq__sig_enter();
-		for (size_t j = 0; j < k; j++) {
-			uint64_t count = 1;
-			if (si[j].ssi_code == SI_TIMER)
-				count += si[j].ssi_overrun;
-			evq__sigevent_forward(si[j].ssi_code,
-					      (void *)(uintptr_t)si[j].ssi_ptr, count);
+	pthread_once(&read_lock_once, read_lock_atfork);
+	for (int k = 0; k < 256; k++) {
+		pthread_mutex_lock(&read_lock);
+		ssize_t n = read(c->fd, &si, sizeof si);
+		if (n == (ssize_t)sizeof si) {
+			evq__sig_enter();
+			evq__sigevent_forward(si.ssi_code, (void *)(uintptr_t)si.ssi_ptr,
+					      (int)si.ssi_overrun, (int)si.ssi_tid);
+			evq__sig_leave();
 		}
-		evq__sig_leave();
-		if (k < sizeof si / sizeof si[0])
+		pthread_mutex_unlock(&read_lock);
+		if (n != (ssize_t)sizeof si)
 			break;
 	}
 	return 0; /* the posts are delivered, not the carrier */
@@ -228,7 +352,8 @@ static void sev_del(struct evq *q, struct evq_reg *r)
 	evq__sig_lock();
 	atomic_store(&e->q, NULL);
 	evq__sig_quiesce();
-	atomic_store(&e->gen, next_gen(atomic_load(&e->gen)));
+	e->last_key = atomic_load(&e->key);
+	atomic_store(&e->key, 0); /* its tokens now fire nothing */
 	e->next_free = free_head;
 	free_head = (int32_t)e->self;
 	evq__sig_unlock();
@@ -246,6 +371,11 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		return ck;
 	if (!sev)
 		return -EINVAL;
+	/* A notification the kernel cannot queue is dropped: say so now if
+	 * it would be (later losses are documented). */
+	if (sigqueue_full())
+		return -EAGAIN;
+	uint64_t rnd = random64(); /* system calls outside the locks */
 	int signo = SIGRTMAX;
 	struct evq_reg *r;
 	evq__lock(q);
@@ -279,7 +409,9 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		goto out;
 	}
 	struct entry *e = entry_at((uint32_t)i);
+	uintptr_t key = entry_key(e, rnd);
 	r->ext = e;
+	atomic_store(&e->key, key);
 	atomic_store(&e->target,
 		     (uint64_t)evq_ctl_tag(evq_reg_gen(atomic_load(&r->state))) << 32 | r->idx);
 	atomic_store_explicit(&e->q, q, memory_order_release);
@@ -291,8 +423,7 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 	memset(sev, 0, sizeof *sev);
 	sev->sigev_notify = SIGEV_SIGNAL;
 	sev->sigev_signo = signo;
-	sev->sigev_value.sival_ptr =
-		(void *)((atomic_load(&e->gen) << ENTRY_BITS) | (uintptr_t)i);
+	sev->sigev_value.sival_ptr = (void *)(key << ENTRY_BITS | (uintptr_t)i);
 out:
 	evq__sig_unlock();
 	evq__unlock(q);

@@ -95,10 +95,8 @@ static void on_signal(int signo, siginfo_t *si, void *uctx)
 	evq__sig_enter();
 	int owner = atomic_load(&claims[signo].owner);
 	if (owner == EVQ_SIG_SIGEVENT) {
-		uint64_t count = 1;
-		if (si->si_code == SI_TIMER && si->si_overrun > 0)
-			count += (uint64_t)si->si_overrun;
-		evq__sigevent_forward(si->si_code, si->si_value.sival_ptr, count);
+		evq__sigevent_forward(si->si_code, si->si_value.sival_ptr,
+				      si->si_overrun, si->si_timerid);
 	} else if (owner == EVQ_SIG_SIGNAL) {
 		struct evq *q = atomic_load(&claims[signo].q);
 		/* an inherited queue in a forked child is not ours to post to */

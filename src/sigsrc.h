@@ -35,9 +35,12 @@ static inline void evq__sig_enter(void) { atomic_fetch_add(&evq__sig_inflight, 1
 static inline void evq__sig_leave(void) { atomic_fetch_sub(&evq__sig_inflight, 1); }
 void evq__sig_quiesce(void);
 
-/* How the handler of evq_sigevent()'s signal (SIGRTMAX) hands a
- * notification to sigevent.c: code = si_code, token = si_value, count =
- * 1 + overruns.  Async-signal-safe; call between enter and leave. */
-void evq__sigevent_forward(int code, void *token, uint64_t count);
+/* How a reader of evq_sigevent()'s signal (SIGRTMAX: the handler, a
+ * queue's signalfd) hands an instance to sigevent.c, as dequeued: code =
+ * si_code, token = si_value, and for SI_TIMER overrun = si_overrun and
+ * timer_id = si_timerid (other codes: ignored).  sigevent.c decides whether
+ * it is a notification and what it counts: none of these fields is trusted.
+ * Async-signal-safe; call between enter and leave. */
+void evq__sigevent_forward(int code, void *token, int overrun, int timer_id);
 
 #endif /* EVQ_SIGSRC_H */
