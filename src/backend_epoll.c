@@ -157,28 +157,61 @@ static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_
 	return n < 0 ? -e : n;
 }
 
+/* Each thread's epoll_wait buffer, every slot UNWRITTEN but for a sleep
+ * in progress: after a sleep only the slots the kernel wrote are reset, so
+ * a cancelled sleep can tell what was written without a buffer-wide fill
+ * per wait.  Freed when the thread exits. */
+static pthread_key_t buf_key;
+static int buf_key_ok;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static __thread __attribute__((tls_model("initial-exec"))) struct epoll_event *tl_buf;
+
+static void buf_key_init(void)
+{
+	buf_key_ok = pthread_key_create(&buf_key, free) == 0;
+}
+
+static struct epoll_event *thread_buf(void)
+{
+	if (tl_buf)
+		return tl_buf;
+	pthread_once(&buf_once, buf_key_init);
+	struct epoll_event *b = buf_key_ok ? malloc(EVQ_BATCH_MAX * sizeof *b) : NULL;
+	if (!b)
+		return NULL;
+	for (int i = 0; i < EVQ_BATCH_MAX; i++)
+		b[i].data.u64 = UNWRITTEN;
+	pthread_setspecific(buf_key, b);
+	return tl_buf = b;
+}
+
 static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		   struct evq_ready *out, int max, struct evq_round *round)
 {
-	struct epoll_event evs[EVQ_BATCH_MAX];
-	if (max > EVQ_BATCH_MAX)
-		max = EVQ_BATCH_MAX;
-	for (int i = 0; i < max; i++)
-		evs[i].data.u64 = UNWRITTEN;
-	struct ep_sleep c = { evs, max, out, round, 0 };
+	struct epoll_event stack[EVQ_BATCH_MAX];
+	struct ep_sleep c = { thread_buf(), max < EVQ_BATCH_MAX ? max : EVQ_BATCH_MAX,
+			      out, round, 0 };
+	if (!c.evs) { /* no memory for the thread's buffer: fill this one */
+		c.evs = stack;
+		for (int i = 0; i < c.max; i++)
+			stack[i].data.u64 = UNWRITTEN;
+	}
 	pthread_cleanup_push(ep_cancelled, &c);
-	c.n = ep_sleep(st(q)->epfd, evs, max, timeout_ns, sigmask);
+	c.n = ep_sleep(st(q)->epfd, c.evs, c.max, timeout_ns, sigmask);
 	pthread_cleanup_pop(0);
 	if (c.n < 0)
 		return c.n;
-	return translate(evs, c.n, out, &round->woken);
+	int k = translate(c.evs, c.n, out, &round->woken);
+	for (int i = 0; i < c.n; i++)
+		c.evs[i].data.u64 = UNWRITTEN;
+	return k;
 }
 
 static void ep_wake(struct evq *q)
 {
 	uint64_t one = 1;
 	/* EAGAIN would mean 2^64-1 unread wakeups: the waiter is awake anyway */
-	ssize_t rc = write(st(q)->wakefd, &one, sizeof one);
+	ssize_t rc = evq__write(st(q)->wakefd, &one, sizeof one);
 	(void)rc;
 }
 

@@ -88,6 +88,10 @@ void evq__unlock(struct evq *q)
 
 static void lock(struct evq *q) { evq__lock(q); }
 static void unlock(struct evq *q) { evq__unlock(q); }
+/* evq_wait's own: no cancellation point is reachable under it (see
+ * evq__read() in internal.h), so it need not switch cancellation off. */
+static void wait_lock(struct evq *q) { pthread_mutex_lock(&q->lock); }
+static void wait_unlock(struct evq *q) { pthread_mutex_unlock(&q->lock); }
 
 static void take_post(struct evq *q, struct evq_reg *r, int popped);
 
@@ -1161,12 +1165,12 @@ static void round_cancelled(void *arg)
 	if (w->sleep)
 		atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
 	atomic_store(&q->wake_sent, 0);
-	lock(q);
+	wait_lock(q);
 	if (w->keep != INT64_MAX && w->keep == q->keeper_deadline)
 		q->keeper_deadline = INT64_MAX;
 	park(q, w->ready, w->round.taken);
 	pass_on(q);
-	unlock(q);
+	wait_unlock(q);
 }
 
 int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
@@ -1182,7 +1186,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	if (timeout_ns > 0)
 		end = evq__sat_add(evq__now(0), timeout_ns);
 
-	lock(q);
+	wait_lock(q);
 	pull(q, &next_timer);
 	if (q->pend_head >= 0 && !q->kernel_owed) {
 		/* F1: the previous call asked the kernel; this one may hand
@@ -1190,7 +1194,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		int n = deliver_pending(q, out, max);
 		q->kernel_owed = 1;
 		pass_on(q);
-		unlock(q);
+		wait_unlock(q);
 		hold(q, out, n);
 		return n;
 	}
@@ -1228,7 +1232,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 				continue;  /* pending now: F2 polls */
 			}
 		}
-		unlock(q);
+		wait_unlock(q);
 		int batch = max < q->max_batch ? max : q->max_batch;
 		tl_round = q; /* posts made by this round go first (F2) */
 		pthread_cleanup_push(round_cancelled, &w);
@@ -1239,7 +1243,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 			atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
 		if (w.round.woken)
 			atomic_store(&q->wake_sent, 0);
-		lock(q);
+		wait_lock(q);
 		if (keep != INT64_MAX && keep == q->keeper_deadline)
 			q->keeper_deadline = INT64_MAX;
 
@@ -1259,7 +1263,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		}
 	}
 	pass_on(q);
-	unlock(q);
+	wait_unlock(q);
 	if (n > 0)
 		hold(q, out, n);
 	return n;

@@ -235,6 +235,32 @@ void evq__unlock(struct evq *q);
 void evq__nocancel_enter(void);
 void evq__nocancel_leave(void);
 
+/* evq_wait takes q->lock without disabling cancellation (it is the hot
+ * path): whatever runs under it there - kind hooks (ready, posted,
+ * delivered), timers, the backend's wake() - must reach no cancellation
+ * point.  So those use these instead of the C library's read(), write(),
+ * close() and waitid(), which are cancellation points; they are also
+ * async-signal-safe.  They return -1 and set errno, as the C calls do. */
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static inline ssize_t evq__read(int fd, void *buf, size_t n)
+{
+	return syscall(SYS_read, fd, buf, n);
+}
+static inline ssize_t evq__write(int fd, const void *buf, size_t n)
+{
+	return syscall(SYS_write, fd, buf, n);
+}
+static inline int evq__close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options)
+{
+	return (int)syscall(SYS_waitid, type, id, si, options, NULL);
+}
+
 
 /* core (evq.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */

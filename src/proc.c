@@ -63,7 +63,7 @@ static int pid_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 	siginfo_t si = { 0 };
 	(void)events;
 	int opt = WEXITED | WNOHANG | (r->flags & EVQ_NOREAP ? WNOWAIT : 0);
-	int rc = waitid(IDTYPE_PIDFD, (id_t)p->fd, &si, opt);
+	int rc = evq__waitid(IDTYPE_PIDFD, (id_t)p->fd, &si, opt);
 	if (rc == 0 && si.si_pid == 0) {
 		/* not exited after all: watch on */
 		(void)pid_arm(q, r, EVQ_FD_MOD);

@@ -260,7 +260,7 @@ static int carrier_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 	pthread_once(&read_lock_once, read_lock_atfork);
 	for (int k = 0; k < 256; k++) {
 		pthread_mutex_lock(&read_lock);
-		ssize_t n = read(c->fd, &si, sizeof si);
+		ssize_t n = evq__read(c->fd, &si, sizeof si);
 		if (n == (ssize_t)sizeof si) {
 			evq__sig_enter();
 			evq__sigevent_forward(si.ssi_code, (void *)(uintptr_t)si.ssi_ptr,

@@ -192,7 +192,7 @@ static int signal_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 	uint32_t pid = 0, value = 0;
 	(void)events;
 	for (int round = 0; round < 16; round++) {
-		ssize_t n = read(s->fd, si, sizeof si);
+		ssize_t n = evq__read(s->fd, si, sizeof si);
 		if (n < (ssize_t)sizeof si[0])
 			break;
 		size_t k = (size_t)n / sizeof si[0];

@@ -169,7 +169,7 @@ static void rt_arm(struct evq *q)
 		if (fd < 0)
 			return; /* the sleep timeout still bounds the wait */
 		if (q->backend->fd_ctl(q, EVQ_FD_ADD, fd, EVQ_READ, 0, EVQ_TOKEN_CLOCK) < 0) {
-			close(fd);
+			evq__close(fd);
 			return;
 		}
 		q->rt_fd = fd;
@@ -192,7 +192,7 @@ void evq__timer_clock_fired(struct evq *q)
 	uint64_t n;
 	/* ECANCELED: the clock was set; either way re-arm for the (possibly
 	 * changed) earliest deadline when the timers run next */
-	ssize_t rc = read(q->rt_fd, &n, sizeof n);
+	ssize_t rc = evq__read(q->rt_fd, &n, sizeof n);
 	(void)rc;
 	q->rt_armed = -1;
 }

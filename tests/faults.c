@@ -1549,12 +1549,15 @@ int main(void)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGRTMAX);
 	CHECK(pthread_sigmask(SIG_BLOCK, &set, NULL) == 0);
-	/* This thread's evq_requeue records are made on its first delivery
-	 * and kept until it exits: made now, not inside a step.  (epoll: no
-	 * io_uring queue may exist before the first walk.) */
+	/* This thread's evq_requeue records (made on its first delivery) and
+	 * its epoll buffer (on its first kernel round) are kept until it
+	 * exits: made now, not inside a step.  (epoll: no io_uring queue may
+	 * exist before the first walk.) */
 	static const struct evq_options o_warm = { .backend = EVQ_BACKEND_EPOLL };
 	struct evq *warm = newq(&o_warm);
 	CHECK(roundtrip(warm));
+	struct evq_event wev[NEV];
+	CHECK(evq_wait(warm, wev, NEV, 0, NULL) == 0); /* a kernel round */
 	evq_free(warm);
 
 	const char *env = getenv("EVQ_BACKEND");
