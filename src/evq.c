@@ -922,8 +922,7 @@ int evq_del(struct evq *q, int id)
 struct held {
 	uint64_t serial;   /* the queue's (0: nothing held) */
 	int n, cap;
-	struct evq_event *ev;
-	unsigned char *back; /* ev[i] was given back */
+	struct evq_event *ev; /* kind 0 (no event has it): given back */
 };
 
 static pthread_key_t held_key;
@@ -938,7 +937,6 @@ static void held_free(void *p)
 	struct held *h = p;
 	if (h) {
 		free(h->ev);
-		free(h->back);
 		free(h);
 	}
 }
@@ -966,22 +964,16 @@ static void hold(struct evq *q, const struct evq_event *out, int n)
 	if (n > h->cap) {
 		int cap = n < 16 ? 16 : n;
 		struct evq_event *ev = malloc((size_t)cap * sizeof *ev);
-		unsigned char *back = malloc((size_t)cap);
-		if (!ev || !back) {
-			free(ev);
-			free(back);
+		if (!ev) {
 			h->serial = 0;
 			h->n = -1; /* lost */
 			return;
 		}
 		free(h->ev);
-		free(h->back);
 		h->ev = ev;
-		h->back = back;
 		h->cap = cap;
 	}
 	memcpy(h->ev, out, (size_t)n * sizeof *out);
-	memset(h->back, 0, (size_t)n);
 	h->n = n;
 	h->serial = q->serial;
 }
@@ -997,8 +989,8 @@ static int unhold(struct evq *q, const struct evq_event *ev)
 	if (!h || h->serial != q->serial)
 		return -EINVAL;
 	for (int i = 0; i < h->n; i++)
-		if (!h->back[i] && memcmp(&h->ev[i], ev, sizeof *ev) == 0) {
-			h->back[i] = 1;
+		if (memcmp(&h->ev[i], ev, sizeof *ev) == 0) {
+			h->ev[i].kind = 0; /* given back */
 			return 0;
 		}
 	return -EINVAL;
@@ -1021,7 +1013,7 @@ static void fill(struct evq *q, struct evq_event *ev, struct evq_reg *r,
 	ev->data = data;
 }
 
-static int deliver_pending(struct evq *q, struct evq_event *out, int max)
+static inline int deliver_pending(struct evq *q, struct evq_event *out, int max)
 {
 	int n = 0;
 	while (n < max && q->pend_head >= 0) {
@@ -1047,9 +1039,11 @@ static int deliver_pending(struct evq *q, struct evq_event *out, int max)
 /* Brings library-side occurrences into the pending list: drains the post
  * stack and fires expired timers.  *next_timer = ns to the nearest timer, -1
  * if none. */
-static void pull(struct evq *q, int64_t *next_timer)
+static inline void pull(struct evq *q, int64_t *next_timer)
 {
-	drain_posts(q);
+	if (atomic_load_explicit(&q->post_head, memory_order_relaxed) >= 0 ||
+	    atomic_load_explicit(&q->round_head, memory_order_relaxed) >= 0)
+		drain_posts(q);
 	*next_timer = evq__timer_run(q);
 }
 
@@ -1057,7 +1051,8 @@ static void pull(struct evq *q, int64_t *next_timer)
  * is now: fills *ev and returns 1 if it is to be delivered, 0 if its
  * registration was deleted (or deleted and reused) since, disabled,
  * defunct, or has nothing to say after all.  Locked. */
-static int take_ready(struct evq *q, const struct evq_ready *rd, struct evq_event *ev)
+static inline int take_ready(struct evq *q, const struct evq_ready *rd,
+			     struct evq_event *ev)
 {
 	uint32_t nslots = atomic_load_explicit(&q->nslots, memory_order_relaxed);
 	uint32_t idx = (uint32_t)rd->token;
@@ -1173,6 +1168,17 @@ static void round_cancelled(void *arg)
 	wait_unlock(q);
 }
 
+/* W3: the backend's wait, a cancellation point. */
+static __attribute__((noinline)) int round_wait(struct round *w, int64_t t,
+						const sigset_t *sigmask, int batch)
+{
+	tl_round = w->q; /* posts made by this round go first (F2) */
+	pthread_cleanup_push(round_cancelled, w);
+	w->k = w->q->backend->wait(w->q, t, sigmask, w->ready, batch, &w->round);
+	pthread_cleanup_pop(0);
+	return w->k;
+}
+
 int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
@@ -1234,11 +1240,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		}
 		wait_unlock(q);
 		int batch = max < q->max_batch ? max : q->max_batch;
-		tl_round = q; /* posts made by this round go first (F2) */
-		pthread_cleanup_push(round_cancelled, &w);
-		w.k = q->backend->wait(q, t, sigmask, ready, batch, &w.round); /* W3 */
-		pthread_cleanup_pop(0);
-		int k = w.k;
+		int k = round_wait(&w, t, sigmask, batch);             /* W3 */
 		if (w.sleep)
 			atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
 		if (w.round.woken)
