@@ -37,11 +37,18 @@
 #define CANCEL_ASAN 1
 #endif
 #ifdef CANCEL_ASAN
-void __asan_handle_no_return(void);
-static void unpoison(void *arg)
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+static __thread char *stack_lo; /* the thread's stack, taken at its start */
+
+/* Unpoisons the thread's stack below this frame (no instrumented code and
+ * no interceptor may run there first: both would trip over the stale
+ * redzones). */
+__attribute__((no_sanitize_address)) static void unpoison(void *arg)
 {
 	(void)arg;
-	__asan_handle_no_return();
+	char *here = __builtin_frame_address(0);
+	if (stack_lo && here > stack_lo)
+		__asan_unpoison_memory_region(stack_lo, (size_t)(here - stack_lo));
 }
 #endif
 
@@ -59,6 +66,14 @@ static void *cancellable(void *p)
 	free(p);
 	void *res = NULL;
 #ifdef CANCEL_ASAN
+	pthread_attr_t a;
+	void *lo;
+	size_t size;
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		if (pthread_attr_getstack(&a, &lo, &size) == 0)
+			stack_lo = lo;
+		pthread_attr_destroy(&a);
+	}
 	pthread_cleanup_push(unpoison, NULL);
 #endif
 	res = st.fn(st.arg);
