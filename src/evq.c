@@ -865,6 +865,11 @@ int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
 		goto out;
 	if (evq_reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD) {
 		rc = fd_mod(q, r, events, flags);
+		/* a requeued record waits while disabled, as other kinds' do */
+		if (rc == 0 && (r->flags & EVQ_DISABLED))
+			evq__unlink(q, r);
+		else if (rc == 0)
+			make_pending_kick(q, r);
 		goto out;
 	}
 	rc = -EINVAL;
