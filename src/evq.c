@@ -1178,7 +1178,10 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
 	struct evq_ready ready[EVQ_BATCH_MAX];
-	int64_t next_timer, end = 0;
+	int64_t next_timer;
+	/* live across the setjmp of pthread_cleanup_push (-Wclobbered) */
+	volatile int64_t end = 0;
+	volatile int repolled = 0;
 	if (!q || !out || max <= 0)
 		return -EINVAL;
 	if (evq__forked(q))
@@ -1257,6 +1260,14 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		n += deliver_pending(q, out + n, max - n);
 		if (n > 0)
 			break;
+		/* A poll whose backend call brought back only a wakeup left
+		 * over from an earlier sleep (epoll: it may fill a batch of
+		 * one; io_uring returns before polling) or only events dropped
+		 * above (e.g. a oneshot fd the kernel re-armed while a
+		 * requeued record spent it) has not seen every fd: look again,
+		 * a few times at most. */
+		if (timeout_ns == 0 && k >= 0 && (w.round.woken || k > 0) && repolled++ < 4)
+			continue;
 		if (k < 0 || timeout_ns == 0 ||
 		    (timeout_ns > 0 && evq__now(0) >= end)) {
 			n = k < 0 ? k : 0;
