@@ -98,6 +98,7 @@ demo: $(BUILD)/examples/demo
 
 -include $(sort $(wildcard bench/*.mk))
 -include model/model.mk
+-include fuzz/fuzz.mk
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man3
