@@ -48,6 +48,13 @@
  *     library could deliver without the kernel (triggered user, notified
  *     mask, expired timer, requeued record) is among them; when it returns
  *     none, no fd is ready in a way epoll must report.
+ * Half the sequences (bit 2 of the first byte) run a helper thread that
+ * keeps triggering up to 4 "hot" user registrations while the main thread
+ * adds, mods, deletes, requeues and waits: their events may not carry more
+ * than the triggers started so far, a trigger on a registration that stays
+ * registered throughout never fails, and once the helper stops, the
+ * triggers that succeeded are exactly those delivered (none lost, none
+ * duplicated, none after evq_del).
  * And at the end of each sequence (liveness, asynchronous sources): a
  * drain waits (up to 10 s) until everything owed arrived - ready fds, due
  * timers, user and mask occurrences, requeued records, the current value of
@@ -69,7 +76,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +112,9 @@
 #define RND_NOLD 8
 #define RND_NTRACE 1024
 #define RND_MAXEV 8
+#define RND_NHOT 4
+#define RND_HOT_NONE UINT64_MAX
+#define RND_HOT_LIVE (1ull << 31)
 #define RND_SEC 1000000000LL
 #define RND_DRAIN_NS (10 * RND_SEC)
 
@@ -142,8 +155,13 @@ struct rnd_reg {
 	/* latch */
 	int64_t credits, delivered;
 	uint64_t credit_op, deliv_op;
-	/* sem: tokens given back by requeue, not delivered again yet */
+	/* sem: tokens given back by requeue, not delivered again yet; latch:
+	 * data given back */
 	int64_t rq_tokens;
+	/* hot user (slot + 1, 0: not hot): triggered by the helper thread;
+	 * triggers it delivered, minus those requeued */
+	int hot;
+	int64_t hot_got;
 	/* drain */
 	int owe, owe_rd, owe_wr, owe_val;
 };
@@ -151,6 +169,7 @@ struct rnd_reg {
 struct rnd_stats {
 	uint64_t seqs, ops, waits, events, requeues, drain_waits, adds, dels;
 	int64_t drain_ns, drain_max_ns;
+	uint64_t hot_seqs, hot_tries;   /* sequences with the helper, its triggers */
 };
 
 struct rnd {
@@ -183,6 +202,17 @@ struct rnd {
 	struct evq_event old[RND_NOLD];
 	int nold, old_pos;
 	uint64_t serial, opno, wait_op;
+	/* hot users: a helper thread triggers them while the sequence runs.
+	 * hot[s] = id << 32 | RND_HOT_LIVE while registered | successful
+	 * triggers; tries[s] counts triggers started (bounds deliveries while
+	 * the helper runs); hot_bad: a result the helper found wrong */
+	int hot_on;
+	pthread_t hot_thread;
+	_Atomic uint64_t hot[RND_NHOT];
+	_Atomic uint64_t hot_tries[RND_NHOT];
+	_Atomic uint32_t hot_seq[RND_NHOT]; /* bumped when s gets a new owner */
+	_Atomic int hot_stop, hot_bad, hot_bad_id;
+	int hot_owner[RND_NHOT];   /* model registration, -1 none */
 	int in_drain;
 	int drain_n;         /* waits of this drain */
 	/* results */
@@ -435,6 +465,69 @@ static void rnd_check_sems(struct rnd *e)
 }
 
 /* ------------------------------------------------------------------ */
+/* Hot users: triggers from another thread                              */
+/* ------------------------------------------------------------------ */
+
+/* Triggers hot slot s's id (either thread) and counts a success for it. */
+static void rnd_hot_trigger(struct rnd *e, int s)
+{
+	uint32_t seq = atomic_load(&e->hot_seq[s]);
+	uint64_t v = atomic_load(&e->hot[s]);
+	if (v == RND_HOT_NONE)
+		return;
+	uint32_t id = (uint32_t)(v >> 32);
+	atomic_fetch_add(&e->hot_tries[s], 1);
+	int rc = evq_trigger(e->q, (int)id);
+	uint64_t c = atomic_load(&e->hot[s]);
+	if (rc == 0) {
+		while ((uint32_t)(c >> 32) == id &&
+		       !atomic_compare_exchange_weak(&e->hot[s], &c, c + 1))
+			;
+	} else if (rc != -ENOENT ||
+		   ((v & RND_HOT_LIVE) && (c & RND_HOT_LIVE) &&
+		    atomic_load(&e->hot_seq[s]) == seq)) {
+		/* the same registration before and after the call (the main
+		 * thread clears LIVE before evq_del), yet refused */
+		atomic_store(&e->hot_bad_id, (int)id);
+		atomic_store(&e->hot_bad, rc ? rc : 1);
+	}
+}
+
+static void *rnd_hot_main(void *arg)
+{
+	struct rnd *e = arg;
+	for (unsigned n = 0; !atomic_load(&e->hot_stop); n++) {
+		for (int s = 0; s < RND_NHOT; s++)
+			rnd_hot_trigger(e, s);
+		if (n % 8 == 7)
+			sched_yield(); /* two CPUs: leave the watchers some */
+	}
+	return NULL;
+}
+
+static void rnd_hot_stop(struct rnd *e)
+{
+	if (!e->hot_on)
+		return;
+	atomic_store(&e->hot_stop, 1);
+	pthread_join(e->hot_thread, NULL);
+	e->hot_on = 0;
+	e->st.hot_seqs++;
+	for (int s = 0; s < RND_NHOT; s++)
+		e->st.hot_tries += atomic_load(&e->hot_tries[s]);
+	int bad = atomic_load(&e->hot_bad);
+	if (bad)
+		rnd_fail(e, "hot user %#x: a trigger while it was registered returned %d",
+			 (unsigned)atomic_load(&e->hot_bad_id), bad);
+}
+
+/* Triggers of hot registration r counted so far (helper stopped: all). */
+static int64_t rnd_hot_ok(struct rnd *e, const struct rnd_reg *r)
+{
+	return (int64_t)(atomic_load(&e->hot[r->hot - 1]) & (RND_HOT_LIVE - 1));
+}
+
+/* ------------------------------------------------------------------ */
 /* Adding                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -445,10 +538,22 @@ static const int64_t rnd_intervals[8] = { 0, 0, 0, 100000, 500000, 1000000,
 
 static void op_add_user(struct rnd *e, int slot)
 {
+	unsigned b = rnd_byte(e);
 	uint64_t ck = rnd_cookie(e);
 	int id = evq_add_user(e->q, ck);
-	rnd_trace(e, "add user -> %#x", (unsigned)id);
-	rnd_new_reg(e, slot, id, EVQ_KIND_USER, ck, -1, 0);
+	int hs = -1;
+	for (int k = 0; e->hot_on && (b & 1) && k < RND_NHOT && hs < 0; k++)
+		if (e->hot_owner[k] < 0)
+			hs = k;
+	rnd_trace(e, "add user%s -> %#x", hs >= 0 ? " (hot)" : "", (unsigned)id);
+	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_USER, ck, -1, 0);
+	if (r && hs >= 0) {
+		r->hot = hs + 1;
+		e->hot_owner[hs] = slot;
+		atomic_fetch_add(&e->hot_seq[hs], 1);
+		atomic_store(&e->hot_tries[hs], 0);
+		atomic_store(&e->hot[hs], (uint64_t)(uint32_t)id << 32 | RND_HOT_LIVE);
+	}
 }
 
 static void op_add_timer(struct rnd *e, int slot)
@@ -739,6 +844,11 @@ static void rnd_kill(struct rnd *e, int i)
 
 static void rnd_del_index(struct rnd *e, int i)
 {
+	if (e->reg[i].hot) {
+		/* the helper keeps triggering the id: -ENOENT from now on */
+		atomic_fetch_and(&e->hot[e->reg[i].hot - 1], ~RND_HOT_LIVE);
+		e->hot_owner[e->reg[i].hot - 1] = -1;
+	}
 	int rc = evq_del(e->q, e->reg[i].id);
 	rnd_trace(e, "del r%d %s %#x -> %d", i, rnd_kind_name(e->reg[i].kind),
 		  (unsigned)e->reg[i].id, rc);
@@ -761,6 +871,11 @@ static void op_trigger(struct rnd *e)
 	if (i < 0)
 		return;
 	struct rnd_reg *r = &e->reg[i];
+	if (r->hot) {
+		rnd_trace(e, "trigger r%d hot user %#x", i, (unsigned)r->id);
+		rnd_hot_trigger(e, r->hot - 1); /* counted with the helper's */
+		return;
+	}
 	int rc = evq_trigger(e->q, r->id);
 	rnd_trace(e, "trigger r%d %s %#x -> %d", i, rnd_kind_name(r->kind),
 		  (unsigned)r->id, rc);
@@ -1038,10 +1153,18 @@ static void op_notify(struct rnd *e)
 static void rnd_requeued(struct rnd *e, struct rnd_reg *r, const struct evq_event *ev)
 {
 	switch (r->kind) {
-	case EVQ_KIND_USER: r->acc += ev->data; break;
+	case EVQ_KIND_USER:
+		if (r->hot)
+			r->hot_got -= (int64_t)ev->data;
+		else
+			r->acc += ev->data;
+		break;
 	case EVQ_KIND_MASK: r->acc |= ev->data; break;
 	case EVQ_KIND_TIMER: r->got -= (int64_t)ev->data; break;
-	case EVQ_KIND_LATCH: r->delivered -= (int64_t)ev->data; break;
+	case EVQ_KIND_LATCH:
+		r->delivered -= (int64_t)ev->data;
+		r->rq_tokens += (int64_t)ev->data;
+		break;
 	case EVQ_KIND_SEM:
 		e->sem_held[r->obj] -= (int64_t)ev->data;
 		r->rq_tokens += (int64_t)ev->data;
@@ -1223,7 +1346,17 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 		rnd_fail(e, "event for %s %#x: events %#x", rnd_kind_name(r->kind),
 			 (unsigned)r->id, ev->events);
 	uint64_t d = ev->data;
-	switch (r->kind) {
+	switch (r->hot ? -1 : r->kind) {
+	case -1: {
+		/* triggered by the helper too: no more than were started */
+		r->hot_got += (int64_t)d;
+		int64_t tries = (int64_t)atomic_load(&e->hot_tries[r->hot - 1]);
+		if (d == 0 || r->hot_got > tries)
+			rnd_fail(e, "hot user %#x: data %llu makes %lld delivered, %lld "
+				 "triggers started", (unsigned)r->id, (unsigned long long)d,
+				 (long long)r->hot_got, (long long)tries);
+		break;
+	}
 	case EVQ_KIND_USER:
 	case EVQ_KIND_MASK:
 		if (d != r->acc || d == 0)
@@ -1269,10 +1402,13 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 	case EVQ_KIND_LATCH:
 		r->delivered += (int64_t)d;
 		r->deliv_op = e->wait_op;
-		if (d == 0 || r->delivered > r->credits)
-			rnd_fail(e, "latch %#x: data %llu makes %lld events for %lld sets",
-				 (unsigned)r->id, (unsigned long long)d, (long long)r->delivered,
+		/* 1, more only when a requeued record merged in */
+		if (d == 0 || (int64_t)d > 1 + r->rq_tokens || r->delivered > r->credits)
+			rnd_fail(e, "latch %#x: data %llu (requeued %lld) makes %lld events "
+				 "for %lld sets", (unsigned)r->id, (unsigned long long)d,
+				 (long long)r->rq_tokens, (long long)r->delivered,
 				 (long long)r->credits);
+		r->rq_tokens = 0;
 		break;
 	case EVQ_KIND_SEM:
 		if (d == 0 || (int64_t)d < r->rq_tokens || (int64_t)d > r->rq_tokens + 1)
@@ -1407,12 +1543,14 @@ static int rnd_owed(const struct rnd *e, char *what, size_t len)
 
 static void rnd_drain(struct rnd *e)
 {
+	rnd_hot_stop(e); /* every trigger of a hot user is counted now */
 	int64_t t0[2] = { rnd_now(CLOCK_MONOTONIC), rnd_now(CLOCK_BOOTTIME) };
 	for (int i = 0; i < RND_MAXREG; i++) {
 		struct rnd_reg *r = &e->reg[i];
 		if (!r->live)
 			continue;
-		r->owe = rnd_deliverable(r, t0);
+		r->owe = rnd_deliverable(r, t0) ||
+			 (r->hot && rnd_enabled(r) && rnd_hot_ok(e, r) > r->hot_got);
 		int fo = rnd_fd_owed(e, r);
 		r->owe_rd = fo & 1;
 		r->owe_wr = !!(fo & 2);
@@ -1445,6 +1583,13 @@ static void rnd_drain(struct rnd *e)
 		e->drain_n++;
 	}
 	e->in_drain = 0;
+	for (int i = 0; i < RND_MAXREG && !e->failed; i++) {
+		struct rnd_reg *r = &e->reg[i];
+		int64_t ok = r->live && r->hot ? rnd_hot_ok(e, r) : 0;
+		if (r->live && r->hot && (r->hot_got > ok || (rnd_enabled(r) && r->hot_got != ok)))
+			rnd_fail(e, "hot user %#x: %lld triggers succeeded, %lld delivered",
+				 (unsigned)r->id, (long long)ok, (long long)r->hot_got);
+	}
 	int64_t took = rnd_now(CLOCK_MONOTONIC) - t0[0];
 	e->st.drain_ns += took;
 	if (took > e->st.drain_max_ns)
@@ -1633,7 +1778,8 @@ static int rnd_run(struct rnd *e, const uint8_t *bytes, size_t len)
 	e->no_words = !rnd_have_waitv;
 
 	static const int batches[4] = { 0, 1, 2, 8 };
-	struct evq_options o = { .max_batch = batches[rnd_byte(e) & 3] };
+	unsigned b0 = rnd_byte(e);
+	struct evq_options o = { .max_batch = batches[b0 & 3] };
 	e->batch = o.max_batch;
 	int rc = evq_new(&e->q, &o);
 	if (rc < 0) {
@@ -1667,6 +1813,13 @@ static int rnd_run(struct rnd *e, const uint8_t *bytes, size_t len)
 	evq_sem_init(e->sem[1], 2, EVQ_SHARED);
 	for (int b = 0; b < RND_NBCAST; b++)
 		evq_bcast_init(&e->bcast[b]);
+	for (int k = 0; k < RND_NHOT; k++) {
+		atomic_store(&e->hot[k], RND_HOT_NONE);
+		e->hot_owner[k] = -1;
+	}
+	if ((b0 & 4) && pthread_create(&e->hot_thread, NULL, rnd_hot_main, e) == 0)
+		e->hot_on = 1;
+	rnd_trace(e, "hot users %s", e->hot_on ? "on" : "off");
 
 	while (!e->failed && e->pos < e->len) {
 		e->opno++;
@@ -1675,6 +1828,7 @@ static int rnd_run(struct rnd *e, const uint8_t *bytes, size_t len)
 	}
 	if (!e->failed)
 		rnd_drain(e);
+	rnd_hot_stop(e); /* after a failure, before the queue goes */
 	/* delete everything: sems get back what was acquired for them */
 	for (int i = 0; i < RND_MAXREG && !e->failed; i++)
 		if (e->reg[i].live)

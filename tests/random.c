@@ -149,6 +149,9 @@ int main(int argc, char **argv)
 	     (unsigned long long)st->waits, (unsigned long long)st->events,
 	     (unsigned long long)st->requeues, (unsigned long long)st->drain_waits,
 	     (double)st->drain_ns / EVQT_SEC, (double)st->drain_max_ns / EVQT_SEC, secs);
+	diag("%llu sequences with a thread triggering hot user events meanwhile: "
+	     "%llu triggers", (unsigned long long)st->hot_seqs,
+	     (unsigned long long)st->hot_tries);
 	ok(!failed, "%llu random operations in %llu sequences agree with the model",
 	   (unsigned long long)st->ops, (unsigned long long)st->seqs);
 	done();
