@@ -1089,6 +1089,13 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 		if (!take_ready(q, &ready[i], &out[n]))
 			continue;
 		struct evq_reg *r = evq_slot(q, (uint32_t)ready[i].token);
+		if (r->list == EVQ_LIST_PENDING && !r->ops) {
+			/* an fd record given back (evq_requeue) is pending:
+			 * one record for both, not two in this batch */
+			out[n].events |= r->pend_events;
+			r->pend_events = 0;
+			evq__unlink(q, r);
+		}
 		n++;
 		if (r->flags & EVQ_ONESHOT) /* the kernel disarmed it */
 			r->flags |= EVQ_DISABLED | EVQ_R_SPENT;
