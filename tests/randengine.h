@@ -63,8 +63,9 @@
  * total - held) and checks that the queue is silent.
  *
  * Requeue rule: the lead's (a record from this thread's most recent
- * evq_wait() on q, unchanged, not given back yet; else -EINVAL, or -ENOENT
- * for a deleted registration) is checked when RND_REQUEUE_STRICT is 1;
+ * evq_wait() on q that returned events, unchanged, not given back yet;
+ * else -EINVAL, or -ENOENT for a deleted registration) is checked when
+ * RND_REQUEUE_STRICT is 1;
  * with 0 only valid requeues are made (main's rule when this was
  * written accepts more); -1 (the default) probes the library once (a
  * record given back twice) and picks.  $EVQ_RANDOM_REQUEUE=strict|
@@ -1288,20 +1289,25 @@ static void rnd_check_fd_event(struct rnd *e, struct rnd_reg *r, const struct ev
 	if (ev->data != 0)
 		rnd_fail(e, "fd %d (%#x): data %llu", e->fd[f].fd, (unsigned)r->id,
 			 (unsigned long long)ev->data);
+	uint32_t fresh = ev->events & ~r->rq_events;
 	if (r->rq) {
-		/* the requeued record, from the pending list: not a kernel
-		 * report, so what the kernel holds for the fd stays owed */
-		if (ev->events != r->rq_events)
+		/* the requeued record, perhaps with a kernel report merged in
+		 * (bits it did not have must be real; one it had may hide the
+		 * kernel's edge or oneshot report: no longer owed) */
+		if ((ev->events & r->rq_events) != r->rq_events)
 			rnd_fail(e, "fd %d (%#x): requeued record came back with events "
 				 "%#x, given back with %#x", e->fd[f].fd, (unsigned)r->id,
 				 ev->events, r->rq_events);
+		if (ev->events & EVQ_READ)
+			r->due_rd = r->owe_rd = 0;
+		if (ev->events & EVQ_WRITE)
+			r->due_wr = r->owe_wr = 0;
 		r->rq_events = 0;
-		return;
 	}
-	if (ev->events & ~r->events)
+	if (fresh & ~r->events)
 		rnd_fail(e, "fd %d (%#x): events %#x, asked for %#x", e->fd[f].fd,
 			 (unsigned)r->id, ev->events, r->events);
-	if (ev->events & EVQ_READ) {
+	if (fresh & EVQ_READ) {
 		if (!rnd_readable(e, f))
 			rnd_fail(e, "fd %d (%#x): READ, but nothing to read", e->fd[f].fd,
 				 (unsigned)r->id);
@@ -1312,7 +1318,7 @@ static void rnd_check_fd_event(struct rnd *e, struct rnd_reg *r, const struct ev
 		r->due_rd = 0;
 		r->owe_rd = 0;
 	}
-	if (ev->events & EVQ_WRITE) {
+	if (fresh & EVQ_WRITE) {
 		if (!rnd_writable(e, f))
 			rnd_fail(e, "fd %d (%#x): WRITE on a pipe's read end", e->fd[f].fd,
 				 (unsigned)r->id);
@@ -1434,14 +1440,6 @@ static void op_wait_with(struct rnd *e, int max, int64_t timeout)
 	struct evq_event ev[RND_MAXEV];
 	int64_t t0[2], t1[2];
 	uint8_t must[RND_MAXREG], fdowed[RND_MAXREG];
-	/* the records of the previous wait can no longer be given back */
-	for (int i = 0; i < e->nlast; i++) {
-		e->old[e->old_pos] = e->last[i];
-		e->old_pos = (e->old_pos + 1) % RND_NOLD;
-		if (e->nold < RND_NOLD)
-			e->nold++;
-	}
-	e->nlast = 0;
 	e->wait_op = e->opno;
 	t0[0] = rnd_now(CLOCK_MONOTONIC);
 	t0[1] = rnd_now(CLOCK_BOOTTIME);
@@ -1466,6 +1464,17 @@ static void op_wait_with(struct rnd *e, int max, int64_t timeout)
 		return;
 	}
 	e->st.events += (uint64_t)n;
+	if (n > 0) {
+		/* the previous batch can no longer be given back (a wait that
+		 * returns nothing leaves it as it is) */
+		for (int i = 0; i < e->nlast; i++) {
+			e->old[e->old_pos] = e->last[i];
+			e->old_pos = (e->old_pos + 1) % RND_NOLD;
+			if (e->nold < RND_NOLD)
+				e->nold++;
+		}
+		e->nlast = 0;
+	}
 	for (int i = 0; i < n; i++) {
 		for (int j = 0; j < i; j++)
 			if (ev[j].id == ev[i].id)
@@ -1478,7 +1487,8 @@ static void op_wait_with(struct rnd *e, int max, int64_t timeout)
 		e->last[i] = ev[i];
 		e->given[i] = 0;
 	}
-	e->nlast = n;
+	if (n > 0)
+		e->nlast = n;
 	if (RND_STRICT_WAIT && n < max)
 		for (int i = 0; i < RND_MAXREG; i++)
 			if (must[i] && e->reg[i].live)
