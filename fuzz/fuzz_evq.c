@@ -36,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		exit(1);
 	}
 	fprintf(stderr, "fuzz_evq: requeue rule %s%s\n",
-		rnd_strict_requeue > 0 ? "strict" : "main's (valid requeues only)",
+		rnd_strict_requeue > 0 ? "strict" : "the old one (valid requeues only)",
 		rnd_have_waitv ? "" : "; words, latches, sems skipped (no futex_waitv)");
 	return 0;
 }

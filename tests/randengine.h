@@ -35,7 +35,8 @@
  *     EPOLL_WAIT of io_uring outlives the wait that took it: both backends
  *     report what epoll sees at that wait); WRITE only on a writable end;
  *     an edge READ-only registration needs a write, read, add or mod since
- *     its last READ event; a requeued record comes back as given;
+ *     its last READ event; a requeued record comes back with what was
+ *     given back, perhaps merged with a newer kernel report;
  *   - word (every store is a new, larger value): data was held by the
  *     word since the registration and is newer than the value delivered
  *     before, except that an arm expecting another value than the word
@@ -47,7 +48,8 @@
  *   - when evq_wait() returns fewer than max events, every registration the
  *     library could deliver without the kernel (triggered user, notified
  *     mask, expired timer, requeued record) is among them; when it returns
- *     none, no fd is ready in a way epoll must report.
+ *     none, no fd is ready in a way epoll must report.  (How many calls a
+ *     source may wait behind others - fairness - is tests/fairness.c's.)
  * Half the sequences (bit 2 of the first byte) run a helper thread that
  * keeps triggering up to 4 "hot" user registrations while the main thread
  * adds, mods, deletes, requeues and waits: their events may not carry more
@@ -62,14 +64,14 @@
  * semaphore - then deletes every registration (sems then hold exactly
  * total - held) and checks that the queue is silent.
  *
- * Requeue rule: the lead's (a record from this thread's most recent
- * evq_wait() on q that returned events, unchanged, not given back yet;
- * else -EINVAL, or -ENOENT for a deleted registration) is checked when
- * RND_REQUEUE_STRICT is 1;
- * with 0 only valid requeues are made (main's rule when this was
- * written accepts more); -1 (the default) probes the library once (a
- * record given back twice) and picks.  $EVQ_RANDOM_REQUEUE=strict|
- * loose overrides.
+ * Requeue rule (evq_requeue(3)): a record of this thread's most recent
+ * evq_wait() on q that returned events, unchanged, not given back yet, or
+ * -EINVAL (-ENOENT for a deleted registration): records of older batches,
+ * given back twice or altered are offered and must be refused.  With
+ * RND_REQUEUE_STRICT 0 (a library from before that rule, which accepted
+ * them) only valid requeues are made; -1 probes the library once (a record
+ * given back twice) and picks.  $EVQ_RANDOM_REQUEUE=strict|loose|auto
+ * overrides the default, 1.
  */
 #ifndef EVQ_RANDENGINE_H
 #define EVQ_RANDENGINE_H
@@ -95,7 +97,7 @@
 #include "evq.h"
 
 #ifndef RND_REQUEUE_STRICT
-#define RND_REQUEUE_STRICT -1
+#define RND_REQUEUE_STRICT 1
 #endif
 /* 1: a wait returning fewer than max events must include every
  * registration the library holds deliverable (see above). */
@@ -1187,7 +1189,7 @@ static void op_requeue(struct rnd *e)
 	unsigned b = rnd_byte(e), c = rnd_byte(e);
 	int variant = (int)(b & 7);
 	if (variant >= 5 && !e->strict_rq)
-		variant = 0; /* main's rule accepts more: make only valid ones */
+		variant = 0; /* the old rule accepts more: make only valid ones */
 	struct evq_event ev;
 	int k = -1, want;
 	for (int t = 0; t < e->nlast; t++) {
@@ -1760,7 +1762,9 @@ static int rnd_setup(void)
 		rnd_strict_requeue = 1;
 	else if (env && strcmp(env, "loose") == 0)
 		rnd_strict_requeue = 0;
-	else if (rnd_strict_requeue < 0)
+	else if (env && strcmp(env, "auto") == 0)
+		rnd_strict_requeue = -1;
+	if (rnd_strict_requeue < 0)
 		rnd_strict_requeue = rnd_probe_requeue();
 	if (rnd_have_waitv < 0) {
 		/* futex_waitv: the epoll backend's word watcher needs it

@@ -14,7 +14,7 @@
  *   EVQ_RANDOM_SAVE=dir    write a failing sequence's bytes there (for
  *                          fuzz/fuzz_evq, which reads the same format)
  *   EVQ_RANDOM_TRACE=n     print the last n operations of a failure (40)
- *   EVQ_RANDOM_REQUEUE=strict|loose   see randengine.h
+ *   EVQ_RANDOM_REQUEUE=strict|loose|auto   see randengine.h
  * `random --corpus DIR N` writes N short passing sequences to DIR (the seed
  * corpus of fuzz/).
  */
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 				    : (uint64_t)evqt_now(CLOCK_REALTIME) ^ (uint64_t)getpid() << 40;
 	diag("EVQ_RANDOM_SEED=%#llx; requeue rule: %s%s", (unsigned long long)seed,
 	     rnd_strict_requeue > 0 ? "strict (only the last wait's records)" :
-	     "main's (valid requeues only)",
+	     "the old one (valid requeues only)",
 	     rnd_have_waitv ? "" : "; words, latches, sems skipped: " EVQT_NO_WAITV);
 
 	uint64_t next = seed, s = seed;
