@@ -29,6 +29,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		exit(0);
 	}
 	fprintf(stderr, "fuzz_evq: backend %s\n", evq_backend_name(q));
+	rnd_eintr_ok = 1; /* libFuzzer's SIGALRM (-timeout) ends sleeps */
 	evq_free(q);
 	rc = rnd_setup();
 	if (rc < 0) {
