@@ -128,6 +128,7 @@ struct rnd_fd {
 	int type;
 	int peer;        /* pipe: the other end; socket: the other end */
 	uint64_t level;  /* bytes to read (pipe read end, socket), counter */
+	int unread;      /* socket: writes into it not wholly read yet */
 	int reg;         /* model registration on it, -1 none */
 };
 
@@ -970,7 +971,12 @@ static void op_fd_write(struct rnd *e)
 	case RFD_PIPE_W: rd = e->fd[f].peer; break;
 	case RFD_SOCK: rd = e->fd[f].peer; break;
 	}
-	if (e->fd[rd].level >= 2048)
+	/* Stay far from full, where a writer stops being writable: a pipe
+	 * holds 64 KiB; a unix socket's sender is charged each write's whole
+	 * buffer (hundreds of bytes) against its sndbuf until it is read, so
+	 * a few dozen small unread writes already make it unwritable. */
+	if (e->fd[rd].level >= 2048 ||
+	    (e->fd[rd].type == RFD_SOCK && (e->fd[rd].level >= 256 || e->fd[rd].unread >= 16)))
 		return;
 	ssize_t rc;
 	if (e->fd[f].type == RFD_EVENTFD) {
@@ -988,6 +994,7 @@ static void op_fd_write(struct rnd *e)
 		return;
 	}
 	e->fd[rd].level += (uint64_t)n;
+	e->fd[rd].unread++;
 	if (e->fd[rd].reg >= 0) {
 		struct rnd_reg *r = &e->reg[e->fd[rd].reg];
 		r->credit = 1;
@@ -1022,6 +1029,8 @@ static void op_fd_read(struct rnd *e)
 		return;
 	}
 	e->fd[rd].level -= want;
+	if (e->fd[rd].level == 0)
+		e->fd[rd].unread = 0;
 	if (e->fd[rd].reg >= 0)
 		e->reg[e->fd[rd].reg].credit = 1; /* a read may wake readers */
 }

@@ -16,7 +16,8 @@
  *   EVQ_RANDOM_TRACE=n     print the last n operations of a failure (40)
  *   EVQ_RANDOM_REQUEUE=strict|loose|auto   see randengine.h
  * `random --corpus DIR N` writes N short passing sequences to DIR (the seed
- * corpus of fuzz/).
+ * corpus of fuzz/); `random --replay FILE...` runs sequences from files
+ * (a fuzz/ input or crash, an EVQ_RANDOM_SAVE file) with the full trace.
  */
 #include <stdio.h>
 
@@ -99,12 +100,34 @@ static int corpus(const char *dir, int n)
 	return 0;
 }
 
+/* random --replay FILE...: each file once, as one sequence. */
+static int replay(int n, char **files)
+{
+	static uint8_t buf[1 << 16];
+	int bad = 0;
+	for (int i = 0; i < n; i++) {
+		FILE *f = fopen(files[i], "rb");
+		CHECK(f != NULL);
+		size_t len = fread(buf, 1, sizeof buf, f);
+		fclose(f);
+		int rc = rnd_run(&engine, buf, len);
+		printf("%s: %s\n", files[i], rc == 0 ? "ok" : engine.msg);
+		if (rc < 0) {
+			rnd_print_trace(&engine, stdout, "#   ", RND_NTRACE);
+			bad = 1;
+		}
+	}
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t buf[4096];
 	CHECK(rnd_setup() == 0);
 	if (argc == 4 && strcmp(argv[1], "--corpus") == 0)
 		return corpus(argv[2], atoi(argv[3]));
+	if (argc >= 3 && strcmp(argv[1], "--replay") == 0)
+		return replay(argc - 2, argv + 2);
 
 	const char *env = getenv("EVQ_RANDOM_SECONDS");
 	int64_t budget = env && *env ? (int64_t)(strtod(env, NULL) * EVQT_SEC)
