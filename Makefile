@@ -5,6 +5,7 @@
 #   make demo            run examples/demo
 #   make bench           run the benchmarks
 #   make model           model-check the Promela protocols with spin
+#   make fuzz            libFuzzer run of the random test, clang (fuzz/fuzz.mk)
 #   make install PREFIX=/usr/local
 #
 # Variants: BUILD=dir (default build), SAN=address,undefined or SAN=thread,
@@ -98,6 +99,7 @@ demo: $(BUILD)/examples/demo
 
 -include $(sort $(wildcard bench/*.mk))
 -include model/model.mk
+-include fuzz/fuzz.mk
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man3

@@ -191,7 +191,8 @@ int evq_trigger(struct evq *q, int id);
  * flags (EVQ_ONESHOT, EVQ_EDGE for fds, EVQ_DISABLED).  Enabling a oneshot
  * registration that has fired re-arms it.  Occurrences of a disabled
  * timer, user, word or mask registration are kept and delivered when it is
- * enabled again.  Errors: -ENOENT, -EINVAL, -EBADF (fd closed); enabling a
+ * enabled again, as is an event of any kind given back with evq_requeue().
+ * Errors: -ENOENT, -EINVAL, -EBADF (fd closed); enabling a
  * word, semaphore or latch registration also as evq_add_word(): -ENOMEM,
  * -EAGAIN, -ENOSYS.  A failed call leaves the registration as it was. */
 int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags);

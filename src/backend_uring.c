@@ -1858,6 +1858,8 @@ static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 	}
 	int frc = 1; /* the last follower sleep's result; 1: none yet */
 	int cancelled = 0; /* ring words were cancelled for an inline sleep */
+	int slept = 0; /* this call slept (as follower; the ring and inline
+			* sleeps return from where they are) */
 	int k;
 	*woken = 0;
 	pthread_mutex_lock(&s->lock);
@@ -1880,7 +1882,11 @@ again:
 			leave(s);
 			pass_lead(s);
 			pthread_mutex_unlock(&s->lock);
-			if (k == 0 && !*woken && timeout_ns == 0)
+			/* A wake pending before this call slept says nothing
+			 * about the fds: look at them too, or a stream of wakes
+			 * that deliver nothing (say, triggers of a disabled user
+			 * event) keeps every ready fd from being reported. */
+			if (k == 0 && (timeout_ns == 0 || (*woken && !slept)))
 				k = poll_now(s, sigmask, out, max);
 			return k;
 		}
@@ -1910,6 +1916,7 @@ again:
 		pthread_mutex_unlock(&s->lock);
 		struct timespec dl = evq_deadline(timeout_ns > 0 ? t : (int64_t)86400 * 1000000000);
 		frc = follow_sleep(s, seq, &dl);
+		slept = 1;
 		pthread_mutex_lock(&s->lock);
 		s->nfollow--;
 	}

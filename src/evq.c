@@ -869,6 +869,11 @@ int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
 		goto out;
 	if (evq_reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD) {
 		rc = fd_mod(q, r, events, flags);
+		/* a requeued record waits while disabled, as other kinds' do */
+		if (rc == 0 && (r->flags & EVQ_DISABLED))
+			evq__unlink(q, r);
+		else if (rc == 0)
+			make_pending_kick(q, r);
 		goto out;
 	}
 	rc = -EINVAL;
@@ -1083,6 +1088,13 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 		if (!take_ready(q, &ready[i], &out[n]))
 			continue;
 		struct evq_reg *r = evq_slot(q, (uint32_t)ready[i].token);
+		if (r->list == EVQ_LIST_PENDING && !r->ops) {
+			/* an fd record given back (evq_requeue) is pending:
+			 * one record for both, not two in this batch */
+			out[n].events |= r->pend_events;
+			r->pend_events = 0;
+			evq__unlink(q, r);
+		}
 		n++;
 		if (r->flags & EVQ_ONESHOT) /* the kernel disarmed it */
 			r->flags |= EVQ_DISABLED | EVQ_R_SPENT;
@@ -1183,7 +1195,10 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
 	struct evq_ready ready[EVQ_BATCH_MAX];
-	int64_t next_timer, end = 0;
+	int64_t next_timer;
+	/* live across the setjmp of pthread_cleanup_push (-Wclobbered) */
+	volatile int64_t end = 0;
+	volatile int repolled = 0;
 	if (!q || !out || max <= 0)
 		return -EINVAL;
 	if (evq__forked(q))
@@ -1258,6 +1273,14 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		n += deliver_pending(q, out + n, max - n);
 		if (n > 0)
 			break;
+		/* A poll whose backend call brought back only a wakeup left
+		 * over from an earlier sleep (epoll: it may fill a batch of
+		 * one; io_uring returns before polling) or only events dropped
+		 * above (e.g. a oneshot fd the kernel re-armed while a
+		 * requeued record spent it) has not seen every fd: look again,
+		 * a few times at most. */
+		if (timeout_ns == 0 && k >= 0 && (w.round.woken || k > 0) && repolled++ < 4)
+			continue;
 		if (k < 0 || timeout_ns == 0 ||
 		    (timeout_ns > 0 && evq__now(0) >= end)) {
 			n = k < 0 ? k : 0;

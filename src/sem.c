@@ -26,6 +26,13 @@
  * the token it holds (Q2).  model/sem.pml checks all of it with two tokens
  * and with one (only then is the watcher's X2 pass-on the last wake a
  * sleeping taker can get); teeth NOWAKE, NOX2, NOGIVEBACK, NOIDLE, NOO3.
+ * Q3: the registration's own lock (sr->mu, a leaf: taken under q->lock or
+ * the watcher's mutex, nothing taken under it) makes the watcher's "take,
+ * post, armed = 0" one step for sem_arm's "armed == 0 and nothing held?".
+ * Without it an arm between the take and the post (a delivered hook after
+ * a requeued token, evq_mod) took a second token, and one between the post
+ * and armed = 0 (the hook of that very token) armed nothing, for good.
+ * The model has neither requeue nor evq_mod, so it does not cover Q3.
  *
  * Hostile memory: a semaphore in shared memory is only as good as every
  * process that maps it.  Garbage (a bad magic or flags field, a count above
@@ -193,6 +200,7 @@ struct sem_reg {
 	_Atomic int waiting;  /* counted in s->waiters (S2 done, S5 not) */
 	_Atomic int armed;    /* watching for a token (arm .. check) */
 	_Atomic int fault;    /* enum evq_fault: reported, idle until evq_mod */
+	pthread_mutex_t mu;   /* check()'s take+post+disarm vs sem_arm() (Q3) */
 };
 
 /* G1: the semaphore is garbage or unreadable: post one EVQ_ERR event and
@@ -216,18 +224,23 @@ static int sem_check(struct evq_watch_item *it, int woken)
 		sem_report(sr, EVQ_FAULT_UNREADABLE);
 		return 0;
 	}
+	pthread_mutex_lock(&sr->mu);                  /* Q3 */
 	int rc = sem_ok_as(sr->s, it->shared) ? take(sr->s) : -EINVAL;
-	if (rc == -EAGAIN)
+	if (rc == -EAGAIN) {
+		pthread_mutex_unlock(&sr->mu);
 		return 1;                         /* S4 again */
+	}
 	if (atomic_exchange(&sr->waiting, 0))
 		evq_sub(&sr->s->waiters, 1);      /* S5 */
 	if (rc < 0) {
 		sem_report(sr, EVQ_FAULT_GARBAGE); /* G1: never spin on it */
+		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
-	atomic_store(&sr->armed, 0);
 	if (evq__post(sr->q, sr->r, sr->tag, 1) < 0)
 		evq_sem_post(sr->s, 1); /* registration gone: give it back */
+	atomic_store(&sr->armed, 0); /* after the post: see Q3 */
+	pthread_mutex_unlock(&sr->mu);
 	return 0; /* one token per event: idle until delivered (Q1) */
 }
 
@@ -253,22 +266,30 @@ static int holds_nothing(struct evq_reg *r)
  * q->lock held. */
 static int sem_arm(struct evq *q, struct evq_reg *r, struct sem_reg *sr)
 {
-	if ((r->flags & EVQ_DISABLED) || atomic_load(&sr->armed) ||
-	    atomic_load(&sr->fault) != EVQ_FAULT_NONE || !holds_nothing(r))
+	if (r->flags & EVQ_DISABLED)
 		return 0;
+	pthread_mutex_lock(&sr->mu);                  /* Q3 */
+	if (atomic_load(&sr->armed) ||
+	    atomic_load(&sr->fault) != EVQ_FAULT_NONE || !holds_nothing(r)) {
+		pthread_mutex_unlock(&sr->mu);
+		return 0;
+	}
 	int rc = sem_ok_as(sr->s, sr->it.shared) ? take(sr->s) : -EINVAL;
 	if (rc == 0) {                            /* S1 */
 		if (evq__post(q, r, sr->tag, 1) < 0)
 			evq_sem_post(sr->s, 1);
+		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
 	if (rc != -EAGAIN) {
 		sem_report(sr, EVQ_FAULT_GARBAGE);        /* G1 */
+		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
 	if (!atomic_exchange(&sr->waiting, 1))
 		evq_add(&sr->s->waiters, 1);      /* S2 */
 	atomic_store(&sr->armed, 1);
+	pthread_mutex_unlock(&sr->mu);
 	rc = evq__word_arm(q, r, &sr->it, 0, 1);
 	if (rc < 0) {
 		atomic_store(&sr->armed, 0);
@@ -329,7 +350,8 @@ static void sem_del(struct evq *q, struct evq_reg *r)
 		return;
 	r->ext = NULL;
 	if (evq__forked(q)) {
-		/* a forked child: the tokens and the watcher are the parent's */
+		/* a forked child: the tokens and the watcher are the parent's
+		 * (and sr->mu may have been held by one of its threads) */
 		free(sr);
 		return;
 	}
@@ -339,6 +361,7 @@ static void sem_del(struct evq *q, struct evq_reg *r)
 	    sem_ok(sr->s))
 		evq_sem_post(sr->s, held > EVQ_SEM_MAX ? EVQ_SEM_MAX : (uint32_t)held);
 	r->pend_data = 0;
+	pthread_mutex_destroy(&sr->mu);
 	free(sr);
 }
 
@@ -365,12 +388,14 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 	sr->it.slot = -1;
 	sr->q = q;
 	sr->s = s;
+	pthread_mutex_init(&sr->mu, NULL);
 
 	evq__lock(q);
 	struct evq_reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
+		pthread_mutex_destroy(&sr->mu);
 		free(sr);
 		return id;
 	}

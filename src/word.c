@@ -44,6 +44,10 @@ struct word_reg {
 };
 
 #define WORD_FLAGS (EVQ_SHARED | EVQ_ONESHOT | EVQ_DISABLED)
+/* r->val: the core's bits word (EVQ_ERR, OR-ed in by evq__watch_report)
+ * in the low half; the value posted last in the high half, with
+ * WORD_VALUE set while a drain has not taken it */
+#define WORD_VALUE (1ull << 31)
 
 /* X3, in the watcher thread. */
 static int word_check(struct evq_watch_item *it, int woken)
@@ -56,8 +60,16 @@ static int word_check(struct evq_watch_item *it, int woken)
 	uint32_t v = evq_ld(it->addr);
 	if (v == it->expected)
 		return 1;                         /* X5 again */
-	/* r->val is the core's OR-ed bits word: a value lives here instead */
 	atomic_store(&w->seen, v);
+	/* The value travels with its post (the drain takes r->val with the
+	 * count): a drain that takes an earlier post's count with this value
+	 * leaves this post's count without one, instead of reporting v a
+	 * second time. */
+	uint64_t c = atomic_load(&w->r->val);
+	while (!atomic_compare_exchange_weak(&w->r->val, &c,
+					     (c & (WORD_VALUE - 1)) | WORD_VALUE |
+					     (uint64_t)v << 32))
+		;
 	evq__post(w->q, w->r, w->tag, 1);
 	if (it->oneshot)
 		return 0;
@@ -65,15 +77,16 @@ static int word_check(struct evq_watch_item *it, int woken)
 	return 1;
 }
 
-/* Drained posts: data = the latest value seen; bits: EVQ_ERR (the word
- * faulted), merged with a change still pending. */
+/* Drained posts: data = the latest value posted (a count without one was
+ * reported by an earlier drain); bits: EVQ_ERR (the word faulted), merged
+ * with a change still pending. */
 static void word_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 			uint64_t bits)
 {
 	struct word_reg *w = r->ext;
-	(void)q;
-	if (w && count) {
-		r->pend_data = atomic_load(&w->seen);
+	(void)q, (void)count;
+	if (w && (bits & WORD_VALUE)) {
+		r->pend_data = bits >> 32;
 		w->has_pending = 1;
 	}
 	if (bits & EVQ_ERR)
