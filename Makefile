@@ -122,8 +122,10 @@ clean:
 # threads and is 20-50x slower.  Memory errors fail the run; leaks are left
 # to LeakSanitizer in the ASan runs (forked children that _exit() without
 # freeing what they inherited are not leaks, but memcheck reports them).
-# The malloc-counting test skips itself.
-VALGRIND := valgrind -q --error-exitcode=99 --leak-check=no
+# The malloc-counting test skips itself.  --fair-sched=yes: valgrind's
+# default lock let a spinning thread keep a woken one from running for over
+# a minute (tests/latch.c, set_many in a handler).
+VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no
 check-valgrind: $(TESTS)
 	@command -v valgrind >/dev/null || { echo "skipped: install valgrind"; exit 0; }; \
 	EVQ_TEST_SCALE=0.05 EVQ_TEST_VALGRIND=1 prove -f --exec '$(VALGRIND)' \
