@@ -49,25 +49,16 @@ static struct evq *new_tiny_ring(void)
 
 /* evq_free(q) with EVQ_DEBUG=1; returns cq_overflow_flushes of its stats
  * line (-1 if it printed none). */
+static void free_queue(void *q)
+{
+	evq_free(q);
+}
+
 static long free_and_count_flushes(struct evq *q)
 {
-	char path[] = "/tmp/evq-cqoverflow-XXXXXX";
-	int fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
-	fflush(stderr);
-	int saved = dup(2);
-	CHECK(saved >= 0 && dup2(fd, 2) == 2);
 	setenv("EVQ_DEBUG", "1", 1);
-	evq_free(q);
+	const char *out = evqt_capture_stderr(free_queue, q);
 	unsetenv("EVQ_DEBUG");
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	static char out[4096];
-	ssize_t n = pread(fd, out, sizeof out - 1, 0);
-	out[n > 0 ? n : 0] = 0;
-	close(fd);
 	const char *p = strstr(out, "cq_overflow_flushes=");
 	return p ? strtol(p + strlen("cq_overflow_flushes="), NULL, 10) : -1;
 }

@@ -381,4 +381,26 @@ static inline int evqt_quiescent(void)
 	return evqt_all_asleep(&s1) && evqt_all_asleep(&s2) && s1 == s2;
 }
 
+/* Runs f(arg) with stderr going to a temporary file; returns what was
+ * written (a static buffer, overwritten by the next call). */
+static inline const char *evqt_capture_stderr(void (*f)(void *), void *arg)
+{
+	static char out[4096];
+	char path[] = "/tmp/evqt-stderr-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	int saved = dup(2);
+	CHECK(saved >= 0 && dup2(fd, 2) == 2);
+	f(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ssize_t n = pread(fd, out, sizeof out - 1, 0);
+	out[n > 0 ? n : 0] = 0;
+	close(fd);
+	return out;
+}
+
 #endif

@@ -50,28 +50,6 @@ static const char *auto_backend(int *works)
 	return name;
 }
 
-/* Runs f(arg) with stderr going to a temporary file; returns what was
- * written (static buffer). */
-static const char *capture_stderr(void (*f)(void *), void *arg)
-{
-	static char out[4096];
-	char path[] = "/tmp/evq-uring-XXXXXX";
-	int fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
-	fflush(stderr);
-	int saved = dup(2);
-	CHECK(saved >= 0 && dup2(fd, 2) == 2);
-	f(arg);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	ssize_t n = pread(fd, out, sizeof out - 1, 0);
-	out[n > 0 ? n : 0] = 0;
-	close(fd);
-	return out;
-}
-
 static void try_uring(void *arg)
 {
 	struct evq *q;
@@ -98,7 +76,7 @@ static void test_forced_refusals(void)
 	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
 		int rc = 0, works;
 		setenv("EVQ_URING_REFUSE", r[i].what, 1);
-		const char *err = capture_stderr(try_uring, &rc);
+		const char *err = evqt_capture_stderr(try_uring, &rc);
 		/* The explicit choice fails with the documented code... */
 		is(rc, r[i].rc, "refuse=%s: evq_new(URING) fails", r[i].what);
 		/* ...EVQ_DEBUG says why... */
@@ -361,7 +339,7 @@ static unsigned stat_of(const char *err, const char *key)
 static void test_tiny_ring(void)
 {
 	setenv("EVQ_DEBUG", "1", 1);
-	const char *err = capture_stderr(storm_overflow, NULL);
+	const char *err = evqt_capture_stderr(storm_overflow, NULL);
 	unsigned ovf = stat_of(err, "cq_overflow_flushes=");
 	diag("tiny ring: %u CQ overflow backlogs flushed", ovf);
 	if (ovf > 0)
@@ -370,10 +348,10 @@ static void test_tiny_ring(void)
 	else
 		skip(1, "tiny ring: no CQ overflow happened this run (timing)");
 	static char busy[] = "busy", again[] = "again";
-	err = capture_stderr(storm_busy, busy);
+	err = evqt_capture_stderr(storm_busy, busy);
 	unsigned se = stat_of(err, "submit_errors=");
 	ok(se > 0, "busy: -EBUSY was returned on submission %u times", se);
-	err = capture_stderr(storm_busy, again);
+	err = evqt_capture_stderr(storm_busy, again);
 	se = stat_of(err, "submit_errors=");
 	ok(se > 0, "again: -EAGAIN was returned on submission %u times", se);
 	unsetenv("EVQ_DEBUG");
