@@ -20,8 +20,11 @@
 #include <string.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 static atomic_int tap_n, tap_failed;
+/* evqt_watchdog's limit: every test point restarts it (0: no watchdog) */
+static unsigned tap_watchdog_secs;
 
 static inline void tap_vok(int cond, const char *fmt, va_list ap)
 {
@@ -32,6 +35,8 @@ static inline void tap_vok(int cond, const char *fmt, va_list ap)
 		atomic_fetch_add(&tap_failed, 1);
 	printf("%sok %d - %s\n", cond ? "" : "not ", n, buf);
 	fflush(stdout);
+	if (tap_watchdog_secs)
+		alarm(tap_watchdog_secs); /* progress: the watchdog starts again */
 }
 
 static inline int ok(int cond, const char *fmt, ...)
