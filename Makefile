@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # evq - GNU make, no configure step.
 #
 #   make                 library (static + shared), tests, examples

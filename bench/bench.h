@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h - what every evq benchmark needs: a monotonic clock in ns, the
  * median of a sample (sorted in place), and the -i list parser.

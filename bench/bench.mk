@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/bench.mk - benchmarks, included by the top-level Makefile.
 #
 #   make bench                         build and run all three (a few minutes)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * jobtoken.c - the job-token benchmark of seed 001 (bmake's jobserver):
  * K worker processes each run M tiny jobs and take a token before each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latch.c - cross-process latch round trip: process A sets latch P and
  * waits for latch Q; process B waits for P, resets it, sets Q; A resets Q.

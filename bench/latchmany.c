@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latchmany.c - evq_latch_set_many on n latches that each have a waiter
  * asleep in evq_latch_wait: how long the setter spends inside the call,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/latchmany.mk - evq_latch_set_many: the wake ring (one io_uring_enter)
 # against FUTEX_WAKE_OP pairs and one FUTEX_WAKE per latch (bench/latchmany.c).
 # The top-level Makefile includes every bench/*.mk after its variables:

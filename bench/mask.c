@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask.c - event masks (gVisor syncevent in C) against the usual ways to
  * wake a thread: pthread_cond (signal and broadcast) and one eventfd per

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/mask.mk - the event-mask benchmark (bench/mask.c).  Include it after
 # the variables of the top-level Makefile (CC, CFLAGS_ALL, STATIC, BUILD):
 #

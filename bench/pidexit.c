@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pidexit.c - learning of a child's exit (issue 4: "process exits through
  * WAITID or pidfd poll, whichever is better - measure").

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/pidexit.mk - process exits: IORING_OP_WAITID against a polled pidfd
 # (bench/pidexit.c, issue 4).
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipes.c - the classic "pipes" benchmark of libevent and libev, for evq,
  * a raw epoll loop and the three peer libraries, in one process and one run.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/run.sh - runs the three benchmarks one after the other (make bench).
 #
 #   BENCH_BIN     directory of the built programs (default build/bench)

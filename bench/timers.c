@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timers.c - a million timers: evq against libev (ev_timer), libuv
  * (uv_timer) and libevent (evtimer), per-operation nanoseconds.

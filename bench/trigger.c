@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trigger.c - cross-thread trigger round trip: evq against a raw
  * eventfd + epoll ping-pong and the peer libraries' own cross-thread wakeups.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uring.c - the io_uring backend against the epoll backend and the raw
  * system-call floor, interleaved in one run (this machine's wakeup latency

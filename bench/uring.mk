@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/uring.mk - the io_uring backend's benchmark (bench/uring.c).
 #
 #   make BUILD=build-bench bench-uring

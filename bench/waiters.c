@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waiters.c - many threads waiting on one queue (issue 5).
  *

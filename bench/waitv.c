@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waitv.c - waiting for one of N words, woken by another thread: evq_waitv
  * against the raw futex_waitv system call, and a word wait through a queue

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/words.mk - the word, semaphore and latch benchmarks (bench/jobtoken.c,
 # bench/latch.c, bench/waitv.c).  The top-level Makefile includes every
 # bench/*.mk after its variables (CC, CFLAGS_ALL, STATIC, BUILD):

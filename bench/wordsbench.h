@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wordsbench.h - small helpers shared by the word/semaphore/latch
  * benchmarks (jobtoken.c, latch.c, waitv.c): clocks, medians, raw futex

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo.c - one queue, three kinds of events: a socket, a periodic timer and
  * a user event triggered from another thread.  Prints each event as it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The example of README.md: stdin, a timer and a user event on one queue. */
 #include <evq.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timers.c - periodic and one-shot timers, overruns, re-arming.
  *

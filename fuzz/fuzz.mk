@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # make fuzz - the differential random test as a libFuzzer target (issue 11).
 #
 # fuzz/fuzz_evq.c feeds libFuzzer's inputs to the engine of tests/random.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_evq.c - the random test's engine (tests/randengine.h) as a
  * libFuzzer target: each input is one sequence of operations on a fresh

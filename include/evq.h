@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * evq.h - one place to wait for everything that can block a program.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # model/check.sh - model-checks Promela models with spin (make model).
 #
 #   sh model/check.sh OUTDIR model/a.pml model/b.pml ...

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inline.pml - the io_uring backend's inline sleep (src/backend_uring.c,
  * "Inline sleep." above ur_wait; sleep_inline, ur_wake/ring_bell,

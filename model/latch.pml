@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latch.pml - latches (src/latch.c): setters, and an owner per latch that
  * resets, takes the work it finds, and waits, either with evq_latch_wait

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * leader.pml - the io_uring backend's leader and followers (src/
  * backend_uring.c, "Leader and followers" above ur_wait: F1, L1, L2, K1,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask.pml - the event-mask protocols of src/mask.c, checked exhaustively.
  * Step names (N0.., W1.., G1.., U1.., Q1..) are those of the comment block

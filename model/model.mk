@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # model/model.mk - model checking, included by the top-level Makefile.
 #
 #   make model                        every model/*.pml, every run and tooth

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue.pml - the queue's sleep protocol and the hand-on of leftovers
  * (src/evq.c: evq_wait, evq__kick, pass_on; backend wake/wait as

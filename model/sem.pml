@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sem.pml - counting semaphore (src/sem.c) with synchronous takers and a
  * queue registration (evq_add_sem: owner thread + futex watcher thread,

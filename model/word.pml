@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * word.pml - a word registration watched by the futex watcher thread
  * (src/word.c, src/watch.c), a waker that changes the word NCHG times, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend.h - the contract between the queue core and a kernel mechanism.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend_uring.c - the io_uring backend, on raw system calls (no liburing).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * epoll_mask.h - evq's readiness bits <-> epoll's, for the two backends that
  * wait on an epoll set (backend_epoll.c directly, backend_uring.c through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * evq.c - the queue core: registrations, the pending list, posting from other
  * threads and signal handlers, and the wait path.

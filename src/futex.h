@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * futex.h - raw futex system calls for word.c, sem.c, latch.c and watch.c.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - the queue's private state, shared by the core (evq.c,
  * timer.c) and the event-kind files (word.c, mask.c, ...).  Not installed.

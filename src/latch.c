@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latch.c - PostgreSQL-style latches in (possibly shared) memory, and
  * evq_add_latch.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask.c - event masks after gVisor's syncevent: receivers, waiters,
  * broadcasters, and evq_add_mask (a broadcaster feeding a queue).

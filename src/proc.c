@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc.c - process exits as events (evq_add_pid), through a pidfd.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sem.c - counting semaphores in (possibly shared) memory, and evq_add_sem:
  * a queue acquires tokens on the caller's behalf.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigevent.c - evq_sigevent: a struct sigevent that makes timer_create(),
  * POSIX AIO and mq_notify() deliver into a queue (seed 002's SIGEV_KEVENT,

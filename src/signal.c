@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signal.c - signals as events (evq_add_signal), and the process-wide table
  * of the signals evq owns, shared with sigevent.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigsrc.h - what signal.c (evq_add_signal) and sigevent.c (evq_sigevent)
  * share: the process-wide table of signals evq owns and the in-flight count

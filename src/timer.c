@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c - library timers: one binary min-heap of registrations per clock.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * watch.c - the futex watcher: word waits for backends that cannot wait on
  * memory (epoll has no futex file descriptor).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * watch.h - the futex watcher (watch.c): helper threads that wait on
  * memory words for a queue whose backend cannot (epoll), and the interface

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * word.c - memory words as events: evq_add_word/evq_mod_word (through the
  * backend or the futex watcher, watch.c), evq_wake, evq_waitv.

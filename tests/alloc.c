@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.c - steady state allocates nothing.  The program interposes the
  * allocator (malloc, calloc, realloc, free, posix_memalign, aligned_alloc,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prints, one per line, the backends this machine can run (used by
  * `make check` to run every test once per backend).  Not a TAP test. */
 #include <stdio.h>

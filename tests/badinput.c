@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * badinput.c - every call checks its arguments: NULL queue/pointers,
  * max <= 0, unknown flags and events, bad fds (-EBADF), unknown and stale

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cancel.c - evq_wait() is a cancellation point on every backend, and a
  * cancelled waiter leaves the queue as it found it: no lock held, no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clockstep.c - CLOCK_REALTIME timers follow the wall clock when it is set.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cqoverflow.c - the io_uring completion queue overflows and every event
  * still arrives, counted exactly; white-box, the backend's overflow path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * delrace.c - evq_del() and slot reuse racing with a waiter between the
  * kernel wait and the harvest, with max > 1 (tests/moddel.c's "harvested"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * docs.c - every public function is documented: for each function declared
  * in include/evq.h there is a man page man/man3/<name>.3 (a real page or a

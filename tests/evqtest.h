@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * evqtest.h - small helpers shared by evq's test programs (on top of tap.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fairness.c - no ready source starves while another keeps the queue busy
  * (evq_wait(3) FAIRNESS; src/evq.c F1-F3).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * faults.c - every allocation, thread start and descriptor creation the
  * library makes fails in turn (issue 11).

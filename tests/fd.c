@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fd.c - file descriptor readiness: READ/WRITE on socketpairs, pipes and
  * eventfds; level, EVQ_EDGE, EVQ_ONESHOT, EVQ_DISABLED; EVQ_HUP/EVQ_ERR;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fdreuse.c - an fd closed while registered (no evq_del) goes silent; a new
  * fd that reuses the number may be registered anew and never sees the old

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork.c - what a child may do with a queue it inherited (issue 5): every
  * call but evq_free fails with -ECHILD, evq_free does not unregister or steal

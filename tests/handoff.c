@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handoff.c - a waiter that takes one of two pending events and then
  * blocks hands the other to another sleeper (src/evq.c pass_on(), and on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hostile.c - memory that lies (issue 11, finding 3).  Semaphores, latches
  * and words live in memory that other processes write, or that goes away

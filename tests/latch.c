@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * latch.c - latches: init/set/reset/is_set/wait and bad input (garbage
  * never crashes or hangs); wait returns at once when set, times out when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask.c - event masks without a queue: receiver notify/pending/ack,
  * callback receivers (run once per newly pending bits, on the notifier's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask_alloc.c - event masks allocate nothing in steady state, and fail
  * cleanly when allocation fails.  The program counts allocator calls

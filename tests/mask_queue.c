@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask_queue.c - evq_add_mask: a broadcaster feeding a queue.  The event
  * carries the notified bits (& the registration's mask) as data, notifies

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask_sched.c - the mask stress test (tests/mask_stress.c) again, against
  * a copy of src/mask.c compiled with a hook at every step boundary of its

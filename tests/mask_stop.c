@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask_stop.c - a mask notifier stopped at each point of its protocol
  * (src/mask.c: G1/G2 of the broadcaster, N0..N2 of the receiver, Q1..Q4 of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mask_stress.c - event masks under contention; every notified bit must be
  * observed exactly once, counted.  Notifications of one bit coalesce by

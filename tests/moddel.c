@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * moddel.c - evq_del() and evq_mod(): after evq_del() returns, no event of
  * the registration is returned, including one already harvested from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mqueue.c - POSIX message queues through evq_add_fd (an mqd_t is a file
  * descriptor on Linux): EVQ_WRITE while not full, EVQ_READ while a message

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * multiwait.c - many threads waiting on one queue (issue 5): every
  * occurrence reaches exactly one waiter, evq_requeue hands events on,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pid.c - evq_add_pid: a child's exit with its wait status (exited,
  * killed), reaped unless EVQ_NOREAP, delivered once; an exited unreaped

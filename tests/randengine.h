@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * randengine.h - the engine of the differential random test: it reads a
  * byte string as a sequence of operations on one queue, performs each on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * random.c - the differential random test: long random sequences of
  * add/mod/del/trigger/timer-mod/word-wake/requeue/wait (tests/randengine.h)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * requeue.c - evq_requeue() accepts only what this thread took: a record
  * that the calling thread's most recent evq_wait() (one that returned

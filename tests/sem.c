@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sem.c - counting semaphores: init/trywait/wait/post/value and their bad
  * input (NULL, misaligned, garbage memory never crashes or hangs), the

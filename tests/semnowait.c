@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * semnowait.c - semaphore registrations that are added, disabled,
  * enabled and deleted while nobody ever calls evq_wait(): tokens are

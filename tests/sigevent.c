@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigevent.c - evq_sigevent: the filled sigevent, POSIX timers (periodic
  * with every expiration counted through overruns, oneshot, two timers),

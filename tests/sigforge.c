@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigforge.c - evq_sigevent against another process of the same user that
  * sends SIGRTMAX with made-up contents (rt_sigqueueinfo(2) lets it choose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigfull.c - evq_sigevent when the real-time signal queue is full.  The
  * kernel queues at most RLIMIT_SIGPENDING signals for a real user (all its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signal.c - evq_add_signal: synchronous delivery with exact fields, count
  * and coalescing (standard signals merge, real-time ones queue), sender pid

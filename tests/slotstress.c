@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * slotstress.c - registration slots published by one thread while others
  * trigger them (a ThreadSanitizer stress of src/evq.c grow_slots() and

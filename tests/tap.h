@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tap.h - a minimal TAP producer for evq's tests (one program per feature,
  * run by prove).  Header-only; every test includes it once.

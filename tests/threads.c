@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * threads.c - the queue used from several threads while one waits:
  * triggers from 8 threads are all counted (none lost, none duplicated),

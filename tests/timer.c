@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c - timers on CLOCK_MONOTONIC, CLOCK_REALTIME and CLOCK_BOOTTIME:
  * relative and EVQ_ABSTIME, never early, past deadlines fire at once,

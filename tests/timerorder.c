@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timerorder.c - hundreds of timers with random deadlines arrive in
  * deadline order and on time.  One thread owns the queue: it adds one-shot

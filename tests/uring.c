@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uring.c - what only the io_uring backend has: each reason to refuse it
  * (forced, io_uring_disabled, seccomp with EPERM and ENOSYS, a missing op)

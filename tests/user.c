@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * user.c - user events: evq_add_user/evq_trigger coalesce (data = count),
  * wake a thread blocked in evq_wait from another thread and from a signal

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.c - evq_wait(): timeout 0 polls, nanosecond timeouts are honoured
  * (never early), negative waits forever, huge timeouts do not overflow,

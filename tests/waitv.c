@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waitv.c - evq_waitv: bad input (-EINVAL, -E2BIG beyond 128 words),
  * returns the lowest index that differs on entry, timeouts (0, relative,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * word.c - memory words as events: evq_add_word fires when the word was
  * woken and no longer holds the expected value (data = value seen), not on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wordsleep.c - what a thread asleep in evq_wait on memory words must
  * notice while it sleeps (on io_uring: the inline futex_waitv sleep, see

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xproc.c - stress across real processes, half forked, half exec'ed
  * (tests/xproc_child), each mapping one memfd at its own address:

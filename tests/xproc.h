@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xproc.h - what tests/xproc.c and its exec'ed helper tests/xproc_child.c
  * share: the layout of the shared memory (a memfd each process maps on its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xproc_child.c - helper program tests/xproc.c execs, so that semaphores,
  * latches and words are exercised by separately exec'ed programs mapping
