@@ -443,10 +443,15 @@ int evq_latch_init(struct evq_latch *l, uint32_t flags);
 int evq_latch_set(struct evq_latch *l);
 
 /* Sets n latches (n >= 0), waking each one's waiters; latches already set
- * cost nothing.  Latches with waiters are woken two per system call
- * (FUTEX_WAKE_OP pairs latches of the same sharing); Linux has no wider
- * batched wake.  Every latch is checked before any is set: -EINVAL (NULL
- * array or a bad latch) sets none.  Async-signal-safe, preserves errno. */
+ * cost nothing.  When 8 or more have waiters ($EVQ_LATCH_BATCH), their
+ * wakes go to the kernel in one io_uring_enter (one IORING_OP_FUTEX_WAKE
+ * each, up to 64) through a small per-process io_uring; fewer wakes, or no
+ * such ring, or the ring busy (another thread, or the call a signal
+ * handler interrupted), and they are woken two per system call
+ * (FUTEX_WAKE_OP pairs latches of the same sharing).  Every waiter has been
+ * woken when it returns.  Every latch is checked before any is set: -EINVAL
+ * (NULL array or a bad latch) sets none.  Async-signal-safe, preserves
+ * errno. */
 int evq_latch_set_many(struct evq_latch *const *latches, int n);
 
 /* Clears l (the owner does this before checking for work, then waits).
