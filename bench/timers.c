@@ -98,7 +98,7 @@ static void evq_open(void)
 		die("evq_new", err);
 }
 
-static void evq_add(const int64_t *when)
+static void evq__add(const int64_t *when)
 {
 	for (long i = 0; i < ntimers; i++) {
 		evq_ids[i] = evq_add_timer(q, CLOCK_MONOTONIC, when[i], 0, 0,
@@ -314,8 +314,8 @@ static void le_close(void) { event_base_free(leb); }
 /* driver                                                               */
 /* ------------------------------------------------------------------ */
 
-static void evq_add_fire(void) { evq_add(fire_ns); }
-static void evq_add_far(void) { evq_add(far_ns); }
+static void evq_add_fire(void) { evq__add(fire_ns); }
+static void evq_add_far(void) { evq__add(far_ns); }
 
 struct impl {
 	const char *name;

@@ -3,12 +3,12 @@
  * backend.h - the contract between the queue core and a kernel mechanism.
  *
  * A backend is one file (backend_epoll.c, backend_uring.c) exporting one
- * const struct evq_backend.  Nothing outside the backend file includes
+ * const struct evq__backend.  Nothing outside the backend file includes
  * <sys/epoll.h> or io_uring headers, and the core never asks which backend
  * runs.  All functions return 0/a count or -errno.
  *
  * Tokens: the core names each kernel-side registration with a 64-bit token
- * (evq_token() in internal.h); the backend hands it back with the ready
+ * (evq__token() in internal.h); the backend hands it back with the ready
  * events.  Backends keep their own wakeup mechanism out of that namespace.
  */
 #ifndef EVQ_BACKEND_H
@@ -18,23 +18,23 @@
 #include <stdint.h>
 
 struct evq;
-struct evq_reg;
+struct evq__reg;
 
 /* One ready kernel event, already translated to EVQ_READ/WRITE/ERR/HUP. */
-struct evq_ready {
+struct evq__ready {
 	uint64_t token;
 	uint32_t events;
 };
 
 /* What one wait() did besides returning events. */
-struct evq_round {
+struct evq__round {
 	int woken;  /* it consumed a wake() */
 	int taken;  /* cancelled: events it had taken from the kernel, in out[] */
 };
 
-enum evq_fd_op { EVQ_FD_ADD, EVQ_FD_MOD, EVQ_FD_DEL };
+enum evq__fd_op { EVQ_FD_ADD, EVQ_FD_MOD, EVQ_FD_DEL };
 
-struct evq_backend {
+struct evq__backend {
 	const char *name;
 
 	/* Creates the kernel objects and stores private state in q->be.
@@ -46,7 +46,7 @@ struct evq_backend {
 	 * EVQ_WRITE, flags EVQ_EDGE|EVQ_ONESHOT.  ADD returns -EPERM for files
 	 * the mechanism cannot watch (regular files), -EEXIST if the same open
 	 * fd is registered already. */
-	int (*fd_ctl)(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+	int (*fd_ctl)(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
 		      uint32_t flags, uint64_t token);
 
 	/* Sleeps until a kernel event, wake() or the timeout (ns; < 0 forever),
@@ -71,7 +71,7 @@ struct evq_backend {
 	 * behalf (fds, and words for a backend with word_arm), since the core
 	 * polls to keep kernel-side sources from starving (evq.c, F2). */
 	int (*wait)(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		    struct evq_ready *out, int max, struct evq_round *round);
+		    struct evq__ready *out, int max, struct evq__round *round);
 
 	/* Makes one concurrent or the next wait() return.  Async-signal-safe. */
 	void (*wake)(struct evq *q);
@@ -79,12 +79,12 @@ struct evq_backend {
 	/* Word waits (evq_add_word/sem/latch).  NULL: the mechanism cannot
 	 * wait on memory, and the library's futex watcher thread (watch.c)
 	 * emulates it.  Called under q->lock. */
-	int (*word_arm)(struct evq *q, struct evq_reg *r);
-	void (*word_disarm)(struct evq *q, struct evq_reg *r);
+	int (*word_arm)(struct evq *q, struct evq__reg *r);
+	void (*word_disarm)(struct evq *q, struct evq__reg *r);
 };
 
-extern const struct evq_backend evq__backend_epoll;
-extern const struct evq_backend evq__backend_uring;
+extern const struct evq__backend evq__backend_epoll;
+extern const struct evq__backend evq__backend_uring;
 
 /* The process-wide wake ring (backend_uring.c, "Wake ring"): wakes every
  * waiter of words[0..n) (n <= EVQ_WAKE_BATCH_MAX; bit i of shared_mask set:

@@ -71,11 +71,11 @@ static void ep_fini(struct evq *q)
 	q->be = NULL;
 }
 
-static int ep_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+static int ep_fd_ctl(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
 		     uint32_t flags, uint64_t token)
 {
 	static const int ops[] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL };
-	struct epoll_event ev = { .events = evq_epoll_interest(events, flags),
+	struct epoll_event ev = { .events = evq__epoll_interest(events, flags),
 				  .data.u64 = token };
 	if (epoll_ctl(st(q)->epfd, ops[op], fd, &ev) < 0)
 		return -errno;
@@ -91,7 +91,7 @@ static int ep_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
  * mask happens here and only here.  Returns the count; *woken = 1 if the
  * wake eventfd was among them. */
 static int translate(const struct epoll_event *evs, int n,
-		     struct evq_ready *out, int *woken)
+		     struct evq__ready *out, int *woken)
 {
 	int k = 0;
 	for (int i = 0; i < n; i++) {
@@ -102,7 +102,7 @@ static int translate(const struct epoll_event *evs, int n,
 			continue;
 		}
 		out[k].token = evs[i].data.u64;
-		out[k].events = evq_epoll_ready(evs[i].events);
+		out[k].events = evq__epoll_ready(evs[i].events);
 		k++;
 	}
 	return k;
@@ -111,8 +111,8 @@ static int translate(const struct epoll_event *evs, int n,
 struct ep_sleep {
 	struct epoll_event *evs;
 	int max;
-	struct evq_ready *out;
-	struct evq_round *round;
+	struct evq__ready *out;
+	struct evq__round *round;
 	int n; /* what the system call returned */
 };
 
@@ -187,7 +187,7 @@ static struct epoll_event *thread_buf(void)
 }
 
 static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		   struct evq_ready *out, int max, struct evq_round *round)
+		   struct evq__ready *out, int max, struct evq__round *round)
 {
 	struct epoll_event stack[EVQ_BATCH_MAX];
 	struct ep_sleep c = { thread_buf(), max < EVQ_BATCH_MAX ? max : EVQ_BATCH_MAX,
@@ -216,7 +216,7 @@ static void ep_wake(struct evq *q)
 	(void)rc;
 }
 
-const struct evq_backend evq__backend_epoll = {
+const struct evq__backend evq__backend_epoll = {
 	.name = "epoll",
 	.init = ep_init,
 	.fini = ep_fini,

@@ -160,7 +160,7 @@ struct slot {
 struct uword {
 	struct uword *next_all;      /* every record of the queue, for fini */
 	struct uword *next_done;     /* completions waiting for process_words */
-	struct evq_watch_item *it;   /* NULL once detached */
+	struct evq__watch_item *it;   /* NULL once detached */
 	uint32_t *addr;
 	int shared;
 	struct uword *next_rearm;    /* on s->rearm */
@@ -516,7 +516,7 @@ static void wr_reap(uint32_t *const *words, uint64_t shared_mask, int n, unsigne
 			const struct io_uring_cqe *c = &r->cqes[head & r->cq_mask];
 			int i = (int)(c->user_data & 0xff);
 			if (c->res < 0 && (unsigned)(c->user_data >> 8) == seq && i < n)
-				evq_futex_wake(words[i], INT_MAX, wr_shared(shared_mask, i));
+				evq__futex_wake(words[i], INT_MAX, wr_shared(shared_mask, i));
 		}
 		__atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
 		if (!(__atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW))
@@ -537,7 +537,7 @@ static void wr_submit(uint32_t *const *words, uint64_t shared_mask, int n)
 		memset(e, 0, sizeof *e);
 		e->opcode = IORING_OP_FUTEX_WAKE;
 		e->flags = IOSQE_CQE_SKIP_SUCCESS;
-		e->fd = (int)evq_waitv_flags(wr_shared(shared_mask, i));
+		e->fd = (int)evq__waitv_flags(wr_shared(shared_mask, i));
 		e->addr = (uint64_t)(uintptr_t)words[i];
 		e->addr2 = INT_MAX;                  /* wake them all */
 		e->addr3 = FUTEX_BITSET_MATCH_ANY;
@@ -553,7 +553,7 @@ static void wr_submit(uint32_t *const *words, uint64_t shared_mask, int n)
 		__atomic_store_n(r->sq_tail, __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE),
 				 __ATOMIC_RELEASE);
 		for (int i = got; i < n; i++)
-			evq_futex_wake(words[i], INT_MAX, wr_shared(shared_mask, i));
+			evq__futex_wake(words[i], INT_MAX, wr_shared(shared_mask, i));
 	}
 	wr_reap(words, shared_mask, n, seq);
 }
@@ -661,21 +661,21 @@ static int reap(struct uring_state *s)
 }
 
 /* Translates harvested epoll events of one slot into out[]. */
-static int take_slot(struct slot *sl, struct evq_ready *out, int max)
+static int take_slot(struct slot *sl, struct evq__ready *out, int max)
 {
 	int k = 0;
 	while (sl->pos < sl->count && k < max) {
 		const struct epoll_event *e = &sl->buf[sl->pos++];
 		/* the same translation as the epoll backend */
 		out[k].token = e->data.u64;
-		out[k].events = evq_epoll_ready(e->events);
+		out[k].events = evq__epoll_ready(e->events);
 		k++;
 	}
 	return k;
 }
 
 /* Hands out what completed EPOLL_WAITs harvested.  Locked. */
-static int take(struct uring_state *s, struct evq_ready *out, int max)
+static int take(struct uring_state *s, struct evq__ready *out, int max)
 {
 	int k = 0;
 	for (int i = 0; i < MAX_SLOTS && k < max && s->filled; i++) {
@@ -705,8 +705,8 @@ static int leftovers(struct uring_state *s)
  * someone did meanwhile (then it sleeps again).  Async-signal-safe. */
 static void wake_follower(struct uring_state *s)
 {
-	evq_add(&s->fword, 1);
-	evq_futex_wake(&s->fword, 1, 0);
+	evq__add(&s->fword, 1);
+	evq__futex_wake(&s->fword, 1, 0);
 }
 
 /* The bell: cross-thread wakes without an eventfd.  A thread sleeping in
@@ -721,10 +721,10 @@ static void wake_follower(struct uring_state *s)
  * Async-signal-safe. */
 static void ring_bell(struct uring_state *s)
 {
-	evq_add(&s->bell, 1);
+	evq__add(&s->bell, 1);
 	/* two: the ring's request and an inline sleeper may both wait */
 	if (atomic_load(&s->sleepers) > 0)
-		evq_futex_wake(&s->bell, 2, 0);
+		evq__futex_wake(&s->bell, 2, 0);
 }
 
 /* Queues the bell's FUTEX_WAIT, for as long as the bell still reads
@@ -744,7 +744,7 @@ static void arm_bell(struct uring_state *s, uint32_t seen)
 	e->addr = (uint64_t)(uintptr_t)&s->bell;
 	e->addr2 = seen;
 	e->addr3 = FUTEX_BITSET_MATCH_ANY;
-	e->fd = (int)evq_waitv_flags(0);
+	e->fd = (int)evq__waitv_flags(0);
 	e->user_data = UD_BELL;
 	sqe_push(&s->r);
 	s->bell_armed = 1;
@@ -886,7 +886,7 @@ static void leave(struct uring_state *s)
 	 * armed again.  B1 as in ur_wait: read the bell before looking at
 	 * wpend and nfds; a wake() or fd add seen here needs a NOP. */
 	int rearm_bell = rs > 0 && !s->bell_armed;
-	uint32_t seen = rearm_bell ? evq_ld(&s->bell) : 0;
+	uint32_t seen = rearm_bell ? evq__ld(&s->bell) : 0;
 	/* ring sleepers each want an EPOLL_WAIT while fds are registered */
 	int want = atomic_load(&s->nfds) > 0 ? rs : 0;
 	int nudges = want - (s->inflight - s->cancelling);
@@ -1022,7 +1022,7 @@ static int inline_available(void)
 	const char *e = getenv("EVQ_URING_INLINE");
 	if (e && strcmp(e, "0") == 0)
 		return 0;
-	return evq_futex_waitv(NULL, 0, NULL) == -EINVAL;
+	return evq__futex_waitv(NULL, 0, NULL) == -EINVAL;
 }
 
 static void ur_fini(struct evq *q);
@@ -1160,12 +1160,12 @@ static void ur_fini(struct evq *q)
 	free(s);
 }
 
-static int ur_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+static int ur_fd_ctl(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
 		     uint32_t flags, uint64_t token)
 {
 	static const int ops[] = { EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL };
 	struct uring_state *s = st(q);
-	struct epoll_event ev = { .events = evq_epoll_interest(events, flags), .data.u64 = token };
+	struct epoll_event ev = { .events = evq__epoll_interest(events, flags), .data.u64 = token };
 	if (epoll_ctl(s->epfd, ops[op], fd, &ev) < 0)
 		return -errno;
 	/* K2: an fd closed without DEL leaves nfds high, which only costs
@@ -1226,7 +1226,7 @@ static void queue_futex(struct uring_state *s, struct uword *w)
 	e->addr = (uint64_t)(uintptr_t)w->addr;
 	e->addr2 = w->expected;
 	e->addr3 = FUTEX_BITSET_MATCH_ANY;
-	e->fd = (int)evq_waitv_flags(w->shared);
+	e->fd = (int)evq__waitv_flags(w->shared);
 	e->user_data = (uint64_t)(uintptr_t)w;
 	sqe_push(&s->r);
 	w->inflight = 1;
@@ -1311,7 +1311,7 @@ static void word_detach(struct uring_state *s, struct uword *w)
 		pass_on = 1;
 	}
 	if (pass_on)
-		evq_futex_wake(w->addr, 1, w->shared);
+		evq__futex_wake(w->addr, 1, w->shared);
 	word_free_if_done(s, w);
 	/* O3: the inline sleeper may sleep on the word; once its sleep ended
 	 * (I3 passes on a wake it may have taken for the word, X2) the kernel
@@ -1327,10 +1327,10 @@ static void word_detach(struct uring_state *s, struct uword *w)
 	}
 }
 
-static int ur_word_arm(struct evq *q, struct evq_reg *r)
+static int ur_word_arm(struct evq *q, struct evq__reg *r)
 {
 	struct uring_state *s = st(q);
-	struct evq_watch_item *it = r->ext; /* first member of the kind's state */
+	struct evq__watch_item *it = r->ext; /* first member of the kind's state */
 	uint32_t idx = r->idx;
 	pthread_mutex_lock(&s->lock);
 	if (idx >= s->wmap_len) {
@@ -1400,7 +1400,7 @@ static int ur_word_arm(struct evq *q, struct evq_reg *r)
 	return 0;
 }
 
-static void ur_word_disarm(struct evq *q, struct evq_reg *r)
+static void ur_word_disarm(struct evq *q, struct evq__reg *r)
 {
 	struct uring_state *s = st(q);
 	pthread_mutex_lock(&s->lock);
@@ -1464,7 +1464,7 @@ static void process_words(struct evq *q, struct uring_state *s, int *woken)
 		w->collected = 0;
 		if (!w->it || !w->it->active) {
 			if (w->it && w->res == 0)
-				evq_futex_wake(w->addr, 1, w->shared); /* X2 */
+				evq__futex_wake(w->addr, 1, w->shared); /* X2 */
 			word_free_if_done(s, w);
 			continue;
 		}
@@ -1519,7 +1519,7 @@ static void poll_loose(struct uring_state *s)
 		w->loose = 0;
 		if (!w->it)
 			word_free_if_done(s, w);
-		else if (evq_ld(w->addr) != w->expected)
+		else if (evq__ld(w->addr) != w->expected)
 			collect_word(s, w, -EAGAIN);
 		else
 			make_loose(s, w);
@@ -1530,7 +1530,7 @@ static void poll_loose(struct uring_state *s)
  * EPOLL_WAIT request would stay armed after finding nothing); none at all
  * when no fd is registered and no signal mask is to be applied. */
 static int poll_now(struct uring_state *s, const sigset_t *sigmask,
-		    struct evq_ready *out, int max)
+		    struct evq__ready *out, int max)
 {
 	struct epoll_event evs[EVQ_BATCH_MAX];
 	struct timespec zero = { 0, 0 };
@@ -1656,12 +1656,12 @@ static int inline_futex(uint32_t *bell, uint32_t seen, struct futex_waitv *vec,
 	int rc, old = evq__cancel_async();
 	if (n == 1) {
 		/* FUTEX_WAIT with a deadline: -EINTR after any handler */
-		dl = evq_deadline(t >= 0 ? t : (int64_t)86400 * 1000000000);
-		rc = evq_futex_wait(bell, seen, &dl, 0);
+		dl = evq__deadline(t >= 0 ? t : (int64_t)86400 * 1000000000);
+		rc = evq__futex_wait(bell, seen, &dl, 0);
 	} else {
 		if (t >= 0)
-			dl = evq_deadline(t);
-		rc = evq_futex_waitv(vec, n, t >= 0 ? &dl : NULL);
+			dl = evq__deadline(t);
+		rc = evq__futex_waitv(vec, n, t >= 0 ? &dl : NULL);
 	}
 	evq__cancel_deferred(old);
 	return rc;
@@ -1673,7 +1673,7 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	struct uword *vw[FUTEX_WAITV_MAX];
 	atomic_fetch_add(&s->sleepers, 1);
 	s->inl = 1;
-	uint32_t seen = evq_ld(&s->bell); /* B1 */
+	uint32_t seen = evq__ld(&s->bell); /* B1 */
 	/* nfds again after B1: an fd added since inline_fits() rang the bell
 	 * before we read it (K2), so the futex would sleep through it */
 	if (atomic_load(&s->wpend) || s->rearm || atomic_load(&s->nfds) > 0) {
@@ -1684,7 +1684,7 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	memset(&vec[0], 0, sizeof vec[0]);
 	vec[0].val = seen;
 	vec[0].uaddr = (uint64_t)(uintptr_t)&s->bell;
-	vec[0].flags = evq_waitv_flags(0);
+	vec[0].flags = evq__waitv_flags(0);
 	unsigned n = 1;
 	struct uword *list = take_loose(s);
 	while (list) {
@@ -1699,7 +1699,7 @@ static int sleep_inline(struct uring_state *s, int64_t t, int *rc)
 			memset(&vec[n], 0, sizeof vec[n]);
 			vec[n].val = w->expected;
 			vec[n].uaddr = (uint64_t)(uintptr_t)w->addr;
-			vec[n].flags = evq_waitv_flags(w->shared);
+			vec[n].flags = evq__waitv_flags(w->shared);
 			vw[n++] = w;
 			w->inl = 1;
 		}
@@ -1734,7 +1734,7 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 			 * spurious wakeup at worst; the word is valid until
 			 * word_disarm returns, which waits for this) */
 			if (rc >= 0)
-				evq_futex_wake(w->addr, 1, w->shared);
+				evq__futex_wake(w->addr, 1, w->shared);
 			word_free_if_done(s, w);
 			continue;
 		}
@@ -1746,7 +1746,7 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 		 * stays queued until this thread runs: after any wake
 		 * (rc >= 0), an entry whose word changed may have taken a
 		 * FUTEX_WAKE too (model/inline.pml, run TWO) */
-		uint32_t v = evq_ld(w->addr);
+		uint32_t v = evq__ld(w->addr);
 		int woken = rc == (int)i || (rc >= 0 && v != (uint32_t)vec[i].val);
 		if (woken || v != w->expected) {
 			/* woken: res 0, so that an idle word passes it on (X2
@@ -1812,7 +1812,7 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 static int follow_futex(uint32_t *fword, uint32_t seq, const struct timespec *dl)
 {
 	int old = evq__cancel_async();
-	int rc = evq_futex_wait(fword, seq, dl, 0);
+	int rc = evq__futex_wait(fword, seq, dl, 0);
 	evq__cancel_deferred(old);
 	return rc;
 }
@@ -1848,7 +1848,7 @@ static int ring_sleep(struct uring_state *s, unsigned to_submit,
 }
 
 static int ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		   struct evq_ready *out, int max, struct evq_round *round)
+		   struct evq__ready *out, int max, struct evq__round *round)
 {
 	int *woken = &round->woken;
 	struct uring_state *s = st(q);
@@ -1912,10 +1912,10 @@ again:
 		 * then that sleeper needs a NOP, as in the old multi-sleeper
 		 * design. */
 		leave(s);
-		uint32_t seq = evq_ld(&s->fword);
+		uint32_t seq = evq__ld(&s->fword);
 		s->nfollow++;
 		pthread_mutex_unlock(&s->lock);
-		struct timespec dl = evq_deadline(timeout_ns > 0 ? t : (int64_t)86400 * 1000000000);
+		struct timespec dl = evq__deadline(timeout_ns > 0 ? t : (int64_t)86400 * 1000000000);
 		frc = follow_sleep(s, seq, &dl);
 		slept = 1;
 		pthread_mutex_lock(&s->lock);
@@ -1947,7 +1947,7 @@ again:
 	}
 
 	s->sleepers++;
-	uint32_t seen = evq_ld(&s->bell); /* B1: before wpend and nfds */
+	uint32_t seen = evq__ld(&s->bell); /* B1: before wpend and nfds */
 	if (atomic_load(&s->wpend) || s->rearm) {
 		/* a wake() came in (K1: it saw no ring sleeper), or another
 		 * thread deferred a word's re-queue: the top of the loop */
@@ -2040,7 +2040,7 @@ static void ur_wake(struct evq *q)
 	errno = saved;
 }
 
-const struct evq_backend evq__backend_uring = {
+const struct evq__backend evq__backend_uring = {
 	.name = "uring",
 	.init = ur_init,
 	.fini = ur_fini,

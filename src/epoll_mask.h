@@ -15,7 +15,7 @@
 /* Interest for epoll_ctl.  Disabled: no events and EPOLLONESHOT, since epoll
  * always adds EPOLLERR|EPOLLHUP - a disabled fd can wake the waiter once
  * (the core drops that event) but never spin it. */
-static inline uint32_t evq_epoll_interest(uint32_t events, uint32_t flags)
+static inline uint32_t evq__epoll_interest(uint32_t events, uint32_t flags)
 {
 	uint32_t e = 0;
 	if (flags & EVQ_DISABLED)
@@ -33,7 +33,7 @@ static inline uint32_t evq_epoll_interest(uint32_t events, uint32_t flags)
 
 /* Readiness epoll reported, as EVQ_* bits.  A reader's hang-up (RDHUP) is
  * reported as readable, so the caller reads the EOF, plus EVQ_HUP. */
-static inline uint32_t evq_epoll_ready(uint32_t e)
+static inline uint32_t evq__epoll_ready(uint32_t e)
 {
 	uint32_t m = 0;
 	if (e & (EPOLLIN | EPOLLPRI))

@@ -94,7 +94,7 @@ static void unlock(struct evq *q) { evq__unlock(q); }
 static void wait_lock(struct evq *q) { pthread_mutex_lock(&q->lock); }
 static void wait_unlock(struct evq *q) { pthread_mutex_unlock(&q->lock); }
 
-static void take_post(struct evq *q, struct evq_reg *r, int popped);
+static void take_post(struct evq *q, struct evq__reg *r, int popped);
 
 _Atomic unsigned evq__fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -115,7 +115,7 @@ int evq__check(const struct evq *q)
 static const struct {
 	int id;
 	const char *name;
-	const struct evq_backend *be;
+	const struct evq__backend *be;
 } backends[] = {
 	/* AUTO tries these in order; epoll first while uring is slower on
 	 * bench/uring.c (see bench/RESULTS-uring.md) */
@@ -206,14 +206,14 @@ static int create(struct evq **qp, const struct evq_options *opt)
 /* What an inherited queue's kind hooks see in a forked child: the kernel
  * objects (epoll set, ring) are shared with the parent, so the child must
  * not change them; it only closes its own references. */
-static int forked_fd_ctl(struct evq *q, enum evq_fd_op op, int fd, uint32_t events,
+static int forked_fd_ctl(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
 			 uint32_t flags, uint64_t token)
 {
 	(void)q, (void)op, (void)fd, (void)events, (void)flags, (void)token;
 	return 0;
 }
 static void forked_wake(struct evq *q) { (void)q; }
-static void forked_word_disarm(struct evq *q, struct evq_reg *r) { (void)q, (void)r; }
+static void forked_word_disarm(struct evq *q, struct evq__reg *r) { (void)q, (void)r; }
 
 static void destroy(struct evq *q);
 
@@ -229,8 +229,8 @@ void evq_free(struct evq *q)
 
 static void destroy(struct evq *q)
 {
-	const struct evq_backend *be = q->backend;
-	struct evq_backend forked;
+	const struct evq__backend *be = q->backend;
+	struct evq__backend forked;
 	int child = evq__forked(q);
 	if (child) {
 		/* The lock may have been held by a thread that did not follow
@@ -245,8 +245,8 @@ static void destroy(struct evq *q)
 	}
 	uint32_t n = atomic_load(&q->nslots);
 	for (uint32_t i = 0; i < n; i++) {
-		struct evq_reg *r = evq_slot(q, i);
-		if (evq_reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del) {
+		struct evq__reg *r = evq__slot(q, i);
+		if (evq__reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del) {
 			take_post(q, r, 0); /* as evq_del: del sees every occurrence */
 			r->ops->del(q, r);
 		}
@@ -274,24 +274,24 @@ const char *evq_backend_name(const struct evq *q)
 /* Registration slots                                                   */
 /* ------------------------------------------------------------------ */
 
-uint32_t evq__reg_idx(struct evq *q, struct evq_reg *r)
+uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r)
 {
 	(void)q;
 	return r->idx;
 }
 
-int evq__reg_id(struct evq *q, struct evq_reg *r)
+int evq__reg_id(struct evq *q, struct evq__reg *r)
 {
 	(void)q;
-	uint32_t gen = evq_reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
+	uint32_t gen = evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
 	return (int)(((gen & ID_GEN_MASK) << EVQ_IDX_BITS) | r->idx);
 }
 
-static void free_push(struct evq *q, struct evq_reg *r)
+static void free_push(struct evq *q, struct evq__reg *r)
 {
 	r->next = -1;
 	if (q->free_tail >= 0)
-		evq_slot(q, (uint32_t)q->free_tail)->next = (int32_t)r->idx;
+		evq__slot(q, (uint32_t)q->free_tail)->next = (int32_t)r->idx;
 	else
 		q->free_head = (int32_t)r->idx;
 	q->free_tail = (int32_t)r->idx;
@@ -305,17 +305,17 @@ static int grow_slots(struct evq *q)
 	uint32_t n = atomic_load_explicit(&q->nslots, memory_order_relaxed);
 	if (n >= EVQ_MAX_REGS)
 		return -ENOSPC;
-	uint32_t c = evq_chunk_of(n);
-	if (n == evq_chunk_base(c)) {
+	uint32_t c = evq__chunk_of(n);
+	if (n == evq__chunk_base(c)) {
 		size_t len = c ? EVQ_CHUNK0 << (c - 1) : EVQ_CHUNK0;
 		/* not calloc: slots are initialised one by one, as they are
 		 * first used, so a big chunk costs only the pages it touches */
-		struct evq_reg *p = malloc(len * sizeof *p);
+		struct evq__reg *p = malloc(len * sizeof *p);
 		if (!p)
 			return -ENOMEM;
 		atomic_store_explicit(&q->chunk[c], p, memory_order_release);
 	}
-	struct evq_reg *r = evq_slot(q, n);
+	struct evq__reg *r = evq__slot(q, n);
 	memset(r, 0, sizeof *r);
 	r->idx = n;
 	r->heap_pos = -1;
@@ -328,21 +328,21 @@ static int grow_slots(struct evq *q)
 	return 0;
 }
 
-int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
+int evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 		 uint32_t flags, uint64_t cookie, int32_t ident,
-		 struct evq_reg **out)
+		 struct evq__reg **out)
 {
 	if (q->free_head < 0) {
 		int rc = grow_slots(q);
 		if (rc < 0)
 			return rc;
 	}
-	struct evq_reg *r = evq_slot(q, (uint32_t)q->free_head);
+	struct evq__reg *r = evq__slot(q, (uint32_t)q->free_head);
 	q->free_head = r->next;
 	if (q->free_head < 0)
 		q->free_tail = -1;
 
-	uint32_t gen = evq_reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
+	uint32_t gen = evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
 	r->flags = flags;
 	r->cookie = cookie;
 	r->events = 0;
@@ -353,7 +353,7 @@ int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
 	r->pend_events = 0;
 	r->pend_data = 0;
 	atomic_store(&r->val, 0);
-	atomic_store(&r->ctl, (uint64_t)evq_ctl_tag(gen) << EVQ_CTL_TAG_SHIFT);
+	atomic_store(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT);
 	r->heap_pos = -1;
 	r->deadline = r->interval = 0;
 	r->dev = r->ino = 0;
@@ -365,17 +365,17 @@ int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
 	return evq__reg_id(q, r);
 }
 
-struct evq_reg *evq__reg_get(struct evq *q, int id)
+struct evq__reg *evq__reg_get(struct evq *q, int id)
 {
 	if (id < 0)
 		return NULL;
 	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
 	if (idx >= atomic_load_explicit(&q->nslots, memory_order_acquire))
 		return NULL;
-	struct evq_reg *r = evq_slot(q, idx);
+	struct evq__reg *r = evq__slot(q, idx);
 	uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
-	if (evq_reg_kind(st) == 0 ||
-	    (evq_reg_gen(st) & ID_GEN_MASK) != (uint32_t)id >> EVQ_IDX_BITS)
+	if (evq__reg_kind(st) == 0 ||
+	    (evq__reg_gen(st) & ID_GEN_MASK) != (uint32_t)id >> EVQ_IDX_BITS)
 		return NULL;
 	return r;
 }
@@ -384,7 +384,7 @@ struct evq_reg *evq__reg_get(struct evq *q, int id)
 /* Pending lists                                                        */
 /* ------------------------------------------------------------------ */
 
-void evq__link(struct evq *q, struct evq_reg *r, int list)
+void evq__link(struct evq *q, struct evq__reg *r, int list)
 {
 	int32_t *head = list == EVQ_LIST_PENDING ? &q->pend_head : &q->again_head;
 	int32_t *tail = list == EVQ_LIST_PENDING ? &q->pend_tail : &q->again_tail;
@@ -392,37 +392,37 @@ void evq__link(struct evq *q, struct evq_reg *r, int list)
 	r->next = -1;
 	r->prev = *tail;
 	if (*tail >= 0)
-		evq_slot(q, (uint32_t)*tail)->next = (int32_t)r->idx;
+		evq__slot(q, (uint32_t)*tail)->next = (int32_t)r->idx;
 	else
 		*head = (int32_t)r->idx;
 	*tail = (int32_t)r->idx;
 }
 
 /* Links r at the front of the pending list. */
-static void link_front(struct evq *q, struct evq_reg *r)
+static void link_front(struct evq *q, struct evq__reg *r)
 {
 	r->list = EVQ_LIST_PENDING;
 	r->prev = -1;
 	r->next = q->pend_head;
 	if (q->pend_head >= 0)
-		evq_slot(q, (uint32_t)q->pend_head)->prev = (int32_t)r->idx;
+		evq__slot(q, (uint32_t)q->pend_head)->prev = (int32_t)r->idx;
 	else
 		q->pend_tail = (int32_t)r->idx;
 	q->pend_head = (int32_t)r->idx;
 }
 
-void evq__unlink(struct evq *q, struct evq_reg *r)
+void evq__unlink(struct evq *q, struct evq__reg *r)
 {
 	if (r->list == EVQ_LIST_NONE)
 		return;
 	int32_t *head = r->list == EVQ_LIST_PENDING ? &q->pend_head : &q->again_head;
 	int32_t *tail = r->list == EVQ_LIST_PENDING ? &q->pend_tail : &q->again_tail;
 	if (r->prev >= 0)
-		evq_slot(q, (uint32_t)r->prev)->next = r->next;
+		evq__slot(q, (uint32_t)r->prev)->next = r->next;
 	else
 		*head = r->next;
 	if (r->next >= 0)
-		evq_slot(q, (uint32_t)r->next)->prev = r->prev;
+		evq__slot(q, (uint32_t)r->next)->prev = r->prev;
 	else
 		*tail = r->prev;
 	r->next = r->prev = -1;
@@ -432,7 +432,7 @@ void evq__unlink(struct evq *q, struct evq_reg *r)
 /* Makes registration r deliverable if it is enabled and has something to
  * deliver.  Returns 1 if it linked r: a caller outside the wait path then
  * kicks a sleeper (the wait path hands leftovers on in pass_on()). */
-static int make_pending_at(struct evq *q, struct evq_reg *r, int front)
+static int make_pending_at(struct evq *q, struct evq__reg *r, int front)
 {
 	if ((r->flags & EVQ_DISABLED) || r->list != EVQ_LIST_NONE)
 		return 0;
@@ -445,12 +445,12 @@ static int make_pending_at(struct evq *q, struct evq_reg *r, int front)
 	return 1;
 }
 
-static int make_pending(struct evq *q, struct evq_reg *r)
+static int make_pending(struct evq *q, struct evq__reg *r)
 {
 	return make_pending_at(q, r, 0);
 }
 
-static void make_pending_kick(struct evq *q, struct evq_reg *r)
+static void make_pending_kick(struct evq *q, struct evq__reg *r)
 {
 	if (make_pending(q, r))
 		evq__kick(q);
@@ -470,7 +470,7 @@ void evq__kick(struct evq *q)
 /* The queue whose kernel round this thread is harvesting (F2), if any. */
 static __thread __attribute__((tls_model("initial-exec"))) struct evq *tl_round;
 
-int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count)
+int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count)
 {
 	uint64_t c = atomic_load(&r->ctl), n;
 	do {
@@ -499,7 +499,7 @@ static int posts_waiting(struct evq *q)
 	return atomic_load(&q->post_head) >= 0 || atomic_load(&q->round_head) >= 0;
 }
 
-static void fold(struct evq *q, struct evq_reg *r, uint64_t count, uint64_t bits)
+static void fold(struct evq *q, struct evq__reg *r, uint64_t count, uint64_t bits)
 {
 	if (r->ops && r->ops->posted)
 		r->ops->posted(q, r, count, bits);
@@ -511,7 +511,7 @@ static void fold(struct evq *q, struct evq_reg *r, uint64_t count, uint64_t bits
 
 /* Takes what producers recorded in r (count, bits), clearing the queued bit
  * too when the caller popped r from the stack. */
-static void take_post(struct evq *q, struct evq_reg *r, int popped)
+static void take_post(struct evq *q, struct evq__reg *r, int popped)
 {
 	uint64_t keep = popped ? ~(EVQ_CTL_QUEUED | EVQ_CTL_COUNT) : ~EVQ_CTL_COUNT;
 	uint64_t c = atomic_load(&r->ctl);
@@ -523,7 +523,7 @@ static void take_post(struct evq *q, struct evq_reg *r, int popped)
 }
 
 /* One registration popped from a post stack. */
-static void drain_one(struct evq *q, struct evq_reg *r, int front)
+static void drain_one(struct evq *q, struct evq__reg *r, int front)
 {
 	if (r->flags & EVQ_R_ZOMBIE) {
 		take_post(q, r, 1);
@@ -546,7 +546,7 @@ static void drain_stack(struct evq *q, _Atomic int32_t *stack, int front)
 		/* LIFO: linking each at the front leaves the first posted
 		 * first */
 		while (i >= 0) {
-			struct evq_reg *r = evq_slot(q, (uint32_t)i);
+			struct evq__reg *r = evq__slot(q, (uint32_t)i);
 			i = atomic_load_explicit(&r->post_next, memory_order_relaxed);
 			drain_one(q, r, 1);
 		}
@@ -555,14 +555,14 @@ static void drain_stack(struct evq *q, _Atomic int32_t *stack, int front)
 	/* The stack is LIFO; reverse it so occurrences are delivered in the
 	 * order they were posted.  post_next is stable while "queued" is set. */
 	while (i >= 0) {
-		struct evq_reg *r = evq_slot(q, (uint32_t)i);
+		struct evq__reg *r = evq__slot(q, (uint32_t)i);
 		int32_t next = atomic_load_explicit(&r->post_next, memory_order_relaxed);
 		atomic_store_explicit(&r->post_next, rev, memory_order_relaxed);
 		rev = i;
 		i = next;
 	}
 	for (i = rev; i >= 0;) {
-		struct evq_reg *r = evq_slot(q, (uint32_t)i);
+		struct evq__reg *r = evq__slot(q, (uint32_t)i);
 		i = atomic_load_explicit(&r->post_next, memory_order_relaxed);
 		drain_one(q, r, 0);
 	}
@@ -580,7 +580,7 @@ static void drain_posts(struct evq *q)
 /* Removing registrations                                               */
 /* ------------------------------------------------------------------ */
 
-void evq__reg_free(struct evq *q, struct evq_reg *r)
+void evq__reg_free(struct evq *q, struct evq__reg *r)
 {
 	/* fold undelivered posts so the kind's del hook sees them all */
 	take_post(q, r, 0);
@@ -588,12 +588,12 @@ void evq__reg_free(struct evq *q, struct evq_reg *r)
 		r->ops->del(q, r);
 	evq__unlink(q, r);
 	evq__timer_disarm(q, r);
-	uint32_t gen = (evq_reg_gen(atomic_load(&r->state)) + 1) & 0xffffffu;
+	uint32_t gen = (evq__reg_gen(atomic_load(&r->state)) + 1) & 0xffffffu;
 	atomic_store_explicit(&r->state, gen << 8, memory_order_release);
 	/* Retag: posts through the old id fail from now on. */
 	uint64_t c = atomic_load(&r->ctl), n;
 	do
-		n = (uint64_t)evq_ctl_tag(gen) << EVQ_CTL_TAG_SHIFT | (c & EVQ_CTL_QUEUED);
+		n = (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT | (c & EVQ_CTL_QUEUED);
 	while (!atomic_compare_exchange_weak(&r->ctl, &c, n));
 	atomic_store(&r->val, 0);
 	r->pend_data = 0;
@@ -636,7 +636,7 @@ static int fdmap_reserve(struct evq *q, int fd)
 
 /* The fd's number now belongs to another registration (or none): the old one
  * goes silent; its kernel registration died with the file. */
-static void fd_defunct(struct evq *q, struct evq_reg *r)
+static void fd_defunct(struct evq *q, struct evq__reg *r)
 {
 	r->flags |= EVQ_R_DEFUNCT;
 	r->pend_events = 0;
@@ -649,7 +649,7 @@ static void fd_defunct(struct evq *q, struct evq_reg *r)
 int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	       uint64_t cookie)
 {
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
@@ -669,7 +669,7 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	r->events = events;
 	int32_t old = q->fdmap[fd];
 	rc = q->backend->fd_ctl(q, EVQ_FD_ADD, fd, events, flags,
-				evq_token(atomic_load(&r->state), r->idx));
+				evq__token(atomic_load(&r->state), r->idx));
 	if (rc == -EPERM) {
 		/* A regular file or directory: always ready (epoll refuses it). */
 		struct stat sb;
@@ -678,7 +678,7 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 			goto fail;
 		}
 		if (old >= 0) {
-			struct evq_reg *o = evq_slot(q, (uint32_t)old);
+			struct evq__reg *o = evq__slot(q, (uint32_t)old);
 			if ((o->flags & EVQ_R_ALWAYS) && !(o->flags & EVQ_R_DEFUNCT) &&
 			    o->dev == (uint64_t)sb.st_dev && o->ino == (uint64_t)sb.st_ino) {
 				rc = -EEXIST;
@@ -694,7 +694,7 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 		goto fail;
 	}
 	if (old >= 0)
-		fd_defunct(q, evq_slot(q, (uint32_t)old));
+		fd_defunct(q, evq__slot(q, (uint32_t)old));
 	q->fdmap[fd] = (int32_t)r->idx;
 	rc = id;
 	goto out;
@@ -705,7 +705,7 @@ out:
 	return rc;
 }
 
-static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t flags)
+static int fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
 {
 	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
 		return -EINVAL;
@@ -720,7 +720,7 @@ static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t fl
 		return 0;
 	}
 	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events, flags,
-				    evq_token(atomic_load(&r->state), r->idx));
+				    evq__token(atomic_load(&r->state), r->idx));
 	if (rc == -ENOENT || rc == -EBADF) {
 		fd_defunct(q, r);
 		return -EBADF;
@@ -732,7 +732,7 @@ static int fd_mod(struct evq *q, struct evq_reg *r, uint32_t events, uint32_t fl
 	return 0;
 }
 
-static void fd_del(struct evq *q, struct evq_reg *r)
+static void fd_del(struct evq *q, struct evq__reg *r)
 {
 	int fd = r->ident;
 	if (q->fdmap[fd] != (int32_t)r->idx)
@@ -766,7 +766,7 @@ static int timer_args(clockid_t clock, int64_t when_ns, int64_t interval_ns,
 int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
 {
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
@@ -795,11 +795,11 @@ int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
 		return ck;
 	lock(q);
 	int rc = -ENOENT;
-	struct evq_reg *r = evq__reg_get(q, id);
+	struct evq__reg *r = evq__reg_get(q, id);
 	if (!r)
 		goto out;
 	rc = -EINVAL;
-	if (evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_TIMER)
+	if (evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_TIMER)
 		goto out;
 	int ci = r->clock;
 	static const clockid_t ids[EVQ_NCLOCKS] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
@@ -823,7 +823,7 @@ out:
 
 int evq_add_user(struct evq *q, uint64_t cookie)
 {
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
@@ -843,12 +843,12 @@ int evq_trigger(struct evq *q, int id)
 	int saved = errno, rc = -ENOENT;
 	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
 	if (idx < atomic_load_explicit(&q->nslots, memory_order_acquire)) {
-		struct evq_reg *r = evq_slot(q, idx);
+		struct evq__reg *r = evq__slot(q, idx);
 		uint32_t st = atomic_load(&r->state);
-		if (evq_reg_kind(st) == EVQ_KIND_USER &&
-		    (evq_reg_gen(st) & ID_GEN_MASK) == (uint32_t)id >> EVQ_IDX_BITS)
+		if (evq__reg_kind(st) == EVQ_KIND_USER &&
+		    (evq__reg_gen(st) & ID_GEN_MASK) == (uint32_t)id >> EVQ_IDX_BITS)
 			/* a del racing with us retags ctl: the post then fails */
-			rc = evq__post(q, r, evq_ctl_tag(evq_reg_gen(st)), 1);
+			rc = evq__post(q, r, evq__ctl_tag(evq__reg_gen(st)), 1);
 	}
 	errno = saved;
 	return rc;
@@ -865,10 +865,10 @@ int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
 		return ck;
 	lock(q);
 	int rc = -ENOENT;
-	struct evq_reg *r = evq__reg_get(q, id);
+	struct evq__reg *r = evq__reg_get(q, id);
 	if (!r)
 		goto out;
-	if (evq_reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD) {
+	if (evq__reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD) {
 		rc = fd_mod(q, r, events, flags);
 		/* a requeued record waits while disabled, as other kinds' do */
 		if (rc == 0 && (r->flags & EVQ_DISABLED))
@@ -905,9 +905,9 @@ int evq_del(struct evq *q, int id)
 	if (ck < 0)
 		return ck;
 	lock(q);
-	struct evq_reg *r = evq__reg_get(q, id);
+	struct evq__reg *r = evq__reg_get(q, id);
 	if (r) {
-		if (evq_reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD)
+		if (evq__reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD)
 			fd_del(q, r);
 		evq__reg_free(q, r);
 	}
@@ -1006,12 +1006,12 @@ static int unhold(struct evq *q, const struct evq_event *ev)
 /* Waiting                                                              */
 /* ------------------------------------------------------------------ */
 
-static void fill(struct evq *q, struct evq_event *ev, struct evq_reg *r,
+static void fill(struct evq *q, struct evq_event *ev, struct evq__reg *r,
 		 uint32_t events, uint64_t data)
 {
 	ev->cookie = r->cookie;
 	ev->id = evq__reg_id(q, r);
-	ev->kind = (uint16_t)evq_reg_kind(atomic_load_explicit(&r->state,
+	ev->kind = (uint16_t)evq__reg_kind(atomic_load_explicit(&r->state,
 							      memory_order_relaxed));
 	ev->flags = (uint16_t)(r->flags & EVQ_R_PUBLIC);
 	ev->events = events;
@@ -1023,7 +1023,7 @@ static inline int deliver_pending(struct evq *q, struct evq_event *out, int max)
 {
 	int n = 0;
 	while (n < max && q->pend_head >= 0) {
-		struct evq_reg *r = evq_slot(q, (uint32_t)q->pend_head);
+		struct evq__reg *r = evq__slot(q, (uint32_t)q->pend_head);
 		evq__unlink(q, r);
 		fill(q, &out[n++], r, r->pend_events, r->pend_data);
 		r->pend_data = 0;
@@ -1057,7 +1057,7 @@ static inline void pull(struct evq *q, int64_t *next_timer)
  * is now: fills *ev and returns 1 if it is to be delivered, 0 if its
  * registration was deleted (or deleted and reused) since, disabled,
  * defunct, or has nothing to say after all.  Locked. */
-static inline int take_ready(struct evq *q, const struct evq_ready *rd,
+static inline int take_ready(struct evq *q, const struct evq__ready *rd,
 			     struct evq_event *ev)
 {
 	uint32_t nslots = atomic_load_explicit(&q->nslots, memory_order_relaxed);
@@ -1068,9 +1068,9 @@ static inline int take_ready(struct evq *q, const struct evq_ready *rd,
 	}
 	if (idx >= nslots)
 		return 0;
-	struct evq_reg *r = evq_slot(q, idx);
+	struct evq__reg *r = evq__slot(q, idx);
 	uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
-	if (evq_reg_kind(st) == 0 || evq_reg_gen(st) != rd->token >> 32)
+	if (evq__reg_kind(st) == 0 || evq__reg_gen(st) != rd->token >> 32)
 		return 0;
 	if (r->flags & (EVQ_DISABLED | EVQ_R_DEFUNCT))
 		return 0;
@@ -1081,14 +1081,14 @@ static inline int take_ready(struct evq *q, const struct evq_ready *rd,
 	return !(r->ops && r->ops->ready && !r->ops->ready(q, r, e, ev));
 }
 
-static int harvest(struct evq *q, const struct evq_ready *ready, int k,
+static int harvest(struct evq *q, const struct evq__ready *ready, int k,
 		   struct evq_event *out)
 {
 	int n = 0;
 	for (int i = 0; i < k; i++) {
 		if (!take_ready(q, &ready[i], &out[n]))
 			continue;
-		struct evq_reg *r = evq_slot(q, (uint32_t)ready[i].token);
+		struct evq__reg *r = evq__slot(q, (uint32_t)ready[i].token);
 		if (r->list == EVQ_LIST_PENDING && !r->ops) {
 			/* an fd record given back (evq_requeue) is pending:
 			 * one record for both, not two in this batch */
@@ -1103,18 +1103,18 @@ static int harvest(struct evq *q, const struct evq_ready *ready, int k,
 	return n;
 }
 
-static int merge_back(struct evq *q, struct evq_reg *r, const struct evq_event *ev);
+static int merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *ev);
 
 /* What a cancelled waiter had taken from the kernel goes to the pending
  * list, as if given back (evq_requeue).  Returns 1 if it linked any.
  * Locked. */
-static int park(struct evq *q, const struct evq_ready *ready, int k)
+static int park(struct evq *q, const struct evq__ready *ready, int k)
 {
 	int linked = 0;
 	for (int i = 0; i < k; i++) {
 		struct evq_event ev;
 		if (take_ready(q, &ready[i], &ev))
-			linked |= merge_back(q, evq_slot(q, (uint32_t)ready[i].token), &ev);
+			linked |= merge_back(q, evq__slot(q, (uint32_t)ready[i].token), &ev);
 	}
 	return linked;
 }
@@ -1125,7 +1125,7 @@ static int park(struct evq *q, const struct evq_ready *ready, int k)
 static void again_to_pending(struct evq *q)
 {
 	while (q->again_head >= 0) {
-		struct evq_reg *r = evq_slot(q, (uint32_t)q->again_head);
+		struct evq__reg *r = evq__slot(q, (uint32_t)q->again_head);
 		struct stat sb;
 		evq__unlink(q, r);
 		if (fstat(r->ident, &sb) < 0 || (uint64_t)sb.st_dev != r->dev ||
@@ -1152,8 +1152,8 @@ static void pass_on(struct evq *q)
  * (evq_wait(3) CANCELLATION). */
 struct round {
 	struct evq *q;
-	struct evq_ready *ready;
-	struct evq_round round;
+	struct evq__ready *ready;
+	struct evq__round round;
 	int sleep;        /* counted in q->sleepers (W1) */
 	int64_t keep;     /* the keeper deadline it took, INT64_MAX none */
 	int k;            /* what the backend returned */
@@ -1195,7 +1195,7 @@ static __attribute__((noinline)) int round_wait(struct round *w, int64_t t,
 int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
-	struct evq_ready ready[EVQ_BATCH_MAX];
+	struct evq__ready ready[EVQ_BATCH_MAX];
 	int64_t next_timer;
 	/* live across the setjmp of pthread_cleanup_push (-Wclobbered) */
 	volatile int64_t end = 0;
@@ -1300,7 +1300,7 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
  * it) into r's pending occurrence: counts add, bits and readiness OR, a
  * signal's newest sender and value stay the newest.  Returns 1 if it
  * linked r (the caller kicks a sleeper).  Locked. */
-static int merge_back(struct evq *q, struct evq_reg *r, const struct evq_event *ev)
+static int merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *ev)
 {
 	if (ev->kind == EVQ_KIND_MASK) {
 		r->pend_data |= ev->data;
@@ -1340,8 +1340,8 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 		return rc;
 	lock(q);
 	rc = -ENOENT;
-	struct evq_reg *r = evq__reg_get(q, ev->id);
-	if (!r || evq_reg_kind(atomic_load(&r->state)) != ev->kind ||
+	struct evq__reg *r = evq__reg_get(q, ev->id);
+	if (!r || evq__reg_kind(atomic_load(&r->state)) != ev->kind ||
 	    r->cookie != ev->cookie)
 		goto out; /* deleted since: the event is gone with it */
 	rc = 0;

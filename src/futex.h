@@ -59,22 +59,22 @@ struct futex_waitv {
 
 /* Relaxed-enough atomics on plain uint32_t words living in user structs
  * (the public header cannot use _Atomic: it must also compile as C++). */
-#define evq_ld(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define evq_st(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define evq_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
-#define evq_sub(p, v) __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)
-#define evq_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
-#define evq_and(p, v) __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
-#define evq_cas(p, expp, v)                                                   \
+#define evq__ld(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define evq__st(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define evq__add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define evq__sub(p, v) __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)
+#define evq__or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+#define evq__and(p, v) __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
+#define evq__cas(p, expp, v)                                                   \
 	__atomic_compare_exchange_n((p), (expp), (v), 0, __ATOMIC_SEQ_CST,   \
 				    __ATOMIC_SEQ_CST)
 
-static inline int evq_word_ok(const void *addr)
+static inline int evq__word_ok(const void *addr)
 {
 	return addr && ((uintptr_t)addr & 3) == 0;
 }
 
-static inline long evq_sys_errno(long rc, int saved)
+static inline long evq__sys_errno(long rc, int saved)
 {
 	long r = rc < 0 ? -(long)errno : rc;
 	errno = saved;
@@ -82,19 +82,19 @@ static inline long evq_sys_errno(long rc, int saved)
 }
 
 /* Wakes up to n waiters of addr (n <= INT_MAX).  Returns the number woken. */
-static inline int evq_futex_wake(uint32_t *addr, int n, int shared)
+static inline int evq__futex_wake(uint32_t *addr, int n, int shared)
 {
 	int saved = errno;
 	long rc = syscall(SYS_futex, addr,
 			  shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, n, NULL,
 			  NULL, 0);
-	return (int)evq_sys_errno(rc, saved);
+	return (int)evq__sys_errno(rc, saved);
 }
 
 /* Sleeps while *addr == val, until woken or the absolute CLOCK_MONOTONIC
  * deadline (NULL: none).  0 when woken (or spuriously), -EAGAIN when *addr
  * != val, -ETIMEDOUT, -EINTR. */
-static inline int evq_futex_wait(uint32_t *addr, uint32_t val,
+static inline int evq__futex_wait(uint32_t *addr, uint32_t val,
 				 const struct timespec *deadline, int shared)
 {
 	int saved = errno;
@@ -102,19 +102,19 @@ static inline int evq_futex_wait(uint32_t *addr, uint32_t val,
 			  (shared ? FUTEX_WAIT_BITSET
 				  : FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG),
 			  val, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
-	return (int)evq_sys_errno(rc, saved);
+	return (int)evq__sys_errno(rc, saved);
 }
 
 /* Waits for any of n (<= FUTEX_WAITV_MAX) words.  Returns the index of the
  * word that was woken, -EAGAIN if one of them did not hold its value,
  * -ETIMEDOUT (absolute CLOCK_MONOTONIC deadline), -EINTR, -ENOSYS. */
-static inline int evq_futex_waitv(struct futex_waitv *w, unsigned n,
+static inline int evq__futex_waitv(struct futex_waitv *w, unsigned n,
 				  const struct timespec *deadline)
 {
 	int saved = errno;
 	long rc = syscall(SYS_futex_waitv, w, n, 0, deadline,
 			  (long)CLOCK_MONOTONIC);
-	return (int)evq_sys_errno(rc, saved);
+	return (int)evq__sys_errno(rc, saved);
 }
 
 /* A raw blocking system call as a cancellation point (evq_wait(3)
@@ -149,23 +149,23 @@ static inline void evq__cancel_deferred(int old)
 	}
 }
 
-/* evq_futex_wait as a cancellation point (see above). */
-static inline int evq_futex_wait_cancel(uint32_t *addr, uint32_t val,
+/* evq__futex_wait as a cancellation point (see above). */
+static inline int evq__futex_wait_cancel(uint32_t *addr, uint32_t val,
 					const struct timespec *deadline, int shared)
 {
 	int old = evq__cancel_async();
-	int rc = evq_futex_wait(addr, val, deadline, shared);
+	int rc = evq__futex_wait(addr, val, deadline, shared);
 	evq__cancel_deferred(old);
 	return rc;
 }
 
-static inline uint32_t evq_waitv_flags(int shared)
+static inline uint32_t evq__waitv_flags(int shared)
 {
 	return FUTEX2_SIZE_U32 | (shared ? 0 : FUTEX2_PRIVATE);
 }
 
 /* Absolute CLOCK_MONOTONIC deadline timeout_ns from now (timeout_ns >= 0). */
-static inline struct timespec evq_deadline(int64_t timeout_ns)
+static inline struct timespec evq__deadline(int64_t timeout_ns)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -4,7 +4,7 @@
  * timer.c) and the event-kind files (word.c, mask.c, ...).  Not installed.
  *
  * Locking: q->lock protects every field of struct evq and of struct
- * evq_reg except those marked "atomic", which lock-free producers
+ * evq__reg except those marked "atomic", which lock-free producers
  * (evq_trigger, mask notifiers, word watchers, signal handlers) touch.
  *
  * Lock-free posting (evq__post): a producer records an occurrence in a
@@ -57,9 +57,9 @@
 #define EVQ_CTL_QUEUED (1ull << 39)
 #define EVQ_CTL_COUNT ((1ull << 39) - 1)
 
-enum evq_list { EVQ_LIST_NONE, EVQ_LIST_PENDING, EVQ_LIST_AGAIN };
+enum evq__list { EVQ_LIST_NONE, EVQ_LIST_PENDING, EVQ_LIST_AGAIN };
 
-struct evq_reg {
+struct evq__reg {
 	_Atomic uint32_t state; /* gen << 8 | kind; kind 0: free.  atomic */
 	uint32_t idx;           /* this slot's index, fixed */
 	uint32_t flags;         /* public EVQ_* | EVQ_R_* */
@@ -69,7 +69,7 @@ struct evq_reg {
 
 	/* pending (deliverable) or again (regular files) list */
 	int32_t next, prev;
-	uint8_t list;           /* enum evq_list */
+	uint8_t list;           /* enum evq__list */
 	uint8_t clock;          /* timers: clock index */
 	uint32_t pend_events;
 	uint64_t pend_data;     /* occurrences not yet delivered */
@@ -88,57 +88,57 @@ struct evq_reg {
 	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
 	uint64_t dev, ino;
 
-	const struct evq_kind_ops *ops; /* NULL for fd, timer, user */
+	const struct evq__kind_ops *ops; /* NULL for fd, timer, user */
 	void *ext;              /* kind-specific state (words, masks, ...) */
 };
 
 /* A timer heap holds each entry's deadline beside its slot index, so sifting
  * compares within the array and never touches the registrations. */
-struct evq_heap_entry {
+struct evq__heap_entry {
 	int64_t deadline;
 	int32_t idx;
 };
 
-struct evq_heap {
-	struct evq_heap_entry *a;
+struct evq__heap {
+	struct evq__heap_entry *a;
 	uint32_t n, cap;
 };
 
 /* Hooks an event-kind file gives the core; any may be NULL. */
-struct evq_kind_ops {
+struct evq__kind_ops {
 	/* A post was drained: fold count/bits into r->pend_data (and
 	 * r->pend_events).  Default: bits ? pend_data |= bits
 	 *                                  : pend_data += count. */
-	void (*posted)(struct evq *q, struct evq_reg *r, uint64_t count,
+	void (*posted)(struct evq *q, struct evq__reg *r, uint64_t count,
 		       uint64_t bits);
 	/* The registration is being removed (under q->lock); release ext.
 	 * Occurrences posted but never delivered have been folded into
 	 * r->pend_data first (a semaphore gives those tokens back here). */
-	void (*del)(struct evq *q, struct evq_reg *r);
+	void (*del)(struct evq *q, struct evq__reg *r);
 	/* An event of r was just handed to a caller of evq_wait() (under
 	 * q->lock); e.g. re-arm a semaphore watch for the next token. */
-	void (*delivered)(struct evq *q, struct evq_reg *r);
+	void (*delivered)(struct evq *q, struct evq__reg *r);
 	/* Kinds that watch a kernel fd of their own (signalfd, pidfd) register
 	 * it with q->backend->fd_ctl(q, EVQ_FD_ADD, fd, EVQ_READ, flags,
-	 * evq_token(state, idx)); when the kernel reports it, the core calls
+	 * evq__token(state, idx)); when the kernel reports it, the core calls
 	 * this (under q->lock) with ev prefilled (cookie, id, kind, flags,
 	 * ident, events).  Return 1 to deliver ev (set ev->data etc.), 0 to
 	 * drop it (e.g. nothing to read after all). */
-	int (*ready)(struct evq *q, struct evq_reg *r, uint32_t events,
+	int (*ready)(struct evq *q, struct evq__reg *r, uint32_t events,
 		     struct evq_event *ev);
 	/* Flags changed through evq_mod() (under q->lock). */
-	int (*mod)(struct evq *q, struct evq_reg *r, uint32_t old_flags);
+	int (*mod)(struct evq *q, struct evq__reg *r, uint32_t old_flags);
 };
 
 struct evq {
-	const struct evq_backend *backend;
+	const struct evq__backend *backend;
 	void *be;               /* backend state */
 	int max_batch;
 	pthread_mutex_t lock;
 
 	/* registration slots: chunks never move, so lock-free readers may
 	 * index them; slots [0, nslots) are initialised */
-	_Atomic(struct evq_reg *) chunk[EVQ_MAX_CHUNKS];
+	_Atomic(struct evq__reg *) chunk[EVQ_MAX_CHUNKS];
 	_Atomic uint32_t nslots;
 	int32_t free_head, free_tail;  /* FIFO: delays slot reuse */
 	uint32_t nlive;
@@ -149,7 +149,7 @@ struct evq {
 	int32_t *fdmap;                /* fd -> slot index, -1 none */
 	uint32_t fdmap_len;
 
-	struct evq_heap heap[EVQ_NCLOCKS];
+	struct evq__heap heap[EVQ_NCLOCKS];
 	uint32_t ntimers;              /* entries in all heaps */
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
@@ -188,21 +188,21 @@ static inline int evq__forked(const struct evq *q)
 }
 
 /* chunk number and first index of the chunk holding slot idx */
-static inline uint32_t evq_chunk_of(uint32_t idx)
+static inline uint32_t evq__chunk_of(uint32_t idx)
 {
 	uint32_t hi = idx >> EVQ_CHUNK_SHIFT;
 	return hi ? 32 - (uint32_t)__builtin_clz(hi) : 0;
 }
-static inline uint32_t evq_chunk_base(uint32_t c)
+static inline uint32_t evq__chunk_base(uint32_t c)
 {
 	return c ? EVQ_CHUNK0 << (c - 1) : 0;
 }
 
-static inline struct evq_reg *evq_slot(struct evq *q, uint32_t idx)
+static inline struct evq__reg *evq__slot(struct evq *q, uint32_t idx)
 {
-	uint32_t c = evq_chunk_of(idx);
-	struct evq_reg *p = atomic_load_explicit(&q->chunk[c], memory_order_acquire);
-	return &p[idx - evq_chunk_base(c)];
+	uint32_t c = evq__chunk_of(idx);
+	struct evq__reg *p = atomic_load_explicit(&q->chunk[c], memory_order_acquire);
+	return &p[idx - evq__chunk_base(c)];
 }
 
 /* a + b, saturated at INT64_MIN/INT64_MAX instead of overflowing */
@@ -215,12 +215,12 @@ static inline int64_t evq__sat_add(int64_t a, int64_t b)
 	return a + b;
 }
 
-static inline uint32_t evq_reg_gen(uint32_t state) { return state >> 8; }
-static inline uint32_t evq_reg_kind(uint32_t state) { return state & 0xff; }
+static inline uint32_t evq__reg_gen(uint32_t state) { return state >> 8; }
+static inline uint32_t evq__reg_kind(uint32_t state) { return state & 0xff; }
 
-static inline uint64_t evq_token(uint32_t state, uint32_t idx)
+static inline uint64_t evq__token(uint32_t state, uint32_t idx)
 {
-	return (uint64_t)evq_reg_gen(state) << 32 | idx;
+	return (uint64_t)evq__reg_gen(state) << 32 | idx;
 }
 
 /* q->lock.  Cancellation is disabled while a thread holds it: the locked
@@ -265,32 +265,32 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 
 /* core (evq.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
-int evq__reg_new(struct evq *q, int kind, const struct evq_kind_ops *ops,
+int evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 		 uint32_t flags, uint64_t cookie, int32_t ident,
-		 struct evq_reg **out);   /* -> id; locked */
-struct evq_reg *evq__reg_get(struct evq *q, int id);   /* locked */
-uint32_t evq__reg_idx(struct evq *q, struct evq_reg *r);
-int evq__reg_id(struct evq *q, struct evq_reg *r);
-void evq__reg_free(struct evq *q, struct evq_reg *r);  /* locked */
-void evq__link(struct evq *q, struct evq_reg *r, int list); /* locked */
-void evq__unlink(struct evq *q, struct evq_reg *r);         /* locked */
+		 struct evq__reg **out);   /* -> id; locked */
+struct evq__reg *evq__reg_get(struct evq *q, int id);   /* locked */
+uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r);
+int evq__reg_id(struct evq *q, struct evq__reg *r);
+void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
+void evq__link(struct evq *q, struct evq__reg *r, int list); /* locked */
+void evq__unlink(struct evq *q, struct evq__reg *r);         /* locked */
 void evq__kick(struct evq *q);                 /* async-signal-safe */
 
 /* Lock-free: record `count` occurrences (and whatever the caller stored in
  * r->val before the call) for the registration whose ctl tag is `tag`, and
  * make sure a waiter will see it.  -ENOENT if the tag is stale.
  * Async-signal-safe. */
-int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count);
-static inline uint32_t evq_ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
+int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count);
+static inline uint32_t evq__ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
 
 /* timers (timer.c) */
 int evq__timer_clock_index(clockid_t clock);
-int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
+int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags);  /* locked */
 /* Room for one more timer on clock ci: arming one then cannot fail.
  * -ENOMEM.  locked */
 int evq__timer_reserve(struct evq *q, int clock_index);
-void evq__timer_disarm(struct evq *q, struct evq_reg *r);   /* locked */
+void evq__timer_disarm(struct evq *q, struct evq__reg *r);   /* locked */
 /* Fires expired timers into the pending list; returns ns until the next
  * expiry (-1: none). locked */
 int64_t evq__timer_run(struct evq *q);

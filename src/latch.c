@@ -56,13 +56,13 @@
 
 static int latch_ok(const struct evq_latch *l)
 {
-	return evq_word_ok(l) && evq_ld(&l->magic) == EVQ_LATCH_MAGIC &&
-	       (evq_ld(&l->flags) & ~EVQ_SHARED) == 0;
+	return evq__word_ok(l) && evq__ld(&l->magic) == EVQ_LATCH_MAGIC &&
+	       (evq__ld(&l->flags) & ~EVQ_SHARED) == 0;
 }
 
 static int shared(const struct evq_latch *l)
 {
-	return !!(evq_ld(&l->flags) & EVQ_SHARED);
+	return !!(evq__ld(&l->flags) & EVQ_SHARED);
 }
 
 /* latch_ok, and still shared or private as when the caller started: a
@@ -74,20 +74,20 @@ static int latch_ok_as(const struct evq_latch *l, int sh)
 
 int evq_latch_init(struct evq_latch *l, uint32_t flags)
 {
-	if (!evq_word_ok(l) || (flags & ~EVQ_SHARED))
+	if (!evq__word_ok(l) || (flags & ~EVQ_SHARED))
 		return -EINVAL;
-	evq_st(&l->magic, 0);
-	evq_st(&l->flags, flags);
-	evq_st(&l->state, 0);
-	evq_st(&l->waiters, 0);
-	evq_st(&l->magic, EVQ_LATCH_MAGIC);
+	evq__st(&l->magic, 0);
+	evq__st(&l->flags, flags);
+	evq__st(&l->state, 0);
+	evq__st(&l->waiters, 0);
+	evq__st(&l->magic, EVQ_LATCH_MAGIC);
 	return 0;
 }
 
 /* L1, L2; l is valid.  Returns 1 if the caller must do L3 (wake). */
 static int set_bit(struct evq_latch *l)
 {
-	uint32_t v = evq_ld(&l->state), nv;
+	uint32_t v = evq__ld(&l->state), nv;
 	do {
 		if (v & SET)
 			return 0;                         /* L1 */
@@ -96,8 +96,8 @@ static int set_bit(struct evq_latch *l)
 		nv = (v + 2) | SET;
 		if (nv == SET)
 			nv = 2 | SET;
-	} while (!evq_cas(&l->state, &v, nv));            /* L2 */
-	return evq_ld(&l->waiters) > 0;                   /* L3 */
+	} while (!evq__cas(&l->state, &v, nv));            /* L2 */
+	return evq__ld(&l->waiters) > 0;                   /* L3 */
 }
 
 int evq_latch_set(struct evq_latch *l)
@@ -105,7 +105,7 @@ int evq_latch_set(struct evq_latch *l)
 	if (!latch_ok(l))
 		return -EINVAL;
 	if (set_bit(l))
-		evq_futex_wake(&l->state, INT_MAX, shared(l));   /* L3 */
+		evq__futex_wake(&l->state, INT_MAX, shared(l));   /* L3 */
 	return 0;
 }
 
@@ -122,8 +122,8 @@ static void wake_two(uint32_t *a, uint32_t *b, int sh)
 			  FUTEX_OP(FUTEX_OP_OR, 0, FUTEX_OP_CMP_NE, 0));
 	if (rc < 0) {
 		/* (not expected) fall back to one wake each */
-		evq_futex_wake(a, INT_MAX, sh);
-		evq_futex_wake(b, INT_MAX, sh);
+		evq__futex_wake(a, INT_MAX, sh);
+		evq__futex_wake(b, INT_MAX, sh);
 	}
 	errno = saved;
 }
@@ -166,13 +166,13 @@ static void wake_words(uint32_t *const *w, uint64_t shm, int k)
 			wake_two(held, w[i], sh);                 /* L3 x 2 */
 			held = NULL;
 		} else {
-			evq_futex_wake(held, INT_MAX, held_sh);
+			evq__futex_wake(held, INT_MAX, held_sh);
 			held = w[i];
 			held_sh = sh;
 		}
 	}
 	if (held)
-		evq_futex_wake(held, INT_MAX, held_sh);   /* L3 */
+		evq__futex_wake(held, INT_MAX, held_sh);   /* L3 */
 }
 
 int evq_latch_set_many(struct evq_latch *const *latches, int n)
@@ -209,7 +209,7 @@ int evq_latch_reset(struct evq_latch *l)
 {
 	if (!latch_ok(l))
 		return -EINVAL;
-	evq_and(&l->state, ~SET);                         /* R1 */
+	evq__and(&l->state, ~SET);                         /* R1 */
 	return 0;
 }
 
@@ -217,7 +217,7 @@ int evq_latch_is_set(const struct evq_latch *l)
 {
 	if (!latch_ok(l))
 		return -EINVAL;
-	return (int)(evq_ld(&l->state) & SET);
+	return (int)(evq__ld(&l->state) & SET);
 }
 
 /* A2-A4 until the latch is set, garbage, the deadline or a signal. */
@@ -229,14 +229,14 @@ static int latch_sleep(struct evq_latch *l, int sh, const struct timespec *dlp)
 			rc = -EINVAL; /* garbage written while we slept */
 			break;
 		}
-		uint32_t v = evq_ld(&l->state);           /* A2 */
+		uint32_t v = evq__ld(&l->state);           /* A2 */
 		if (v & SET) {
 			rc = 0;
 			break;
 		}
 		if (rc < 0)
 			break; /* timed out or interrupted, and still unset */
-		int w = evq_futex_wait_cancel(&l->state, v, dlp, sh); /* A3 */
+		int w = evq__futex_wait_cancel(&l->state, v, dlp, sh); /* A3 */
 		if (w < 0 && w != -EAGAIN)
 			rc = w; /* A4: check once more, then give up */
 	}
@@ -248,7 +248,7 @@ static int latch_sleep(struct evq_latch *l, int sh, const struct timespec *dlp)
 static void latch_cancelled(void *arg)
 {
 	struct evq_latch *l = arg;
-	evq_sub(&l->waiters, 1);                          /* A4 */
+	evq__sub(&l->waiters, 1);                          /* A4 */
 }
 
 static int latch_sleep_cancellable(struct evq_latch *l, int sh,
@@ -266,19 +266,19 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 	if (!latch_ok(l))
 		return -EINVAL;
 	pthread_testcancel(); /* a cancellation point, also when set */
-	uint32_t v = evq_ld(&l->state);
+	uint32_t v = evq__ld(&l->state);
 	if (v & SET)
 		return 0;
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
 	struct timespec dl, *dlp = NULL;
 	if (timeout_ns > 0) {
-		dl = evq_deadline(timeout_ns);
+		dl = evq__deadline(timeout_ns);
 		dlp = &dl;
 	}
-	evq_add(&l->waiters, 1);                          /* A1 */
+	evq__add(&l->waiters, 1);                          /* A1 */
 	int rc = latch_sleep_cancellable(l, shared(l), dlp);
-	evq_sub(&l->waiters, 1);                          /* A4 */
+	evq__sub(&l->waiters, 1);                          /* A4 */
 	return rc;
 }
 
@@ -287,13 +287,13 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 /* ------------------------------------------------------------------ */
 
 struct latch_reg {
-	struct evq_watch_item it; /* first: a native backend reads it */
+	struct evq__watch_item it; /* first: a native backend reads it */
 	struct evq *q;
-	struct evq_reg *r;
+	struct evq__reg *r;
 	uint32_t tag;
 	struct evq_latch *l;
 	int waiting;              /* (q->lock) counted in l->waiters (A1) */
-	_Atomic int fault;        /* enum evq_fault: reported, idle until evq_mod */
+	_Atomic int fault;        /* enum evq__fault: reported, idle until evq_mod */
 };
 
 /* G1: the latch is garbage or unreadable: post one EVQ_ERR event; the
@@ -306,7 +306,7 @@ static void latch_report(struct latch_reg *lr, int fault)
 
 /* W1 of model/latch.pml, in the watcher thread (watch.c X3) or a native
  * backend's completion. */
-static int latch_check(struct evq_watch_item *it, int woken)
+static int latch_check(struct evq__watch_item *it, int woken)
 {
 	struct latch_reg *lr = (struct latch_reg *)it;
 	if (woken == EVQ_WATCH_FAULT) {
@@ -317,7 +317,7 @@ static int latch_check(struct evq_watch_item *it, int woken)
 		latch_report(lr, EVQ_FAULT_GARBAGE);    /* never spin on it */
 		return 0;
 	}
-	uint32_t v = evq_ld(&lr->l->state);
+	uint32_t v = evq__ld(&lr->l->state);
 	if (v == it->expected)
 		return 1;                                 /* A3 again */
 	it->expected = v;
@@ -331,7 +331,7 @@ static int latch_check(struct evq_watch_item *it, int woken)
 
 /* One event per set; sets while one is pending coalesce.  bits: EVQ_ERR
  * (G1), merged with a set still pending. */
-static void latch_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+static void latch_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 			 uint64_t bits)
 {
 	(void)q;
@@ -343,7 +343,7 @@ static void latch_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 
 /* A1, then watch; a latch set now fires at once.  Memory found bad now is
  * reported (G1) instead of watched.  q->lock held. */
-static int latch_arm(struct evq *q, struct evq_reg *r, struct latch_reg *lr)
+static int latch_arm(struct evq *q, struct evq__reg *r, struct latch_reg *lr)
 {
 	int was = atomic_load(&lr->fault), fault = EVQ_FAULT_NONE;
 	if (was == EVQ_FAULT_UNREADABLE &&
@@ -361,20 +361,20 @@ static int latch_arm(struct evq *q, struct evq_reg *r, struct latch_reg *lr)
 		/* A1; again after a fault, as whoever repaired the latch may
 		 * have zeroed waiters: one count too many only costs setters
 		 * a wake nobody needs, one too few would lose sets */
-		evq_add(&lr->l->waiters, 1);
+		evq__add(&lr->l->waiters, 1);
 		lr->waiting = 1;
 	}
-	uint32_t v = evq_ld(&lr->l->state);
+	uint32_t v = evq__ld(&lr->l->state);
 	int rc = evq__word_arm(q, r, &lr->it, (v & SET) ? v ^ SET : v,
 			       !!(r->flags & EVQ_ONESHOT));
 	if (rc < 0) {
-		evq_sub(&lr->l->waiters, 1);
+		evq__sub(&lr->l->waiters, 1);
 		lr->waiting = 0;
 	}
 	return rc;
 }
 
-static void latch_stop(struct evq *q, struct evq_reg *r, struct latch_reg *lr,
+static void latch_stop(struct evq *q, struct evq__reg *r, struct latch_reg *lr,
 		       int detach)
 {
 	if (detach)
@@ -385,12 +385,12 @@ static void latch_stop(struct evq *q, struct evq_reg *r, struct latch_reg *lr,
 		/* A4, unless the memory is gone: then the count stays one
 		 * too high, which costs setters a wake nobody needs */
 		if (atomic_load(&lr->fault) != EVQ_FAULT_UNREADABLE)
-			evq_sub(&lr->l->waiters, 1);
+			evq__sub(&lr->l->waiters, 1);
 		lr->waiting = 0;
 	}
 }
 
-static int latch_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+static int latch_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 {
 	struct latch_reg *lr = r->ext;
 	(void)old_flags;
@@ -401,7 +401,7 @@ static int latch_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
 	return latch_arm(q, r, lr);
 }
 
-static void latch_del(struct evq *q, struct evq_reg *r)
+static void latch_del(struct evq *q, struct evq__reg *r)
 {
 	struct latch_reg *lr = r->ext;
 	if (!lr)
@@ -412,7 +412,7 @@ static void latch_del(struct evq *q, struct evq_reg *r)
 	free(lr);
 }
 
-static const struct evq_kind_ops latch_ops = {
+static const struct evq__kind_ops latch_ops = {
 	.posted = latch_posted,
 	.del = latch_del,
 	.mod = latch_mod,
@@ -436,7 +436,7 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
 	lr->l = l;
 
 	evq__lock(q);
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
@@ -444,7 +444,7 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
 		return id;
 	}
 	lr->r = r;
-	lr->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	lr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = lr;
 	int rc = latch_arm(q, r, lr);
 	if (rc < 0)

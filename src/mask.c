@@ -91,30 +91,30 @@
 
 static int receiver_ok(const struct evq_receiver *r)
 {
-	return r && evq_ld(&r->magic) == EVQ_RECEIVER_MAGIC;
+	return r && evq__ld(&r->magic) == EVQ_RECEIVER_MAGIC;
 }
 
 int evq_receiver_init(struct evq_receiver *r, evq_receiver_fn *fn, void *arg)
 {
 	if (!r)
 		return -EINVAL;
-	evq_st(&r->magic, 0);
-	evq_st(&r->pending, 0);
+	evq__st(&r->magic, 0);
+	evq__st(&r->pending, 0);
 	r->callback = fn;
 	r->arg = arg;
 	r->reserved = 0;
-	evq_st(&r->magic, EVQ_RECEIVER_MAGIC);
+	evq__st(&r->magic, EVQ_RECEIVER_MAGIC);
 	return 0;
 }
 
 /* N0..N2; r is valid, bits != 0. */
 static int notify(struct evq_receiver *r, evq_mask_t bits)
 {
-	evq_mask_t old = evq_ld(&r->pending);
+	evq_mask_t old = evq__ld(&r->pending);
 	if ((old & bits) == bits)
 		return 0;                               /* N0 */
 	EVQ_MASK_STEP(N1);
-	old = evq_or(&r->pending, bits);                /* N1 */
+	old = evq__or(&r->pending, bits);                /* N1 */
 	evq_mask_t fresh = bits & ~old;
 	if (!fresh)
 		return 0;
@@ -136,7 +136,7 @@ int evq_receiver_notify(struct evq_receiver *r, evq_mask_t bits)
 
 evq_mask_t evq_receiver_pending(const struct evq_receiver *r)
 {
-	return r ? evq_ld(&r->pending) : 0;
+	return r ? evq__ld(&r->pending) : 0;
 }
 
 evq_mask_t evq_receiver_ack(struct evq_receiver *r, evq_mask_t bits)
@@ -144,9 +144,9 @@ evq_mask_t evq_receiver_ack(struct evq_receiver *r, evq_mask_t bits)
 	if (!r)
 		return 0;
 	/* nothing to clear: no atomic write (a poll loop acks often) */
-	if (!(evq_ld(&r->pending) & bits))
+	if (!(evq__ld(&r->pending) & bits))
 		return 0;
-	return evq_and(&r->pending, ~bits) & bits;
+	return evq__and(&r->pending, ~bits) & bits;
 }
 
 /* ------------------------------------------------------------------ */
@@ -162,18 +162,18 @@ static void waiter_wake(struct evq_receiver *r, evq_mask_t bits, void *arg)
 	struct evq_waiter *w = arg;
 	(void)r, (void)bits;
 	/* the load spares an exchange (a cache-line write) when nobody sleeps */
-	if (evq_ld(&w->state) != SLEEPING)
+	if (evq__ld(&w->state) != SLEEPING)
 		return;
 	EVQ_MASK_STEP(N2_exchange);
 	if (__atomic_exchange_n(&w->state, AWAKE, __ATOMIC_SEQ_CST) == SLEEPING)
-		evq_futex_wake(&w->state, 1, 0);
+		evq__futex_wake(&w->state, 1, 0);
 }
 
 int evq_waiter_init(struct evq_waiter *w)
 {
 	if (!w)
 		return -EINVAL;
-	evq_st(&w->state, AWAKE);
+	evq__st(&w->state, AWAKE);
 	w->reserved = 0;
 	return evq_receiver_init(&w->receiver, waiter_wake, w);
 }
@@ -190,15 +190,15 @@ static evq_mask_t waiter_sleep(struct evq_waiter *w, evq_mask_t bits,
 {
 	evq_mask_t got;
 	for (;;) {
-		evq_st(&w->state, SLEEPING);                        /* W2 */
+		evq__st(&w->state, SLEEPING);                        /* W2 */
 		EVQ_MASK_STEP(W3);
-		got = evq_ld(&w->receiver.pending) & bits;          /* W3 */
+		got = evq__ld(&w->receiver.pending) & bits;          /* W3 */
 		if (got)
 			break;
 		EVQ_MASK_STEP(W4);
-		int rc = evq_futex_wait_cancel(&w->state, SLEEPING, /* W4 */
+		int rc = evq__futex_wait_cancel(&w->state, SLEEPING, /* W4 */
 					       deadline, 0);
-		got = evq_ld(&w->receiver.pending) & bits;          /* W5 */
+		got = evq__ld(&w->receiver.pending) & bits;          /* W5 */
 		if (got)
 			break;
 		if (rc == -ETIMEDOUT) {
@@ -213,7 +213,7 @@ static evq_mask_t waiter_sleep(struct evq_waiter *w, evq_mask_t bits,
 static void waiter_cancelled(void *arg)
 {
 	struct evq_waiter *w = arg;
-	evq_st(&w->state, AWAKE);
+	evq__st(&w->state, AWAKE);
 }
 
 evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
@@ -222,19 +222,19 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 	if (!waiter_ok(w) || !bits)
 		return 0;
 	pthread_testcancel(); /* a cancellation point, also when bits wait */
-	evq_mask_t got = evq_ld(&w->receiver.pending) & bits;      /* W1 */
+	evq_mask_t got = evq__ld(&w->receiver.pending) & bits;      /* W1 */
 	if (got)
 		return got;
 	if (timeout_ns == 0)
 		return EVQ_MASK_TIMEOUT;
 	struct timespec deadline;
 	if (timeout_ns > 0)
-		deadline = evq_deadline(timeout_ns);
+		deadline = evq__deadline(timeout_ns);
 	evq_mask_t got_[1];
 	pthread_cleanup_push(waiter_cancelled, w);
 	got_[0] = waiter_sleep(w, bits, timeout_ns > 0 ? &deadline : NULL);
 	pthread_cleanup_pop(0);
-	evq_st(&w->state, AWAKE);
+	evq__st(&w->state, AWAKE);
 	return got_[0];
 }
 
@@ -275,7 +275,7 @@ struct table {
 
 static int bcast_ok(const struct evq_bcast *b)
 {
-	return b && evq_ld(&b->magic) == EVQ_BCAST_MAGIC;
+	return b && evq__ld(&b->magic) == EVQ_BCAST_MAGIC;
 }
 
 /* b->lock: a three-state futex mutex (0 free, 1 held, 2 held, contended);
@@ -283,12 +283,12 @@ static int bcast_ok(const struct evq_bcast *b)
 static void wlock(uint32_t *l)
 {
 	uint32_t c = 0;
-	if (evq_cas(l, &c, 1))
+	if (evq__cas(l, &c, 1))
 		return;
 	if (c != 2)
 		c = __atomic_exchange_n(l, 2, __ATOMIC_SEQ_CST);
 	while (c != 0) {
-		evq_futex_wait(l, 2, NULL, 0);
+		evq__futex_wait(l, 2, NULL, 0);
 		c = __atomic_exchange_n(l, 2, __ATOMIC_SEQ_CST);
 	}
 }
@@ -296,22 +296,22 @@ static void wlock(uint32_t *l)
 static void wunlock(uint32_t *l)
 {
 	if (__atomic_exchange_n(l, 0, __ATOMIC_SEQ_CST) == 2)
-		evq_futex_wake(l, 1, 0);
+		evq__futex_wake(l, 1, 0);
 }
 
 int evq_bcast_init(struct evq_bcast *b)
 {
 	if (!b)
 		return -EINVAL;
-	evq_st(&b->magic, 0);
-	evq_st(&b->table, NULL);
+	evq__st(&b->magic, 0);
+	evq__st(&b->table, NULL);
 	b->retired = NULL;
-	evq_st(&b->lock, 0);
-	evq_st(&b->phase, 0);
-	evq_st(&b->active[0], 0);
-	evq_st(&b->active[1], 0);
-	evq_st(&b->count, 0);
-	evq_st(&b->magic, EVQ_BCAST_MAGIC);
+	evq__st(&b->lock, 0);
+	evq__st(&b->phase, 0);
+	evq__st(&b->active[0], 0);
+	evq__st(&b->active[1], 0);
+	evq__st(&b->count, 0);
+	evq__st(&b->magic, EVQ_BCAST_MAGIC);
 	return 0;
 }
 
@@ -331,11 +331,11 @@ void evq_bcast_destroy(struct evq_bcast *b)
 	if (!bcast_ok(b))
 		return;
 	wlock(&b->lock);
-	evq_st(&b->magic, 0);
-	free(evq_ld(&b->table));
-	evq_st(&b->table, NULL);
+	evq__st(&b->magic, 0);
+	free(evq__ld(&b->table));
+	evq__st(&b->table, NULL);
 	free_retired(b);
-	evq_st(&b->count, 0);
+	evq__st(&b->count, 0);
 	wunlock(&b->lock);
 }
 
@@ -344,8 +344,8 @@ void evq_bcast_destroy(struct evq_bcast *b)
  * Under b->lock. */
 static struct table *room(struct evq_bcast *b)
 {
-	struct table *t = evq_ld(&b->table);
-	if (t && (t->free_head >= 0 || evq_ld(&t->used) < t->cap))
+	struct table *t = evq__ld(&b->table);
+	if (t && (t->free_head >= 0 || evq__ld(&t->used) < t->cap))
 		return t;
 	uint32_t cap = t ? t->cap * 2 : FIRST_CAP;
 	if (t && t->cap >= MAX_SLOTS)
@@ -358,15 +358,15 @@ static struct table *room(struct evq_bcast *b)
 	if (t) {
 		/* full, so no free list to copy; no notifier writes slots */
 		for (uint32_t i = 0; i < t->cap; i++) {
-			n->slot[i].mask = evq_ld(&t->slot[i].mask);
-			n->slot[i].recv = evq_ld(&t->slot[i].recv);
+			n->slot[i].mask = evq__ld(&t->slot[i].mask);
+			n->slot[i].recv = evq__ld(&t->slot[i].recv);
 			n->slot[i].gen = t->slot[i].gen;
 		}
 		n->used = t->cap;
 		t->retired_next = b->retired;
 		b->retired = t;
 	}
-	evq_st(&b->table, n); /* published: entries complete */
+	evq__st(&b->table, n); /* published: entries complete */
 	return n;
 }
 
@@ -376,9 +376,9 @@ int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
 	if (!bcast_ok(b) || !receiver_ok(r) || !mask)
 		return -EINVAL;
 	wlock(&b->lock);
-	struct table *t = evq_ld(&b->table);
+	struct table *t = evq__ld(&b->table);
 	int rc = t && t->cap >= MAX_SLOTS && t->free_head < 0 &&
-			 evq_ld(&t->used) >= t->cap ? -ENOSPC : -ENOMEM;
+			 evq__ld(&t->used) >= t->cap ? -ENOSPC : -ENOMEM;
 	t = room(b);
 	if (!t) {
 		wunlock(&b->lock);
@@ -389,14 +389,14 @@ int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
 		i = (uint32_t)t->free_head;
 		t->free_head = t->slot[i].next_free;
 	} else {
-		i = evq_ld(&t->used);
+		i = evq__ld(&t->used);
 	}
 	struct slot *s = &t->slot[i];
-	evq_st(&s->mask, mask);
-	evq_st(&s->recv, r);
-	if (i == evq_ld(&t->used))
-		evq_st(&t->used, i + 1);
-	evq_add(&b->count, 1);
+	evq__st(&s->mask, mask);
+	evq__st(&s->recv, r);
+	if (i == evq__ld(&t->used))
+		evq__st(&t->used, i + 1);
+	evq__add(&b->count, 1);
 	int id = (int)((s->gen & GEN_MASK) << SLOT_BITS | i);
 	wunlock(&b->lock);
 	return id;
@@ -407,26 +407,26 @@ static void drain(struct evq_bcast *b, uint32_t p)
 {
 	uint32_t *a = &b->active[p];
 	for (int spin = 0;; spin++) {
-		uint32_t v = evq_ld(a);
+		uint32_t v = evq__ld(a);
 		if ((v & ~DRAINING) == 0)
 			break;
 		if (spin < 64) { /* notifies are short: try before sleeping */
 			cpu_relax();
 			continue;
 		}
-		if (!(v & DRAINING) && !evq_cas(a, &v, v | DRAINING))
+		if (!(v & DRAINING) && !evq__cas(a, &v, v | DRAINING))
 			continue;
-		evq_futex_wait(a, v | DRAINING, NULL, 0);
+		evq__futex_wait(a, v | DRAINING, NULL, 0);
 	}
-	evq_and(a, ~DRAINING);
+	evq__and(a, ~DRAINING);
 }
 
 /* U2: afterwards no notifier still uses anything it read before U2. */
 static void grace(struct evq_bcast *b)
 {
 	for (int k = 0; k < 2; k++) {
-		uint32_t p = evq_ld(&b->phase);
-		evq_st(&b->phase, p + 1);
+		uint32_t p = evq__ld(&b->phase);
+		evq__st(&b->phase, p + 1);
 		EVQ_MASK_STEP(U2_drain);
 		drain(b, p & 1);
 	}
@@ -440,21 +440,21 @@ int evq_bcast_unsubscribe(struct evq_bcast *b, int id)
 		return -ENOENT;
 	uint32_t i = (uint32_t)id & SLOT_MASK, gen = (uint32_t)id >> SLOT_BITS;
 	wlock(&b->lock);
-	struct table *t = evq_ld(&b->table);
-	if (!t || i >= evq_ld(&t->used) || !evq_ld(&t->slot[i].recv) ||
+	struct table *t = evq__ld(&b->table);
+	if (!t || i >= evq__ld(&t->used) || !evq__ld(&t->slot[i].recv) ||
 	    (t->slot[i].gen & GEN_MASK) != gen) {
 		wunlock(&b->lock);
 		return -ENOENT;
 	}
 	struct slot *s = &t->slot[i];
-	evq_st(&s->recv, NULL);                                 /* U1 */
+	evq__st(&s->recv, NULL);                                 /* U1 */
 	EVQ_MASK_STEP(U2);
 	grace(b);                                               /* U2 */
 	s->gen++;                                               /* U3 */
 	s->next_free = t->free_head;
 	t->free_head = (int32_t)i;
 	free_retired(b);
-	evq_sub(&b->count, 1);
+	evq__sub(&b->count, 1);
 	wunlock(&b->lock);
 	return 0;
 }
@@ -464,25 +464,25 @@ int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits)
 	if (!bcast_ok(b) || !bits)
 		return -EINVAL;
 	/* nobody subscribed: a subscribe that returned before us is counted */
-	if (evq_ld(&b->count) == 0)
+	if (evq__ld(&b->count) == 0)
 		return 0;
 	int saved = errno;
-	uint32_t p = evq_ld(&b->phase) & 1;                     /* G1 */
+	uint32_t p = evq__ld(&b->phase) & 1;                     /* G1 */
 	EVQ_MASK_STEP(G1_count);
-	evq_add(&b->active[p], 1);
-	struct table *t = evq_ld(&b->table);                    /* G2 */
-	uint32_t n = t ? evq_ld(&t->used) : 0;
+	evq__add(&b->active[p], 1);
+	struct table *t = evq__ld(&b->table);                    /* G2 */
+	uint32_t n = t ? evq__ld(&t->used) : 0;
 	for (uint32_t i = 0; i < n; i++) {
-		struct evq_receiver *r = evq_ld(&t->slot[i].recv);
+		struct evq_receiver *r = evq__ld(&t->slot[i].recv);
 		if (!r)
 			continue;
-		evq_mask_t m = evq_ld(&t->slot[i].mask) & bits;
+		evq_mask_t m = evq__ld(&t->slot[i].mask) & bits;
 		EVQ_MASK_STEP(G2_notify);
 		if (m)
 			notify(r, m);
 	}
-	if (evq_sub(&b->active[p], 1) == (DRAINING | 1))        /* G3 */
-		evq_futex_wake(&b->active[p], 1, 0);
+	if (evq__sub(&b->active[p], 1) == (DRAINING | 1))        /* G3 */
+		evq__futex_wake(&b->active[p], 1, 0);
 	errno = saved;
 	return 0;
 }
@@ -494,7 +494,7 @@ int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits)
 struct mask_reg {
 	struct evq_receiver recv;   /* subscribed to b; callback forward() */
 	struct evq *q;
-	struct evq_reg *r;
+	struct evq__reg *r;
 	struct evq_bcast *b;
 	uint32_t tag;               /* r's ctl tag when registered */
 	int sub;                    /* subscription id, -1 if none */
@@ -509,7 +509,7 @@ static void forward(struct evq_receiver *rc, evq_mask_t bits, void *arg)
 		return;
 	evq_receiver_ack(rc, bits);                             /* Q1 */
 	EVQ_MASK_STEP(Q2);
-	struct evq_reg *r = m->r;
+	struct evq__reg *r = m->r;
 	if ((atomic_load(&r->val) & bits) == bits)              /* Q2 */
 		return;
 	EVQ_MASK_STEP(Q3);
@@ -518,14 +518,14 @@ static void forward(struct evq_receiver *rc, evq_mask_t bits, void *arg)
 	evq__post(m->q, r, m->tag, 0);                          /* Q4 */
 }
 
-static void mask_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+static void mask_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 			uint64_t bits)
 {
 	(void)q, (void)count; /* counts carry nothing: bits are the event */
 	r->pend_data |= bits;
 }
 
-static void mask_del(struct evq *q, struct evq_reg *r)
+static void mask_del(struct evq *q, struct evq__reg *r)
 {
 	struct mask_reg *m = r->ext;
 	r->ext = NULL;
@@ -543,7 +543,7 @@ static void mask_del(struct evq *q, struct evq_reg *r)
 	free(m);
 }
 
-static const struct evq_kind_ops mask_ops = {
+static const struct evq__kind_ops mask_ops = {
 	.posted = mask_posted,
 	.del = mask_del,
 };
@@ -563,7 +563,7 @@ int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 	m->sub = -1;
 	m->b = b;
 	m->q = q;
-	struct evq_reg *r;
+	struct evq__reg *r;
 	evq__lock(q);
 	int id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
 	if (id < 0) {
@@ -572,7 +572,7 @@ int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 		return id;
 	}
 	m->r = r;
-	m->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	m->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = m;
 	int sub = evq_bcast_subscribe(b, &m->recv, mask);
 	if (sub < 0) {

@@ -49,15 +49,15 @@ static uint64_t wait_status(const siginfo_t *si)
 	}
 }
 
-static int pid_arm(struct evq *q, struct evq_reg *r, enum evq_fd_op op)
+static int pid_arm(struct evq *q, struct evq__reg *r, enum evq__fd_op op)
 {
 	struct pid_reg *p = r->ext;
 	return q->backend->fd_ctl(q, op, p->fd, EVQ_READ,
 				  EVQ_ONESHOT | (r->flags & EVQ_DISABLED),
-				  evq_token(atomic_load(&r->state), r->idx));
+				  evq__token(atomic_load(&r->state), r->idx));
 }
 
-static int pid_ready(struct evq *q, struct evq_reg *r, uint32_t events,
+static int pid_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 		     struct evq_event *ev)
 {
 	struct pid_reg *p = r->ext;
@@ -77,14 +77,14 @@ static int pid_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 }
 
 /* Enabling re-arms the watch unless the exit was reported already. */
-static int pid_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+static int pid_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 {
 	struct pid_reg *p = r->ext;
 	(void)old_flags;
 	return p->done ? 0 : pid_arm(q, r, EVQ_FD_MOD);
 }
 
-static void pid_del(struct evq *q, struct evq_reg *r)
+static void pid_del(struct evq *q, struct evq__reg *r)
 {
 	struct pid_reg *p = r->ext;
 	if (!p)
@@ -95,7 +95,7 @@ static void pid_del(struct evq *q, struct evq_reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq_kind_ops pid_ops = {
+static const struct evq__kind_ops pid_ops = {
 	.del = pid_del,
 	.ready = pid_ready,
 	.mod = pid_mod,
@@ -129,7 +129,7 @@ static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 		free(p);
 		return -e;
 	}
-	struct evq_reg *r;
+	struct evq__reg *r;
 	evq__lock(q);
 	int id = evq__reg_new(q, EVQ_KIND_PID, &pid_ops, flags, cookie, pid, &r);
 	if (id >= 0) {

@@ -52,15 +52,15 @@
 
 static int sem_ok(const struct evq_sem *s)
 {
-	if (!evq_word_ok(s) || evq_ld(&s->magic) != EVQ_SEM_MAGIC)
+	if (!evq__word_ok(s) || evq__ld(&s->magic) != EVQ_SEM_MAGIC)
 		return 0;
-	uint32_t f = evq_ld(&s->flags);
+	uint32_t f = evq__ld(&s->flags);
 	return (f & ~EVQ_SHARED) == 0;
 }
 
 static int shared(const struct evq_sem *s)
 {
-	return !!(evq_ld(&s->flags) & EVQ_SHARED);
+	return !!(evq__ld(&s->flags) & EVQ_SHARED);
 }
 
 /* sem_ok, and still shared or private as when the caller started: a flipped
@@ -72,26 +72,26 @@ static int sem_ok_as(const struct evq_sem *s, int sh)
 
 int evq_sem_init(struct evq_sem *s, uint32_t count, uint32_t flags)
 {
-	if (!evq_word_ok(s) || count > EVQ_SEM_MAX || (flags & ~EVQ_SHARED))
+	if (!evq__word_ok(s) || count > EVQ_SEM_MAX || (flags & ~EVQ_SHARED))
 		return -EINVAL;
-	evq_st(&s->magic, 0);
-	evq_st(&s->flags, flags);
-	evq_st(&s->count, count);
-	evq_st(&s->waiters, 0);
-	evq_st(&s->magic, EVQ_SEM_MAGIC); /* last: the struct is complete */
+	evq__st(&s->magic, 0);
+	evq__st(&s->flags, flags);
+	evq__st(&s->count, count);
+	evq__st(&s->waiters, 0);
+	evq__st(&s->magic, EVQ_SEM_MAGIC); /* last: the struct is complete */
 	return 0;
 }
 
 /* S1 */
 static int take(struct evq_sem *s)
 {
-	uint32_t c = evq_ld(&s->count);
+	uint32_t c = evq__ld(&s->count);
 	for (;;) {
 		if (c == 0)
 			return -EAGAIN;
 		if (c > EVQ_SEM_MAX)
 			return -EINVAL; /* garbage */
-		if (evq_cas(&s->count, &c, c - 1))
+		if (evq__cas(&s->count, &c, c - 1))
 			return 0;
 	}
 }
@@ -112,7 +112,7 @@ static int sem_sleep(struct evq_sem *s, int sh, const struct timespec *dlp)
 		rc = sem_ok_as(s, sh) ? take(s) : -EINVAL;
 		if (rc != -EAGAIN)
 			break;
-		int w = evq_futex_wait_cancel(&s->count, 0, dlp, sh); /* S4 */
+		int w = evq__futex_wait_cancel(&s->count, 0, dlp, sh); /* S4 */
 		if (w < 0 && w != -EAGAIN) {
 			/* -ETIMEDOUT, -EINTR (or -EFAULT) */
 			rc = sem_ok_as(s, sh) ? take(s) : -EINVAL; /* S5: last try */
@@ -136,9 +136,9 @@ struct sem_sleeper {
 static void sem_cancelled(void *arg)
 {
 	struct sem_sleeper *c = arg;
-	evq_sub(&c->s->waiters, 1);               /* S5 */
-	if (sem_ok_as(c->s, c->sh) && evq_ld(&c->s->count) > 0)
-		evq_futex_wake(&c->s->count, 1, c->sh);
+	evq__sub(&c->s->waiters, 1);               /* S5 */
+	if (sem_ok_as(c->s, c->sh) && evq__ld(&c->s->count) > 0)
+		evq__futex_wake(&c->s->count, 1, c->sh);
 }
 
 int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
@@ -153,15 +153,15 @@ int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
 		return -ETIMEDOUT;
 	struct timespec dl, *dlp = NULL;
 	if (timeout_ns > 0) {
-		dl = evq_deadline(timeout_ns);
+		dl = evq__deadline(timeout_ns);
 		dlp = &dl;
 	}
 	struct sem_sleeper c = { s, shared(s), 0 };
-	evq_add(&s->waiters, 1);                  /* S2 */
+	evq__add(&s->waiters, 1);                  /* S2 */
 	pthread_cleanup_push(sem_cancelled, &c);
 	c.rc = sem_sleep(s, c.sh, dlp);
 	pthread_cleanup_pop(0);
-	evq_sub(&s->waiters, 1);                  /* S5 */
+	evq__sub(&s->waiters, 1);                  /* S5 */
 	return c.rc;
 }
 
@@ -169,13 +169,13 @@ int evq_sem_post(struct evq_sem *s, uint32_t n)
 {
 	if (!sem_ok(s) || n < 1)
 		return -EINVAL;
-	uint32_t c = evq_ld(&s->count);
+	uint32_t c = evq__ld(&s->count);
 	do {                                      /* P1 */
 		if (c > EVQ_SEM_MAX || n > EVQ_SEM_MAX - c)
 			return c > EVQ_SEM_MAX ? -EINVAL : -EOVERFLOW;
-	} while (!evq_cas(&s->count, &c, c + n));
-	if (evq_ld(&s->waiters) > 0)              /* P2 */
-		evq_futex_wake(&s->count, n > INT32_MAX ? INT32_MAX : (int)n,
+	} while (!evq__cas(&s->count, &c, c + n));
+	if (evq__ld(&s->waiters) > 0)              /* P2 */
+		evq__futex_wake(&s->count, n > INT32_MAX ? INT32_MAX : (int)n,
 			       shared(s));
 	return 0;
 }
@@ -184,7 +184,7 @@ int evq_sem_value(const struct evq_sem *s)
 {
 	if (!sem_ok(s))
 		return -EINVAL;
-	uint32_t c = evq_ld(&s->count);
+	uint32_t c = evq__ld(&s->count);
 	return c > EVQ_SEM_MAX ? -EINVAL : (int)c;
 }
 
@@ -193,14 +193,14 @@ int evq_sem_value(const struct evq_sem *s)
 /* ------------------------------------------------------------------ */
 
 struct sem_reg {
-	struct evq_watch_item it; /* first: a native backend reads it */
+	struct evq__watch_item it; /* first: a native backend reads it */
 	struct evq *q;
-	struct evq_reg *r;
+	struct evq__reg *r;
 	uint32_t tag;
 	struct evq_sem *s;
 	_Atomic int waiting;  /* counted in s->waiters (S2 done, S5 not) */
 	_Atomic int armed;    /* watching for a token (arm .. check) */
-	_Atomic int fault;    /* enum evq_fault: reported, idle until evq_mod */
+	_Atomic int fault;    /* enum evq__fault: reported, idle until evq_mod */
 	pthread_mutex_t mu;   /* check()'s take+post+disarm vs sem_arm() (Q3) */
 };
 
@@ -214,7 +214,7 @@ static void sem_report(struct sem_reg *sr, int fault)
 }
 
 /* S3/S5 in the watcher thread (watch.c X3). */
-static int sem_check(struct evq_watch_item *it, int woken)
+static int sem_check(struct evq__watch_item *it, int woken)
 {
 	struct sem_reg *sr = (struct sem_reg *)it;
 	if (woken == EVQ_WATCH_FAULT) {
@@ -232,7 +232,7 @@ static int sem_check(struct evq_watch_item *it, int woken)
 		return 1;                         /* S4 again */
 	}
 	if (atomic_exchange(&sr->waiting, 0))
-		evq_sub(&sr->s->waiters, 1);      /* S5 */
+		evq__sub(&sr->s->waiters, 1);      /* S5 */
 	if (rc < 0) {
 		sem_report(sr, EVQ_FAULT_GARBAGE); /* G1: never spin on it */
 		pthread_mutex_unlock(&sr->mu);
@@ -246,7 +246,7 @@ static int sem_check(struct evq_watch_item *it, int woken)
 }
 
 /* Drained posts: count = tokens acquired, bits = EVQ_ERR (G1). */
-static void sem_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+static void sem_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 		       uint64_t bits)
 {
 	(void)q;
@@ -256,7 +256,7 @@ static void sem_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 }
 
 /* Nothing acquired and not yet delivered? (q->lock held) */
-static int holds_nothing(struct evq_reg *r)
+static int holds_nothing(struct evq__reg *r)
 {
 	return r->pend_data == 0 &&
 	       (atomic_load(&r->ctl) & EVQ_CTL_COUNT) == 0;
@@ -265,7 +265,7 @@ static int holds_nothing(struct evq_reg *r)
 /* S1 (fast path), else S2 and let the watcher do S3..S5.  A registration
  * that reported garbage stays idle (G1) until sem_mod clears fault.
  * q->lock held. */
-static int sem_arm(struct evq *q, struct evq_reg *r, struct sem_reg *sr)
+static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 {
 	if (r->flags & EVQ_DISABLED)
 		return 0;
@@ -288,20 +288,20 @@ static int sem_arm(struct evq *q, struct evq_reg *r, struct sem_reg *sr)
 		return 0;
 	}
 	if (!atomic_exchange(&sr->waiting, 1))
-		evq_add(&sr->s->waiters, 1);      /* S2 */
+		evq__add(&sr->s->waiters, 1);      /* S2 */
 	atomic_store(&sr->armed, 1);
 	pthread_mutex_unlock(&sr->mu);
 	rc = evq__word_arm(q, r, &sr->it, 0, 1);
 	if (rc < 0) {
 		atomic_store(&sr->armed, 0);
 		if (atomic_exchange(&sr->waiting, 0))
-			evq_sub(&sr->s->waiters, 1);
+			evq__sub(&sr->s->waiters, 1);
 	}
 	return rc;
 }
 
 /* Q1: the token was handed out; acquire the next one. */
-static void sem_delivered(struct evq *q, struct evq_reg *r)
+static void sem_delivered(struct evq *q, struct evq__reg *r)
 {
 	struct sem_reg *sr = r->ext;
 	if (sr)
@@ -309,7 +309,7 @@ static void sem_delivered(struct evq *q, struct evq_reg *r)
 }
 
 /* Stop acquiring.  q->lock held. */
-static void sem_stop(struct evq *q, struct evq_reg *r, struct sem_reg *sr,
+static void sem_stop(struct evq *q, struct evq__reg *r, struct sem_reg *sr,
 		     int detach)
 {
 	if (detach)
@@ -319,10 +319,10 @@ static void sem_stop(struct evq *q, struct evq_reg *r, struct sem_reg *sr,
 	/* check() no longer runs: these are ours now */
 	atomic_store(&sr->armed, 0);
 	if (atomic_exchange(&sr->waiting, 0))
-		evq_sub(&sr->s->waiters, 1);      /* S5 */
+		evq__sub(&sr->s->waiters, 1);      /* S5 */
 }
 
-static int sem_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 {
 	struct sem_reg *sr = r->ext;
 	(void)old_flags;
@@ -344,7 +344,7 @@ static int sem_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
 /* Q2: give back what was acquired and never delivered: tokens folded into
  * pend_data and tokens posted but not yet drained (the watcher may have
  * posted after the core folded, before the detach below stopped it). */
-static void sem_del(struct evq *q, struct evq_reg *r)
+static void sem_del(struct evq *q, struct evq__reg *r)
 {
 	struct sem_reg *sr = r->ext;
 	if (!sr)
@@ -366,7 +366,7 @@ static void sem_del(struct evq *q, struct evq_reg *r)
 	free(sr);
 }
 
-static const struct evq_kind_ops sem_ops = {
+static const struct evq__kind_ops sem_ops = {
 	.posted = sem_posted,
 	.del = sem_del,
 	.delivered = sem_delivered,
@@ -378,7 +378,7 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!sem_ok(s) || evq_ld(&s->count) > EVQ_SEM_MAX)
+	if (!sem_ok(s) || evq__ld(&s->count) > EVQ_SEM_MAX)
 		return -EINVAL;
 	struct sem_reg *sr = calloc(1, sizeof *sr);
 	if (!sr)
@@ -392,7 +392,7 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 	pthread_mutex_init(&sr->mu, NULL);
 
 	evq__lock(q);
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
@@ -401,7 +401,7 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 		return id;
 	}
 	sr->r = r;
-	sr->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	sr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = sr;
 	int rc = sem_arm(q, r, sr);
 	if (rc < 0)

@@ -153,7 +153,7 @@ void evq__sigevent_forward(int code, void *token, int overrun, int timer_id)
 	if (code == SI_TIMER)
 		count += timer_overruns(overrun, timer_id);
 	uint64_t tg = atomic_load(&e->target);
-	evq__post(q, evq_slot(q, (uint32_t)tg), (uint32_t)(tg >> 32), count);
+	evq__post(q, evq__slot(q, (uint32_t)tg), (uint32_t)(tg >> 32), count);
 }
 
 /* splitmix64's finaliser: every input bit moves every output bit. */
@@ -252,7 +252,7 @@ static int entry_alloc(void)
 /* Reads the pending instances one by one (the top of the file says why),
  * at most 256 a call: a flood is picked up again next round, the signalfd
  * stays readable. */
-static int carrier_ready(struct evq *q, struct evq_reg *r, uint32_t events,
+static int carrier_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 			 struct evq_event *ev)
 {
 	struct carrier *c = r->ext;
@@ -275,7 +275,7 @@ static int carrier_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 	return 0; /* the posts are delivered, not the carrier */
 }
 
-static void carrier_del(struct evq *q, struct evq_reg *r)
+static void carrier_del(struct evq *q, struct evq__reg *r)
 {
 	struct carrier *c = r->ext;
 	if (!c)
@@ -293,7 +293,7 @@ static void carrier_del(struct evq *q, struct evq_reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq_kind_ops carrier_ops = {
+static const struct evq__kind_ops carrier_ops = {
 	.del = carrier_del,
 	.ready = carrier_ready,
 };
@@ -317,13 +317,13 @@ static int carrier_get(struct evq *q)
 		free(c);
 		return -e;
 	}
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int rc = evq__reg_new(q, EVQ_KIND_SIGEVENT, &carrier_ops, 0, 0, SIGRTMAX, &r);
 	if (rc >= 0) {
 		r->events = EVQ_READ;
 		r->ext = c;
 		rc = q->backend->fd_ctl(q, EVQ_FD_ADD, c->fd, EVQ_READ, 0,
-					evq_token(atomic_load(&r->state), r->idx));
+					evq__token(atomic_load(&r->state), r->idx));
 		if (rc < 0) {
 			r->ext = NULL;
 			r->ops = NULL;
@@ -344,7 +344,7 @@ static int carrier_get(struct evq *q)
 /* evq_sigevent                                                         */
 /* ------------------------------------------------------------------ */
 
-static void sev_del(struct evq *q, struct evq_reg *r)
+static void sev_del(struct evq *q, struct evq__reg *r)
 {
 	struct entry *e = r->ext;
 	(void)q;
@@ -361,7 +361,7 @@ static void sev_del(struct evq *q, struct evq_reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq_kind_ops sev_ops = {
+static const struct evq__kind_ops sev_ops = {
 	.del = sev_del,
 };
 
@@ -378,7 +378,7 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		return -EAGAIN;
 	uint64_t rnd = random64(); /* system calls outside the locks */
 	int signo = SIGRTMAX;
-	struct evq_reg *r;
+	struct evq__reg *r;
 	evq__lock(q);
 	evq__sig_lock();
 	int rc = 0;
@@ -414,7 +414,7 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 	r->ext = e;
 	atomic_store(&e->key, key);
 	atomic_store(&e->target,
-		     (uint64_t)evq_ctl_tag(evq_reg_gen(atomic_load(&r->state))) << 32 | r->idx);
+		     (uint64_t)evq__ctl_tag(evq__reg_gen(atomic_load(&r->state))) << 32 | r->idx);
 	atomic_store_explicit(&e->q, q, memory_order_release);
 
 	sigset_t set;

@@ -103,7 +103,7 @@ static void on_signal(int signo, siginfo_t *si, void *uctx)
 		/* an inherited queue in a forked child is not ours to post to */
 		if (q && !evq__forked(q)) {
 			uint64_t t = atomic_load(&claims[signo].target);
-			struct evq_reg *r = evq_slot(q, (uint32_t)t);
+			struct evq__reg *r = evq__slot(q, (uint32_t)t);
 			atomic_store(&r->val, pack_info(signo, si));
 			evq__post(q, r, (uint32_t)(t >> 32), 1);
 		}
@@ -173,18 +173,18 @@ static int signo_ok(int signo)
 	return signo < SIGSYS || signo >= SIGRTMIN;
 }
 
-static int signal_arm(struct evq *q, struct evq_reg *r, enum evq_fd_op op)
+static int signal_arm(struct evq *q, struct evq__reg *r, enum evq__fd_op op)
 {
 	struct sig_reg *s = r->ext;
 	return q->backend->fd_ctl(q, op, s->fd, EVQ_READ,
 				  r->flags & (EVQ_ONESHOT | EVQ_DISABLED),
-				  evq_token(atomic_load(&r->state), r->idx));
+				  evq__token(atomic_load(&r->state), r->idx));
 }
 
 /* Reads every pending instance (up to a bound: a flood is picked up again
  * next round, the signalfd stays readable): one event, data = count, the
  * last instance's sender and value. */
-static int signal_ready(struct evq *q, struct evq_reg *r, uint32_t events,
+static int signal_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 			struct evq_event *ev)
 {
 	struct sig_reg *s = r->ext;
@@ -216,7 +216,7 @@ static int signal_ready(struct evq *q, struct evq_reg *r, uint32_t events,
 }
 
 /* Posts from the handler: r->val = pid << 32 | value of the latest. */
-static void signal_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+static void signal_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 			  uint64_t info)
 {
 	(void)q;
@@ -225,13 +225,13 @@ static void signal_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 	r->pend_events = (uint32_t)(info >> 32);
 }
 
-static int signal_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+static int signal_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 {
 	(void)old_flags;
 	return signal_arm(q, r, EVQ_FD_MOD);
 }
 
-static void signal_del(struct evq *q, struct evq_reg *r)
+static void signal_del(struct evq *q, struct evq__reg *r)
 {
 	struct sig_reg *s = r->ext;
 	struct signalfd_siginfo si[16];
@@ -265,7 +265,7 @@ static void signal_del(struct evq *q, struct evq_reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq_kind_ops signal_ops = {
+static const struct evq__kind_ops signal_ops = {
 	.posted = signal_posted,
 	.del = signal_del,
 	.ready = signal_ready,
@@ -304,7 +304,7 @@ static int add_signal(struct evq *q, int signo, uint64_t cookie)
 		return -e;
 	}
 
-	struct evq_reg *r;
+	struct evq__reg *r;
 	evq__lock(q);
 	evq__sig_lock();
 	/* A claim left by a queue inherited through fork() is stale: the
@@ -328,7 +328,7 @@ static int add_signal(struct evq *q, int signo, uint64_t cookie)
 	 * handler: no instance falls between signalfd and handler. */
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	s->was_blocked = sigismember(&old, signo);
-	s->target = (uint64_t)evq_ctl_tag(evq_reg_gen(atomic_load(&r->state))) << 32 | r->idx;
+	s->target = (uint64_t)evq__ctl_tag(evq__reg_gen(atomic_load(&r->state))) << 32 | r->idx;
 	atomic_store(&claims[signo].target, s->target);
 	atomic_store(&claims[signo].q, q);
 	rc = takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);

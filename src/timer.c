@@ -47,16 +47,16 @@ int64_t evq__now(int ci)
 
 /* ---- heap ---- */
 
-static void heap_place(struct evq *q, struct evq_heap *h, uint32_t pos,
-		       struct evq_heap_entry e)
+static void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
+		       struct evq__heap_entry e)
 {
 	h->a[pos] = e;
-	evq_slot(q, (uint32_t)e.idx)->heap_pos = (int32_t)pos;
+	evq__slot(q, (uint32_t)e.idx)->heap_pos = (int32_t)pos;
 }
 
-static void sift_up(struct evq *q, struct evq_heap *h, uint32_t pos)
+static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	struct evq_heap_entry e = h->a[pos];
+	struct evq__heap_entry e = h->a[pos];
 	while (pos > 0) {
 		uint32_t parent = (pos - 1) / 2;
 		if (h->a[parent].deadline <= e.deadline)
@@ -67,9 +67,9 @@ static void sift_up(struct evq *q, struct evq_heap *h, uint32_t pos)
 	heap_place(q, h, pos, e);
 }
 
-static void sift_down(struct evq *q, struct evq_heap *h, uint32_t pos)
+static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	struct evq_heap_entry e = h->a[pos];
+	struct evq__heap_entry e = h->a[pos];
 	for (;;) {
 		uint32_t c = 2 * pos + 1;
 		if (c >= h->n)
@@ -84,11 +84,11 @@ static void sift_down(struct evq *q, struct evq_heap *h, uint32_t pos)
 	heap_place(q, h, pos, e);
 }
 
-static int heap_reserve(struct evq_heap *h)
+static int heap_reserve(struct evq__heap *h)
 {
 	if (h->n == h->cap) {
 		uint32_t cap = h->cap ? h->cap * 2 : 64;
-		struct evq_heap_entry *a = realloc(h->a, cap * sizeof *a);
+		struct evq__heap_entry *a = realloc(h->a, cap * sizeof *a);
 		if (!a)
 			return -ENOMEM;
 		h->a = a;
@@ -102,21 +102,21 @@ int evq__timer_reserve(struct evq *q, int ci)
 	return heap_reserve(&q->heap[ci]);
 }
 
-static int heap_push(struct evq *q, struct evq_heap *h, struct evq_reg *r)
+static int heap_push(struct evq *q, struct evq__heap *h, struct evq__reg *r)
 {
 	int rc = heap_reserve(h);
 	if (rc < 0)
 		return rc;
-	struct evq_heap_entry e = { r->deadline, (int32_t)r->idx };
+	struct evq__heap_entry e = { r->deadline, (int32_t)r->idx };
 	heap_place(q, h, h->n++, e);
 	sift_up(q, h, h->n - 1);
 	q->ntimers++;
 	return 0;
 }
 
-static void heap_remove(struct evq *q, struct evq_heap *h, uint32_t pos)
+static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	evq_slot(q, (uint32_t)h->a[pos].idx)->heap_pos = -1;
+	evq__slot(q, (uint32_t)h->a[pos].idx)->heap_pos = -1;
 	q->ntimers--;
 	if (--h->n == pos)
 		return;
@@ -130,13 +130,13 @@ static void heap_remove(struct evq *q, struct evq_heap *h, uint32_t pos)
 
 /* ---- timers ---- */
 
-void evq__timer_disarm(struct evq *q, struct evq_reg *r)
+void evq__timer_disarm(struct evq *q, struct evq__reg *r)
 {
 	if (r->heap_pos >= 0)
 		heap_remove(q, &q->heap[r->clock], (uint32_t)r->heap_pos);
 }
 
-int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
+int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags)
 {
 	int ci = r->clock;
@@ -159,7 +159,7 @@ int evq__timer_arm(struct evq *q, struct evq_reg *r, int64_t when_ns,
  * syscall only when that deadline changes. */
 static void rt_arm(struct evq *q)
 {
-	struct evq_heap *h = &q->heap[1];
+	struct evq__heap *h = &q->heap[1];
 	int64_t want = h->n ? h->a[0].deadline : 0;
 	if (want == q->rt_armed)
 		return;
@@ -211,7 +211,7 @@ int64_t evq__timer_run(struct evq *q)
 	if (q->ntimers == 0 && q->rt_fd < 0)
 		return -1;
 	for (int ci = 0; ci < EVQ_NCLOCKS; ci++) {
-		struct evq_heap *h = &q->heap[ci];
+		struct evq__heap *h = &q->heap[ci];
 		if (h->n == 0)
 			continue;
 		int64_t now = evq__now(ci);
@@ -222,7 +222,7 @@ int64_t evq__timer_run(struct evq *q)
 					next = rel;
 				break;
 			}
-			struct evq_reg *r = evq_slot(q, (uint32_t)h->a[0].idx);
+			struct evq__reg *r = evq__slot(q, (uint32_t)h->a[0].idx);
 			uint64_t exp = 1;
 			if (r->interval > 0) {
 				/* Count every period that has passed: overruns are

@@ -77,7 +77,7 @@
 
 #define WATCH_WORDS (FUTEX_WAITV_MAX - 1) /* one slot is the ctl word */
 
-struct evq_watch_thread {
+struct evq__watch_thread {
 	pthread_t tid;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -85,19 +85,19 @@ struct evq_watch_thread {
 	uint32_t acked;  /* (mu) ctl value the current vector was built for */
 	int stop;        /* (mu) */
 	int nitems;      /* (mu) */
-	struct evq_watch_item *items[WATCH_WORDS]; /* (mu) */
+	struct evq__watch_item *items[WATCH_WORDS]; /* (mu) */
 	/* the thread's own, outside mu: the vector it sleeps on */
 	struct futex_waitv vec[FUTEX_WAITV_MAX];
-	struct evq_watch_item *vitem[FUTEX_WAITV_MAX];
+	struct evq__watch_item *vitem[FUTEX_WAITV_MAX];
 };
 
 /* The watchers of one queue.  Guarded by q->lock (every caller holds it);
  * the registry list itself by registry_mu.  struct evq has no field for
  * it, so the registry maps queue -> watchers. */
-struct evq_watch {
+struct evq__watch {
 	struct evq *q;
-	struct evq_watch *next;
-	struct evq_watch_thread **thr;
+	struct evq__watch *next;
+	struct evq__watch_thread **thr;
 	int nthr, cap;
 	int nitems;
 	unsigned fork_gen;  /* evq__fork_gen when made: threads of a parent
@@ -105,11 +105,11 @@ struct evq_watch {
 };
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct evq_watch *registry;
+static struct evq__watch *registry;
 
-static struct evq_watch *watch_find(struct evq *q, int create)
+static struct evq__watch *watch_find(struct evq *q, int create)
 {
-	struct evq_watch *w, **p;
+	struct evq__watch *w, **p;
 	unsigned gen = atomic_load(&evq__fork_gen);
 	pthread_mutex_lock(&registry_mu);
 	for (p = &registry; (w = *p) != NULL;) {
@@ -133,10 +133,10 @@ static struct evq_watch *watch_find(struct evq *q, int create)
 	return w;
 }
 
-static void watch_forget(struct evq_watch *w)
+static void watch_forget(struct evq__watch *w)
 {
 	pthread_mutex_lock(&registry_mu);
-	for (struct evq_watch **p = &registry; *p; p = &(*p)->next)
+	for (struct evq__watch **p = &registry; *p; p = &(*p)->next)
 		if (*p == w) {
 			*p = w->next;
 			break;
@@ -147,14 +147,14 @@ static void watch_forget(struct evq_watch *w)
 }
 
 /* Is it still in t's table and active?  (mu held) */
-static int wanted(struct evq_watch_thread *t, struct evq_watch_item *it)
+static int wanted(struct evq__watch_thread *t, struct evq__watch_item *it)
 {
 	return it->thr == t && it->slot >= 0 && it->slot < t->nitems &&
 	       t->items[it->slot] == it && it->active;
 }
 
 /* Reports it (the kernel cannot read its word) and idles it.  (mu) */
-static void fault(struct evq_watch_item *it)
+static void fault(struct evq__watch_item *it)
 {
 	it->check(it, EVQ_WATCH_FAULT);
 	it->active = 0;
@@ -164,14 +164,14 @@ static void fault(struct evq_watch_item *it)
  * order, up to the first one that differs.  Those it read for their
  * current arm (armed before X4 read ctl, the last entry) are mapped.
  * (mu) */
-static void mark_read(struct evq_watch_thread *t, uint32_t n)
+static void mark_read(struct evq__watch_thread *t, uint32_t n)
 {
 	uint32_t c = (uint32_t)t->vec[n - 1].val;
 	for (uint32_t i = 0; i + 1 < n; i++) {
-		struct evq_watch_item *it = t->vitem[i];
+		struct evq__watch_item *it = t->vitem[i];
 		if (wanted(t, it) && (int32_t)(it->arm_ctl - c) <= 0)
 			it->mapped = 1;
-		if (evq_ld((uint32_t *)(uintptr_t)t->vec[i].uaddr) != (uint32_t)t->vec[i].val)
+		if (evq__ld((uint32_t *)(uintptr_t)t->vec[i].uaddr) != (uint32_t)t->vec[i].val)
 			break; /* the kernel stopped here */
 	}
 }
@@ -179,11 +179,11 @@ static void mark_read(struct evq_watch_thread *t, uint32_t n)
 /* X3: check() every active item whose word the kernel has read since it was
  * armed; with probe, ask the kernel about the others first, else leave them
  * to X5.  woken: the item X5 named.  (mu) */
-static void check_all(struct evq_watch_thread *t, struct evq_watch_item *woken,
+static void check_all(struct evq__watch_thread *t, struct evq__watch_item *woken,
 		      int probe)
 {
 	for (int i = 0; i < t->nitems; i++) {
-		struct evq_watch_item *it = t->items[i];
+		struct evq__watch_item *it = t->items[i];
 		if (!it->active)
 			continue;
 		if (!it->mapped) {
@@ -203,11 +203,11 @@ static void check_all(struct evq_watch_thread *t, struct evq_watch_item *woken,
 /* X3 after X5 failed with -EFAULT (or -EINVAL): the kernel could not read
  * some word.  Ask about each one alone, load none, and report those that
  * fault: they go idle until re-armed.  (mu) */
-static void check_faults(struct evq_watch_thread *t, uint32_t n)
+static void check_faults(struct evq__watch_thread *t, uint32_t n)
 {
 	int found = 0;
 	for (uint32_t i = 0; i + 1 < n; i++) {
-		struct evq_watch_item *it = t->vitem[i];
+		struct evq__watch_item *it = t->vitem[i];
 		if (!wanted(t, it))
 			continue; /* leaves the vector at X4 anyway */
 		if (evq__word_probe((uint32_t *)(uintptr_t)t->vec[i].uaddr,
@@ -227,7 +227,7 @@ static void check_faults(struct evq_watch_thread *t, uint32_t n)
 
 static void *watch_main(void *arg)
 {
-	struct evq_watch_thread *t = arg;
+	struct evq__watch_thread *t = arg;
 	int rc = 0; /* as if woken through ctl: nothing to check yet */
 	uint32_t n = 0;
 
@@ -242,11 +242,11 @@ static void *watch_main(void *arg)
 		 * a wake of a word that is gone fails harmlessly). */
 		for (uint32_t i = 0; rc >= 0 && i + 1 < n; i++)
 			if (!wanted(t, t->vitem[i]))
-				evq_futex_wake((uint32_t *)(uintptr_t)t->vec[i].uaddr, 1,
+				evq__futex_wake((uint32_t *)(uintptr_t)t->vec[i].uaddr, 1,
 					       !(t->vec[i].flags & FUTEX2_PRIVATE));
 		/* X3 (see the top of the file) */
 		if (rc >= 0 && (uint32_t)rc + 1 < n) {
-			struct evq_watch_item *it = t->vitem[rc];
+			struct evq__watch_item *it = t->vitem[rc];
 			if (!wanted(t, it))
 				check_all(t, NULL, 1);
 			else if (evq__word_probe(it->addr, (uint32_t)t->vec[rc].val,
@@ -261,56 +261,56 @@ static void *watch_main(void *arg)
 			check_faults(t, n);
 		}
 		/* X4: the words, then ctl */
-		uint32_t c = evq_ld(&t->ctl);
+		uint32_t c = evq__ld(&t->ctl);
 		n = 0;
 		for (int i = 0; i < t->nitems; i++) {
-			struct evq_watch_item *it = t->items[i];
+			struct evq__watch_item *it = t->items[i];
 			if (!it->active)
 				continue;
 			t->vec[n] = (struct futex_waitv){
 				.val = it->expected, .uaddr = (uintptr_t)it->addr,
-				.flags = evq_waitv_flags(it->shared) };
+				.flags = evq__waitv_flags(it->shared) };
 			t->vitem[n++] = it;
 		}
 		t->vec[n] = (struct futex_waitv){
 			.val = c, .uaddr = (uintptr_t)&t->ctl,
-			.flags = evq_waitv_flags(0) };
+			.flags = evq__waitv_flags(0) };
 		t->vitem[n++] = NULL;
 		t->acked = c;
 		pthread_cond_broadcast(&t->cv);
 		pthread_mutex_unlock(&t->mu);
-		rc = evq_futex_waitv(t->vec, n, NULL);    /* X5 */
+		rc = evq__futex_waitv(t->vec, n, NULL);    /* X5 */
 		pthread_mutex_lock(&t->mu);               /* X1 */
 	}
-	t->acked = evq_ld(&t->ctl);
+	t->acked = evq__ld(&t->ctl);
 	pthread_cond_broadcast(&t->cv);
 	pthread_mutex_unlock(&t->mu);
 	return NULL;
 }
 
 /* O1 done by the caller (mu held): bump ctl and return the new value. */
-static uint32_t ctl_bump(struct evq_watch_thread *t)
+static uint32_t ctl_bump(struct evq__watch_thread *t)
 {
-	return evq_add(&t->ctl, 1) + 1;
+	return evq__add(&t->ctl, 1) + 1;
 }
 
 /* O2 (mu may be held: the thread's X1 then just waits for it). */
-static void ctl_wake(struct evq_watch_thread *t)
+static void ctl_wake(struct evq__watch_thread *t)
 {
-	evq_futex_wake(&t->ctl, 1, 0);
+	evq__futex_wake(&t->ctl, 1, 0);
 }
 
 /* O3: wait until the thread's vector reflects ctl value c.  mu held. */
-static void ctl_wait_ack(struct evq_watch_thread *t, uint32_t c)
+static void ctl_wait_ack(struct evq__watch_thread *t, uint32_t c)
 {
 	while ((int32_t)(t->acked - c) < 0)
 		pthread_cond_wait(&t->cv, &t->mu);
 }
 
 /* 0, -ENOMEM or -EAGAIN (no thread could be started). */
-static int thread_start(struct evq_watch_thread **out)
+static int thread_start(struct evq__watch_thread **out)
 {
-	struct evq_watch_thread *t = calloc(1, sizeof *t);
+	struct evq__watch_thread *t = calloc(1, sizeof *t);
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->mu, NULL);
@@ -338,7 +338,7 @@ static int thread_start(struct evq_watch_thread **out)
 	return 0;
 }
 
-static void thread_stop(struct evq_watch_thread *t)
+static void thread_stop(struct evq__watch_thread *t)
 {
 	pthread_mutex_lock(&t->mu);
 	t->stop = 1;
@@ -360,18 +360,18 @@ static int waitv_supported(void)
 	int h = atomic_load(&have_waitv);
 	if (h < 0) {
 		/* an empty vector: -EINVAL where the call exists */
-		h = evq_futex_waitv(NULL, 0, NULL) != -ENOSYS;
+		h = evq__futex_waitv(NULL, 0, NULL) != -ENOSYS;
 		atomic_store(&have_waitv, h);
 	}
 	return h;
 }
 
-static int attach(struct evq *q, struct evq_watch_item *it)
+static int attach(struct evq *q, struct evq__watch_item *it)
 {
 	if (!waitv_supported())
 		return -ENOSYS;
-	struct evq_watch *w = watch_find(q, 1);
-	struct evq_watch_thread *t = NULL;
+	struct evq__watch *w = watch_find(q, 1);
+	struct evq__watch_thread *t = NULL;
 	int rc;
 	if (!w)
 		return -ENOMEM;
@@ -407,7 +407,7 @@ fail:
 	return rc;
 }
 
-int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
+int evq__watch_arm(struct evq *q, struct evq__watch_item *it,
 		   uint32_t expected, int oneshot)
 {
 	if (!it->thr) {
@@ -415,7 +415,7 @@ int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
 		if (rc < 0)
 			return rc;
 	}
-	struct evq_watch_thread *t = it->thr;
+	struct evq__watch_thread *t = it->thr;
 	pthread_mutex_lock(&t->mu);               /* O1 */
 	it->expected = expected;
 	it->oneshot = oneshot;
@@ -427,10 +427,10 @@ int evq__watch_arm(struct evq *q, struct evq_watch_item *it,
 	return 0;
 }
 
-int evq__watch_idle(struct evq *q, struct evq_watch_item *it)
+int evq__watch_idle(struct evq *q, struct evq__watch_item *it)
 {
 	(void)q;
-	struct evq_watch_thread *t = it->thr;
+	struct evq__watch_thread *t = it->thr;
 	if (!t)
 		return 0;
 	pthread_mutex_lock(&t->mu);               /* O1 */
@@ -444,9 +444,9 @@ int evq__watch_idle(struct evq *q, struct evq_watch_item *it)
 	return was;
 }
 
-int evq__watch_detach(struct evq *q, struct evq_watch_item *it)
+int evq__watch_detach(struct evq *q, struct evq__watch_item *it)
 {
-	struct evq_watch_thread *t = it->thr;
+	struct evq__watch_thread *t = it->thr;
 	if (!t)
 		return 0;
 	pthread_mutex_lock(&t->mu);               /* O1 */
@@ -465,7 +465,7 @@ int evq__watch_detach(struct evq *q, struct evq_watch_item *it)
 	pthread_mutex_unlock(&t->mu);
 	it->thr = NULL;
 
-	struct evq_watch *w = watch_find(q, 0);
+	struct evq__watch *w = watch_find(q, 0);
 	if (w && --w->nitems == 0) {
 		/* the queue watches nothing more: stop its threads */
 		for (int i = 0; i < w->nthr; i++)
@@ -475,7 +475,7 @@ int evq__watch_detach(struct evq *q, struct evq_watch_item *it)
 	return was;
 }
 
-int evq__watch_report(struct evq *q, struct evq_reg *r, uint32_t tag)
+int evq__watch_report(struct evq *q, struct evq__reg *r, uint32_t tag)
 {
 	atomic_fetch_or(&r->val, (uint64_t)EVQ_ERR);
 	return evq__post(q, r, tag, 0);
@@ -488,20 +488,20 @@ int evq__word_probe(const uint32_t *addr, uint32_t likely, int shared)
 	 * complement of the likely one, so that it almost never queues.  If
 	 * it does, the absolute CLOCK_MONOTONIC deadline is long gone. */
 	struct timespec past = { 0, 1 };
-	int rc = evq_futex_wait((uint32_t *)(uintptr_t)addr, ~likely, &past, shared);
+	int rc = evq__futex_wait((uint32_t *)(uintptr_t)addr, ~likely, &past, shared);
 	return rc == -EFAULT ? -EFAULT : 0;
 }
 
 /* Native backend or watcher.  Semaphores stay on the watcher even where the
  * backend waits natively: a post must take a token on the queue's behalf
  * while no thread is inside evq_wait(), and only a running thread can. */
-static int native(struct evq *q, struct evq_reg *r)
+static int native(struct evq *q, struct evq__reg *r)
 {
 	return q->backend->word_arm &&
-	       evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_SEM;
+	       evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_SEM;
 }
 
-int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
+int evq__word_arm(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
 		  uint32_t expected, int oneshot)
 {
 	if (native(q, r)) {
@@ -513,7 +513,7 @@ int evq__word_arm(struct evq *q, struct evq_reg *r, struct evq_watch_item *it,
 	return evq__watch_arm(q, it, expected, oneshot);
 }
 
-int evq__word_idle(struct evq *q, struct evq_reg *r, struct evq_watch_item *it)
+int evq__word_idle(struct evq *q, struct evq__reg *r, struct evq__watch_item *it)
 {
 	if (native(q, r)) {
 		int was = it->active;
@@ -525,8 +525,8 @@ int evq__word_idle(struct evq *q, struct evq_reg *r, struct evq_watch_item *it)
 	return evq__watch_idle(q, it);
 }
 
-int evq__word_detach(struct evq *q, struct evq_reg *r,
-		     struct evq_watch_item *it)
+int evq__word_detach(struct evq *q, struct evq__reg *r,
+		     struct evq__watch_item *it)
 {
 	if (native(q, r)) {
 		/* always: an idle item may still have a record in the backend

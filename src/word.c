@@ -33,9 +33,9 @@
 #include "watch.h"
 
 struct word_reg {
-	struct evq_watch_item it; /* first: a native backend reads it */
+	struct evq__watch_item it; /* first: a native backend reads it */
 	struct evq *q;
-	struct evq_reg *r;
+	struct evq__reg *r;
 	uint32_t tag;             /* ctl tag of r at registration */
 	_Atomic uint32_t seen;    /* latest value reported (watcher) or the
 				     expected value set by add */
@@ -51,14 +51,14 @@ struct word_reg {
 #define WORD_VALUE (1ull << 31)
 
 /* X3, in the watcher thread. */
-static int word_check(struct evq_watch_item *it, int woken)
+static int word_check(struct evq__watch_item *it, int woken)
 {
 	struct word_reg *w = (struct word_reg *)it;
 	if (woken == EVQ_WATCH_FAULT) {
 		evq__watch_report(w->q, w->r, w->tag); /* and load nothing */
 		return 0;
 	}
-	uint32_t v = evq_ld(it->addr);
+	uint32_t v = evq__ld(it->addr);
 	if (v == it->expected)
 		return 1;                         /* X5 again */
 	atomic_store(&w->seen, v);
@@ -81,7 +81,7 @@ static int word_check(struct evq_watch_item *it, int woken)
 /* Drained posts: data = the latest value posted (a count without one was
  * reported by an earlier drain); bits: EVQ_ERR (the word faulted), merged
  * with a change still pending. */
-static void word_posted(struct evq *q, struct evq_reg *r, uint64_t count,
+static void word_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 			uint64_t bits)
 {
 	struct word_reg *w = r->ext;
@@ -94,7 +94,7 @@ static void word_posted(struct evq *q, struct evq_reg *r, uint64_t count,
 		r->pend_events |= EVQ_ERR;
 }
 
-static void word_delivered(struct evq *q, struct evq_reg *r)
+static void word_delivered(struct evq *q, struct evq__reg *r)
 {
 	struct word_reg *w = r->ext;
 	(void)q;
@@ -102,7 +102,7 @@ static void word_delivered(struct evq *q, struct evq_reg *r)
 		w->has_pending = 0;
 }
 
-static void word_del(struct evq *q, struct evq_reg *r)
+static void word_del(struct evq *q, struct evq__reg *r)
 {
 	struct word_reg *w = r->ext;
 	if (!w)
@@ -113,7 +113,7 @@ static void word_del(struct evq *q, struct evq_reg *r)
 		 * for another waiter too (wake-one): pass one on.  At worst a
 		 * spurious wake, which every futex waiter tolerates. */
 		if (w->has_pending || (atomic_load(&r->ctl) & EVQ_CTL_COUNT))
-			evq_futex_wake(w->it.addr, 1, w->it.shared);  /* D1 */
+			evq__futex_wake(w->it.addr, 1, w->it.shared);  /* D1 */
 	}
 	r->ext = NULL;
 	free(w);
@@ -121,7 +121,7 @@ static void word_del(struct evq *q, struct evq_reg *r)
 
 /* evq_mod(): disabling stops the wait; enabling (or re-enabling a fired
  * oneshot) waits again for a change from the last value seen. */
-static int word_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
+static int word_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 {
 	struct word_reg *w = r->ext;
 	(void)old_flags;
@@ -134,7 +134,7 @@ static int word_mod(struct evq *q, struct evq_reg *r, uint32_t old_flags)
 	return evq__word_arm(q, r, &w->it, expect, !!(r->flags & EVQ_ONESHOT));
 }
 
-static const struct evq_kind_ops word_ops = {
+static const struct evq__kind_ops word_ops = {
 	.posted = word_posted,
 	.del = word_del,
 	.delivered = word_delivered,
@@ -147,7 +147,7 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!evq_word_ok(addr) || (flags & ~WORD_FLAGS))
+	if (!evq__word_ok(addr) || (flags & ~WORD_FLAGS))
 		return -EINVAL;
 	struct word_reg *w = calloc(1, sizeof *w);
 	if (!w)
@@ -159,7 +159,7 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 	w->q = q;
 
 	evq__lock(q);
-	struct evq_reg *r;
+	struct evq__reg *r;
 	int id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
@@ -167,7 +167,7 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		return id;
 	}
 	w->r = r;
-	w->tag = evq_ctl_tag(evq_reg_gen(atomic_load(&r->state)));
+	w->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	atomic_store(&w->seen, expected);
 	r->ext = w;
 	int rc = 0;
@@ -194,9 +194,9 @@ int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags)
 	if (flags & ~WORD_FLAGS)
 		return -EINVAL;
 	evq__lock(q);
-	struct evq_reg *r = evq__reg_get(q, id);
+	struct evq__reg *r = evq__reg_get(q, id);
 	int rc = 0;
-	if (!r || evq_reg_kind(atomic_load(&r->state)) != EVQ_KIND_WORD) {
+	if (!r || evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_WORD) {
 		rc = -ENOENT;
 	} else if ((flags & EVQ_SHARED) != (r->flags & EVQ_SHARED)) {
 		rc = -EINVAL;
@@ -216,9 +216,9 @@ int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags)
 
 int evq_wake(uint32_t *addr, int n, uint32_t flags)
 {
-	if (!evq_word_ok(addr) || n < 1 || (flags & ~EVQ_SHARED))
+	if (!evq__word_ok(addr) || n < 1 || (flags & ~EVQ_SHARED))
 		return -EINVAL;
-	return evq_futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* K2 */
+	return evq__futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* K2 */
 }
 
 struct waitv_sleep {
@@ -234,7 +234,7 @@ static void waitv_cancelled(void *arg)
 {
 	struct waitv_sleep *c = arg;
 	for (int i = 0; i < c->n; i++)
-		evq_futex_wake((uint32_t *)(uintptr_t)c->v[i].uaddr, 1,
+		evq__futex_wake((uint32_t *)(uintptr_t)c->v[i].uaddr, 1,
 			       !(c->v[i].flags & FUTEX2_PRIVATE));
 }
 
@@ -244,7 +244,7 @@ static int waitv_sleep(struct futex_waitv *v, int n, const struct timespec *tsp)
 	struct waitv_sleep c = { v, n, 0 };
 	pthread_cleanup_push(waitv_cancelled, &c);
 	int old = evq__cancel_async();
-	c.rc = evq_futex_waitv(v, (unsigned)n, tsp);
+	c.rc = evq__futex_waitv(v, (unsigned)n, tsp);
 	evq__cancel_deferred(old);
 	pthread_cleanup_pop(0);
 	return c.rc;
@@ -259,12 +259,12 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 	if (n > EVQ_WAITV_MAX)
 		return -E2BIG;
 	for (int i = 0; i < n; i++) {
-		if (!evq_word_ok(words[i].addr) || (words[i].flags & ~EVQ_SHARED))
+		if (!evq__word_ok(words[i].addr) || (words[i].flags & ~EVQ_SHARED))
 			return -EINVAL;
 		v[i] = (struct futex_waitv){
 			.val = words[i].expected,
 			.uaddr = (uintptr_t)words[i].addr,
-			.flags = evq_waitv_flags(!!(words[i].flags & EVQ_SHARED)) };
+			.flags = evq__waitv_flags(!!(words[i].flags & EVQ_SHARED)) };
 	}
 	struct timespec ts, *tsp = NULL;
 	if (flags & EVQ_ABSTIME) {
@@ -274,7 +274,7 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 		ts.tv_nsec = (long)(timeout_ns % 1000000000);
 		tsp = &ts;
 	} else if (timeout_ns >= 0) {
-		ts = evq_deadline(timeout_ns);
+		ts = evq__deadline(timeout_ns);
 		tsp = &ts;
 	}
 	pthread_testcancel(); /* a cancellation point, also when words differ */
@@ -282,7 +282,7 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 	if (rc == -EAGAIN) {
 		/* some word did not hold its value: report the first one */
 		for (int i = 0; i < n; i++)
-			if (evq_ld(words[i].addr) != words[i].expected)
+			if (evq__ld(words[i].addr) != words[i].expected)
 				return i;
 		return 0; /* it changed back already: a spurious wake */
 	}

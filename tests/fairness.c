@@ -188,7 +188,7 @@ static int posted(struct evq *q, int id)
 {
 	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
 	for (int32_t i = atomic_load(&q->post_head); i >= 0;
-	     i = atomic_load(&evq_slot(q, (uint32_t)i)->post_next))
+	     i = atomic_load(&evq__slot(q, (uint32_t)i)->post_next))
 		if ((uint32_t)i == idx)
 			return 1;
 	return 0;

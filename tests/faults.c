@@ -897,7 +897,7 @@ static int op_mod_word(struct ctx *c)
 static int clean_still_disabled(struct ctx *c, int rc)
 {
 	(void)rc;
-	struct evq_reg *r = evq__reg_get(c->q, c->id);
+	struct evq__reg *r = evq__reg_get(c->q, c->id);
 	if (!r || !(r->flags & EVQ_DISABLED)) {
 		diag("  the failed call enabled the registration");
 		return 0;
@@ -925,7 +925,7 @@ static void setup_latch_disabled(struct ctx *c)
 
 static int clean_latch_disabled(struct ctx *c, int rc)
 {
-	struct evq_reg *r = evq__reg_get(c->q, c->id);
+	struct evq__reg *r = evq__reg_get(c->q, c->id);
 	if (!r || !(r->flags & EVQ_DISABLED)) {
 		diag("  the failed call enabled the registration");
 		return 0;
@@ -987,7 +987,7 @@ static int op_mod_timer(struct ctx *c)
 static int clean_timer_full(struct ctx *c, int rc)
 {
 	struct evq_event ev;
-	struct evq_reg *r = evq__reg_get(c->q, c->id);
+	struct evq__reg *r = evq__reg_get(c->q, c->id);
 	(void)rc;
 	if (!r || !(r->flags & EVQ_DISABLED) || r->pend_data != 1) {
 		diag("  the failed call changed the timer (flags %#x, parked %llu)",

@@ -36,7 +36,7 @@ static void stop_point(const char *step);
 #define evq__post(q, r, tag, count) test_post(q, r, tag, count)
 #include "../src/mask.c"
 #undef evq__post
-int evq__post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count);
+int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count);
 
 #include "evqtest.h"
 
@@ -82,7 +82,7 @@ static void stop_point(const char *step)
 	atomic_store(&parked, 0);
 }
 
-int test_post(struct evq *q, struct evq_reg *r, uint32_t tag, uint64_t count)
+int test_post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count)
 {
 	int rc = evq__post(q, r, tag, count);
 	stop_point("Q4_done");
