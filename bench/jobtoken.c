@@ -106,7 +106,7 @@ static int worker_evq(struct evq_sem *s, int backend, int oneshot)
 	struct evq_options o = { .backend = backend };
 	if (evq_new(&q, &o) != 0)
 		return 10;
-	int id = evq_add_sem(q, s, 1);
+	int64_t id = evq_add_sem(q, s, 0, 1);
 	if (id < 0 || (oneshot && evq_mod(q, id, 0, EVQ_ONESHOT) != 0))
 		return 11;
 	for (long i = 0; i < m_jobs;) {

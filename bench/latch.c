@@ -75,7 +75,7 @@ static int side_latch(struct shm *s, int side, int queue)
 	struct evq_latch *mine = side ? &s->p : &s->q, *theirs = side ? &s->q : &s->p;
 	struct evq *q = NULL;
 	struct evq_event ev[4];
-	if (queue && (evq_new(&q, NULL) != 0 || evq_add_latch(q, mine, 1) < 0))
+	if (queue && (evq_new(&q, NULL) != 0 || evq_add_latch(q, mine, 0, 1) < 0))
 		return 10;
 	for (long i = 0; i < m_trips; i++) {
 		if (side == 0)

@@ -394,7 +394,7 @@ static double roundtrip(int impl, int latchmode, long m)
 			p.q[i] = new_queue(impl == 1 ? EVQ_BACKEND_EPOLL : EVQ_BACKEND_URING);
 			if (latchmode) {
 				evq_latch_init(&p.latch[i], 0);
-				if (evq_add_latch(p.q[i], &p.latch[i], 1) < 0)
+				if (evq_add_latch(p.q[i], &p.latch[i], 0, 1) < 0)
 					die("evq_add_latch", EINVAL);
 			} else {
 				p.uid[i] = evq_add_user(p.q[i], 1);

@@ -8,6 +8,7 @@
  *   make demo        (or: cc demo.c $(pkg-config --cflags --libs evq))
  */
 #include <evq.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,14 +78,14 @@ int main(void)
 		perror("socketpair");
 		return 1;
 	}
-	int sock_id = evq_add_fd(q, sv[0], EVQ_READ, 0, COOKIE_SOCKET);
-	int timer_id = evq_add_timer(q, CLOCK_MONOTONIC, 200 * MS, 200 * MS, 0, COOKIE_TIMER);
-	int user_id = evq_add_user(q, COOKIE_USER);
+	int64_t sock_id = evq_add_fd(q, sv[0], EVQ_READ, 0, COOKIE_SOCKET);
+	int64_t timer_id = evq_add_timer(q, CLOCK_MONOTONIC, 200 * MS, 200 * MS, 0, COOKIE_TIMER);
+	int64_t user_id = evq_add_user(q, COOKIE_USER);
 	if (sock_id < 0 || timer_id < 0 || user_id < 0) {
 		fprintf(stderr, "registration failed\n");
 		return 1;
 	}
-	printf("backend %s: socket id %d, timer id %d, user id %d\n",
+	printf("backend %s: socket id %" PRId64 ", timer id %" PRId64 ", user id %" PRId64 "\n",
 	       evq_backend_name(q), sock_id, timer_id, user_id);
 
 	struct peer peer = { q, sv[1], user_id };
@@ -104,7 +105,7 @@ int main(void)
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			printf("%6.1f ms  kind=%-5s id=%d cookie=%llu events=%s%s%s%s data=%llu",
+			printf("%6.1f ms  kind=%-5s id=%" PRId64 " cookie=%llu events=%s%s%s%s data=%llu",
 			       (double)(now_ns() - start) / MS, kind_name(ev[i].kind),
 			       ev[i].id, (unsigned long long)ev[i].cookie,
 			       ev[i].events & EVQ_READ ? "R" : "-",

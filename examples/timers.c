@@ -33,9 +33,9 @@ int main(void)
 		return 1;
 	}
 	int64_t start = now_ns();
-	int tick = evq_add_timer(q, CLOCK_MONOTONIC, 50 * MS, 50 * MS, 0, TICK);
-	int once = evq_add_timer(q, CLOCK_MONOTONIC, 120 * MS, 0, 0, ONCE);
-	int end = evq_add_timer(q, CLOCK_MONOTONIC, start + 600 * MS, 0, EVQ_ABSTIME, END);
+	int64_t tick = evq_add_timer(q, CLOCK_MONOTONIC, 50 * MS, 50 * MS, 0, TICK);
+	int64_t once = evq_add_timer(q, CLOCK_MONOTONIC, 120 * MS, 0, 0, ONCE);
+	int64_t end = evq_add_timer(q, CLOCK_MONOTONIC, start + 600 * MS, 0, EVQ_ABSTIME, END);
 	if (tick < 0 || once < 0 || end < 0) {
 		fprintf(stderr, "evq_add_timer failed\n");
 		return 1;

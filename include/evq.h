@@ -108,26 +108,25 @@ enum evq_kind {
 #define EVQ_SHARED   0x10u /* words: memory shared between processes */
 #define EVQ_NOREAP   0x20u /* pids: report the exit, do not reap */
 
-/* One delivered event: a fixed 32-byte record, no pointers into the
+/* One delivered event: a fixed 40-byte record, no pointers into the
  * library. */
 struct evq_event {
-	uint64_t cookie;  /* the caller's cookie, as registered */
-	int32_t id;       /* the registration id */
-	uint16_t kind;    /* enum evq_kind */
-	uint16_t flags;   /* the registration's flags when it fired */
-	uint32_t events;  /* EVQ_READ|EVQ_WRITE|EVQ_ERR|EVQ_HUP for fds */
-	int32_t ident;    /* fd, signal number or pid; -1 otherwise */
-	uint64_t data;    /* timers: expirations; user: trigger count; ... */
+	uint64_t cookie;   /* the caller's cookie, as registered */
+	int64_t id;        /* the registration id */
+	uint64_t data;     /* timers: expirations; user: trigger count; ... */
+	uint32_t events;   /* EVQ_READ|EVQ_WRITE|EVQ_ERR|EVQ_HUP for fds */
+	int32_t ident;     /* fd, signal number or pid; -1 otherwise */
+	uint16_t kind;     /* enum evq_kind */
+	uint16_t flags;    /* the registration's flags when it fired */
+	uint32_t reserved; /* 0 */
 };
 
 /* ------------------------------------------------------------------ */
 /* Registrations                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Each evq_add_*() returns a registration id >= 0 or -errno.  Ids are small
- * integers whose low 24 bits name a slot; a slot is reused after evq_del(),
- * with a 7-bit generation in bits 24..30 so a stale id is refused with
- * -ENOENT (unless its slot was reused 128 times since). */
+/* Each evq_add_*() returns a registration id >= 0 or -errno.  Ids are
+ * int64_t: store them in an int64_t (an int truncates them). */
 
 /* File descriptor readiness.  events: EVQ_READ and/or EVQ_WRITE (0 is
  * allowed: only EVQ_ERR/EVQ_HUP are then reported).  flags: EVQ_EDGE,
@@ -148,7 +147,7 @@ struct evq_event {
  * file is closed everywhere - the epoll rule evq cannot hide.
  * Errors: -EBADF (fd not open), -EINVAL (bad events/flags), -EEXIST,
  * -ENOMEM, -ENOSPC (too many registrations). */
-int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
+int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	       uint64_t cookie);
 
 /* A timer on clock CLOCK_MONOTONIC, CLOCK_REALTIME or CLOCK_BOOTTIME.
@@ -166,27 +165,27 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
  * Errors: -EINVAL (unknown clock, negative when_ns for a relative timer,
  * negative interval, bad flags), -ENOMEM, -ENOSPC (too many registrations).
  */
-int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
+int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie);
 
 /* Re-arms timer id with a new expiry and interval; pending expirations not
  * yet delivered are discarded.  flags as for evq_add_timer().
  * Errors: -ENOENT (unknown or stale id), -EINVAL (not a timer, or bad
  * arguments as for evq_add_timer()), -ENOMEM. */
-int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
+int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_ns,
 		  uint32_t flags);
 
 /* A user event, fired by evq_trigger().  flags: none at registration; use
  * evq_mod() for EVQ_ONESHOT/EVQ_DISABLED.  Errors: -EINVAL (NULL q),
  * -ENOMEM, -ENOSPC (too many registrations). */
-int evq_add_user(struct evq *q, uint64_t cookie);
+int64_t evq_add_user(struct evq *q, uint64_t cookie);
 
 /* Fires user event id.  Triggers coalesce while pending: data = number of
  * triggers since the last delivery.  Async-signal-safe, lock-free, callable
  * from any thread; makes a system call only when a thread sleeps in
  * evq_wait() and no wakeup is already on its way; preserves errno.
  * Errors: -EINVAL (NULL q), -ENOENT (unknown, stale or non-user id). */
-int evq_trigger(struct evq *q, int id);
+int evq_trigger(struct evq *q, int64_t id);
 
 /* Changes a registration: events (fds only; must be 0 for other kinds) and
  * flags (EVQ_ONESHOT, EVQ_EDGE for fds, EVQ_DISABLED).  Enabling a oneshot
@@ -196,12 +195,12 @@ int evq_trigger(struct evq *q, int id);
  * Errors: -ENOENT, -EINVAL, -EBADF (fd closed); enabling a
  * word, semaphore or latch registration also as evq_add_word(): -ENOMEM,
  * -EAGAIN, -ENOSYS.  A failed call leaves the registration as it was. */
-int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags);
+int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags);
 
 /* Removes a registration.  When evq_del() returns, no event of it will be
  * returned by any evq_wait(), including one already taken from the kernel
  * but not yet handed out.  Errors: -EINVAL (NULL q), -ENOENT. */
-int evq_del(struct evq *q, int id);
+int evq_del(struct evq *q, int64_t id);
 
 /* ------------------------------------------------------------------ */
 /* Waiting                                                              */
@@ -311,7 +310,7 @@ int evq_requeue(struct evq *q, const struct evq_event *ev);
  * Errors: -EINVAL (NULL q, NULL or misaligned addr, bad flags), -ENOMEM,
  * -EAGAIN (helper thread could not be started), -ENOSPC, -ENOSYS (epoll
  * backend on a kernel without futex_waitv, before Linux 5.16). */
-int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
+int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		 uint32_t flags, uint64_t cookie);
 
 /* Re-arms word registration id: wait again until the word no longer holds
@@ -319,7 +318,7 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
  * EVQ_SHARED must match the registration.  An event already pending is
  * still delivered.  Errors: -ENOENT (unknown id or not a word), -EINVAL,
  * and as evq_add_word(): -ENOMEM, -EAGAIN, -ENOSYS. */
-int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags);
+int evq_mod_word(struct evq *q, int64_t id, uint32_t expected, uint32_t flags);
 
 /* Wakes up to n (>= 1; INT_MAX for all) threads, processes or queues
  * waiting on the word at addr; no queue needed.  flags: EVQ_SHARED or 0.
@@ -414,9 +413,11 @@ int evq_sem_value(const struct evq_sem *s);
  * Garbage found later (a count above EVQ_SEM_MAX, a bad magic...): one
  * EVQ_ERR event, data = tokens acquired and not yet delivered (normally
  * 0), then nothing until evq_mod() enables it again ("Hostile memory").
+ * flags: 0.
  * Errors: -EINVAL (NULL q, bad or uninitialised s, a count above
- * EVQ_SEM_MAX), -ENOMEM, -EAGAIN, -ENOSPC. */
-int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie);
+ * EVQ_SEM_MAX, flags not 0), -ENOMEM, -EAGAIN, -ENOSPC. */
+int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
+		    uint64_t cookie);
 
 /* A latch (PostgreSQL's): a flag that any thread, process or signal
  * handler sets to wake its owner; the owner waits for it and resets it.
@@ -472,9 +473,10 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns);
  * that stays set fires once: reset it, and the next set fires again.
  * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED.  Garbage found later: one
  * EVQ_ERR event (data 0, or 1 if a set was still pending), then nothing
- * until evq_mod() enables it again ("Hostile memory" above).
- * Errors: -EINVAL, -ENOMEM, -EAGAIN, -ENOSPC. */
-int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
+ * until evq_mod() enables it again ("Hostile memory" above).  flags: 0.
+ * Errors: -EINVAL (also flags not 0), -ENOMEM, -EAGAIN, -ENOSPC. */
+int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
+		      uint64_t cookie);
 
 /* ------------------------------------------------------------------ */
 /* Signals, processes, sigevent                                         */
@@ -512,7 +514,7 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie);
  * may register anew, in a queue of its own, a signal its parent registered.
  * Errors: -EINVAL, -EBUSY, -ENOMEM, -EMFILE/-ENFILE, -ENOSPC, -ECHILD.
  * Changes process-wide signal state: not async-signal-safe. */
-int evq_add_signal(struct evq *q, int signo, uint64_t cookie);
+int64_t evq_add_signal(struct evq *q, int signo, uint64_t cookie);
 
 /* data of an EVQ_KIND_PID event whose exit status is unknown (not the
  * caller's child, or reaped by someone else first).  No waitpid() status
@@ -535,7 +537,7 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie);
  * Errors: -EINVAL (pid <= 0, bad flags, a thread id that is not a
  * process's), -ESRCH (no such process: exited and reaped, or never was),
  * -ENOSYS (no pidfd), -ENOMEM, -EMFILE/-ENFILE, -ENOSPC, -ECHILD. */
-int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
+int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
 
 /* Fills *sev so that timer_create(), POSIX AIO (aio_read(), aio_write(),
  * lio_listio()) and mq_notify() deliver into q, and returns the id of the
@@ -576,7 +578,7 @@ int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
  * (SIGRTMAX registered with evq_add_signal(), or the program installed a
  * handler or SIG_IGN for it), -ENOMEM, -ENOSPC, -EMFILE/-ENFILE, -ECHILD.
  * Not async-signal-safe. */
-int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev);
+int64_t evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev);
 
 /* POSIX message queues need no function of their own: on Linux an mqd_t is
  * a file descriptor, so evq_add_fd(q, mqd, EVQ_READ|EVQ_WRITE, flags, c)
@@ -767,7 +769,7 @@ int evq_bcast_notify(struct evq_bcast *b, evq_mask_t bits);
  * evq_free() first, then evq_bcast_destroy()).
  * Errors: -EINVAL (NULL q, NULL or uninitialised b, mask == 0), -ENOMEM,
  * -ENOSPC, -ECHILD. */
-int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
+int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 		 uint64_t cookie);
 
 #ifdef __cplusplus

@@ -57,7 +57,7 @@
 
 #include "internal.h"
 
-_Static_assert(sizeof(struct evq_event) == 32, "struct evq_event is 32 bytes");
+_Static_assert(sizeof(struct evq_event) == 40, "struct evq_event is 40 bytes");
 
 #define ID_GEN_MASK ((1u << EVQ_ID_GEN_BITS) - 1)
 
@@ -280,7 +280,7 @@ uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r)
 	return r->idx;
 }
 
-int evq__reg_id(struct evq *q, struct evq__reg *r)
+int64_t evq__reg_id(struct evq *q, struct evq__reg *r)
 {
 	(void)q;
 	uint32_t gen = evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
@@ -328,7 +328,7 @@ static int grow_slots(struct evq *q)
 	return 0;
 }
 
-int evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
+int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 		 uint32_t flags, uint64_t cookie, int32_t ident,
 		 struct evq__reg **out)
 {
@@ -365,7 +365,7 @@ int evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 	return evq__reg_id(q, r);
 }
 
-struct evq__reg *evq__reg_get(struct evq *q, int id)
+struct evq__reg *evq__reg_get(struct evq *q, int64_t id)
 {
 	if (id < 0)
 		return NULL;
@@ -646,7 +646,7 @@ static void fd_defunct(struct evq *q, struct evq__reg *r)
 #define FD_EVENTS (EVQ_READ | EVQ_WRITE)
 #define FD_FLAGS (EVQ_EDGE | EVQ_ONESHOT | EVQ_DISABLED)
 
-int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
+int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	       uint64_t cookie)
 {
 	struct evq__reg *r;
@@ -658,10 +658,10 @@ int evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
 		return -EINVAL;
 	lock(q);
-	int rc = fdmap_reserve(q, fd);
+	int64_t rc = fdmap_reserve(q, fd);
 	if (rc < 0)
 		goto out;
-	int id = evq__reg_new(q, EVQ_KIND_FD, NULL, flags, cookie, fd, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_FD, NULL, flags, cookie, fd, &r);
 	if (id < 0) {
 		rc = id;
 		goto out;
@@ -763,7 +763,7 @@ static int timer_args(clockid_t clock, int64_t when_ns, int64_t interval_ns,
 	return ci;
 }
 
-int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
+int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
 {
 	struct evq__reg *r;
@@ -774,7 +774,7 @@ int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 	if (ci < 0)
 		return ci;
 	lock(q);
-	int id = evq__reg_new(q, EVQ_KIND_TIMER, NULL, flags, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_TIMER, NULL, flags, cookie, -1, &r);
 	if (id >= 0) {
 		r->clock = (uint8_t)ci;
 		int rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
@@ -787,7 +787,7 @@ int evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 	return id;
 }
 
-int evq_mod_timer(struct evq *q, int id, int64_t when_ns, int64_t interval_ns,
+int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_ns,
 		  uint32_t flags)
 {
 	int ck = evq__check(q);
@@ -821,19 +821,19 @@ out:
 	return rc;
 }
 
-int evq_add_user(struct evq *q, uint64_t cookie)
+int64_t evq_add_user(struct evq *q, uint64_t cookie)
 {
 	struct evq__reg *r;
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
 	lock(q);
-	int id = evq__reg_new(q, EVQ_KIND_USER, NULL, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_USER, NULL, 0, cookie, -1, &r);
 	unlock(q);
 	return id;
 }
 
-int evq_trigger(struct evq *q, int id)
+int evq_trigger(struct evq *q, int64_t id)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
@@ -858,7 +858,7 @@ int evq_trigger(struct evq *q, int id)
 /* Changing and removing                                                */
 /* ------------------------------------------------------------------ */
 
-int evq_mod(struct evq *q, int id, uint32_t events, uint32_t flags)
+int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
@@ -899,7 +899,7 @@ out:
 	return rc;
 }
 
-int evq_del(struct evq *q, int id)
+int evq_del(struct evq *q, int64_t id)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
@@ -1017,6 +1017,7 @@ static void fill(struct evq *q, struct evq_event *ev, struct evq__reg *r,
 	ev->events = events;
 	ev->ident = r->ident;
 	ev->data = data;
+	ev->reserved = 0;
 }
 
 static inline int deliver_pending(struct evq *q, struct evq_event *out, int max)

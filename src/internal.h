@@ -265,12 +265,12 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 
 /* core (evq.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
-int evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
+int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 		 uint32_t flags, uint64_t cookie, int32_t ident,
 		 struct evq__reg **out);   /* -> id; locked */
-struct evq__reg *evq__reg_get(struct evq *q, int id);   /* locked */
+struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
 uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r);
-int evq__reg_id(struct evq *q, struct evq__reg *r);
+int64_t evq__reg_id(struct evq *q, struct evq__reg *r);
 void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
 void evq__link(struct evq *q, struct evq__reg *r, int list); /* locked */
 void evq__unlink(struct evq *q, struct evq__reg *r);         /* locked */

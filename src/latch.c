@@ -418,12 +418,13 @@ static const struct evq__kind_ops latch_ops = {
 	.mod = latch_mod,
 };
 
-int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
+int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
+		      uint64_t cookie)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!latch_ok(l))
+	if (!latch_ok(l) || flags)
 		return -EINVAL;
 	struct latch_reg *lr = calloc(1, sizeof *lr);
 	if (!lr)
@@ -437,7 +438,7 @@ int evq_add_latch(struct evq *q, struct evq_latch *l, uint64_t cookie)
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(lr);

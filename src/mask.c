@@ -548,7 +548,7 @@ static const struct evq__kind_ops mask_ops = {
 	.del = mask_del,
 };
 
-int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
+int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 		 uint64_t cookie)
 {
 	int ck = evq__check(q);
@@ -565,7 +565,7 @@ int evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 	m->q = q;
 	struct evq__reg *r;
 	evq__lock(q);
-	int id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(m);

@@ -103,7 +103,7 @@ static const struct evq__kind_ops pid_ops = {
 
 static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
 
-int evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
+int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
@@ -131,7 +131,7 @@ static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 	}
 	struct evq__reg *r;
 	evq__lock(q);
-	int id = evq__reg_new(q, EVQ_KIND_PID, &pid_ops, flags, cookie, pid, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_PID, &pid_ops, flags, cookie, pid, &r);
 	if (id >= 0) {
 		r->events = EVQ_READ;
 		r->ext = p;

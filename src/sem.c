@@ -373,12 +373,13 @@ static const struct evq__kind_ops sem_ops = {
 	.mod = sem_mod,
 };
 
-int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
+int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
+		    uint64_t cookie)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!sem_ok(s) || evq__ld(&s->count) > EVQ_SEM_MAX)
+	if (!sem_ok(s) || flags || evq__ld(&s->count) > EVQ_SEM_MAX)
 		return -EINVAL;
 	struct sem_reg *sr = calloc(1, sizeof *sr);
 	if (!sr)
@@ -393,7 +394,7 @@ int evq_add_sem(struct evq *q, struct evq_sem *s, uint64_t cookie)
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		pthread_mutex_destroy(&sr->mu);

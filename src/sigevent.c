@@ -318,8 +318,9 @@ static int carrier_get(struct evq *q)
 		return -e;
 	}
 	struct evq__reg *r;
-	int rc = evq__reg_new(q, EVQ_KIND_SIGEVENT, &carrier_ops, 0, 0, SIGRTMAX, &r);
-	if (rc >= 0) {
+	int64_t id = evq__reg_new(q, EVQ_KIND_SIGEVENT, &carrier_ops, 0, 0, SIGRTMAX, &r);
+	int rc = id < 0 ? (int)id : 0;
+	if (rc == 0) {
 		r->events = EVQ_READ;
 		r->ext = c;
 		rc = q->backend->fd_ctl(q, EVQ_FD_ADD, c->fd, EVQ_READ, 0,
@@ -365,7 +366,7 @@ static const struct evq__kind_ops sev_ops = {
 	.del = sev_del,
 };
 
-int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
+int64_t evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
@@ -381,7 +382,7 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 	struct evq__reg *r;
 	evq__lock(q);
 	evq__sig_lock();
-	int rc = 0;
+	int64_t rc = 0;
 	int owner = evq__sig_owner(signo);
 	if (owner == EVQ_SIG_SIGNAL) {
 		rc = -EBUSY; /* evq_add_signal(SIGRTMAX) holds it */
@@ -397,7 +398,7 @@ int evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 	}
 	if (rc == 0)
 		rc = carrier_get(q);
-	int i = rc < 0 ? rc : entry_alloc();
+	int i = rc < 0 ? (int)rc : entry_alloc();
 	if (i < 0) {
 		rc = i;
 		goto out;

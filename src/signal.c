@@ -272,9 +272,9 @@ static const struct evq__kind_ops signal_ops = {
 	.mod = signal_mod,
 };
 
-static int add_signal(struct evq *q, int signo, uint64_t cookie);
+static int64_t add_signal(struct evq *q, int signo, uint64_t cookie);
 
-int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
+int64_t evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
@@ -282,12 +282,12 @@ int evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 	if (!signo_ok(signo))
 		return -EINVAL;
 	evq__nocancel_enter(); /* close() on the way out of a failure */
-	int rc = add_signal(q, signo, cookie);
+	int64_t rc = add_signal(q, signo, cookie);
 	evq__nocancel_leave();
 	return rc;
 }
 
-static int add_signal(struct evq *q, int signo, uint64_t cookie)
+static int64_t add_signal(struct evq *q, int signo, uint64_t cookie)
 {
 	struct sig_reg *s = calloc(1, sizeof *s);
 	if (!s)
@@ -314,11 +314,13 @@ static int add_signal(struct evq *q, int signo, uint64_t cookie)
 	int takeover = evq__sig_owner(signo) == EVQ_SIG_SIGNAL && holder &&
 		       evq__forked(holder);
 	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE && !takeover ? -EBUSY : 0;
-	if (rc == 0)
-		rc = evq__reg_new(q, EVQ_KIND_SIGNAL, &signal_ops, 0, cookie, signo, &r);
+	int64_t id = 0;
+	if (rc == 0) {
+		id = evq__reg_new(q, EVQ_KIND_SIGNAL, &signal_ops, 0, cookie, signo, &r);
+		rc = id < 0 ? (int)id : 0;
+	}
 	if (rc < 0)
 		goto fail;
-	int id = rc;
 	r->events = EVQ_READ;
 	r->ext = s;
 	rc = signal_arm(q, r, EVQ_FD_ADD);

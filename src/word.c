@@ -141,7 +141,7 @@ static const struct evq__kind_ops word_ops = {
 	.mod = word_mod,
 };
 
-int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
+int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		 uint32_t flags, uint64_t cookie)
 {
 	int ck = evq__check(q);
@@ -160,7 +160,7 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(w);
@@ -186,7 +186,7 @@ int evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 	return id;
 }
 
-int evq_mod_word(struct evq *q, int id, uint32_t expected, uint32_t flags)
+int evq_mod_word(struct evq *q, int64_t id, uint32_t expected, uint32_t flags)
 {
 	int ck = evq__check(q);
 	if (ck < 0)

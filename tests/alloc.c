@@ -115,7 +115,7 @@ static void round_trip(struct rig *g, int k)
 	char c;
 
 	/* add/del of a user event: the slot is reused */
-	int u = evq_add_user(q, 1);
+	int64_t u = evq_add_user(q, 1);
 	expect(g, u >= 0);
 	expect(g, evq_trigger(q, u) == 0);
 	int n = evq_wait(q, ev, NEV, 0, NULL);
@@ -124,7 +124,7 @@ static void round_trip(struct rig *g, int k)
 
 	/* add/del of an fd with an event delivered */
 	int fd = g->sv[k % NPAIRS][0];
-	int f = evq_add_fd(q, fd, EVQ_READ, k & 1 ? EVQ_EDGE : 0, 2);
+	int64_t f = evq_add_fd(q, fd, EVQ_READ, k & 1 ? EVQ_EDGE : 0, 2);
 	expect(g, f >= 0);
 	expect(g, write(g->sv[k % NPAIRS][1], "x", 1) == 1);
 	n = evq_wait(q, ev, NEV, EVQT_SOON, NULL);
@@ -133,7 +133,7 @@ static void round_trip(struct rig *g, int k)
 	expect(g, evq_del(q, f) == 0);
 
 	/* add/del of a timer that fires */
-	int t = evq_add_timer(q, CLOCK_MONOTONIC, 0, 0, 0, 3);
+	int64_t t = evq_add_timer(q, CLOCK_MONOTONIC, 0, 0, 0, 3);
 	expect(g, t >= 0);
 	n = evq_wait(q, ev, NEV, EVQT_SOON, NULL);
 	expect(g, n >= 1);
@@ -260,8 +260,8 @@ static void test_bad_fd_no_alloc(void)
 	struct evq *q = evqt_new();
 	atomic_store(&refuse_above, (size_t)64 << 20);
 	long b0 = atomic_load(&n_bytes);
-	int r1 = evq_add_fd(q, INT_MAX, EVQ_READ, 0, 0);
-	int r2 = evq_add_fd(q, INT_MAX / 2, EVQ_READ, 0, 0);
+	int64_t r1 = evq_add_fd(q, INT_MAX, EVQ_READ, 0, 0);
+	int64_t r2 = evq_add_fd(q, INT_MAX / 2, EVQ_READ, 0, 0);
 	long b1 = atomic_load(&n_bytes);
 	atomic_store(&refuse_above, SIZE_MAX);
 	is(r1, -EBADF, "bad fd INT_MAX -> -EBADF");

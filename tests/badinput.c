@@ -144,7 +144,7 @@ static void test_fd_args(struct evq *q)
 	    "add_fd: EVQ_ABSTIME (a timer flag) -> -EINVAL");
 
 	/* None of the failed calls registered sv[0]: a real add works. */
-	int id = evq_add_fd(q, sv[0], EVQ_READ, 0, 5);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, 0, 5);
 	ok(id >= 0, "add_fd: fd still free after the refused calls");
 	BAD(q, evq_add_fd(q, sv[0], EVQ_READ, 0, 0), -EEXIST, "add_fd: second -> -EEXIST");
 
@@ -166,8 +166,8 @@ static void test_fd_args(struct evq *q)
 
 static void test_id_args(struct evq *q)
 {
-	int u = evq_add_user(q, 1);
-	int t = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 2);
+	int64_t u = evq_add_user(q, 1);
+	int64_t t = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 2);
 	CHECK(u >= 0 && t >= 0);
 	static const int bad_ids[] = { -1, INT_MIN, INT_MAX, 0x00ffffff, 0x7f000000 };
 	for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {

@@ -195,7 +195,7 @@ static int cancel_join(pthread_t t)
 
 static void stop_waiter(struct scene *s, pthread_t t)
 {
-	int id = evq_add_user(s->q, 99);
+	int64_t id = evq_add_user(s->q, 99);
 	CHECK(id >= 0 && evq_trigger(s->q, id) == 0);
 	pthread_join(t, NULL);
 }
@@ -220,7 +220,7 @@ static void test_asleep(enum shape shape)
 	}
 	is(sleepers(s.q), 0, "asleep, %s: no sleeper counted afterwards", shape_name[shape]);
 	/* no lock held: these return */
-	int id = evq_add_user(s.q, 5);
+	int64_t id = evq_add_user(s.q, 5);
 	ok(id >= 0 && evq_del(s.q, id) == 0, "asleep, %s: the queue's lock is free",
 	   shape_name[shape]);
 	/* another waiter is woken by a trigger and by a timer */
@@ -233,7 +233,7 @@ static void test_asleep(enum shape shape)
 		sched_yield();
 	is(atomic_load(&s.got_user), 1, "asleep, %s: another waiter gets a trigger",
 	   shape_name[shape]);
-	int tm = evq_add_timer(s.q, CLOCK_MONOTONIC, EVQT_MS, 0, 0, 99);
+	int64_t tm = evq_add_timer(s.q, CLOCK_MONOTONIC, EVQT_MS, 0, 0, 99);
 	CHECK(tm >= 0);
 	void *res;
 	struct timespec dl;
@@ -371,7 +371,7 @@ static void *churn(void *arg)
 	struct evq *q = arg;
 	struct evq_event ev[NEV];
 	for (;;) {
-		int id = evq_add_user(q, 7);
+		int64_t id = evq_add_user(q, 7);
 		if (id >= 0)
 			evq_del(q, id);
 		int n = evq_wait(q, ev, NEV, 100 * 1000, NULL);
@@ -386,7 +386,7 @@ static void test_churn(void)
 {
 	struct evq *q = evqt_new();
 	sig_no = SIGRTMIN + 3;
-	int sid = evq_add_signal(q, sig_no, 3);
+	int64_t sid = evq_add_signal(q, sig_no, 3);
 	CHECK(sid >= 0);
 	long rounds = evqt_scale(200), sent = 0;
 	int stuck = 0;
@@ -403,7 +403,7 @@ static void test_churn(void)
 			stuck = 1;
 		/* the lock is free: a registration goes through (the watchdog
 		 * fails the program if it hangs) */
-		int id = evq_add_user(q, 8);
+		int64_t id = evq_add_user(q, 8);
 		stuck |= id < 0 || evq_del(q, id) != 0;
 	}
 	/* drain what the cancelled threads left */

@@ -65,7 +65,7 @@ int main(void)
 	/* forward step: fires at once */
 	struct waitarg a = { .q = evqt_new() };
 	int64_t dl = evqt_now(CLOCK_REALTIME) + 4 * EVQT_SEC;
-	int id = evq_add_timer(a.q, CLOCK_REALTIME, dl, 0, EVQ_ABSTIME, 1);
+	int64_t id = evq_add_timer(a.q, CLOCK_REALTIME, dl, 0, EVQ_ABSTIME, 1);
 	CHECK(id >= 0);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, waiter, &a) == 0);

@@ -72,7 +72,7 @@ static void test_latches(void)
 	int id[NLATCH];
 	for (int i = 0; i < NLATCH; i++) {
 		CHECK(evq_latch_init(&latch[i], 0) == 0);
-		id[i] = evq_add_latch(q, &latch[i], (uint64_t)i);
+		id[i] = evq_add_latch(q, &latch[i], 0, (uint64_t)i);
 		CHECK(id[i] >= 0);
 	}
 	struct evq_event ev[64];
@@ -177,7 +177,7 @@ static void test_storm(void)
 	}
 	for (int i = 0; i < NLATCH; i++) {
 		CHECK(evq_latch_init(&latch[i], 0) == 0);
-		s.lid[i] = evq_add_latch(s.q, &latch[i], 1000 + (uint64_t)i);
+		s.lid[i] = evq_add_latch(s.q, &latch[i], 0, 1000 + (uint64_t)i);
 		CHECK(s.lid[i] >= 0);
 	}
 	CHECK((s.uid = evq_add_user(s.q, 2000)) >= 0);
@@ -240,7 +240,7 @@ int main(void)
 	}
 	struct evq_latch l;
 	CHECK(evq_latch_init(&l, 0) == 0);
-	rc = evq_add_latch(q, &l, 0);
+	rc = evq_add_latch(q, &l, 0, 0);
 	evq_free(q);
 	if (rc < 0) {
 		diag("evq_add_latch on io_uring: %d", rc);

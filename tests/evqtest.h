@@ -27,6 +27,7 @@
 #ifndef EVQ_TEST_H
 #define EVQ_TEST_H
 
+#include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -162,7 +163,7 @@ static inline int evqt_roundtrip(struct evq *q)
 	 * data 1, whatever else comes with it (fairness: a poll of the kernel
 	 * may return those first). */
 	struct evq_event ev[4];
-	int id = evq_add_user(q, 0xfeedull);
+	int64_t id = evq_add_user(q, 0xfeedull);
 	if (id < 0)
 		return 0;
 	int seen = 0, good = evq_trigger(q, id) == 0;

@@ -127,11 +127,11 @@ static int victim_setup(struct scene *s)
 		break;
 	case V_LATCH:
 		CHECK(evq_latch_init(&s->latch, 0) == 0);
-		s->victim_id = evq_add_latch(q, &s->latch, c);
+		s->victim_id = evq_add_latch(q, &s->latch, 0, c);
 		break;
 	case V_SEM:
 		CHECK(evq_sem_init(&s->sem, 0, 0) == 0);
-		s->victim_id = evq_add_sem(q, &s->sem, c);
+		s->victim_id = evq_add_sem(q, &s->sem, 0, c);
 		break;
 	case V_SIGNAL:
 		s->victim_id = evq_add_signal(q, SIGUSR1, c);

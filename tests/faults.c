@@ -472,7 +472,7 @@ static int wait_one(struct evq *q, int id, struct evq_event *ev)
 	struct evq_event evs[NEV];
 	int n = wait_ev(q, evs, NEV, EVQT_SOON);
 	if (n != 1 || evs[0].id != id) {
-		diag("  expected one event of id %d, got %d (first id %d kind %d)", id,
+		diag("  expected one event of id %d, got %d (first id %" PRId64 " kind %d)", id,
 		     n, n > 0 ? evs[0].id : -1, n > 0 ? evs[0].kind : -1);
 		return 0;
 	}
@@ -484,7 +484,7 @@ static int wait_one(struct evq *q, int id, struct evq_event *ev)
 static int roundtrip(struct evq *q)
 {
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 0xfeedull), seen = 0;
+	int64_t id = evq_add_user(q, 0xfeedull), seen = 0;
 	if (id < 0 || evq_trigger(q, id) != 0)
 		return 0;
 	int64_t end = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;
@@ -755,7 +755,7 @@ static void setup_sem(struct ctx *c)
 
 static int op_add_sem(struct ctx *c)
 {
-	return evq_add_sem(c->q, &c->sem, 107);
+	return evq_add_sem(c->q, &c->sem, 0, 107);
 }
 
 static int clean_sem(struct ctx *c, int rc)
@@ -787,7 +787,7 @@ static void setup_latch(struct ctx *c)
 
 static int op_add_latch(struct ctx *c)
 {
-	return evq_add_latch(c->q, &c->latch, 108);
+	return evq_add_latch(c->q, &c->latch, 0, 108);
 }
 
 static int clean_latch(struct ctx *c, int rc)
@@ -918,7 +918,7 @@ static void setup_latch_disabled(struct ctx *c)
 	setup_latch(c);
 	if (c->skip)
 		return;
-	c->id = evq_add_latch(c->q, &c->latch, 112);
+	c->id = evq_add_latch(c->q, &c->latch, 0, 112);
 	CHECK(c->id >= 0);
 	CHECK(evq_mod(c->q, c->id, 0, EVQ_DISABLED) == 0);
 }
@@ -1129,7 +1129,7 @@ static void setup_set_many(struct ctx *c)
 	for (int i = 0; i < 8; i++) {
 		CHECK(evq_latch_init(&c->latches[i], 0) == 0);
 		c->lp[i] = &c->latches[i];
-		CHECK(evq_add_latch(c->q, &c->latches[i], 200 + (uint64_t)i) >= 0);
+		CHECK(evq_add_latch(c->q, &c->latches[i], 0, 200 + (uint64_t)i) >= 0);
 	}
 }
 
@@ -1392,9 +1392,9 @@ static int g_add(struct evq *q, struct growth *e, uint64_t cookie)
 	case G_WORD:
 		return evq_add_word(q, &e->word, 0, EVQ_ONESHOT, cookie);
 	case G_LATCH:
-		return evq_add_latch(q, &e->latch, cookie);
+		return evq_add_latch(q, &e->latch, 0, cookie);
 	default:
-		return evq_add_sem(q, &e->sem, cookie);
+		return evq_add_sem(q, &e->sem, 0, cookie);
 	}
 }
 

@@ -52,17 +52,18 @@ static const struct evq_event *find_id(const struct evq_event *ev, int n, int id
 
 static void test_layout(void)
 {
-	_Static_assert(sizeof(struct evq_event) == 32, "32-byte event");
-	/* The record is exactly 32 bytes with the documented field order. */
-	is(sizeof(struct evq_event), 32, "sizeof(struct evq_event) == 32");
+	_Static_assert(sizeof(struct evq_event) == 40, "40-byte event");
+	/* The record is exactly 40 bytes with the documented field order. */
+	is(sizeof(struct evq_event), 40, "sizeof(struct evq_event) == 40");
 	ok(offsetof(struct evq_event, cookie) == 0 &&
 		   offsetof(struct evq_event, id) == 8 &&
-		   offsetof(struct evq_event, kind) == 12 &&
-		   offsetof(struct evq_event, flags) == 14 &&
-		   offsetof(struct evq_event, events) == 16 &&
-		   offsetof(struct evq_event, ident) == 20 &&
-		   offsetof(struct evq_event, data) == 24,
-	   "struct evq_event field offsets 0,8,12,14,16,20,24");
+		   offsetof(struct evq_event, data) == 16 &&
+		   offsetof(struct evq_event, events) == 24 &&
+		   offsetof(struct evq_event, ident) == 28 &&
+		   offsetof(struct evq_event, kind) == 32 &&
+		   offsetof(struct evq_event, flags) == 34 &&
+		   offsetof(struct evq_event, reserved) == 36,
+	   "struct evq_event field offsets 0,8,16,24,28,32,34,36");
 }
 
 static void test_socket_read_level(void)
@@ -72,8 +73,8 @@ static void test_socket_read_level(void)
 	int sv[2];
 	pair(sv);
 	const uint64_t cookie = 0x1122334455667788ull;
-	int id = evq_add_fd(q, sv[0], EVQ_READ, 0, cookie);
-	ok(id >= 0, "socket: evq_add_fd READ returns an id (%d)", id);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, 0, cookie);
+	ok(id >= 0, "socket: evq_add_fd READ returns an id (%" PRId64 ")", id);
 
 	/* Nothing to read yet: a poll returns no event. */
 	is(evqt_wait(q, ev, NEV, 0), 0, "socket: not readable -> no event");
@@ -112,7 +113,7 @@ static void test_socket_write(void)
 	struct evq_event ev[NEV];
 	int sv[2];
 	pair(sv);
-	int id = evq_add_fd(q, sv[0], EVQ_WRITE, 0, 7);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_WRITE, 0, 7);
 	ok(id >= 0, "write: evq_add_fd WRITE ok");
 	/* An empty socket is writable at once, and only WRITE is reported. */
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -160,8 +161,8 @@ static void test_pipe_eventfd(void)
 	struct evq_event ev[NEV];
 	int p[2];
 	CHECK(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
-	int rid = evq_add_fd(q, p[0], EVQ_READ, 0, 100);
-	int wid = evq_add_fd(q, p[1], EVQ_WRITE, 0, 101);
+	int64_t rid = evq_add_fd(q, p[0], EVQ_READ, 0, 100);
+	int64_t wid = evq_add_fd(q, p[1], EVQ_WRITE, 0, 101);
 	ok(rid >= 0 && wid >= 0 && rid != wid, "pipe: both ends registered");
 	/* Empty pipe: only the write end is ready. */
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -179,7 +180,7 @@ static void test_pipe_eventfd(void)
 
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	CHECK(efd >= 0);
-	int eid = evq_add_fd(q, efd, EVQ_READ, 0, 200);
+	int64_t eid = evq_add_fd(q, efd, EVQ_READ, 0, 200);
 	ok(eid >= 0, "eventfd: registered");
 	CHECK(evq_del(q, wid) == 0);
 	drain(p[0]);
@@ -205,7 +206,7 @@ static void test_edge(void)
 	struct evq_event ev[NEV];
 	int sv[2];
 	pair(sv);
-	int id = evq_add_fd(q, sv[0], EVQ_READ, EVQ_EDGE, 5);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, EVQ_EDGE, 5);
 	ok(id >= 0, "edge: registered");
 	is(evqt_wait(q, ev, NEV, 0), 0, "edge: nothing yet");
 	put(sv[1]);
@@ -227,7 +228,7 @@ static void test_edge(void)
 	is(evqt_wait(q, ev, NEV, 0), 0, "edge: drained -> nothing");
 
 	/* EDGE on WRITE: writable socket reported once. */
-	int wid = evq_add_fd(q, sv[1], EVQ_WRITE, EVQ_EDGE, 6);
+	int64_t wid = evq_add_fd(q, sv[1], EVQ_WRITE, EVQ_EDGE, 6);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(wid >= 0 && n == 1 && ev[0].id == wid && ev[0].events == EVQ_WRITE,
 	   "edge: writable -> one EVQ_WRITE event");
@@ -243,7 +244,7 @@ static void test_oneshot(void)
 	struct evq_event ev[NEV];
 	int sv[2];
 	pair(sv);
-	int id = evq_add_fd(q, sv[0], EVQ_READ, EVQ_ONESHOT, 9);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, EVQ_ONESHOT, 9);
 	ok(id >= 0, "oneshot: registered");
 	put(sv[1]);
 	/* Delivered once, with the EVQ_ONESHOT flag. */
@@ -279,7 +280,7 @@ static void test_disabled(void)
 	int sv[2];
 	pair(sv);
 	put(sv[1]);
-	int id = evq_add_fd(q, sv[0], EVQ_READ, EVQ_DISABLED, 11);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, EVQ_DISABLED, 11);
 	ok(id >= 0, "disabled: registered disabled");
 	/* Readable but disabled: nothing. */
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: readable fd not reported");
@@ -302,7 +303,7 @@ static void test_hup_err(void)
 	struct evq_event ev[NEV];
 	int sv[2];
 	pair(sv);
-	int id = evq_add_fd(q, sv[0], EVQ_READ, 0, 1);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, 0, 1);
 	close(sv[1]);
 	/* Peer closed: EVQ_HUP is reported (EOF also reads as READ). */
 	int n;
@@ -313,7 +314,7 @@ static void test_hup_err(void)
 	/* events 0: only EVQ_ERR/EVQ_HUP are reported, never READ. */
 	int p[2];
 	CHECK(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
-	int pid = evq_add_fd(q, p[0], 0, 0, 2);
+	int64_t pid = evq_add_fd(q, p[0], 0, 0, 2);
 	ok(pid >= 0, "hup: events 0 accepted");
 	put(p[1]);
 	n = evqt_wait(q, ev, NEV, QUIET);
@@ -331,7 +332,7 @@ static void test_hup_err(void)
 	/* Writing end of a pipe whose reader is gone: EVQ_ERR. */
 	int p2[2];
 	CHECK(pipe2(p2, O_NONBLOCK | O_CLOEXEC) == 0);
-	int wid = evq_add_fd(q, p2[1], EVQ_WRITE, 0, 3);
+	int64_t wid = evq_add_fd(q, p2[1], EVQ_WRITE, 0, 3);
 	close(p2[0]);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	e = find_id(ev, n, wid);
@@ -362,8 +363,8 @@ static void test_regular_files(void)
 	/* Level regular file: ready at once, and again on every later wait,
 	 * but only once per wait. */
 	int f = tmpfile_fd();
-	int id = evq_add_fd(q, f, EVQ_READ | EVQ_WRITE, 0, 21);
-	ok(id >= 0, "file: regular file accepted (%d)", id);
+	int64_t id = evq_add_fd(q, f, EVQ_READ | EVQ_WRITE, 0, 21);
+	ok(id >= 0, "file: regular file accepted (%" PRId64 ")", id);
 	int n = evqt_wait(q, ev, NEV, 0);
 	const struct evq_event *e = find_id(ev, n, id);
 	ok(n == 1 && e && e->cookie == 21 && e->kind == EVQ_KIND_FD &&
@@ -386,7 +387,7 @@ static void test_regular_files(void)
 
 	/* Edge: once. */
 	int f2 = tmpfile_fd();
-	int eid = evq_add_fd(q, f2, EVQ_READ, EVQ_EDGE, 23);
+	int64_t eid = evq_add_fd(q, f2, EVQ_READ, EVQ_EDGE, 23);
 	n = evqt_wait(q, ev, NEV, 0);
 	ok(eid >= 0 && n == 1 && ev[0].id == eid && ev[0].events == EVQ_READ,
 	   "file: edge -> reported once");
@@ -396,7 +397,7 @@ static void test_regular_files(void)
 
 	/* Oneshot: once, re-armed by evq_mod, once more. */
 	int f3 = tmpfile_fd();
-	int oid = evq_add_fd(q, f3, EVQ_READ, EVQ_ONESHOT, 24);
+	int64_t oid = evq_add_fd(q, f3, EVQ_READ, EVQ_ONESHOT, 24);
 	n = evqt_wait(q, ev, NEV, 0);
 	ok(oid >= 0 && n == 1 && ev[0].id == oid && ev[0].flags == EVQ_ONESHOT,
 	   "file: oneshot -> reported once");
@@ -418,10 +419,10 @@ static void test_regular_files(void)
 	int d = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	CHECK(d >= 0 && nul >= 0);
-	int did = evq_add_fd(q, d, EVQ_READ, 0, 25);
-	int nid = evq_add_fd(q, nul, EVQ_READ | EVQ_WRITE, 0, 26);
-	ok(did >= 0, "dir: accepted (%d)", did);
-	ok(nid >= 0, "/dev/null: accepted (%d)", nid);
+	int64_t did = evq_add_fd(q, d, EVQ_READ, 0, 25);
+	int64_t nid = evq_add_fd(q, nul, EVQ_READ | EVQ_WRITE, 0, 26);
+	ok(did >= 0, "dir: accepted (%" PRId64 ")", did);
+	ok(nid >= 0, "/dev/null: accepted (%" PRId64 ")", nid);
 	n = evqt_wait(q, ev, NEV, 0);
 	e = find_id(ev, n, did);
 	ok(e && e->events == EVQ_READ && e->ident == d, "dir: ready at once");
@@ -437,7 +438,7 @@ static void test_regular_files(void)
 	 * reported alongside. */
 	int sv[2];
 	pair(sv);
-	int sid = evq_add_fd(q, sv[0], EVQ_READ, 0, 27);
+	int64_t sid = evq_add_fd(q, sv[0], EVQ_READ, 0, 27);
 	put(sv[1]);
 	c = 0;
 	for (int i = 0; i < 4; i++) {
@@ -461,7 +462,7 @@ static void test_eexist(void)
 	struct evq_event ev[NEV];
 	int sv[2];
 	pair(sv);
-	int id = evq_add_fd(q, sv[0], EVQ_READ, 0, 31);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, 0, 31);
 	ok(id >= 0, "eexist: first registration");
 	/* The same fd again (any interest): refused. */
 	is(evq_add_fd(q, sv[0], EVQ_READ, 0, 32), -EEXIST, "eexist: same fd READ -> -EEXIST");
@@ -475,7 +476,7 @@ static void test_eexist(void)
 	ok(evqt_roundtrip(q), "eexist: queue still works");
 	/* After evq_del the fd can be registered again, with a new id. */
 	is(evq_del(q, id), 0, "eexist: evq_del");
-	int id2 = evq_add_fd(q, sv[0], EVQ_READ, 0, 34);
+	int64_t id2 = evq_add_fd(q, sv[0], EVQ_READ, 0, 34);
 	ok(id2 >= 0 && id2 != id, "eexist: re-registration after del gets a new id");
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].id == id2 && ev[0].cookie == 34,
@@ -543,7 +544,7 @@ static void test_free_keeps_fds(void)
 	   "free: the socketpair still works");
 	/* A new queue can register them again. */
 	q = evqt_new();
-	int id = evq_add_fd(q, sv[0], EVQ_READ, 0, 4);
+	int64_t id = evq_add_fd(q, sv[0], EVQ_READ, 0, 4);
 	int n = evqt_wait(q, ev, 1, EVQT_SOON);
 	ok(id >= 0 && n == 1 && ev[0].id == id, "free: fd registers in a new queue");
 	evq_free(q);

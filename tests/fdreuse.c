@@ -68,7 +68,7 @@ static void test_plain_reuse(void)
 	int a[2];
 	pair(a);
 	int num = a[0];
-	int old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
+	int64_t old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
 	CHECK(old >= 0);
 	/* Make the old one readable and let the library see it once. */
 	put(a[1]);
@@ -81,15 +81,15 @@ static void test_plain_reuse(void)
 
 	int bpeer;
 	reuse_number_socket(num, &bpeer);
-	int nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
-	ok(nw >= 0, "plain: registering the reused number succeeds (%d)", nw);
+	int64_t nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
+	ok(nw >= 0, "plain: registering the reused number succeeds (%" PRId64 ")", nw);
 	ok(nw != old, "plain: new id differs from the old id");
 	/* The new socket is empty: no event for anyone. */
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "plain: new fd idle -> no event");
 	put(bpeer);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].id == nw && ev[0].cookie == 0x9e3 && ev[0].ident == num,
-	   "plain: new fd's event goes to the new id/cookie only (n=%d id=%d)", n,
+	   "plain: new fd's event goes to the new id/cookie only (n=%d id=%" PRId64 ")", n,
 	   ev[0].id);
 	/* Old id: mod refused with -EBADF, del accepted and harmless. */
 	is(evq_mod(q, old, EVQ_READ, 0), -EBADF, "plain: evq_mod(old id) -> -EBADF");
@@ -119,13 +119,13 @@ static void test_reuse_with_dup(void)
 	int num = a[0];
 	int keep = dup(num);
 	CHECK(keep >= 0);
-	int old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
+	int64_t old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
 	CHECK(old >= 0);
 	close(num);
 	int bpeer;
 	reuse_number_socket(num, &bpeer);
-	int nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
-	ok(nw >= 0 && nw != old, "dup: reused number registers (%d)", nw);
+	int64_t nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
+	ok(nw >= 0 && nw != old, "dup: reused number registers (%" PRId64 ")", nw);
 
 	/* The old file becomes readable: neither id reports it, and the wait
 	 * runs its whole timeout (no spurious early return). */
@@ -164,7 +164,7 @@ static void test_regular_then_socket(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	int num = tmpfile_fd();
-	int old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
+	int64_t old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
 	CHECK(old >= 0);
 	int n = evqt_wait(q, ev, NEV, 0);
 	ok(n == 1 && ev[0].id == old, "file->socket: file ready before close");
@@ -173,8 +173,8 @@ static void test_regular_then_socket(void)
 	is(count_id(ev, n, old), 0, "file->socket: closed regular file goes silent");
 	int bpeer;
 	reuse_number_socket(num, &bpeer);
-	int nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
-	ok(nw >= 0 && nw != old, "file->socket: reused number registers (%d)", nw);
+	int64_t nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
+	ok(nw >= 0 && nw != old, "file->socket: reused number registers (%" PRId64 ")", nw);
 	/* Idle socket: nothing (the old always-ready registration is silent). */
 	n = evqt_wait(q, ev, NEV, QUIET);
 	is(n, 0, "file->socket: no event while the new socket is idle");
@@ -199,7 +199,7 @@ static void test_socket_then_regular(void)
 	int a[2];
 	pair(a);
 	int num = a[0];
-	int old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
+	int64_t old = evq_add_fd(q, num, EVQ_READ, 0, 0x01d);
 	CHECK(old >= 0);
 	close(num);
 	int f = tmpfile_fd();
@@ -207,8 +207,8 @@ static void test_socket_then_regular(void)
 		CHECK(dup2(f, num) == num);
 		close(f);
 	}
-	int nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
-	ok(nw >= 0 && nw != old, "socket->file: reused number registers (%d)", nw);
+	int64_t nw = evq_add_fd(q, num, EVQ_READ, 0, 0x9e3);
+	ok(nw >= 0 && nw != old, "socket->file: reused number registers (%" PRId64 ")", nw);
 	int n = evqt_wait(q, ev, NEV, 0);
 	ok(n == 1 && ev[0].id == nw && ev[0].cookie == 0x9e3 && ev[0].ident == num,
 	   "socket->file: the file is ready at once under the new id (n=%d)", n);
@@ -228,7 +228,7 @@ static void test_closed_not_reused(void)
 	struct evq_event ev[NEV];
 	int a[2];
 	pair(a);
-	int id = evq_add_fd(q, a[0], EVQ_READ, 0, 1);
+	int64_t id = evq_add_fd(q, a[0], EVQ_READ, 0, 1);
 	CHECK(id >= 0);
 	close(a[0]);
 	is(evq_mod(q, id, EVQ_READ | EVQ_WRITE, 0), -EBADF,
@@ -250,7 +250,7 @@ static void test_churn(void)
 	int a[2];
 	pair(a);
 	int num = a[0], peer = a[1];
-	int id = evq_add_fd(q, num, EVQ_READ, 0, 0);
+	int64_t id = evq_add_fd(q, num, EVQ_READ, 0, 0);
 	CHECK(id >= 0);
 	for (int r = 1; r <= rounds; r++) {
 		put(peer);
@@ -258,7 +258,7 @@ static void test_churn(void)
 		close(peer);
 		reuse_number_socket(num, &peer);
 		put(peer);
-		int nw = evq_add_fd(q, num, EVQ_READ, 0, (uint64_t)r);
+		int64_t nw = evq_add_fd(q, num, EVQ_READ, 0, (uint64_t)r);
 		CHECK(nw >= 0);
 		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 		for (int i = 0; i < n; i++)

@@ -33,12 +33,12 @@ static int child(struct evq *q, int fd_id, int user_id, int sv)
 	int p[2];
 	if (pipe(p) != 0)
 		return 101;
-	int id = evq_add_fd(mine, p[0], EVQ_READ, 0, 7);
+	int64_t id = evq_add_fd(mine, p[0], EVQ_READ, 0, 7);
 	bad += id < 0;
 	bad += write(p[1], "x", 1) != 1;
 	int n = evq_wait(mine, ev, 4, EVQT_SOON, NULL);
 	bad += !(n == 1 && ev[0].id == id && ev[0].cookie == 7);
-	int u = evq_add_user(mine, 8);
+	int64_t u = evq_add_user(mine, 8);
 	bad += evq_trigger(mine, u) != 0;
 	n = evq_wait(mine, ev, 4, EVQT_SOON, NULL);
 	bad += !(n == 1 && ev[0].id == u && ev[0].data == 1);
@@ -53,9 +53,9 @@ int main(void)
 	struct evq *q = evqt_new();
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	int fd_id = evq_add_fd(q, sv[0], EVQ_READ, 0, 1);
-	int user_id = evq_add_user(q, 2);
-	int tid = evq_add_timer(q, CLOCK_MONOTONIC, 50 * EVQT_MS, 0, 0, 3);
+	int64_t fd_id = evq_add_fd(q, sv[0], EVQ_READ, 0, 1);
+	int64_t user_id = evq_add_user(q, 2);
+	int64_t tid = evq_add_timer(q, CLOCK_MONOTONIC, 50 * EVQT_MS, 0, 0, 3);
 	CHECK(fd_id >= 0 && user_id >= 0 && tid >= 0);
 
 	pid_t pid = fork();

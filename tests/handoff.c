@@ -148,7 +148,7 @@ static void run(enum kind kind, const char *variant)
 	case K_LATCH:
 		for (int i = 0; i < 2; i++) {
 			CHECK(evq_latch_init(&latch[i], 0) == 0);
-			CHECK((id[i] = evq_add_latch(c.q, &latch[i], (uint64_t)i + 1)) >= 0);
+			CHECK((id[i] = evq_add_latch(c.q, &latch[i], 0, (uint64_t)i + 1)) >= 0);
 		}
 		break;
 	case K_FD:

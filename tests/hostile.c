@@ -269,7 +269,7 @@ static int collect(struct evq *q, struct evq_event *out, int want)
 }
 
 /* Exactly the n EVQ_ERR events of ids[0..n): one each, data 0. */
-static void expect_errors(struct evq *q, const int *ids, int n, int kind,
+static void expect_errors(struct evq *q, const int64_t *ids, int n, int kind,
 			  const char *what)
 {
 	struct evq_event ev[NEV];
@@ -288,7 +288,7 @@ static void expect_errors(struct evq *q, const int *ids, int n, int kind,
 	if (!ok(good, "%s: %d EVQ_ERR event%s, one per registration, data 0", what,
 		n, n == 1 ? "" : "s"))
 		for (int k = 0; k < got && k < NEV; k++)
-			diag("event: id %d kind %u cookie %llu events %#x data %llu", ev[k].id,
+			diag("event: id %" PRId64 " kind %u cookie %llu events %#x data %llu", ev[k].id,
 			     ev[k].kind, (unsigned long long)ev[k].cookie, ev[k].events,
 			     (unsigned long long)ev[k].data);
 }
@@ -304,8 +304,8 @@ static void add_healthy(struct evq *q, struct healthy *h)
 	CHECK(evq_latch_init(&sh->latch[4], EVQ_SHARED) == 0);
 	ST(&sh->word[0], 0u);
 	h->value = 0;
-	CHECK((h->sem = evq_add_sem(q, &sh->sem[4], C_SEM_OK)) >= 0);
-	CHECK((h->latch = evq_add_latch(q, &sh->latch[4], C_LATCH_OK)) >= 0);
+	CHECK((h->sem = evq_add_sem(q, &sh->sem[4], 0, C_SEM_OK)) >= 0);
+	CHECK((h->latch = evq_add_latch(q, &sh->latch[4], 0, C_LATCH_OK)) >= 0);
 	CHECK((h->word = evq_add_word(q, &sh->word[0], 0, EVQ_SHARED, C_WORD_OK)) >= 0);
 }
 
@@ -354,10 +354,10 @@ static void test_sem_queue(void)
 	struct evq *q = evqt_new();
 	struct healthy h;
 	add_healthy(q, &h);
-	int id[4];
+	int64_t id[4];
 	for (int i = 0; i < 4; i++) {
 		CHECK(evq_sem_init(&sh->sem[i], 0, EVQ_SHARED) == 0);
-		CHECK((id[i] = evq_add_sem(q, &sh->sem[i], C_VICTIM + (uint64_t)i)) >= 0);
+		CHECK((id[i] = evq_add_sem(q, &sh->sem[i], 0, C_VICTIM + (uint64_t)i)) >= 0);
 	}
 	struct evq_event ev[NEV];
 	is(evqt_wait(q, ev, NEV, 0), 0, "sem: nothing pending before the peer writes");
@@ -403,7 +403,7 @@ static void test_sem_add(void)
 	struct evq *q = evqt_new();
 	CHECK(evq_sem_init(&sh->sem[6], 0, EVQ_SHARED) == 0);
 	ST(&sh->sem[6].count, 0xffffffffu);
-	is(evq_add_sem(q, &sh->sem[6], 1), -EINVAL, "sem: add with a count > EVQ_SEM_MAX -> -EINVAL");
+	is(evq_add_sem(q, &sh->sem[6], 0, 1), -EINVAL, "sem: add with a count > EVQ_SEM_MAX -> -EINVAL");
 	evq_free(q);
 }
 
@@ -425,10 +425,10 @@ static void test_latch_queue(void)
 	struct evq *q = evqt_new();
 	struct healthy h;
 	add_healthy(q, &h);
-	int id[3];
+	int64_t id[3];
 	for (int i = 0; i < 3; i++) {
 		CHECK(evq_latch_init(&sh->latch[i], EVQ_SHARED) == 0);
-		CHECK((id[i] = evq_add_latch(q, &sh->latch[i], C_VICTIM + (uint64_t)i)) >= 0);
+		CHECK((id[i] = evq_add_latch(q, &sh->latch[i], 0, C_VICTIM + (uint64_t)i)) >= 0);
 	}
 	struct evq_event ev[NEV];
 	is(evqt_wait(q, ev, NEV, 0), 0, "latch: nothing pending before the peer writes");
@@ -539,7 +539,7 @@ static void test_flip(void)
 
 	/* a queue: no event, no spin, and it still sees the next set */
 	struct evq *q = evqt_new();
-	int id = evq_add_latch(q, l, C_VICTIM);
+	int64_t id = evq_add_latch(q, l, 0, C_VICTIM);
 	CHECK(id >= 0);
 	peer_send(OP_LATCH_FLIP, 6, 100);
 	quiet_window(q, "latch state flipped at random under a queue");
@@ -589,7 +589,7 @@ static void test_unmap_rearm(void)
 	struct healthy h;
 	add_healthy(q, &h);
 	uint32_t *w = new_page();
-	int id = evq_add_word(q, w, 0, 0, C_VICTIM);
+	int64_t id = evq_add_word(q, w, 0, 0, C_VICTIM);
 	CHECK(id >= 0);
 	struct evq_event ev[NEV];
 	is(evqt_wait(q, ev, NEV, 20 * EVQT_MS), 0, "unmapped word: nothing before the unmap");
@@ -628,7 +628,7 @@ static int unmap_wake(int asleep, int quiet)
 {
 	struct sleeper sl = { .q = evqt_new() };
 	uint32_t *w = new_page();
-	int id = evq_add_word(sl.q, w, 0, 0, C_VICTIM);
+	int64_t id = evq_add_word(sl.q, w, 0, 0, C_VICTIM);
 	CHECK(id >= 0);
 	/* let the backend (or the sleeper) sleep on the word: whether it
 	 * does yet or not, the result must be the same */
@@ -712,7 +712,7 @@ static void test_truncate(void)
 	CHECK(s != MAP_FAILED);
 	CHECK(evq_sem_init(s, 0, EVQ_SHARED) == 0);
 	struct evq *q = evqt_new();
-	int id = evq_add_sem(q, s, C_VICTIM);
+	int64_t id = evq_add_sem(q, s, 0, C_VICTIM);
 	CHECK(id >= 0);
 	struct evq_event ev[NEV];
 	is(evqt_wait(q, ev, NEV, 20 * EVQT_MS), 0, "truncated: nothing before");
@@ -723,7 +723,7 @@ static void test_truncate(void)
 	CHECK(ftruncate(fd, 0) == 0);
 	static struct evq_sem other;
 	CHECK(evq_sem_init(&other, 0, 0) == 0);
-	int oid = evq_add_sem(q, &other, 7);
+	int64_t oid = evq_add_sem(q, &other, 0, 7);
 	CHECK(oid >= 0);
 	expect_errors(q, &id, 1, EVQ_KIND_SEM, "shared file truncated under a semaphore");
 	quiet_window(q, "truncated semaphore");

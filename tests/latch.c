@@ -48,8 +48,8 @@ static void test_bad_input(void)
 	is(evq_latch_is_set(&l), -EINVAL, "garbage: is_set -> -EINVAL");
 	is(evq_latch_wait(&l, -1), -EINVAL, "garbage: wait(forever) -> -EINVAL, no hang");
 	struct evq *q = evqt_new();
-	is(evq_add_latch(q, &l, 1), -EINVAL, "garbage: add_latch -> -EINVAL");
-	is(evq_add_latch(q, NULL, 1), -EINVAL, "add_latch(NULL) -> -EINVAL");
+	is(evq_add_latch(q, &l, 0, 1), -EINVAL, "garbage: add_latch -> -EINVAL");
+	is(evq_add_latch(q, NULL, 0, 1), -EINVAL, "add_latch(NULL) -> -EINVAL");
 	evq_free(q);
 	struct evq_latch good;
 	CHECK(evq_latch_init(&good, 0) == 0);
@@ -315,7 +315,7 @@ static int wide_round(int n, int mode, struct evq *q)
 			want[i] = 1;
 			break;
 		case 1:
-			ids[i] = evq_add_latch(q, &l[i], (uint64_t)i);
+			ids[i] = evq_add_latch(q, &l[i], 0, (uint64_t)i);
 			CHECK(ids[i] >= 0);
 			regs++;
 			break;
@@ -805,8 +805,8 @@ static void test_queue(void)
 	struct evq_event ev[NEV];
 	struct evq_latch l;
 	CHECK(evq_latch_init(&l, 0) == 0);
-	int id = evq_add_latch(q, &l, 55);
-	ok(id >= 0, "queue: add_latch -> %d", id);
+	int64_t id = evq_add_latch(q, &l, 0, 55);
+	ok(id >= 0, "queue: add_latch -> %" PRId64 "", id);
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "queue: unset -> nothing");
 	evq_latch_set(&l);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -842,7 +842,7 @@ static void test_queue(void)
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "queue: after del -> nothing");
 	is(__atomic_load_n(&l.waiters, __ATOMIC_SEQ_CST), 0, "queue: del uncounted its waiter");
 	/* A latch set when registered fires at once. */
-	id = evq_add_latch(q, &l, 56);
+	id = evq_add_latch(q, &l, 0, 56);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].cookie == 56, "queue: set at registration -> fires at once");
 	/* oneshot */

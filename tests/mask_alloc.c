@@ -77,7 +77,7 @@ static void test_steady(void)
 		CHECK(evq_receiver_init(&recv[i], i % 2 ? ack_cb : NULL, NULL) == 0);
 		CHECK(evq_bcast_subscribe(&b, &recv[i], 0x3) >= 0);
 	}
-	int qid = evq_add_mask(q, &b, 0x2, 9);
+	int64_t qid = evq_add_mask(q, &b, 0x2, 9);
 	CHECK(qid >= 0);
 	struct evq_receiver extra;
 	CHECK(evq_receiver_init(&extra, NULL, NULL) == 0);
@@ -152,7 +152,7 @@ static void test_enomem(void)
 	atomic_store(&fail_in, -1);
 	/* record ok, registration slots ok (the queue has free slots only
 	 * after its first registration: make one and delete it) */
-	int u = evq_add_user(q, 0);
+	int64_t u = evq_add_user(q, 0);
 	CHECK(u >= 0 && evq_del(q, u) == 0);
 	atomic_store(&fail_in, 2);
 	is(evq_add_mask(q, &b, 0x1, 1), -ENOMEM, "enomem: evq_add_mask table growth -> -ENOMEM");
@@ -162,7 +162,7 @@ static void test_enomem(void)
 	struct evq_event ev[NEV];
 	evq_bcast_notify(&b, 0x1);
 	is(evq_wait(q, ev, NEV, 0, NULL), 0, "enomem: no event from the failed registrations");
-	int id = evq_add_mask(q, &b, 0x1, 1);
+	int64_t id = evq_add_mask(q, &b, 0x1, 1);
 	ok(id >= 0, "enomem: a later evq_add_mask works");
 	evq_bcast_notify(&b, 0x1);
 	is(evq_wait(q, ev, NEV, 0, NULL), 1, "enomem: and delivers");

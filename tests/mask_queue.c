@@ -23,8 +23,8 @@ static void test_basic(void)
 	struct evq_bcast b;
 	struct evq_event ev[NEV];
 	CHECK(evq_bcast_init(&b) == 0);
-	int id = evq_add_mask(q, &b, 0xff, 0xc0ffeeull);
-	ok(id >= 0, "basic: evq_add_mask -> id %d", id);
+	int64_t id = evq_add_mask(q, &b, 0xff, 0xc0ffeeull);
+	ok(id >= 0, "basic: evq_add_mask -> id %" PRId64 "", id);
 	is(b.count, 1, "basic: the queue is one subscriber");
 	is(evqt_wait(q, ev, NEV, 0), 0, "basic: nothing before a notify");
 
@@ -54,7 +54,7 @@ static void test_basic(void)
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "mask: bits outside the mask -> no event");
 
 	/* Two registrations on one broadcaster, different masks. */
-	int id2 = evq_add_mask(q, &b, 0x300, 7);
+	int64_t id2 = evq_add_mask(q, &b, 0x300, 7);
 	CHECK(id2 >= 0);
 	evq_bcast_notify(&b, 0x104);
 	n = evqt_wait(q, ev, NEV, 0);
@@ -136,7 +136,7 @@ static void test_cross_thread(void)
 	struct evq_bcast b;
 	struct evq_event ev[NEV];
 	CHECK(evq_bcast_init(&b) == 0);
-	int id = evq_add_mask(q, &b, EVQ_MASK_READ | EVQ_MASK_WRITE, 1);
+	int64_t id = evq_add_mask(q, &b, EVQ_MASK_READ | EVQ_MASK_WRITE, 1);
 	CHECK(id >= 0);
 	struct thr t = { &b, EVQ_MASK_WRITE, q, evqt_gettid(), 0 };
 	pthread_t th;
@@ -155,7 +155,7 @@ static void test_fork(void)
 	struct evq_bcast b;
 	struct evq_event ev[NEV];
 	CHECK(evq_bcast_init(&b) == 0);
-	int id = evq_add_mask(q, &b, 0x1, 5);
+	int64_t id = evq_add_mask(q, &b, 0x1, 5);
 	CHECK(id >= 0);
 	fflush(stdout);
 	pid_t pid = fork();
@@ -165,7 +165,7 @@ static void test_fork(void)
 		 * not wait for anything; notifying the child's copy of b then
 		 * reaches nothing that was freed (ASan would see it). */
 		alarm(10);
-		int r = evq_add_mask(q, &b, 0x1, 6) == -ECHILD;
+		int64_t r = evq_add_mask(q, &b, 0x1, 6) == -ECHILD;
 		evq_free(q);
 		r &= evq_bcast_notify(&b, 0x1) == 0;
 		_exit(r ? 0 : 1);

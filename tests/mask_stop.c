@@ -178,7 +178,7 @@ static int await_bits(int id, evq_mask_t bits, evq_mask_t *got, int counts[2])
 
 static void coalesce_at(const char *point)
 {
-	int id = evq_add_mask(q, &bc, BIT0 | BIT1, 1);
+	int64_t id = evq_add_mask(q, &bc, BIT0 | BIT1, 1);
 	CHECK(id >= 0);
 	evq_mask_t got = 0;
 	int counts[2] = { 0, 0 };
@@ -220,9 +220,9 @@ static void *deleter(void *arg)
 
 static void delete_at(const char *point)
 {
-	int id = evq_add_mask(q, &bc, BIT0 | BIT1, 2);
+	int64_t id = evq_add_mask(q, &bc, BIT0 | BIT1, 2);
 	CHECK(id >= 0);
-	int sentinel_id = evq_add_user(q, SENTINEL);
+	int64_t sentinel_id = evq_add_user(q, SENTINEL);
 	CHECK(sentinel_id >= 0);
 	evq_mask_t got = 0;
 	int counts[2] = { 0, 0 };

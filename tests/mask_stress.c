@@ -375,7 +375,7 @@ static void *queue_churner(void *p)
 	(void)p;
 	while (!atomic_load(&stop_churn)) {
 		/* Gets the notifiers' bits too: deleted while they deliver. */
-		int id = evq_add_mask(q, &bc, all_bits(K) | EVQ_MASK_APP_BIT(7), 99);
+		int64_t id = evq_add_mask(q, &bc, all_bits(K) | EVQ_MASK_APP_BIT(7), 99);
 		CHECK(id >= 0);
 		evq_bcast_notify(&bc, EVQ_MASK_APP_BIT(7));
 		sched_yield();

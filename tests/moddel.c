@@ -70,7 +70,7 @@ static void test_del_user(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	/* Trigger, delete, wait: nothing. */
-	int u = evq_add_user(q, 1);
+	int64_t u = evq_add_user(q, 1);
 	CHECK(u >= 0);
 	CHECK(evq_trigger(q, u) == 0);
 	CHECK(evq_trigger(q, u) == 0);
@@ -78,7 +78,7 @@ static void test_del_user(void)
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "user: triggered then deleted -> nothing");
 
 	/* Two triggered, one handed out with max=1, the other deleted. */
-	int a = evq_add_user(q, 2), b = evq_add_user(q, 3);
+	int64_t a = evq_add_user(q, 2), b = evq_add_user(q, 3);
 	CHECK(a >= 0 && b >= 0);
 	CHECK(evq_trigger(q, a) == 0 && evq_trigger(q, b) == 0);
 	int n = evqt_wait(q, ev, 1, 0);
@@ -101,22 +101,22 @@ static void test_del_timer(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	/* Expired but not yet waited for: deleted -> nothing. */
-	int t = evq_add_timer(q, CLOCK_MONOTONIC, 1 * EVQT_MS, 0, 0, 1);
+	int64_t t = evq_add_timer(q, CLOCK_MONOTONIC, 1 * EVQT_MS, 0, 0, 1);
 	CHECK(t >= 0);
 	evqt_sleep_ns(5 * EVQT_MS);
 	is(evq_del(q, t), 0, "timer: del of an expired timer -> 0");
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "timer: expired then deleted -> nothing");
 
 	/* Periodic, expired many times, deleted -> nothing. */
-	int p = evq_add_timer(q, CLOCK_MONOTONIC, 1 * EVQT_MS, 1 * EVQT_MS, 0, 2);
+	int64_t p = evq_add_timer(q, CLOCK_MONOTONIC, 1 * EVQT_MS, 1 * EVQT_MS, 0, 2);
 	CHECK(p >= 0);
 	evqt_sleep_ns(10 * EVQT_MS);
 	is(evq_del(q, p), 0, "timer: del of a periodic timer with overruns -> 0");
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "timer: periodic deleted -> nothing");
 
 	/* Two expired timers, max=1 hands out one, the other deleted. */
-	int a = evq_add_timer(q, CLOCK_MONOTONIC, 0, 2 * EVQT_MS, 0, 3);
-	int b = evq_add_timer(q, CLOCK_MONOTONIC, 0, 2 * EVQT_MS, 0, 4);
+	int64_t a = evq_add_timer(q, CLOCK_MONOTONIC, 0, 2 * EVQT_MS, 0, 3);
+	int64_t b = evq_add_timer(q, CLOCK_MONOTONIC, 0, 2 * EVQT_MS, 0, 4);
 	CHECK(a >= 0 && b >= 0);
 	evqt_sleep_ns(1 * EVQT_MS);
 	int n = evqt_wait(q, ev, 1, EVQT_SOON);
@@ -146,7 +146,7 @@ static void test_stale_ids(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 1);
+	int64_t id = evq_add_user(q, 1);
 	CHECK(id >= 0);
 	is(evq_del(q, id), 0, "stale: first del -> 0");
 	/* Every call through the deleted id fails with -ENOENT. */
@@ -209,7 +209,7 @@ static void test_mod_pending(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int a = evq_add_user(q, 1), b = evq_add_user(q, 2);
+	int64_t a = evq_add_user(q, 1), b = evq_add_user(q, 2);
 	CHECK(a >= 0 && b >= 0);
 	CHECK(evq_trigger(q, a) == 0 && evq_trigger(q, b) == 0 &&
 	      evq_trigger(q, b) == 0);
@@ -263,7 +263,7 @@ static void test_del_churn(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	int rounds = (int)evqt_scale(20000), ghosts = 0;
-	int a = evq_add_user(q, 0);
+	int64_t a = evq_add_user(q, 0);
 	CHECK(a >= 0);
 	for (int r = 1; r <= rounds; r++) {
 		CHECK(evq_trigger(q, a) == 0);

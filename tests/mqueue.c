@@ -43,8 +43,8 @@ static uint32_t events_of(struct evq *q, int id, int64_t timeout)
 static void test_level(mqd_t mq)
 {
 	struct evq *q = evqt_new();
-	int id = evq_add_fd(q, mq, EVQ_READ | EVQ_WRITE, 0, 0x30);
-	ok(id >= 0, "level: evq_add_fd(mqd) -> %d", id);
+	int64_t id = evq_add_fd(q, mq, EVQ_READ | EVQ_WRITE, 0, 0x30);
+	ok(id >= 0, "level: evq_add_fd(mqd) -> %" PRId64 "", id);
 	/* Empty: writable, not readable. */
 	is(events_of(q, id, EVQT_SOON), EVQ_WRITE, "level: empty queue -> EVQ_WRITE only");
 	CHECK(mq_send(mq, "one", 4, 0) == 0);
@@ -70,7 +70,7 @@ static void test_level(mqd_t mq)
 static void test_edge(mqd_t mq)
 {
 	struct evq *q = evqt_new();
-	int id = evq_add_fd(q, mq, EVQ_READ, EVQ_EDGE, 0x31);
+	int64_t id = evq_add_fd(q, mq, EVQ_READ, EVQ_EDGE, 0x31);
 	CHECK(id >= 0);
 	is(events_of(q, id, QUIET), 0, "edge: empty -> nothing");
 	CHECK(mq_send(mq, "a", 2, 0) == 0);
@@ -104,7 +104,7 @@ static void *send_later(void *arg)
 static void test_wake(mqd_t mq)
 {
 	struct evq *q = evqt_new();
-	int id = evq_add_fd(q, mq, EVQ_READ, 0, 0x32);
+	int64_t id = evq_add_fd(q, mq, EVQ_READ, 0, 0x32);
 	CHECK(id >= 0);
 	pthread_t t;
 	struct send_arg sa = { mq, q, evqt_gettid(), 0 };
@@ -136,7 +136,7 @@ static void test_close(void)
 	struct evq *q = evqt_new();
 	mqd_t mq = open_mq();
 	CHECK(mq != (mqd_t)-1);
-	int id = evq_add_fd(q, mq, EVQ_READ, 0, 0x33);
+	int64_t id = evq_add_fd(q, mq, EVQ_READ, 0, 0x33);
 	CHECK(id >= 0);
 	CHECK(mq_send(mq, "z", 2, 0) == 0);
 	/* mq_close() while registered: silent, like a closed fd; evq_del of

@@ -273,7 +273,7 @@ static void del_race(void)
 		CHECK(pthread_create(&w[i], NULL, race_waiter, NULL) == 0);
 	long rounds = evqt_scale(NRACE);
 	for (long k = 0; k < rounds; k++) {
-		int id = evq_add_user(q, (uint64_t)k);
+		int64_t id = evq_add_user(q, (uint64_t)k);
 		CHECK(id >= 0);
 		evq_trigger(q, id);
 		if (k & 1)

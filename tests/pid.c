@@ -107,8 +107,8 @@ static void test_child_exit(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct kid k = spawn(7);
-	int id = evq_add_pid(q, k.pid, 0, 0x9191);
-	ok(id >= 0, "exit: evq_add_pid(child) -> %d", id);
+	int64_t id = evq_add_pid(q, k.pid, 0, 0x9191);
+	ok(id >= 0, "exit: evq_add_pid(child) -> %" PRId64 "", id);
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "exit: nothing while the child runs");
 	release(&k);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -136,7 +136,7 @@ static void test_killed_and_noreap(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct kid k = spawn(0);
-	int id = evq_add_pid(q, k.pid, 0, 1);
+	int64_t id = evq_add_pid(q, k.pid, 0, 1);
 	CHECK(id >= 0);
 	CHECK(kill(k.pid, SIGKILL) == 0);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -171,8 +171,8 @@ static void test_zombie_at_once(void)
 	release(&k);
 	wait_zombie(k.pid);
 	/* Exited before the registration, not reaped: fires at once. */
-	int id = evq_add_pid(q, k.pid, 0, 3);
-	ok(id >= 0, "zombie: registered (%d)", id);
+	int64_t id = evq_add_pid(q, k.pid, 0, 3);
+	ok(id >= 0, "zombie: registered (%" PRId64 ")", id);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	int st = n == 1 ? (int)ev[0].data : 0;
 	ok(n == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 9, "zombie: immediate event, status 9");
@@ -215,8 +215,8 @@ static void test_non_child(void)
 	struct evq_event ev[NEV];
 	int gate;
 	pid_t gc = spawn_grandchild(&gate);
-	int id = evq_add_pid(q, gc, 0, 4);
-	ok(id >= 0, "non-child: registered (%d)", id);
+	int64_t id = evq_add_pid(q, gc, 0, 4);
+	ok(id >= 0, "non-child: registered (%" PRId64 ")", id);
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "non-child: nothing while it runs");
 	close(gate);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -281,7 +281,7 @@ static void test_disabled_and_del(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct kid k = spawn(11);
-	int id = evq_add_pid(q, k.pid, EVQ_DISABLED, 6);
+	int64_t id = evq_add_pid(q, k.pid, EVQ_DISABLED, 6);
 	CHECK(id >= 0);
 	release(&k);
 	wait_zombie(k.pid);
@@ -387,7 +387,7 @@ static void test_wake_and_requeue(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct kid k = spawn(21);
-	int id = evq_add_pid(q, k.pid, 0, 10);
+	int64_t id = evq_add_pid(q, k.pid, 0, 10);
 	CHECK(id >= 0);
 	pthread_t t;
 	struct release_arg ra = { &k, q, evqt_gettid(), 0 };
@@ -413,12 +413,12 @@ static void test_fork(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct kid k = spawn(23);
-	int id = evq_add_pid(q, k.pid, 0, 11);
+	int64_t id = evq_add_pid(q, k.pid, 0, 11);
 	CHECK(id >= 0);
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		int bad = evq_add_pid(q, getppid(), 0, 1) != -ECHILD;
+		int64_t bad = evq_add_pid(q, getppid(), 0, 1) != -ECHILD;
 		evq_free(q);
 		struct evq *mine;
 		struct evq_event e[4];
@@ -451,7 +451,7 @@ int main(void)
 	evqt_watchdog(60);
 	evqt_banner("pid");
 	struct evq *probe = evqt_new();
-	int r = evq_add_pid(probe, getpid(), 0, 0);
+	int64_t r = evq_add_pid(probe, getpid(), 0, 0);
 	evq_free(probe);
 	if (r == -ENOSYS)
 		skip_all("kernel without pidfd_open");

@@ -549,7 +549,7 @@ static void op_add_user(struct rnd *e, int slot)
 {
 	unsigned b = rnd_byte(e);
 	uint64_t ck = rnd_cookie(e);
-	int id = evq_add_user(e->q, ck);
+	int64_t id = evq_add_user(e->q, ck);
 	int hs = -1;
 	for (int k = 0; e->hot_on && (b & 1) && k < RND_NHOT && hs < 0; k++)
 		if (e->hot_owner[k] < 0)
@@ -574,8 +574,8 @@ static void op_add_timer(struct rnd *e, int slot)
 			 (f & 4 ? EVQ_ABSTIME : 0);
 	uint64_t ck = rnd_cookie(e);
 	if ((f & 0xf8) == 0xf8) { /* bad arguments */
-		int rc = evq_add_timer(e->q, rnd_clock(c), when, -1, flags, ck);
-		rnd_trace(e, "add timer interval -1 -> %d", rc);
+		int64_t rc = evq_add_timer(e->q, rnd_clock(c), when, -1, flags, ck);
+		rnd_trace(e, "add timer interval -1 -> %" PRId64 "", rc);
 		RND_EXPECT(e, rc, -EINVAL, "add timer with interval %d", -1);
 		rc = evq_add_timer(e->q, CLOCK_PROCESS_CPUTIME_ID, when, 0, 0, ck);
 		RND_EXPECT(e, rc, -EINVAL, "add timer on clock %s", "CPUTIME");
@@ -583,7 +583,7 @@ static void op_add_timer(struct rnd *e, int slot)
 	}
 	int64_t tb = rnd_now(rnd_clock(c));
 	int64_t arg = (flags & EVQ_ABSTIME) ? tb + when : when;
-	int id = evq_add_timer(e->q, rnd_clock(c), arg, iv, flags, ck);
+	int64_t id = evq_add_timer(e->q, rnd_clock(c), arg, iv, flags, ck);
 	int64_t ta = rnd_now(rnd_clock(c));
 	rnd_trace(e, "add timer clock %d when %lld interval %lld flags %#x -> %#x",
 		  c, (long long)when, (long long)iv, flags, (unsigned)id);
@@ -604,7 +604,7 @@ static void op_add_fd(struct rnd *e, int slot)
 	uint32_t flags = (b & 0x20 ? EVQ_EDGE : 0) | (b & 0x40 ? EVQ_ONESHOT : 0) |
 			 (b & 0x80 ? EVQ_DISABLED : 0);
 	uint64_t ck = rnd_cookie(e);
-	int id = evq_add_fd(e->q, e->fd[f].fd, events, flags, ck);
+	int64_t id = evq_add_fd(e->q, e->fd[f].fd, events, flags, ck);
 	rnd_trace(e, "add fd %d (obj %d) events %u flags %#x -> %#x", e->fd[f].fd, f,
 		  events, flags, (unsigned)id);
 	if (e->fd[f].reg >= 0) {
@@ -628,7 +628,7 @@ static void op_add_word(struct rnd *e, int slot)
 	uint32_t flags = (b & 0x10 ? EVQ_ONESHOT : 0) | (b & 0x20 ? EVQ_DISABLED : 0) |
 			 (e->word_shared[w] ? EVQ_SHARED : 0);
 	uint64_t ck = rnd_cookie(e);
-	int id = evq_add_word(e->q, e->word[w], exp, flags, ck);
+	int64_t id = evq_add_word(e->q, e->word[w], exp, flags, ck);
 	rnd_trace(e, "add word %d expected %u (holds %u) flags %#x -> %#x", w, exp,
 		  cur, flags, (unsigned)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_WORD, ck, w, flags);
@@ -643,7 +643,7 @@ static void op_add_latch(struct rnd *e, int slot)
 {
 	int l = (int)(rnd_byte(e) % RND_NLATCH);
 	uint64_t ck = rnd_cookie(e);
-	int id = evq_add_latch(e->q, e->latch[l], ck);
+	int64_t id = evq_add_latch(e->q, e->latch[l], 0, ck);
 	rnd_trace(e, "add latch %d (set %d) -> %#x", l, e->latch_set[l], (unsigned)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_LATCH, ck, l, 0);
 	if (r && e->latch_set[l])
@@ -654,7 +654,7 @@ static void op_add_sem(struct rnd *e, int slot)
 {
 	int s = (int)(rnd_byte(e) % RND_NSEM);
 	uint64_t ck = rnd_cookie(e);
-	int id = evq_add_sem(e->q, e->sem[s], ck);
+	int64_t id = evq_add_sem(e->q, e->sem[s], 0, ck);
 	rnd_trace(e, "add sem %d (count %d) -> %#x", s, evq_sem_value(e->sem[s]),
 		  (unsigned)id);
 	rnd_new_reg(e, slot, id, EVQ_KIND_SEM, ck, s, 0);
@@ -676,13 +676,13 @@ static void op_add_mask(struct rnd *e, int slot)
 	int bc = b & 1;
 	uint64_t ck = rnd_cookie(e);
 	if ((b & 0xf0) == 0xf0) {
-		int rc = evq_add_mask(e->q, &e->bcast[bc], 0, ck);
-		rnd_trace(e, "add mask 0 -> %d", rc);
+		int64_t rc = evq_add_mask(e->q, &e->bcast[bc], 0, ck);
+		rnd_trace(e, "add mask 0 -> %" PRId64 "", rc);
 		RND_EXPECT(e, rc, -EINVAL, "add mask %d with mask 0", bc);
 		return;
 	}
 	evq_mask_t mask = rnd_masks[(b >> 1) & 7];
-	int id = evq_add_mask(e->q, &e->bcast[bc], mask, ck);
+	int64_t id = evq_add_mask(e->q, &e->bcast[bc], mask, ck);
 	rnd_trace(e, "add mask bcast %d mask %#llx -> %#x", bc, (unsigned long long)mask,
 		  (unsigned)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_MASK, ck, bc, 0);
@@ -1754,7 +1754,7 @@ static int rnd_probe_requeue(void)
 	struct evq_event ev[2];
 	if (evq_new(&q, NULL) < 0)
 		return 0;
-	int id = evq_add_user(q, 7), strict = 0;
+	int64_t id = evq_add_user(q, 7), strict = 0;
 	if (id >= 0 && evq_trigger(q, id) == 0 && evq_wait(q, ev, 2, 0, NULL) == 1 &&
 	    evq_requeue(q, &ev[0]) == 0)
 		strict = evq_requeue(q, &ev[0]) == -EINVAL;

@@ -22,7 +22,7 @@ static void test_other_queue(void)
 	struct evq_sem sa, sb;
 	struct evq_event ev[NEV];
 	CHECK(evq_sem_init(&sa, 1, 0) == 0 && evq_sem_init(&sb, 1, 0) == 0);
-	int ia = evq_add_sem(qa, &sa, 7), ib = evq_add_sem(qb, &sb, 7);
+	int64_t ia = evq_add_sem(qa, &sa, 0, 7), ib = evq_add_sem(qb, &sb, 0, 7);
 	CHECK(ia >= 0 && ib >= 0);
 	is(ia, ib, "other queue: same id in both queues");
 	CHECK(evqt_wait(qb, ev, NEV, EVQT_SOON) == 1);   /* hold b's token */
@@ -50,7 +50,7 @@ static void test_twice_and_forged(void)
 	struct evq_sem s;
 	struct evq_event ev[NEV];
 	CHECK(evq_sem_init(&s, 1, 0) == 0);
-	int id = evq_add_sem(q, &s, 3);
+	int64_t id = evq_add_sem(q, &s, 0, 3);
 	CHECK(id >= 0);
 	CHECK(evqt_wait(q, ev, NEV, EVQT_SOON) == 1 && ev[0].data == 1);
 	struct evq_event rec = ev[0];
@@ -78,7 +78,7 @@ static void test_batches(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int a = evq_add_user(q, 1), b = evq_add_user(q, 2), c = evq_add_user(q, 3);
+	int64_t a = evq_add_user(q, 1), b = evq_add_user(q, 2), c = evq_add_user(q, 3);
 	CHECK(a >= 0 && b >= 0 && c >= 0);
 	CHECK(evq_trigger(q, a) == 0 && evq_trigger(q, b) == 0);
 	CHECK(evqt_wait(q, ev, NEV, EVQT_SOON) == 2);
@@ -123,7 +123,7 @@ static void test_other_thread(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 9);
+	int64_t id = evq_add_user(q, 9);
 	CHECK(id >= 0 && evq_trigger(q, id) == 0);
 	CHECK(evqt_wait(q, ev, NEV, EVQT_SOON) == 1);
 	struct other o = { q, ev[0], 1 };

@@ -41,9 +41,9 @@ static void test_bad_input(void)
 	memset(&s, 0, sizeof s);
 	is(evq_sem_wait(&s, -1), -EINVAL, "zeroed (never initialised): wait -> -EINVAL");
 	struct evq *q = evqt_new();
-	is(evq_add_sem(q, &s, 1), -EINVAL, "garbage: add_sem -> -EINVAL");
-	is(evq_add_sem(q, NULL, 1), -EINVAL, "add_sem(NULL) -> -EINVAL");
-	is(evq_add_sem(NULL, &s, 1), -EINVAL, "add_sem(NULL q) -> -EINVAL");
+	is(evq_add_sem(q, &s, 0, 1), -EINVAL, "garbage: add_sem -> -EINVAL");
+	is(evq_add_sem(q, NULL, 0, 1), -EINVAL, "add_sem(NULL) -> -EINVAL");
+	is(evq_add_sem(NULL, &s, 0, 1), -EINVAL, "add_sem(NULL q) -> -EINVAL");
 	/* Right magic, garbage count: detected, no hang. */
 	CHECK(evq_sem_init(&s, 0, 0) == 0);
 	s.count = 0xffffffffu;
@@ -117,8 +117,8 @@ static void test_queue(void)
 	struct evq_event ev[NEV];
 	struct evq_sem s;
 	CHECK(evq_sem_init(&s, 3, 0) == 0);
-	int id = evq_add_sem(q, &s, 77);
-	ok(id >= 0, "queue: add_sem -> %d", id);
+	int64_t id = evq_add_sem(q, &s, 0, 77);
+	ok(id >= 0, "queue: add_sem -> %" PRId64 "", id);
 	/* One event per wait call, each one token: 3 tokens -> 3 events. */
 	int got = 0, good = 1;
 	for (int i = 0; i < 3; i++) {
@@ -149,7 +149,7 @@ static void test_queue(void)
 	is(evq_del(q, id), 0, "queue: evq_del");
 	is(evq_sem_value(&s), 2, "queue: del gave the undelivered token back");
 	/* evq_free gives back too. */
-	id = evq_add_sem(q, &s, 78);
+	id = evq_add_sem(q, &s, 0, 78);
 	CHECK(id >= 0);
 	/* the watcher acquires at once, in its own thread: wait until it did
 	 * and settled (a second token taken would show as 0) */
@@ -165,7 +165,7 @@ static void test_disabled(void)
 	struct evq_event ev[NEV];
 	struct evq_sem s;
 	CHECK(evq_sem_init(&s, 0, 0) == 0);
-	int id = evq_add_sem(q, &s, 1);
+	int64_t id = evq_add_sem(q, &s, 0, 1);
 	CHECK(id >= 0);
 	is(evq_mod(q, id, 0, EVQ_DISABLED), 0, "disabled: evq_mod(DISABLED)");
 	evq_sem_post(&s, 1);
@@ -213,7 +213,7 @@ static void *queue_thread(void *a)
 	(void)a;
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	CHECK(evq_add_sem(q, &cs, 1) >= 0);
+	CHECK(evq_add_sem(q, &cs, 0, 1) >= 0);
 	for (long i = 0; i < per_thread;) {
 		int n = evq_wait(q, ev, NEV, EVQT_SOON, NULL);
 		CHECK(n >= 1);
@@ -271,7 +271,7 @@ static void *churn_thread(void *a)
 	struct evq_event ev[4];
 	for (long i = 0; i < churn_rounds; i++) {
 		struct evq *q = evqt_new();
-		int id = evq_add_sem(q, &churn_sem, 1);
+		int64_t id = evq_add_sem(q, &churn_sem, 0, 1);
 		CHECK(id >= 0);
 		int r = rand_r(&seed) % 4;
 		if (r > 0) {

@@ -62,7 +62,7 @@ static void reg_add(struct registrar *g)
 {
 	struct reg *r = &g->pool[g->n];
 	r->q = (int)(rand_r(&g->seed) % NQ);
-	r->id = evq_add_sem(qs[r->q], &sem, (uint64_t)r->q);
+	r->id = evq_add_sem(qs[r->q], &sem, 0, (uint64_t)r->q);
 	CHECK(r->id >= 0);
 	r->disabled = 0;
 	g->n++;
@@ -146,10 +146,10 @@ static void test_sequence(void)
 	struct evq_sem s;
 	struct evq *q1 = evqt_new(), *q2 = evqt_new();
 	CHECK(evq_sem_init(&s, 2, 0) == 0);
-	int a = evq_add_sem(q1, &s, 1), b = evq_add_sem(q2, &s, 2);
+	int64_t a = evq_add_sem(q1, &s, 0, 1), b = evq_add_sem(q2, &s, 0, 2);
 	CHECK(a >= 0 && b >= 0);
 	is(evq_sem_value(&s), 0, "sequence: two registrations took the two tokens");
-	int c = evq_add_sem(q1, &s, 3);
+	int64_t c = evq_add_sem(q1, &s, 0, 3);
 	CHECK(c >= 0);
 	CHECK(evq_sem_post(&s, 1) == 0);
 	int64_t dl = evqt_now(CLOCK_MONOTONIC) + EVQT_SOON;

@@ -77,7 +77,7 @@ static void test_taken_by_program(void)
 		signal(SIGRTMAX, on_rtmax);
 		if (evq_new(&q, NULL) != 0)
 			_exit(2);
-		int rc = evq_sigevent(q, 1, &sev);
+		int64_t rc = evq_sigevent(q, 1, &sev);
 		int usable = evqt_roundtrip(q);
 		_exit(rc == -EBUSY && usable ? 0 : 1);
 	}
@@ -103,8 +103,8 @@ static void test_timer_periodic(void)
 	struct evq_event ev[NEV];
 	struct sigevent sev;
 	memset(&sev, 0xa5, sizeof sev);
-	int id = evq_sigevent(q, 0x7171, &sev);
-	ok(id >= 0, "timer: evq_sigevent -> %d", id);
+	int64_t id = evq_sigevent(q, 0x7171, &sev);
+	ok(id >= 0, "timer: evq_sigevent -> %" PRId64 "", id);
 	/* SIGEV_SIGNAL with evq's signal, which is now blocked here. */
 	ok(sev.sigev_notify == SIGEV_SIGNAL && sev.sigev_signo == SIGRTMAX,
 	   "timer: SIGEV_SIGNAL, SIGRTMAX (%d, %d)", sev.sigev_notify, sev.sigev_signo);
@@ -192,7 +192,7 @@ static void test_timer_fast(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct sigevent sev;
-	int id = evq_sigevent(q, 0xfa57, &sev);
+	int64_t id = evq_sigevent(q, 0xfa57, &sev);
 	CHECK(id >= 0);
 	int kid;
 	CHECK(syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &kid) == 0);
@@ -231,7 +231,7 @@ static void test_timer_oneshot_two(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct sigevent sa, sb;
-	int a = evq_sigevent(q, 1, &sa), b = evq_sigevent(q, 2, &sb);
+	int64_t a = evq_sigevent(q, 1, &sa), b = evq_sigevent(q, 2, &sb);
 	CHECK(a >= 0 && b >= 0 && a != b);
 	timer_t ta, tb;
 	CHECK(timer_create(CLOCK_MONOTONIC, &sa, &ta) == 0);
@@ -284,7 +284,7 @@ static void test_aio(void)
 	cb.aio_buf = buf;
 	cb.aio_nbytes = sizeof buf;
 	cb.aio_offset = 0;
-	int id = evq_sigevent(q, 0xa10, &cb.aio_sigevent);
+	int64_t id = evq_sigevent(q, 0xa10, &cb.aio_sigevent);
 	CHECK(id >= 0);
 	CHECK(aio_read(&cb) == 0);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -335,7 +335,7 @@ static void test_mq_notify(void)
 	}
 	mq_unlink(name);
 	struct sigevent sev;
-	int id = evq_sigevent(q, 0x3e0, &sev);
+	int64_t id = evq_sigevent(q, 0x3e0, &sev);
 	CHECK(id >= 0);
 	int good = 1;
 	/* mq_notify fires once per registration, when a message arrives in an
@@ -374,7 +374,7 @@ static void test_disabled(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct sigevent sev;
-	int id = evq_sigevent(q, 5, &sev);
+	int64_t id = evq_sigevent(q, 5, &sev);
 	CHECK(id >= 0);
 	CHECK(evq_mod(q, id, 0, EVQ_DISABLED) == 0);
 	timer_t t;
@@ -400,7 +400,7 @@ static void test_deleted_and_reused(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	struct sigevent sev, sev2;
-	int id = evq_sigevent(q, 6, &sev);
+	int64_t id = evq_sigevent(q, 6, &sev);
 	CHECK(id >= 0);
 	timer_t t;
 	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
@@ -410,7 +410,7 @@ static void test_deleted_and_reused(void)
 	/* Deleted while its timer still runs: its expirations are dropped,
 	 * also when a new registration takes over its table entry. */
 	CHECK(evq_del(q, id) == 0);
-	int id2 = evq_sigevent(q, 7, &sev2);
+	int64_t id2 = evq_sigevent(q, 7, &sev2);
 	CHECK(id2 >= 0);
 	int events;
 	uint64_t sum = collect(q, 6, 50 * EVQT_MS, &events);
@@ -428,7 +428,7 @@ static void test_two_queues(void)
 	struct evq_event ev[NEV];
 	struct sigevent s1, s2;
 	CHECK(evq_sigevent(q1, 11, &s1) >= 0);
-	int id2 = evq_sigevent(q2, 22, &s2);
+	int64_t id2 = evq_sigevent(q2, 22, &s2);
 	CHECK(id2 >= 0);
 	timer_t t;
 	CHECK(timer_create(CLOCK_MONOTONIC, &s2, &t) == 0);
@@ -504,7 +504,7 @@ static void test_handler_path(void)
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, unblocked_thread, NULL) == 0);
 	struct sigevent sev;
-	int id = evq_sigevent(q, 33, &sev);
+	int64_t id = evq_sigevent(q, 33, &sev);
 	CHECK(id >= 0);
 	while (atomic_load(&unblocked_tid) == 0)
 		evqt_sleep_ns(EVQT_MS / 10);
@@ -533,7 +533,7 @@ static void test_handler_path(void)
 		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 		int good = n == 1 && ev[0].id == id && ev[0].data == 1;
 		if (!good)
-			diag("handler: round %ld: n %d id %d/%d data %llu after %lld ms", i, n,
+			diag("handler: round %ld: n %d id %" PRId64 "/%" PRId64 " data %llu after %lld ms", i, n,
 			     n ? ev[0].id : -1, id, n ? (unsigned long long)ev[0].data : 0ull,
 			     (long long)((evqt_now(CLOCK_MONOTONIC) - t0) / EVQT_MS));
 		got += good;
@@ -572,7 +572,7 @@ static void test_fork(void)
 {
 	struct evq *q = evqt_new();
 	struct sigevent sev;
-	int id = evq_sigevent(q, 44, &sev);
+	int64_t id = evq_sigevent(q, 44, &sev);
 	CHECK(id >= 0);
 	timer_t t;
 	CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
@@ -584,7 +584,7 @@ static void test_fork(void)
 		struct sigevent s2;
 		struct evq *mine;
 		struct evq_event e[4];
-		int bad = evq_sigevent(q, 1, &s2) != -ECHILD;
+		int64_t bad = evq_sigevent(q, 1, &s2) != -ECHILD;
 		evq_free(q);
 		if (evq_new(&mine, NULL) != 0)
 			_exit(64);
@@ -632,7 +632,7 @@ static void *churn(void *arg)
 	for (long i = 0; i < a->rounds; i++) {
 		struct sigevent sev;
 		timer_t t;
-		int id = evq_sigevent(a->q, 100 + (uint64_t)i, &sev);
+		int64_t id = evq_sigevent(a->q, 100 + (uint64_t)i, &sev);
 		CHECK(id >= 0);
 		CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
 		struct itimerspec per = { { 0, 200000 }, { 0, 200000 } };

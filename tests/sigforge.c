@@ -102,7 +102,7 @@ static void test_remade_tokens_differ(void)
 	int same_entry = 1, distinct = 1;
 	for (int i = 0; i < N; i++) {
 		struct sigevent sev;
-		int id = evq_sigevent(q, 1, &sev);
+		int64_t id = evq_sigevent(q, 1, &sev);
 		CHECK(id >= 0);
 		tok[i] = token_of(&sev);
 		CHECK(evq_del(q, id) == 0);
@@ -198,13 +198,13 @@ static void test_forgery(void)
 	struct evq_event ev[NEV];
 	struct sigevent s_first, s_timer, s_marker, s_stale, s_reuser;
 	/* The process's first registration: the old token 1 << 20. */
-	int id_first = evq_sigevent(q, C_FIRST, &s_first);
-	int id_timer = evq_sigevent(q, C_TIMER, &s_timer);
-	int id_marker = evq_sigevent(q, C_MARKER, &s_marker);
-	int id_stale = evq_sigevent(q, C_STALE, &s_stale);
+	int64_t id_first = evq_sigevent(q, C_FIRST, &s_first);
+	int64_t id_timer = evq_sigevent(q, C_TIMER, &s_timer);
+	int64_t id_marker = evq_sigevent(q, C_MARKER, &s_marker);
+	int64_t id_stale = evq_sigevent(q, C_STALE, &s_stale);
 	CHECK(id_first >= 0 && id_timer >= 0 && id_marker >= 0 && id_stale >= 0);
 	CHECK(evq_del(q, id_stale) == 0);
-	int id_reuser = evq_sigevent(q, C_REUSER, &s_reuser);
+	int64_t id_reuser = evq_sigevent(q, C_REUSER, &s_reuser);
 	CHECK(id_reuser >= 0);
 	ok(INDEX_OF(token_of(&s_reuser)) == INDEX_OF(token_of(&s_stale)) &&
 		   token_of(&s_reuser) != token_of(&s_stale),

@@ -94,11 +94,11 @@ static void child_limit_zero(void)
 	/* Before: a timer's registration and its timer, a message queue
 	 * watched as an fd, and a registration for its mq_notify(). */
 	int kid;
-	int idt = evq_sigevent(q, 1, &st);
-	int idn = evq_sigevent(q, 3, &sn);
+	int64_t idt = evq_sigevent(q, 1, &st);
+	int64_t idn = evq_sigevent(q, 3, &sn);
 	struct aiocb cb;
 	memset(&cb, 0, sizeof cb);
-	int ida = evq_sigevent(q, 6, &cb.aio_sigevent);
+	int64_t ida = evq_sigevent(q, 6, &cb.aio_sigevent);
 	if (idt < 0 || idn < 0 || ida < 0 ||
 	    syscall(SYS_timer_create, CLOCK_MONOTONIC, &st, &kid) != 0)
 		child_end();

@@ -89,8 +89,8 @@ static void test_basic(void)
 	struct evq_event ev[NEV];
 	install_old(SIGUSR1);
 	set_blocked(SIGUSR1, 0);
-	int id = evq_add_signal(q, SIGUSR1, 0x5151);
-	ok(id >= 0, "basic: evq_add_signal(SIGUSR1) -> %d", id);
+	int64_t id = evq_add_signal(q, SIGUSR1, 0x5151);
+	ok(id >= 0, "basic: evq_add_signal(SIGUSR1) -> %" PRId64 "", id);
 	/* The call blocks the signal in this thread. */
 	ok(blocked(SIGUSR1), "basic: SIGUSR1 blocked while registered");
 	is(evqt_wait(q, ev, NEV, 0), 0, "basic: nothing before a signal");
@@ -132,7 +132,7 @@ static void test_realtime(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	int sig = SIGRTMIN + 2;
-	int id = evq_add_signal(q, sig, 7);
+	int64_t id = evq_add_signal(q, sig, 7);
 	CHECK(id >= 0);
 	union sigval v;
 	for (int i = 1; i <= 3; i++) {
@@ -168,7 +168,7 @@ static void test_sender(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_signal(q, SIGUSR2, 2);
+	int64_t id = evq_add_signal(q, SIGUSR2, 2);
 	CHECK(id >= 0);
 	pid_t child = fork();
 	CHECK(child >= 0);
@@ -206,7 +206,7 @@ static void test_wakes_sleeper(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_signal(q, SIGUSR1, 3);
+	int64_t id = evq_add_signal(q, SIGUSR1, 3);
 	CHECK(id >= 0);
 	/* The thread inherits the blocked mask: the signal stays pending and
 	 * the signalfd wakes the sleeping waiter. */
@@ -245,7 +245,7 @@ static void test_handler_path(void)
 	atomic_store(&stop_thread, 0);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, unblocked_thread, NULL) == 0);
-	int id = evq_add_signal(q, SIGUSR1, 4);
+	int64_t id = evq_add_signal(q, SIGUSR1, 4);
 	CHECK(id >= 0);
 	long rounds = evqt_scale(20), got = 0;
 	for (long i = 0; i < rounds; i++) {
@@ -272,7 +272,7 @@ static void test_discard_and_mask(void)
 	struct evq_event ev[NEV];
 	install_old(SIGUSR1);
 	set_blocked(SIGUSR1, 0);
-	int id = evq_add_signal(q, SIGUSR1, 5);
+	int64_t id = evq_add_signal(q, SIGUSR1, 5);
 	CHECK(id >= 0);
 	CHECK(kill(getpid(), SIGUSR1) == 0);
 	/* Pending but never waited for: evq_del discards it, so unblocking
@@ -297,7 +297,7 @@ static void test_mod(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_signal(q, SIGUSR1, 8);
+	int64_t id = evq_add_signal(q, SIGUSR1, 8);
 	CHECK(id >= 0);
 	/* Disabled: the signal stays pending, delivered when enabled. */
 	is(evq_mod(q, id, 0, EVQ_DISABLED), 0, "mod: disable");
@@ -337,7 +337,7 @@ static void test_busy(void)
 {
 	struct evq *q = evqt_new(), *q2 = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_signal(q, SIGUSR1, 9);
+	int64_t id = evq_add_signal(q, SIGUSR1, 9);
 	CHECK(id >= 0);
 	/* One registration per signal per process. */
 	is(evq_add_signal(q, SIGUSR1, 10), -EBUSY, "busy: same queue -> -EBUSY");
@@ -350,15 +350,15 @@ static void test_busy(void)
 	ok(evqt_roundtrip(q2), "busy: other queue usable");
 	/* Free after del: the other queue may take it. */
 	CHECK(evq_del(q, id) == 0);
-	int id2 = evq_add_signal(q2, SIGUSR1, 12);
-	ok(id2 >= 0, "busy: after evq_del another queue registers it (%d)", id2);
+	int64_t id2 = evq_add_signal(q2, SIGUSR1, 12);
+	ok(id2 >= 0, "busy: after evq_del another queue registers it (%" PRId64 ")", id2);
 	CHECK(kill(getpid(), SIGUSR1) == 0);
 	n = evqt_wait(q2, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].cookie == 12, "busy: and receives it");
 	evq_free(q2);
 	/* Freed with the queue too. */
 	id = evq_add_signal(q, SIGUSR1, 13);
-	ok(id >= 0, "busy: evq_free released it (%d)", id);
+	ok(id >= 0, "busy: evq_free released it (%" PRId64 ")", id);
 	evq_free(q);
 }
 
@@ -370,7 +370,7 @@ static void test_sigchld_ignored(void)
 	memset(&ign, 0, sizeof ign);
 	ign.sa_handler = SIG_IGN;
 	CHECK(sigaction(SIGCHLD, &ign, &saved) == 0);
-	int id = evq_add_signal(q, SIGCHLD, 14);
+	int64_t id = evq_add_signal(q, SIGCHLD, 14);
 	CHECK(id >= 0);
 	pid_t child = fork();
 	CHECK(child >= 0);
@@ -398,7 +398,7 @@ static void test_fork(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	install_old(SIGUSR1);
-	int id = evq_add_signal(q, SIGUSR1, 15);
+	int64_t id = evq_add_signal(q, SIGUSR1, 15);
 	CHECK(id >= 0);
 	for (int order = 0; order < 2; order++) {
 		pid_t pid = fork();
@@ -482,9 +482,9 @@ static void test_many_waiters(void)
 	enum { NT = 4 };
 	struct evq *q = evqt_new();
 	int sig = SIGRTMIN + 3;
-	int id = evq_add_signal(q, sig, 16);
+	int64_t id = evq_add_signal(q, sig, 16);
 	CHECK(id >= 0);
-	int stop_id = evq_add_user(q, 17);
+	int64_t stop_id = evq_add_user(q, 17);
 	CHECK(stop_id >= 0);
 	atomic_long total = 0;
 	struct waiter_arg a = { q, id, stop_id, &total };
@@ -523,7 +523,7 @@ static void test_wait_sigmask(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_signal(q, SIGUSR2, 18);
+	int64_t id = evq_add_signal(q, SIGUSR2, 18);
 	CHECK(id >= 0);
 	sigset_t during;
 	pthread_sigmask(SIG_SETMASK, NULL, &during);

@@ -45,7 +45,7 @@ static void *adder(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < nreg; i++) {
-		int id = evq_add_user(q, (uint64_t)i);
+		int64_t id = evq_add_user(q, (uint64_t)i);
 		CHECK(id >= 0);
 		ids[i] = id;
 		atomic_store_explicit(&published, i + 1, memory_order_release);

@@ -159,7 +159,7 @@ static void *pingpong(void *arg)
 static void test_pingpong(void)
 {
 	struct evq *a = evqt_new(), *b = evqt_new();
-	int ia = evq_add_user(a, 1), ib = evq_add_user(b, 2);
+	int64_t ia = evq_add_user(a, 1), ib = evq_add_user(b, 2);
 	CHECK(ia >= 0 && ib >= 0);
 	long rounds = evqt_scale(20000);
 	struct pp x = { a, b, ia, ib, rounds, 1, 0, 0 };

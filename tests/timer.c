@@ -33,8 +33,8 @@ static void test_clocks(void)
 
 		/* Relative 20 ms: one event, never before t0 + 20 ms. */
 		int64_t t0 = evqt_now(ck);
-		int id = evq_add_timer(q, ck, 20 * EVQT_MS, 0, 0, 0xabc0 + c);
-		ok(id >= 0, "%s: relative timer added (%d)", nm, id);
+		int64_t id = evq_add_timer(q, ck, 20 * EVQT_MS, 0, 0, 0xabc0 + c);
+		ok(id >= 0, "%s: relative timer added (%" PRId64 ")", nm, id);
 		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 		int64_t t1 = evqt_now(ck);
 		ok(n == 1 && ev[0].id == id && ev[0].cookie == 0xabc0 + c &&
@@ -75,7 +75,7 @@ static void test_clocks(void)
 		CHECK(evq_del(q, id) == 0);
 	}
 	/* Absolute 0 on REALTIME (1970) is in the past. */
-	int id = evq_add_timer(q, CLOCK_REALTIME, 0, 0, EVQ_ABSTIME, 10);
+	int64_t id = evq_add_timer(q, CLOCK_REALTIME, 0, 0, EVQ_ABSTIME, 10);
 	int n = evqt_wait(q, ev, NEV, 0);
 	ok(id >= 0 && n == 1 && ev[0].id == id, "REALTIME absolute 0 fires at once");
 	evq_free(q);
@@ -132,7 +132,7 @@ static void test_periodic(void)
 	struct evq_event ev[NEV];
 	const int64_t I = 10 * EVQT_MS;
 	int64_t t_before = evqt_now(CLOCK_MONOTONIC);
-	int id = evq_add_timer(q, CLOCK_MONOTONIC, I, I, 0, 42);
+	int64_t id = evq_add_timer(q, CLOCK_MONOTONIC, I, I, 0, 42);
 	int64_t t_after = evqt_now(CLOCK_MONOTONIC);
 	CHECK(id >= 0);
 	uint64_t total = 0;
@@ -184,7 +184,7 @@ static void test_mod_timer(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	/* A timer far away re-armed to 10 ms fires then. */
-	int id = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 5);
+	int64_t id = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 5);
 	CHECK(id >= 0);
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 	is(evq_mod_timer(q, id, 10 * EVQT_MS, 0, 0), 0, "mod_timer: re-arm to 10 ms");
@@ -216,8 +216,8 @@ static void test_mod_timer(void)
 
 	/* Also when already harvested but not handed out: two expired
 	 * periodic timers, max=1, the other one re-armed far away. */
-	int a = evq_add_timer(q, CLOCK_MONOTONIC, 0, EVQT_MS, 0, 11);
-	int b = evq_add_timer(q, CLOCK_MONOTONIC, 0, EVQT_MS, 0, 12);
+	int64_t a = evq_add_timer(q, CLOCK_MONOTONIC, 0, EVQT_MS, 0, 11);
+	int64_t b = evq_add_timer(q, CLOCK_MONOTONIC, 0, EVQT_MS, 0, 12);
 	CHECK(a >= 0 && b >= 0);
 	evqt_sleep_ns(3 * EVQT_MS);
 	n = evqt_wait(q, ev, 1, 0);
@@ -276,18 +276,18 @@ static void test_bad_args(void)
 
 	/* Huge values do not overflow: far deadlines simply do not fire. */
 	struct evq_event ev[NEV];
-	int a = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MAX, 0, 0, 1);
-	int b = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MAX, INT64_MAX, 0, 2);
-	int c = evq_add_timer(q, CLOCK_REALTIME, INT64_MAX, 0, EVQ_ABSTIME, 3);
-	int d = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MAX - 1, 1, 0, 4);
+	int64_t a = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MAX, 0, 0, 1);
+	int64_t b = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MAX, INT64_MAX, 0, 2);
+	int64_t c = evq_add_timer(q, CLOCK_REALTIME, INT64_MAX, 0, EVQ_ABSTIME, 3);
+	int64_t d = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MAX - 1, 1, 0, 4);
 	ok(a >= 0 && b >= 0 && c >= 0 && d >= 0, "huge: INT64_MAX deadlines accepted");
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "huge: INT64_MAX deadlines never fire");
 	/* A near timer next to them still fires. */
-	int e = evq_add_timer(q, CLOCK_MONOTONIC, 2 * EVQT_MS, 0, 0, 5);
+	int64_t e = evq_add_timer(q, CLOCK_MONOTONIC, 2 * EVQT_MS, 0, 0, 5);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(e >= 0 && n == 1 && ev[0].id == e, "huge: a near timer still fires");
 	/* Periodic 1 ns: each wait gets one event, data counts expirations. */
-	int f = evq_add_timer(q, CLOCK_MONOTONIC, 1, 1, 0, 6);
+	int64_t f = evq_add_timer(q, CLOCK_MONOTONIC, 1, 1, 0, 6);
 	evqt_sleep_ns(EVQT_MS);
 	n = evqt_wait(q, ev, NEV, 0);
 	ok(f >= 0 && n == 1 && ev[0].id == f && ev[0].data >= 1000,
@@ -306,7 +306,7 @@ static void test_extremes(void)
 	struct evq_event ev[NEV];
 	int64_t now = evqt_now(CLOCK_MONOTONIC);
 	/* INT64_MIN, every ns: 2^63 + now expirations at once */
-	int a = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MIN, 1, EVQ_ABSTIME, 1);
+	int64_t a = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MIN, 1, EVQ_ABSTIME, 1);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(a >= 0 && n == 1 && ev[0].id == a &&
 		   ev[0].data >= (uint64_t)INT64_MAX + (uint64_t)now,
@@ -319,7 +319,7 @@ static void test_extremes(void)
 	CHECK(evq_del(q, a) == 0);
 	/* INT64_MIN with a period of INT64_MAX: one or two periods, then
 	 * the next deadline saturates far in the future */
-	int b = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MIN, INT64_MAX, EVQ_ABSTIME, 2);
+	int64_t b = evq_add_timer(q, CLOCK_MONOTONIC, INT64_MIN, INT64_MAX, EVQ_ABSTIME, 2);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(b >= 0 && n == 1 && ev[0].id == b && ev[0].data >= 1 && ev[0].data <= 2,
 	   "extreme: INT64_MIN absolute, INT64_MAX period: fires (data=%llu)",
@@ -327,8 +327,8 @@ static void test_extremes(void)
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "extreme: then not again soon");
 	/* re-armed to INT64_MIN one-shot, and on the other clocks */
 	is(evq_mod_timer(q, b, INT64_MIN, 0, EVQ_ABSTIME), 0, "extreme: mod to INT64_MIN");
-	int c = evq_add_timer(q, CLOCK_REALTIME, INT64_MIN, 3, EVQ_ABSTIME, 3);
-	int d = evq_add_timer(q, CLOCK_BOOTTIME, INT64_MIN + 1, INT64_MAX - 1,
+	int64_t c = evq_add_timer(q, CLOCK_REALTIME, INT64_MIN, 3, EVQ_ABSTIME, 3);
+	int64_t d = evq_add_timer(q, CLOCK_BOOTTIME, INT64_MIN + 1, INT64_MAX - 1,
 			      EVQ_ABSTIME, 4);
 	int got = 0;
 	for (int i = 0; i < 10 && got < 3; i++) {
@@ -338,7 +338,7 @@ static void test_extremes(void)
 	}
 	ok(c >= 0 && d >= 0 && got >= 3, "extreme: REALTIME and BOOTTIME from INT64_MIN fire");
 	/* a relative INT64_MAX period that fired once (when 0) */
-	int e = evq_add_timer(q, CLOCK_MONOTONIC, 0, INT64_MAX, 0, 5);
+	int64_t e = evq_add_timer(q, CLOCK_MONOTONIC, 0, INT64_MAX, 0, 5);
 	int seen = 0;
 	for (int i = 0; i < 10 && !seen; i++) {
 		n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -359,7 +359,7 @@ static void test_disabled(void)
 	struct evq_event ev[NEV];
 	const int64_t I = 5 * EVQT_MS;
 	/* Disabled periodic timer keeps counting... */
-	int id = evq_add_timer(q, CLOCK_MONOTONIC, I, I, EVQ_DISABLED, 1);
+	int64_t id = evq_add_timer(q, CLOCK_MONOTONIC, I, I, EVQ_DISABLED, 1);
 	int64_t t_after = evqt_now(CLOCK_MONOTONIC);
 	ok(id >= 0, "disabled: periodic timer added disabled");
 	is(evqt_wait(q, ev, NEV, 30 * EVQT_MS), 0, "disabled: nothing delivered");
@@ -373,7 +373,7 @@ static void test_disabled(void)
 	   (unsigned long long)ev[0].data, (unsigned long long)lo);
 
 	/* Disabled one-shot: fires while disabled, delivered on enable. */
-	int o = evq_add_timer(q, CLOCK_MONOTONIC, EVQT_MS, 0, EVQ_DISABLED, 2);
+	int64_t o = evq_add_timer(q, CLOCK_MONOTONIC, EVQT_MS, 0, EVQ_DISABLED, 2);
 	CHECK(o >= 0);
 	CHECK(evq_del(q, id) == 0);
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: one-shot held back");
@@ -383,7 +383,7 @@ static void test_disabled(void)
 
 	/* ONESHOT periodic: delivered once, then counts silently until
 	 * re-enabled, which delivers what accumulated. */
-	int p = evq_add_timer(q, CLOCK_MONOTONIC, I, I, EVQ_ONESHOT, 3);
+	int64_t p = evq_add_timer(q, CLOCK_MONOTONIC, I, I, EVQ_ONESHOT, 3);
 	CHECK(p >= 0);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	int64_t td = evqt_now(CLOCK_MONOTONIC);
@@ -493,7 +493,7 @@ static void test_million(void)
 	diag("million: add %.0f ns/timer, del %.0f ns/timer", (double)(t1 - t0) / (double)N,
 	     (double)(t2 - t1) / (double)N);
 	ok(evqt_roundtrip(q), "million: queue works afterwards");
-	int id = evq_add_timer(q, CLOCK_MONOTONIC, EVQT_MS, 0, 0, 77);
+	int64_t id = evq_add_timer(q, CLOCK_MONOTONIC, EVQT_MS, 0, 0, 77);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].id == id && ev[0].cookie == 77, "million: a new timer fires");
 	free(ids);

@@ -92,7 +92,7 @@ static void arm(struct evq *q, int i, int clk, int64_t when, int64_t iv)
 	}
 	uint32_t flags = abs ? EVQ_ABSTIME : 0;
 	if (t->id < 0) {
-		int rc = evq_add_timer(q, clock_id[clk], arg, iv, flags, (uint64_t)i);
+		int64_t rc = evq_add_timer(q, clock_id[clk], arg, iv, flags, (uint64_t)i);
 		CHECK(rc >= 0);
 		t->id = rc;
 	} else {
@@ -146,7 +146,7 @@ static int wait_and_check(struct evq *q, int64_t timeout)
 		uint64_t i = ev[k].cookie;
 		if (i >= MAXT || T[i].id < 0) {
 			if (n_unknown++ == 0)
-				diag("event with unknown cookie %llu (id %d)",
+				diag("event with unknown cookie %llu (id %" PRId64 ")",
 				     (unsigned long long)i, ev[k].id);
 			continue;
 		}
@@ -154,7 +154,7 @@ static int wait_and_check(struct evq *q, int64_t timeout)
 		if (ev[k].id != t->id || ev[k].kind != EVQ_KIND_TIMER || ev[k].data < 1 ||
 		    ev[k].ident != -1) {
 			if (n_badfields++ == 0)
-				diag("timer %llu: id %d (want %d), kind %u, data %llu",
+				diag("timer %llu: id %" PRId64 " (want %d), kind %u, data %llu",
 				     (unsigned long long)i, ev[k].id, t->id, ev[k].kind,
 				     (unsigned long long)ev[k].data);
 			continue;

@@ -22,8 +22,8 @@ static void test_coalesce(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 0xdeadbeefcafeull);
-	ok(id >= 0, "coalesce: evq_add_user -> id %d", id);
+	int64_t id = evq_add_user(q, 0xdeadbeefcafeull);
+	ok(id >= 0, "coalesce: evq_add_user -> id %" PRId64 "", id);
 	/* Not triggered: nothing. */
 	is(evqt_wait(q, ev, NEV, 0), 0, "coalesce: untriggered -> no event");
 	int r = 0;
@@ -100,7 +100,7 @@ static void test_thread_wakes_waiter(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 3);
+	int64_t id = evq_add_user(q, 3);
 	CHECK(id >= 0);
 	for (int round = 0; round < 3; round++) {
 		struct later l = { q, id, evqt_gettid(), -1, 0 };
@@ -266,7 +266,7 @@ static void test_oneshot_disabled(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 5);
+	int64_t id = evq_add_user(q, 5);
 	CHECK(id >= 0);
 	/* ONESHOT through evq_mod: one delivery, then behaves as disabled. */
 	is(evq_mod(q, id, 0, EVQ_ONESHOT), 0, "oneshot: evq_mod EVQ_ONESHOT");
@@ -322,9 +322,9 @@ static void test_enoent(void)
 	struct evq *q = evqt_new();
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-	int fid = evq_add_fd(q, sv[0], EVQ_READ, 0, 1);
-	int tid = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 2);
-	int uid = evq_add_user(q, 3);
+	int64_t fid = evq_add_fd(q, sv[0], EVQ_READ, 0, 1);
+	int64_t tid = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 2);
+	int64_t uid = evq_add_user(q, 3);
 	CHECK(fid >= 0 && tid >= 0 && uid >= 0);
 	/* Only user registrations can be triggered. */
 	is(evq_trigger(q, fid), -ENOENT, "enoent: trigger on an fd id");

@@ -39,8 +39,8 @@ static void test_poll(void)
 	/* Empty queue: timeout 0 returns 0 at once. */
 	is(evqt_wait(q, ev, NEV, 0), 0, "poll: empty queue -> 0");
 	/* A far timer and a disabled user event change nothing. */
-	int t = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 1);
-	int u = evq_add_user(q, 2);
+	int64_t t = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 1);
+	int64_t u = evq_add_user(q, 2);
 	CHECK(t >= 0 && u >= 0);
 	CHECK(evq_mod(q, u, 0, EVQ_DISABLED) == 0 && evq_trigger(q, u) == 0);
 	is(evqt_wait(q, ev, NEV, 0), 0, "poll: far timer + disabled user -> 0");
@@ -63,7 +63,7 @@ static void test_timeouts(void)
 		   (long long)tmo[i], n, (long long)dt);
 	}
 	/* Same with timers armed (the library then sleeps min(timeout, timer)). */
-	int far = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 1);
+	int64_t far = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 1);
 	CHECK(far >= 0);
 	/* A thread held off the CPU for 40 ms sees the timer fire instead:
 	 * such a try proves nothing, and is tried again (up to 50 times). */
@@ -110,7 +110,7 @@ static void wait_woken(int64_t tmo, const char *what)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_user(q, 9);
+	int64_t id = evq_add_user(q, 9);
 	CHECK(id >= 0);
 	struct later l = { q, id, 50 * EVQT_MS };
 	pthread_t t;
@@ -139,7 +139,7 @@ static void test_forever_and_huge(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
-	int id = evq_add_timer(q, CLOCK_MONOTONIC, 20 * EVQT_MS, 0, 0, 3);
+	int64_t id = evq_add_timer(q, CLOCK_MONOTONIC, 20 * EVQT_MS, 0, 0, 3);
 	CHECK(id >= 0);
 	int n = evqt_wait(q, ev, NEV, INT64_MAX);
 	int64_t dt = evqt_now(CLOCK_MONOTONIC) - t0;
@@ -344,7 +344,7 @@ static void test_no_sleep_when_pending(void)
 {
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int a = evq_add_user(q, 1), b = evq_add_user(q, 2);
+	int64_t a = evq_add_user(q, 1), b = evq_add_user(q, 2);
 	CHECK(a >= 0 && b >= 0);
 	CHECK(evq_trigger(q, a) == 0 && evq_trigger(q, b) == 0);
 	int n = evqt_wait(q, ev, 1, 0);
@@ -428,7 +428,7 @@ static void nosys_child(int wfd)
 	memset(&r, 0, sizeof r);
 	struct evq_event ev[8];
 	struct evq *q = evqt_new();
-	int id = evq_add_user(q, 1), id2 = evq_add_user(q, 2);
+	int64_t id = evq_add_user(q, 1), id2 = evq_add_user(q, 2);
 	CHECK(id >= 0 && id2 >= 0);
 	/* Warm up: one full round trip, including a sleeping wait. */
 	CHECK(evq_trigger(q, id) == 0 && evq_wait(q, ev, 8, -1, NULL) == 1);
@@ -698,7 +698,7 @@ static void test_bad_args(void)
 	is(evq_wait(q, ev, -1, 0, NULL), -EINVAL, "bad: max -1 -> -EINVAL");
 	/* Even with an event pending, bad arguments are refused first and the
 	 * event is kept. */
-	int u = evq_add_user(q, 4);
+	int64_t u = evq_add_user(q, 4);
 	CHECK(u >= 0 && evq_trigger(q, u) == 0);
 	is(evq_wait(q, ev, 0, 0, NULL), -EINVAL, "bad: max 0 with an event pending");
 	int n = evqt_wait(q, ev, NEV, 0);

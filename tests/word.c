@@ -43,10 +43,10 @@ static void test_bad_input(void)
 	is(evq_add_word(q, odd, 0, 0, 1), -EINVAL, "add_word(misaligned) -> -EINVAL");
 	is(evq_add_word(q, words, 0, EVQ_EDGE, 1), -EINVAL, "add_word(EVQ_EDGE) -> -EINVAL");
 	is(evq_mod_word(q, 12345, 0, 0), -ENOENT, "mod_word(unknown id) -> -ENOENT");
-	int uid = evq_add_user(q, 5);
+	int64_t uid = evq_add_user(q, 5);
 	CHECK(uid >= 0);
 	is(evq_mod_word(q, uid, 0, 0), -ENOENT, "mod_word(user id) -> -ENOENT");
-	int id = evq_add_word(q, words, 0, 0, 1);
+	int64_t id = evq_add_word(q, words, 0, 0, 1);
 	CHECK(id >= 0);
 	is(evq_mod_word(q, id, 0, EVQ_SHARED), -EINVAL,
 	   "mod_word cannot change EVQ_SHARED -> -EINVAL");
@@ -58,8 +58,8 @@ static void test_basic(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	uint32_t w = 7;
-	int id = evq_add_word(q, &w, 7, 0, 0xabcull);
-	ok(id >= 0, "basic: add_word -> %d", id);
+	int64_t id = evq_add_word(q, &w, 7, 0, 0xabcull);
+	ok(id >= 0, "basic: add_word -> %" PRId64 "", id);
 	/* The word holds the expected value: nothing, even when woken. */
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "basic: unchanged -> no event");
 	evq_wake(&w, 1, 0);
@@ -98,7 +98,7 @@ static void test_oneshot(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	uint32_t w = 0;
-	int id = evq_add_word(q, &w, 0, EVQ_ONESHOT, 3);
+	int64_t id = evq_add_word(q, &w, 0, EVQ_ONESHOT, 3);
 	CHECK(id >= 0);
 	store_wake(&w, 1, 0);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
@@ -126,7 +126,7 @@ static void test_disabled(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	uint32_t w = 0;
-	int id = evq_add_word(q, &w, 0, EVQ_DISABLED, 4);
+	int64_t id = evq_add_word(q, &w, 0, EVQ_DISABLED, 4);
 	CHECK(id >= 0);
 	store_wake(&w, 5, 0);
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "disabled: change -> no event");
@@ -145,7 +145,7 @@ static void test_coalesce(void)
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
 	uint32_t w = 0;
-	int id = evq_add_word(q, &w, 0, 0, 5);
+	int64_t id = evq_add_word(q, &w, 0, 0, 5);
 	CHECK(id >= 0);
 	for (uint32_t v = 1; v <= 50; v++) {
 		store_wake(&w, v, 0);
@@ -218,7 +218,7 @@ static void test_pass_on(void)
 		pass_word = 0;
 		atomic_store(&pass_done, 0);
 		atomic_store(&pass_tid, 0);
-		int id = evq_add_word(q, &pass_word, 0, 0, 1);
+		int64_t id = evq_add_word(q, &pass_word, 0, 0, 1);
 		CHECK(id >= 0);
 		pthread_t t;
 		CHECK(pthread_create(&t, NULL, pass_waiter, NULL) == 0);
@@ -274,7 +274,7 @@ static void test_shared_fork(void)
 	}
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id = evq_add_word(q, &pw[0], 0, EVQ_SHARED, 9);
+	int64_t id = evq_add_word(q, &pw[0], 0, EVQ_SHARED, 9);
 	CHECK(id >= 0);
 	__atomic_store_n(&pw[1], 1, __ATOMIC_SEQ_CST);
 	evq_wake(&pw[1], 1, EVQ_SHARED);
@@ -413,7 +413,7 @@ static void test_first_thread(void)
 			_exit(2);
 		evq_latch_init(&ft_latch, 0);
 		if (evq_add_word(c, &ft_word, 0, 0, 7) < 0 ||
-		    evq_add_latch(c, &ft_latch, 8) < 0)
+		    evq_add_latch(c, &ft_latch, 0, 8) < 0)
 			_exit(3);
 		pthread_t t;
 		if (pthread_create(&t, NULL, ft_setter, NULL) != 0)

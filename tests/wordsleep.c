@@ -93,7 +93,7 @@ static int await_count(struct counter *c, int ck, long want)
  * sleeps of several threads, or two may coalesce into one event). */
 static void stop_counter(struct counter *c, pthread_t *t, int nt)
 {
-	int id = evq_add_user(c->q, MAXC + 1);
+	int64_t id = evq_add_user(c->q, MAXC + 1);
 	atomic_store(&c->stop, 1);
 	while (atomic_load(c->gone) < nt) {
 		evq_trigger(c->q, id);
@@ -119,7 +119,7 @@ static void latches(struct evq *q, struct evq_latch *l, int n, int nadd)
 	for (int i = 0; i < n; i++) {
 		evq_latch_init(&l[i], 0);
 		if (i < nadd)
-			CHECK(evq_add_latch(q, &l[i], (uint64_t)i) >= 0);
+			CHECK(evq_add_latch(q, &l[i], 0, (uint64_t)i) >= 0);
 	}
 }
 
@@ -143,7 +143,7 @@ static void test_arm_while_sleeping(void)
 		int id;
 		if (k & 1) {
 			before = atomic_load(&c->count[ck]);
-			id = evq_add_latch(c->q, &l[ck], (uint64_t)ck);
+			id = evq_add_latch(c->q, &l[ck], 0, (uint64_t)ck);
 			CHECK(id >= 0);
 			evqt_sleep_ns(20000);
 			evq_latch_set(&l[ck]);
@@ -216,7 +216,7 @@ static void test_del_while_sleeping(void)
 		CHECK(pg != MAP_FAILED);
 		del_word = pg;
 		atomic_store(&del_woke, 0);
-		int id = evq_add_word(c->q, del_word, 0, 0, 3);
+		int64_t id = evq_add_word(c->q, del_word, 0, 0, 3);
 		CHECK(id >= 0);
 		/* The queue sleeps on the word: its waiter sleeps in evq_wait
 		 * and every other thread (the epoll watcher) sleeps too - after
@@ -248,7 +248,7 @@ static void test_del_while_sleeping(void)
 			unmapped = 0;
 	}
 	/* and it still sleeps and wakes */
-	int uid = evq_add_user(c->q, 9);
+	int64_t uid = evq_add_user(c->q, 9);
 	evq_trigger(c->q, uid);
 	int alive = await_count(c, 9, 1);
 	stop_counter(c, &t, 1);
@@ -281,7 +281,7 @@ static void test_fd_while_sleeping(void)
 		CHECK(pipe(p) == 0);
 		evqt_sleep_ns(k % 4 == 0 ? 2 * EVQT_MS : 20000);
 		long fdb = atomic_load(&c->count[1]), lb = atomic_load(&c->count[0]);
-		int id = evq_add_fd(c->q, p[0], EVQ_READ, EVQ_ONESHOT, 1);
+		int64_t id = evq_add_fd(c->q, p[0], EVQ_READ, EVQ_ONESHOT, 1);
 		CHECK(id >= 0);
 		CHECK(write(p[1], "x", 1) == 1);
 		if (!await_count(c, 1, fdb + 1)) {
@@ -396,7 +396,7 @@ static void test_masked_leaves(void)
 			   (atomic_load(&b->tid) && a->q->sleepers > 1 &&
 			    evqt_asleep_in_wait(atomic_load(&b->tid))));
 		long before = atomic_load(&a->count[i]);
-		int id = evq_add_latch(a->q, &l[i], (uint64_t)i);
+		int64_t id = evq_add_latch(a->q, &l[i], 0, (uint64_t)i);
 		CHECK(id >= 0);
 		pthread_join(tb, NULL); /* b timed out and left */
 		evq_latch_set(&l[i]);
@@ -502,7 +502,7 @@ static int interrupted_wait(struct evq *q, const sigset_t *mask, int restart)
 	int rc = atomic_load(&a.rc);
 	if (rc == NOT_YET) {
 		/* still asleep (a restarted sleep): end it */
-		int id = evq_add_user(q, 77);
+		int64_t id = evq_add_user(q, 77);
 		evq_trigger(q, id);
 		pthread_join(t, NULL);
 		evq_del(q, id);
@@ -515,7 +515,7 @@ static int interrupted_wait(struct evq *q, const sigset_t *mask, int restart)
 static void test_signals(void)
 {
 	struct evq *q = evqt_new();
-	int uid = evq_add_user(q, 1);
+	int64_t uid = evq_add_user(q, 1);
 	CHECK(uid >= 0);
 	is(interrupted_wait(q, NULL, 1), -EINTR,
 	   "signals: triggers only, SA_RESTART handler -> -EINTR");
@@ -523,7 +523,7 @@ static void test_signals(void)
 	   "signals: triggers only, handler without SA_RESTART -> -EINTR");
 	static struct evq_latch l;
 	evq_latch_init(&l, 0);
-	CHECK(evq_add_latch(q, &l, 2) >= 0);
+	CHECK(evq_add_latch(q, &l, 0, 2) >= 0);
 	is(interrupted_wait(q, NULL, 0), -EINTR,
 	   "signals: a latch, handler without SA_RESTART -> -EINTR");
 	sigset_t none;

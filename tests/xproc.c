@@ -124,7 +124,7 @@ static void test_latch(int exec_ok)
 	CHECK(pid > 0);
 	struct evq *q = evqt_new();
 	struct evq_event ev[4];
-	int id = evq_add_latch(q, &sh->pong, 1);
+	int64_t id = evq_add_latch(q, &sh->pong, 0, 1);
 	CHECK(id >= 0);
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 	long done_rounds = 0;
@@ -222,7 +222,7 @@ static void test_death(void)
 	is(evq_sem_value(&sh->sem), 1, "death: its token is not given back (count 1 of 2)");
 	struct evq *q = evqt_new();
 	struct evq_event ev[2];
-	CHECK(evq_add_sem(q, &sh->sem, 1) >= 0);
+	CHECK(evq_add_sem(q, &sh->sem, 0, 1) >= 0);
 	is(evq_wait(q, ev, 2, EVQT_SOON, NULL), 1, "death: the remaining token is still handed out");
 	evq_free(q);
 }

@@ -42,7 +42,7 @@ static inline int xp_sem_loop(struct xp_shared *sh, long cycles, long tokens)
 	struct evq_event ev[8];
 	if (evq_new(&q, NULL) != 0)
 		return 10;
-	if (evq_add_sem(q, &sh->sem, 7) < 0)
+	if (evq_add_sem(q, &sh->sem, 0, 7) < 0)
 		return 11;
 	for (long i = 0; i < cycles;) {
 		int n = evq_wait(q, ev, 8, 30 * EVQT_SEC, NULL);
