@@ -89,6 +89,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "futex.h"
 #include "epoll_mask.h"
 #include "internal.h"
@@ -370,8 +371,8 @@ static struct io_uring_sqe *sqe_get_flush(struct uring_state *s)
  * mmaps.  A refusal (io_uring_setup failing: seccomp, io_uring_disabled, old
  * kernel; no FUTEX_WAKE op or IORING_FEAT_CQE_SKIP; EVQ_URING_REFUSE; a build
  * with EVQ_URING_ENABLED=0) is remembered: -ENOSYS from then on.  Creation
- * may run in a signal handler: it makes only system calls, and getenv
- * (EVQ_URING_REFUSE, EVQ_DEBUG), which only reads environ.
+ * may run in a signal handler: it makes only system calls, and
+ * evq__config_read (EVQ_URING_REFUSE, EVQ_DEBUG), which only reads environ.
  *
  * Fork: the rings are MAP_SHARED mmaps, so a child must never submit on its
  * parent's ring.  wr.mine points to a page mapped MADV_WIPEONFORK that
@@ -408,8 +409,9 @@ static _Atomic int wr_busy;
 
 static void wr_say(const char *msg)
 {
-	const char *d = getenv("EVQ_DEBUG");
-	if (d && *d && strcmp(d, "0") != 0) {
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	if (cfg.debug) {
 		ssize_t rc = write(2, msg, strlen(msg));
 		(void)rc;
 	}
@@ -440,12 +442,13 @@ static int probe_ops(int fd, const unsigned *need, size_t n)
 /* Sets up wr.r; 0 or -errno.  wr_busy held. */
 static int wr_setup(void)
 {
-	const char *refuse = getenv("EVQ_URING_REFUSE");
+	struct evq__config cfg;
+	evq__config_read(&cfg);
 	if (!EVQ_URING_ENABLED)
 		return -ENOSYS;
-	if (refuse && strcmp(refuse, "disabled") == 0)
+	if (cfg.uring_refuse == EVQ__REFUSE_DISABLED)
 		return -EPERM;
-	if (refuse && *refuse)
+	if (cfg.uring_refuse != EVQ__REFUSE_NONE)
 		return -ENOSYS; /* setup, feat, op */
 	struct io_uring_params p;
 	memset(&p, 0, sizeof p);
@@ -923,14 +926,17 @@ static void leave(struct uring_state *s)
 
 static int debug_on(void)
 {
-	const char *d = getenv("EVQ_DEBUG");
-	return d && *d && strcmp(d, "0") != 0;
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	return cfg.debug;
 }
 
-static int refuse_forced(const char *what)
+/* EVQ_URING_REFUSE (test builds only, config.c) asks for this refusal. */
+static int refuse_forced(enum evq__refuse what)
 {
-	const char *r = getenv("EVQ_URING_REFUSE");
-	return r && strcmp(r, what) == 0;
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	return cfg.uring_refuse == (int)what;
 }
 
 /* Why io_uring_setup failed, for the debug line. */
@@ -968,7 +974,7 @@ static int probe_queue_ops(int ringfd)
 {
 	static const unsigned need[] = { IORING_OP_EPOLL_WAIT, IORING_OP_ASYNC_CANCEL,
 					 IORING_OP_FUTEX_WAIT };
-	return probe_ops(ringfd, need, sizeof need / sizeof need[0]) && !refuse_forced("op");
+	return probe_ops(ringfd, need, sizeof need / sizeof need[0]) && !refuse_forced(EVQ__REFUSE_OP);
 }
 
 /* Kernel 6.17 gave each multi-threaded process its own futex hash table,
@@ -1015,12 +1021,14 @@ static int futex_hash_settle(void)
 }
 
 /* The inline sleep (above ur_wait) needs futex_waitv (Linux 5.16): an
- * empty vector is -EINVAL where it exists.  EVQ_URING_INLINE=0 turns it
- * off, e.g. to measure or test the ring's own word waits. */
+ * empty vector is -EINVAL where it exists.  EVQ_URING_INLINE=0 (test
+ * builds only, config.c) turns it off, to measure or test the ring's own
+ * word waits. */
 static int inline_available(void)
 {
-	const char *e = getenv("EVQ_URING_INLINE");
-	if (e && strcmp(e, "0") == 0)
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	if (!cfg.uring_inline)
 		return 0;
 	return evq__futex_waitv(NULL, 0, NULL) == -EINVAL;
 }
@@ -1031,9 +1039,9 @@ static int ur_init(struct evq *q, int max_batch)
 {
 	if (!EVQ_URING_ENABLED)
 		return refuse("not enabled in this build (EVQ_URING_ENABLED=0)", -ENOSYS);
-	if (refuse_forced("setup"))
+	if (refuse_forced(EVQ__REFUSE_SETUP))
 		return refuse("io_uring_setup: ENOSYS (forced by EVQ_URING_REFUSE)", -ENOSYS);
-	if (refuse_forced("disabled"))
+	if (refuse_forced(EVQ__REFUSE_DISABLED))
 		return refuse("io_uring_setup: EPERM (io_uring_disabled, forced by "
 			      "EVQ_URING_REFUSE)", -EPERM);
 	if (EVQ_URING_NATIVE_WORDS) {
@@ -1054,15 +1062,12 @@ static int ur_init(struct evq *q, int max_batch)
 	q->be = s;
 	s->inline_ok = inline_available();
 
-	const char *f = getenv("EVQ_URING_FAULT");
-	if (f && strcmp(f, "busy") == 0)
-		s->fault = -EBUSY;
-	else if (f && strcmp(f, "again") == 0)
-		s->fault = -EAGAIN;
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	s->fault = cfg.uring_fault; /* EVQ_URING_FAULT, test builds only */
 	unsigned entries = ENTRIES_DEFAULT;
-	const char *en = getenv("EVQ_URING_ENTRIES");
-	if (en && atoi(en) > 0)
-		entries = (unsigned)atoi(en);
+	if (cfg.uring_entries > 0) /* EVQ_URING_ENTRIES, test builds only */
+		entries = cfg.uring_entries;
 
 	struct io_uring_params p;
 	memset(&p, 0, sizeof p);
@@ -1074,7 +1079,7 @@ static int ur_init(struct evq *q, int max_batch)
 	}
 	s->r.fd = rc;
 	const unsigned feats = IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP;
-	if ((p.features & feats) != feats || refuse_forced("feat")) {
+	if ((p.features & feats) != feats || refuse_forced(EVQ__REFUSE_FEAT)) {
 		ur_fini(q);
 		return refuse("kernel lacks IORING_FEAT_EXT_ARG or IORING_FEAT_NODROP",
 			      -ENOSYS);
@@ -1589,7 +1594,8 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
  * wait with only the bell uses FUTEX_WAIT with a deadline, which returns
  * -EINTR after any handler, as epoll_wait and io_uring_enter do; a caller
  * that passes a sigmask sleeps in the ring and gets -EINTR too.
- * EVQ_URING_INLINE=0 in the environment turns the inline sleep off.
+ * EVQ_URING_INLINE=0 in the environment turns the inline sleep off (in
+ * the test build: config.c).
  */
 
 /* 1 if the next sleep may be inline (the ring's words aside).  Locked. */

@@ -55,6 +55,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "internal.h"
 
 _Static_assert(sizeof(struct evq_event) == 40, "struct evq_event is 40 bytes");
@@ -128,23 +129,19 @@ static const struct {
  * named by $EVQ_BACKEND, or the first in the table whose init succeeds. */
 static int backend_init(struct evq *q, int want, int max_batch)
 {
-	const char *env = getenv("EVQ_BACKEND");
-	if (want == EVQ_BACKEND_AUTO && env && *env && strcmp(env, "auto") != 0) {
-		want = -1;
-		for (size_t i = 0; i < NBACKENDS; i++)
-			if (strcmp(env, backends[i].name) == 0)
-				want = backends[i].id;
-		if (want < 0)
-			return -EINVAL;
-	}
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	if (want == EVQ_BACKEND_AUTO)
+		want = cfg.backend;
+	if (want < 0)
+		return -EINVAL;
 	int rc = -EINVAL;
 	for (size_t i = 0; i < NBACKENDS; i++) {
 		if (want != EVQ_BACKEND_AUTO && want != backends[i].id)
 			continue;
 		q->backend = backends[i].be;
 		rc = q->backend->init(q, max_batch);
-		const char *dbg = getenv("EVQ_DEBUG");
-		if (dbg && *dbg && *dbg != '0')
+		if (cfg.debug)
 			fprintf(stderr, "evq: backend %s: %s\n", backends[i].name,
 				rc == 0 ? "chosen" : strerror(-rc));
 		if (rc == 0 || want != EVQ_BACKEND_AUTO)

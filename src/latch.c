@@ -49,6 +49,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "futex.h"
 #include "watch.h"
 
@@ -131,15 +132,17 @@ static void wake_two(uint32_t *a, uint32_t *b, int sh)
 /* Fewest latch wakes that go through the wake ring (one io_uring_enter)
  * rather than FUTEX_WAKE_OP pairs; 0: never.  bench/latchmany.c measured
  * where the ring starts to pay (bench/RESULTS-words.md).  Read from
- * $EVQ_LATCH_BATCH once, at load, so that set_many never calls getenv. */
+ * $EVQ_LATCH_BATCH once, at load (config.c), so that set_many never reads
+ * the environment. */
 #define BATCH_MIN_DEFAULT 8
 static _Atomic int batch_min = BATCH_MIN_DEFAULT;
 
 __attribute__((constructor)) static void batch_min_from_env(void)
 {
-	const char *e = getenv("EVQ_LATCH_BATCH");
-	if (e && *e)
-		evq__latch_batch_min(atoi(e));
+	struct evq__config cfg;
+	evq__config_read(&cfg);
+	if (cfg.latch_batch >= 0)
+		evq__latch_batch_min(cfg.latch_batch);
 }
 
 void evq__latch_batch_min(int min)
