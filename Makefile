@@ -7,10 +7,12 @@
 #   make bench           run the benchmarks
 #   make model           model-check the Promela protocols with spin
 #   make fuzz            libFuzzer run of the random test, clang (fuzz/fuzz.mk)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local    also DESTDIR=; make uninstall likewise
 #
 # Variants: BUILD=dir (default build), SAN=address,undefined or SAN=thread,
-# CC=clang.  Each variant should use its own BUILD directory.
+# CC=clang.  Each variant should use its own BUILD directory.  WERROR=1
+# turns warnings into errors (.ci/run does; the default does not, so that a
+# newer compiler's new warnings never break a user's build).
 
 CC       ?= cc
 BUILD    ?= build
@@ -21,10 +23,20 @@ MANDIR   ?= $(PREFIX)/share/man
 OPT      ?= -O2
 SAN      ?=
 
-VERSION  := 0.1.0
-SOMAJOR  := 0
+WERROR   ?=
 
-WARN     := -Wall -Wextra -Werror
+# The version comes from include/evq.h (EVQ_VERSION_MAJOR/MINOR/PATCH), so
+# the header, evq_version(), the file names and evq.pc cannot disagree.
+# The soname changes whenever the ABI may: with every minor release while
+# the major number is 0 (libevq.so.0.2), with every major one from 1.0 on.
+evq_hver  = $(shell sed -n 's/^.define EVQ_VERSION_$(1)  *\([0-9][0-9]*\).*/\1/p' include/evq.h)
+VMAJOR   := $(call evq_hver,MAJOR)
+VMINOR   := $(call evq_hver,MINOR)
+VPATCH   := $(call evq_hver,PATCH)
+VERSION  := $(VMAJOR).$(VMINOR).$(VPATCH)
+SOMAJOR  := $(if $(filter 0,$(VMAJOR)),0.$(VMINOR),$(VMAJOR))
+
+WARN     := -Wall -Wextra $(if $(filter-out 0,$(WERROR)),-Werror)
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -pthread \
 	      $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
@@ -38,17 +50,32 @@ EXAMPLES  := $(EX_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 STATIC := $(BUILD)/libevq.a
 SHARED := $(BUILD)/libevq.so.$(VERSION)
+# What tests/ (and benchmarks that steer the backend) link: the same
+# objects, but config.c compiled with -DEVQ_TESTING, so that the test
+# switches of the environment (EVQ_URING_REFUSE, EVQ_URING_FAULT,
+# EVQ_URING_ENTRIES, EVQ_URING_INLINE: src/config.c) work there and
+# nowhere else; $(STATIC) and $(SHARED), which are installed, ignore them.
+TEST_STATIC := $(BUILD)/testing/libevq.a
+TEST_OBJS   := $(filter-out $(BUILD)/obj/config.o,$(LIB_OBJS)) $(BUILD)/testing/config.o
 
-.PHONY: all lib tests examples check demo bench model install clean
+.PHONY: all lib tests examples check check-exports demo bench model install uninstall clean
 all: lib tests examples
 
-lib: $(STATIC) $(SHARED)
+lib: $(STATIC) $(SHARED) $(TEST_STATIC)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/evq.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -c -o $@ $<
 
+$(BUILD)/testing/config.o: src/config.c $(wildcard src/*.h) include/evq.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DEVQ_TESTING -fPIC -c -o $@ $<
+
 $(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(TEST_STATIC): $(TEST_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -57,11 +84,11 @@ $(SHARED): $(LIB_OBJS) src/libevq.map
 	ln -sf libevq.so.$(VERSION) $(BUILD)/libevq.so.$(SOMAJOR)
 	ln -sf libevq.so.$(SOMAJOR) $(BUILD)/libevq.so
 
-# Tests link the static library and may include src/ headers for white-box
-# checks; tests/tap.h is the TAP helper.
-$(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
+# Tests link the static library (its test build) and may include src/
+# headers for white-box checks; tests/tap.h is the TAP helper.
+$(BUILD)/tests/%: tests/%.c $(TEST_STATIC) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(STATIC) $(LDFLAGS_ALL) -lrt
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(TEST_STATIC) $(LDFLAGS_ALL) -lrt
 
 # tests/faults makes the library's allocations, thread starts and descriptor
 # creations fail one at a time: its calls (and libevq.a's) to these go
@@ -85,7 +112,7 @@ examples: $(EXAMPLES)
 # queues without fds too.
 BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
 RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc uring fairness hostile)
-check: $(TESTS)
+check: $(TESTS) check-exports
 	@set -e; bs=$$($(BUILD)/tests/backends); for b in $$bs; do \
 	  echo "== backend $$b"; \
 	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(filter-out $(BUILD)/tests/backends,$(TESTS)); \
@@ -95,6 +122,12 @@ check: $(TESTS)
 	  EVQ_BACKEND=uring EVQ_URING_INLINE=0 prove -f $(PROVEFLAGS) $(RING_WORD_TESTS);; \
 	esac
 
+# libevq.so exports exactly the functions include/evq.h declares, each
+# listed in src/libevq.map and documented in man/man3, whose pages carry
+# this version (tests/exports.sh says what to add where).
+check-exports: $(SHARED)
+	@sh tests/exports.sh $(SHARED) $(VERSION)
+
 demo: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
@@ -102,19 +135,35 @@ demo: $(BUILD)/examples/demo
 -include model/model.mk
 -include fuzz/fuzz.mk
 
-install: lib
-	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man3
+# evq.pc's paths are relative to ${prefix} (or ${exec_prefix}) where
+# LIBDIR and INCDIR are inside PREFIX, so the file can be relocated.
+PC_LIBDIR := $(patsubst $(PREFIX)/%,$${exec_prefix}/%,$(LIBDIR))
+PC_INCDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCDIR))
+MAN3 := $(notdir $(wildcard man/man3/*.3))
+MAN7 := $(notdir $(wildcard man/man7/*.7))
+
+install: $(STATIC) $(SHARED)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/evq.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libevq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libevq.so.$(SOMAJOR)
 	ln -sf libevq.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libevq.so
-	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
-	install -d $(DESTDIR)$(MANDIR)/man7
-	install -m 644 man/man7/*.7 $(DESTDIR)$(MANDIR)/man7/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	install -m 644 $(addprefix man/man3/,$(MAN3)) $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 $(addprefix man/man7/,$(MAN7)) $(DESTDIR)$(MANDIR)/man7/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
+	    -e 's|@INCDIR@|$(PC_INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    evq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/evq.pc
+
+# Removes what install put there, given the same PREFIX (LIBDIR, ...) and
+# DESTDIR; directories stay, as other packages may use them.
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/evq.h $(DESTDIR)$(LIBDIR)/libevq.a \
+	      $(DESTDIR)$(LIBDIR)/libevq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libevq.so.$(SOMAJOR) \
+	      $(DESTDIR)$(LIBDIR)/libevq.so $(DESTDIR)$(LIBDIR)/pkgconfig/evq.pc
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(MAN3))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(MAN7))
 
 clean:
 	rm -rf $(BUILD) build-*

@@ -34,8 +34,31 @@
 extern "C" {
 #endif
 
+/* ------------------------------------------------------------------ */
+/* Versions                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The version of this header (NEWS.md lists the releases).  Releases
+ * that share a soname share an ABI: from 1.0 on, those with the same major
+ * number; while the major number is 0, those with the same minor number
+ * (every 0.x minor release may break the ABI and changes the soname,
+ * libevq.so.0.2 for 0.2.x; README.md "ABI and versions").  The Makefile
+ * takes the library's version and soname from these three lines. */
 #define EVQ_VERSION_MAJOR 0
-#define EVQ_VERSION_MINOR 1
+#define EVQ_VERSION_MINOR 2
+#define EVQ_VERSION_PATCH 0
+
+/* This header's version as one number: major << 16 | minor << 8 | patch,
+ * e.g. 0x000200 for 0.2.0; compare it with evq_version(). */
+#define EVQ_VERSION \
+	((EVQ_VERSION_MAJOR << 16) | (EVQ_VERSION_MINOR << 8) | EVQ_VERSION_PATCH)
+
+/* The version of the library running, encoded as EVQ_VERSION: it tells a
+ * program which libevq it was loaded with, which the header it was
+ * compiled against cannot (e.g. a library older than the header within
+ * one soname: evq_version() < EVQ_VERSION).  Never fails;
+ * async-signal-safe. */
+unsigned evq_version(void);
 
 /* ------------------------------------------------------------------ */
 /* The queue                                                            */
