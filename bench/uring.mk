@@ -4,12 +4,14 @@
 #   make BUILD=build-bench bench-uring
 #   make BUILD=build-bench bench-uring URING_ARGS='-r 21 -m 10000 -t pipes,trigger,latch'
 #
-# Included by the top-level Makefile (bench/*.mk); uses its BUILD, STATIC,
-# CFLAGS_ALL and LDFLAGS_ALL.  Results: bench/RESULTS-uring.md.
+# Included by the top-level Makefile (bench/*.mk); uses its BUILD,
+# TEST_STATIC, CFLAGS_ALL and LDFLAGS_ALL.  Results: bench/RESULTS-uring.md.
+# It links the test build of libevq.a, the one that reads EVQ_URING_INLINE
+# (src/config.c), to measure the ring's own word waits as well.
 
-$(BUILD)/bench/uring: bench/uring.c bench/bench.h $(STATIC) include/evq.h bench/uring.mk
+$(BUILD)/bench/uring: bench/uring.c bench/bench.h $(TEST_STATIC) include/evq.h bench/uring.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TEST_STATIC) $(LDFLAGS_ALL)
 
 bench-uring: $(BUILD)/bench/uring
 	@echo "# $$(date -u '+%Y-%m-%dT%H:%M:%SZ') $$(uname -srm) cpus=$$(nproc)" \
