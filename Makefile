@@ -58,7 +58,7 @@ SHARED := $(BUILD)/libevq.so.$(VERSION)
 TEST_STATIC := $(BUILD)/testing/libevq.a
 TEST_OBJS   := $(filter-out $(BUILD)/obj/config.o,$(LIB_OBJS)) $(BUILD)/testing/config.o
 
-.PHONY: all lib tests examples check check-exports demo bench model install uninstall clean
+.PHONY: all lib tests examples check check-exports check-switches demo bench model install uninstall clean
 all: lib tests examples
 
 lib: $(STATIC) $(SHARED) $(TEST_STATIC)
@@ -112,7 +112,7 @@ examples: $(EXAMPLES)
 # queues without fds too.
 BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
 RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc uring fairness hostile)
-check: $(TESTS) check-exports
+check: $(TESTS) check-exports check-switches
 	@set -e; bs=$$($(BUILD)/tests/backends); for b in $$bs; do \
 	  echo "== backend $$b"; \
 	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(filter-out $(BUILD)/tests/backends,$(TESTS)); \
@@ -127,6 +127,11 @@ check: $(TESTS) check-exports
 # this version (tests/exports.sh says what to add where).
 check-exports: $(SHARED)
 	@sh tests/exports.sh $(SHARED) $(VERSION)
+
+# The test switches of the environment steer $(TEST_STATIC), never the
+# installed $(STATIC) (src/config.c).
+check-switches: $(STATIC) $(TEST_STATIC)
+	@sh tests/switches.sh "$(CC) $(CFLAGS_ALL)" $(STATIC) $(TEST_STATIC) $(BUILD)/switches
 
 demo: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
