@@ -34,6 +34,10 @@ VMAJOR   := $(call evq_hver,MAJOR)
 VMINOR   := $(call evq_hver,MINOR)
 VPATCH   := $(call evq_hver,PATCH)
 VERSION  := $(VMAJOR).$(VMINOR).$(VPATCH)
+ifeq ($(words $(VMAJOR) $(VMINOR) $(VPATCH)),3)
+else
+$(error include/evq.h: no EVQ_VERSION_MAJOR/MINOR/PATCH lines to take the version from)
+endif
 SOMAJOR  := $(if $(filter 0,$(VMAJOR)),0.$(VMINOR),$(VMAJOR))
 
 WARN     := -Wall -Wextra $(if $(filter-out 0,$(WERROR)),-Werror)
