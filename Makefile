@@ -98,13 +98,13 @@ check: $(TESTS) $(EXAMPLES)
 	echo "== documentation and examples"; \
 	$(MANEX) prove -f $(PROVEFLAGS) tests/manex.pl
 
-# The code of the documentation, compiled and run once (default backend):
+# The code of the documentation, compiled once and run on every backend:
 # every man page's EXAMPLES section, README.md's C blocks (the first one is
 # examples/readme.c), and every program of examples/ with no arguments,
 # which must be a short self-test exiting 0 (tests/manex.pl says more).
-MANEX = MANEX_BUILD='$(BUILD)' MANEX_CC='$(CC)' \
+MANEX = MANEX_BUILD='$(BUILD)' MANEX_CC='$(CC)' MANEX_BACKENDS='$(BACKENDS)' \
 	MANEX_CFLAGS='$(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) $(CFLAGS) $(LDFLAGS)'
-check-docs: $(STATIC) $(EXAMPLES)
+check-docs: $(STATIC) $(EXAMPLES) $(BUILD)/tests/backends
 	@$(MANEX) prove -f $(PROVEFLAGS) tests/manex.pl
 .PHONY: check-docs
 

@@ -25,6 +25,8 @@
 #   MANEX_BUILD    the build directory (libevq.a, examples/, manex/ output)
 #   MANEX_CC       the compiler
 #   MANEX_CFLAGS   extra flags for compiling and linking (sanitizers, ...)
+#   MANEX_BACKENDS the backends to run each program on (EVQ_BACKEND=...),
+#                  separated by spaces; empty: once, as the environment says
 # A program's output goes to $BUILD/manex/NAME.out, shown only on failure.
 use strict;
 use warnings;
@@ -36,6 +38,7 @@ my $extra  = $ENV{MANEX_CFLAGS} // '';
 my $out    = "$build/manex";
 my $lib    = "$build/libevq.a";
 my $limit  = 20;    # seconds a program may run
+my @backends = split(' ', $ENV{MANEX_BACKENDS} // '');
 
 my $n = 0;
 my $failed = 0;
@@ -204,8 +207,18 @@ sub check_code {
 		ok(0, "$label runs, exit 0", "not compiled");
 		return;
 	}
-	my $why = run("$bin.out", $bin);
-	ok($why eq '', "$label runs, exit 0", "$bin: $why", slurp("$bin.out") // '');
+	run_each($label, $bin, "$bin.out");
+}
+
+# Runs a program once per backend (one test each).
+sub run_each {
+	my ($label, $bin, $log) = @_;
+	for my $b (@backends ? @backends : ('')) {
+		local $ENV{EVQ_BACKEND} = $b if $b ne '';
+		my $why = run($log, $bin);
+		ok($why eq '', "$label runs, exit 0" . ($b ne '' ? " ($b)" : ''),
+		   "EVQ_BACKEND=$b $bin: $why", slurp($log) // '');
+	}
 }
 
 print "TAP version 13\n";
@@ -267,9 +280,7 @@ for my $src (sort glob('examples/*.c')) {
 		ok(0, "examples/$name runs, exit 0", "$bin not built");
 		next;
 	}
-	my $why = run("$out/example.$name.out", $bin);
-	ok($why eq '', "examples/$name runs, exit 0", "$bin: $why",
-	   slurp("$out/example.$name.out") // '');
+	run_each("examples/$name", $bin, "$out/example.$name.out");
 }
 
 print "1..$n\n";
