@@ -81,7 +81,7 @@ sub run {
 		open(STDOUT, '>', $log);
 		open(STDERR, '>&', \*STDOUT);
 		setpgrp(0, 0);    # its own group, so a timeout kills it all
-		exec(@cmd) or POSIX::_exit(127);
+		exec { $cmd[0] } @cmd or POSIX::_exit(127);
 	}
 	my $timedout = 0;
 	local $SIG{ALRM} = sub { $timedout = 1; kill('KILL', -$pid); kill('KILL', $pid); };
@@ -99,7 +99,7 @@ sub run {
 # Compiles $src into $bin (whole program) or an object (fragment).
 sub compile {
 	my ($src, $bin, $whole) = @_;
-	my @cmd = ($cc, '-Wall', '-Wextra', '-Werror', '-O2', '-g', '-Iinclude',
+	my @cmd = (split(' ', $cc), '-Wall', '-Wextra', '-Werror', '-O2', '-g', '-Iinclude',
 		   '-pthread', split(' ', $extra));
 	if ($whole) {
 		push @cmd, '-o', $bin, $src, $lib, '-lrt';
