@@ -3,6 +3,7 @@
 #
 #   make                 library (static + shared), tests, examples
 #   make check           run the test suite (TAP, prove) on every backend
+#   make check-docs      compile and run the man pages' and README's examples
 #   make demo            run examples/demo
 #   make bench           run the benchmarks
 #   make model           model-check the Promela protocols with spin
@@ -116,7 +117,7 @@ examples: $(EXAMPLES)
 # queues without fds too.
 BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
 RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc uring fairness hostile)
-check: $(TESTS) check-exports check-switches
+check: $(TESTS) $(EXAMPLES) check-exports check-switches
 	@set -e; bs=$$($(BUILD)/tests/backends); for b in $$bs; do \
 	  echo "== backend $$b"; \
 	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(filter-out $(BUILD)/tests/backends,$(TESTS)); \
@@ -124,7 +125,19 @@ check: $(TESTS) check-exports check-switches
 	case "$$bs" in *uring*) \
 	  echo "== backend uring, words through the ring (EVQ_URING_INLINE=0)"; \
 	  EVQ_BACKEND=uring EVQ_URING_INLINE=0 prove -f $(PROVEFLAGS) $(RING_WORD_TESTS);; \
-	esac
+	esac; \
+	echo "== documentation and examples"; \
+	$(MANEX) prove -f $(PROVEFLAGS) tests/manex.pl
+
+# The code of the documentation, compiled once and run on every backend:
+# every man page's EXAMPLES section, README.md's C blocks (the first one is
+# examples/readme.c), and every program of examples/ with no arguments,
+# which must be a short self-test exiting 0 (tests/manex.pl says more).
+MANEX = MANEX_BUILD='$(BUILD)' MANEX_CC='$(CC)' MANEX_BACKENDS='$(BACKENDS)' \
+	MANEX_CFLAGS='$(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) $(CFLAGS) $(LDFLAGS)'
+check-docs: $(STATIC) $(EXAMPLES) $(BUILD)/tests/backends
+	@$(MANEX) prove -f $(PROVEFLAGS) tests/manex.pl
+.PHONY: check-docs
 
 # libevq.so exports exactly the functions include/evq.h declares, each
 # listed in src/libevq.map and documented in man/man3, whose pages carry

@@ -11,7 +11,7 @@ int main(void)
 		return 1;
 	evq_add_fd(q, STDIN_FILENO, EVQ_READ, 0, 1);           /* cookie 1 */
 	evq_add_timer(q, CLOCK_MONOTONIC, 2000000000, 0, 0, 2); /* in 2 s, cookie 2 */
-	int64_t user = evq_add_user(q, 3);                          /* cookie 3 */
+	int64_t user = evq_add_user(q, 3);                      /* cookie 3 */
 	evq_trigger(q, user);       /* from any thread or signal handler */
 
 	for (int done = 0; !done;) {
