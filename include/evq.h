@@ -246,14 +246,22 @@ int evq_del(struct evq *q, int64_t id);
  * (a waiter that takes fewer than are pending passes the rest on to the
  * next).  A level-triggered fd stays "ready" until drained, so two waiters
  * may both see it; use EVQ_EDGE, or EVQ_ONESHOT re-armed with evq_mod()
- * after handling, to hand each readiness to one thread.
+ * after handling, to hand each readiness to one thread.  A periodic timer
+ * is the same: it fires again on time while another thread still handles
+ * its last expiry.  Register it EVQ_ONESHOT and re-arm it after handling
+ * with evq_mod(q, id, 0, EVQ_ONESHOT) (not 0, which would make it
+ * non-oneshot): the period is kept (evq_mod does not move the deadline, as
+ * evq_mod_timer would), and expirations while it was spent are counted
+ * and come at once, so the data of its events still adds up to the
+ * periods elapsed.  To stop a pool of waiters, evq_shutdown().
  *
  * A cancellation point on every backend (pthread_cancel): a cancelled
  * waiter holds no lock, and what it had taken from the kernel or a wakeup
  * it consumed goes to the other waiters; nothing is lost.
  *
  * Returns the number of events, 0 on timeout, -EINTR when a signal was
- * caught, -EINVAL (NULL q/events, max <= 0), -ECHILD (see fork below). */
+ * caught, -ESHUTDOWN once evq_shutdown() was called (even with events
+ * pending), -EINVAL (NULL q/events, max <= 0), -ECHILD (see fork below). */
 int evq_wait(struct evq *q, struct evq_event *events, int max,
 	     int64_t timeout_ns, const sigset_t *sigmask);
 
@@ -269,6 +277,17 @@ int evq_wait(struct evq *q, struct evq_event *events, int max,
  * -ENOENT (the registration was deleted since: the event died with it),
  * -ENOMEM (the last batch could not be recorded), -ECHILD. */
 int evq_requeue(struct evq *q, const struct evq_event *ev);
+
+/* Stops the queue's waiters: from now on every evq_wait() on q - the
+ * threads blocked in it now, on any backend and whatever they sleep on,
+ * and every later call, also with timeout 0 and with events pending -
+ * returns -ESHUTDOWN at once.  Only evq_wait() changes: registrations may
+ * still be added, changed, triggered and deleted (never delivered); events
+ * pending stay until evq_del() or evq_free(), which remains the last call
+ * (after the waiting threads have returned).  Idempotent: 0 each time.
+ * Async-signal-safe (no lock, no allocation), preserves errno.
+ * Errors: -EINVAL (NULL q), -ECHILD. */
+int evq_shutdown(struct evq *q);
 
 /* fork(): the child inherits a copy of every queue, but the kernel objects
  * behind it (epoll set, io_uring) stay shared with the parent.  In the child

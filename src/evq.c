@@ -30,6 +30,23 @@
  * leaves behind reaches a sleeper even when its caller never waits again.
  * A poll (backend->wait with timeout 0) sleeps nowhere and skips W1..W4.
  *
+ * Shutdown (evq_shutdown(3)): one flag and a relay of ordinary wakes, so
+ * it needs nothing of a backend but wake() (backend.h) and ends every sleep
+ * shape alike (epoll_pwait2; io_uring's leader, followers and inline
+ * futex_waitv sleeps):
+ *   S1 evq_shutdown: shut = 1 (seq_cst), then kick (P2/P3): one wake().
+ *   S2 a waiter checks shut on entry, after W1 (with W2: it backs out
+ *      instead of sleeping) and after every W3; seeing it, it parks what
+ *      it took from the kernel (as a cancelled waiter does), and leaves
+ *      with -ESHUTDOWN through pass_on(), which kicks while sleepers > 0.
+ * S1/W1 are a Dekker pair like P1/W1: a waiter either sees shut before it
+ * sleeps or is counted when S1 kicks.  Each wake() is consumed by exactly
+ * one wait(), whose thread resets wake_sent (W4) and only then reads shut
+ * (so a wake on its way when S1 ran, which S1's kick did not repeat, ends
+ * in a thread that sees shut); that thread kicks the next sleeper after
+ * its own W4.  So a wake is always on its way while a sleeper that missed
+ * the flag remains: N sleepers end after N wakes, one after another.
+ *
  * Fairness (evq_wait(3), tests/fairness.c): no ready source starves while
  * others keep the queue busy.
  *   F1 A call may hand out pending events without asking the kernel only
@@ -1142,7 +1159,8 @@ static void pass_on(struct evq *q)
 	if (atomic_load(&q->sleepers) == 0)
 		return;
 	if (q->pend_head >= 0 || posts_waiting(q) ||
-	    (q->ntimers && q->keeper_deadline == INT64_MAX))
+	    (q->ntimers && q->keeper_deadline == INT64_MAX) ||
+	    atomic_load(&q->shut)) /* S2: the relay */
 		evq__kick(q);
 }
 
@@ -1203,6 +1221,8 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	if (evq__forked(q))
 		return -ECHILD;
 	pthread_testcancel(); /* a cancellation point, also when events wait */
+	if (atomic_load(&q->shut))
+		return -ESHUTDOWN; /* S2, also with events pending */
 	if (timeout_ns > 0)
 		end = evq__sat_add(evq__now(0), timeout_ns);
 
@@ -1244,6 +1264,13 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		struct round w = { q, ready, { 0, 0 }, t != 0, keep, 0 };
 		if (w.sleep) { /* a poll needs no wakeup: no W1..W4 */
 			atomic_fetch_add(&q->sleepers, 1);             /* W1 */
+			if (atomic_load(&q->shut)) {                   /* S2 */
+				atomic_fetch_sub(&q->sleepers, 1);
+				if (keep == q->keeper_deadline)
+					q->keeper_deadline = INT64_MAX;
+				n = -ESHUTDOWN;
+				break;
+			}
 			if (posts_waiting(q)) {                        /* W2 */
 				atomic_fetch_sub(&q->sleepers, 1);
 				if (keep == q->keeper_deadline)
@@ -1262,6 +1289,15 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		wait_lock(q);
 		if (keep != INT64_MAX && keep == q->keeper_deadline)
 			q->keeper_deadline = INT64_MAX;
+		if (atomic_load(&q->shut)) {                           /* S2 */
+			/* read after W4 and wake_sent = 0; what the kernel
+			 * gave this round stays pending, for evq_del */
+			if (k > 0)
+				park(q, ready, k);
+			tl_round = NULL;
+			n = -ESHUTDOWN;
+			break;
+		}
 
 		q->kernel_owed = 0;
 		if (k > 0)
@@ -1291,6 +1327,20 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	if (n > 0)
 		hold(q, out, n);
 	return n;
+}
+
+int evq_shutdown(struct evq *q)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	/* Async-signal-safe: an atomic store and a kick, no lock.  Again:
+	 * a harmless extra wake. */
+	int saved = errno;
+	atomic_store(&q->shut, 1);                                     /* S1 */
+	evq__kick(q);
+	errno = saved;
+	return 0;
 }
 
 /* Folds an event that was taken but not handed out (given back by

@@ -157,6 +157,8 @@ struct evq {
 					  waiter's own kernel round (F2) */
 	_Atomic int sleepers;          /* threads inside backend->wait() */
 	_Atomic int wake_sent;         /* a wake() is on its way */
+	_Atomic int shut;              /* evq_shutdown() was called (evq.c,
+					  "Shutdown") */
 	/* Many waiters: only the sleeper(s) whose timeout covers the nearest
 	 * timer wake for it; this is the earliest deadline (monotonic ns) a
 	 * sleeper covers, INT64_MAX if none. */
