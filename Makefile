@@ -116,7 +116,7 @@ examples: $(EXAMPLES)
 # futex_waitv sleep off, so that the ring's own word waits are tested on
 # queues without fds too.
 BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
-RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc uring fairness hostile)
+RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc uring fairness hostile shutdown)
 check: $(TESTS) $(EXAMPLES) check-exports check-switches
 	@set -e; bs=$$($(BUILD)/tests/backends); for b in $$bs; do \
 	  echo "== backend $$b"; \

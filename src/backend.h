@@ -73,7 +73,13 @@ struct evq__backend {
 	int (*wait)(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		    struct evq__ready *out, int max, struct evq__round *round);
 
-	/* Makes one concurrent or the next wait() return.  Async-signal-safe. */
+	/* Makes one concurrent or the next wait() return.  Async-signal-safe.
+	 * evq_shutdown() relies on exactly this (evq.c, "Shutdown"): the
+	 * wait() that consumes a wake() reports round->woken and returns to
+	 * the core, which hands a wake on to the next sleeper; so a backend
+	 * needs no broadcast, but no sleep shape of it may consume a wake()
+	 * without returning (a thread in the backend's own machinery - a
+	 * follower, an inline sleeper - that takes the wake returns too). */
 	void (*wake)(struct evq *q);
 
 	/* Word waits (evq_add_word/sem/latch).  NULL: the mechanism cannot
