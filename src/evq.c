@@ -45,7 +45,8 @@
  * (so a wake on its way when S1 ran, which S1's kick did not repeat, ends
  * in a thread that sees shut); that thread kicks the next sleeper after
  * its own W4.  So a wake is always on its way while a sleeper that missed
- * the flag remains: N sleepers end after N wakes, one after another.
+ * the flag remains: N sleepers end after N wakes, one after another
+ * (model/shutdown.pml; teeth NORELAY, NOW1CHECK; tests/shutdown.c).
  *
  * Fairness (evq_wait(3), tests/fairness.c): no ready source starves while
  * others keep the queue busy.
