@@ -4,7 +4,7 @@
  * wake a thread blocked in evq_wait from another thread and from a signal
  * handler (async-signal-safe, errno preserved, lock-free even when the
  * handler interrupts evq_wait), EVQ_ONESHOT and EVQ_DISABLED through
- * evq_mod, -ENOENT for non-user and stale ids.
+ * evq_mod, -EINVAL for another kind's id, -ENOENT for stale ones.
  */
 #include <fcntl.h>
 #include <pthread.h>
