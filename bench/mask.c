@@ -188,9 +188,9 @@ static void side_init(struct side *s, int impl)
 			die("evq_new", rc);
 		for (int i = 0; i < 4; i++) {
 			evq_bcast_init(&s->b[i]);
-			rc = evq_add_mask(s->q, &s->b[i], 0x1, (uint64_t)i);
-			if (rc < 0)
-				die("evq_add_mask", rc);
+			int64_t id = evq_add_mask(s->q, &s->b[i], 0x1, (uint64_t)i);
+			if (id < 0)
+				die("evq_add_mask", (int)id);
 		}
 		break;
 	}

@@ -207,7 +207,8 @@ static int have_uring, epfd;
 static struct evq *q_epoll, *q_uring;
 
 static pid_t kid[MAXC];
-static int pfd[MAXC], rid[MAXC];
+static int pfd[MAXC];
+static int64_t rid[MAXC];
 static siginfo_t info[MAXC];
 static int go[2], ready[2]; /* notify: the go pipe, the ready pipe */
 static int bad;
@@ -331,7 +332,7 @@ static void watch(int impl, int k)
 		rid[k] = evq_add_pid(impl == EVQ_EPOLL ? q_epoll : q_uring, pid, 0,
 				     (uint64_t)k);
 		if (rid[k] < 0)
-			die("evq_add_pid", rid[k]);
+			die("evq_add_pid", (int)rid[k]);
 		break;
 	}
 }

@@ -173,7 +173,7 @@ static void epoll_close(int n)
 /* ------------------------------------------------------------------ */
 
 static struct evq *q;
-static int *evq_ids;
+static int64_t *evq_ids;
 
 static void evq_open(int n)
 {
@@ -193,7 +193,7 @@ static void evq_setup(int n)
 	for (int i = 0; i < n; i++) {
 		evq_ids[i] = evq_add_fd(q, pairs[i].r, EVQ_READ, 0, (uint64_t)i);
 		if (evq_ids[i] < 0)
-			die("evq_add_fd", evq_ids[i]);
+			die("evq_add_fd", (int)evq_ids[i]);
 	}
 }
 

@@ -87,7 +87,7 @@ static uint64_t next_random(void) /* xorshift64* */
 /* ------------------------------------------------------------------ */
 
 static struct evq *q;
-static int *evq_ids;
+static int64_t *evq_ids;
 
 static void evq_open(void)
 {
@@ -104,7 +104,7 @@ static void evq__add(const int64_t *when)
 		evq_ids[i] = evq_add_timer(q, CLOCK_MONOTONIC, when[i], 0, 0,
 					   (uint64_t)i);
 		if (evq_ids[i] < 0)
-			die("evq_add_timer", evq_ids[i]);
+			die("evq_add_timer", (int)evq_ids[i]);
 	}
 }
 

@@ -168,9 +168,9 @@ static void raw_self_close(void) { raw_close(); }
 /* ------------------------------------------------------------------ */
 
 static struct evq *evq_qa, *evq_qb;
-static int evq_ida, evq_idb;
+static int64_t evq_ida, evq_idb;
 
-static void evq_collect(struct evq *q, int id, int64_t timeout_ns)
+static void evq_collect(struct evq *q, int64_t id, int64_t timeout_ns)
 {
 	struct evq_event ev;
 	int n;
@@ -184,7 +184,7 @@ static void evq_collect(struct evq *q, int id, int64_t timeout_ns)
 		die("evq: lost or coalesced trigger", EPROTO);
 }
 
-static void evq_trig(struct evq *q, int id)
+static void evq_trig(struct evq *q, int64_t id)
 {
 	int err = evq_trigger(q, id);
 	if (err < 0)
@@ -202,7 +202,7 @@ static void *evq_b(void *arg)
 	}
 }
 
-static struct evq *evq_make(int *id)
+static struct evq *evq_make(int64_t *id)
 {
 	struct evq_options opt = { .backend = getenv("EVQ_BACKEND") ?
 				   EVQ_BACKEND_AUTO : EVQ_BACKEND_EPOLL };
@@ -212,7 +212,7 @@ static struct evq *evq_make(int *id)
 	if (err < 0)
 		die("evq_new", err);
 	if ((*id = evq_add_user(q, 0)) < 0)
-		die("evq_add_user", *id);
+		die("evq_add_user", (int)*id);
 	return q;
 }
 

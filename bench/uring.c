@@ -266,7 +266,7 @@ struct pingpong {
 	_Atomic uint32_t word[2], idle[2];
 	/* evq */
 	struct evq *q[2];
-	int uid[2];               /* user event of q[i] */
+	int64_t uid[2];           /* user event of q[i] */
 	struct evq_latch latch[2];/* latch[i] is owned by side i */
 	int latchmode;
 };

@@ -56,7 +56,7 @@ static const char *impl_name[] = { "evq", "epoll_eventfd", "cond_broadcast" };
 static struct {
 	enum impl impl;
 	struct evq *q;
-	int uid;
+	int64_t uid;
 	int epfd, efd;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -175,7 +175,7 @@ static double wakeups(enum impl impl, int nw, long nev)
 
 #define NUSER 64
 static struct evq *tq;
-static int tuid[NUSER];
+static int64_t tuid[NUSER];
 static _Atomic long handled;
 static _Atomic int tstop;
 

@@ -23,7 +23,7 @@ enum { COOKIE_SOCKET = 1, COOKIE_TIMER = 2, COOKIE_USER = 3 };
 struct peer {
 	struct evq *q;
 	int fd;      /* our end of the socketpair */
-	int user_id; /* the user event to trigger */
+	int64_t user_id; /* the user event to trigger */
 };
 
 static void sleep_ms(long ms)

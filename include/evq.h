@@ -149,7 +149,22 @@ struct evq_event {
 /* ------------------------------------------------------------------ */
 
 /* Each evq_add_*() returns a registration id >= 0 or -errno.  Ids are
- * int64_t: store them in an int64_t (an int truncates them). */
+ * int64_t: store them in an int64_t (an int truncates them).
+ * An id is generation << 32 | slot: the low 32 bits name a slot, reused
+ * after evq_del(); the high bits the slot's generation, 1 .. 2^31 - 1,
+ * which each evq_del() advances.  A slot whose generation would wrap is
+ * retired (never handed out again: one slot per 2^31 reuses of it), so an
+ * id is never handed out twice in a queue's life and a stale id (its
+ * registration deleted) is refused with -ENOENT by every call, forever.
+ * Every id is >= 2^32: one truncated to an int names nothing and is
+ * refused (-ENOENT) instead of reaching another registration.  Treat ids as
+ * opaque; compare them only for equality.
+ * Errors of the calls that take an id: -ENOENT means no such live
+ * registration (unknown, stale, truncated); -EINVAL means a live one of
+ * another kind than the call needs - evq_trigger() on a non-user id,
+ * evq_mod_timer() on a non-timer, evq_mod_word() on a non-word, evq_mod()
+ * with fd events on a non-fd - or a bad argument.  -ENOENT is checked
+ * first: a deleted timer's id is -ENOENT also for evq_trigger(). */
 
 /* File descriptor readiness.  events: EVQ_READ and/or EVQ_WRITE (0 is
  * allowed: only EVQ_ERR/EVQ_HUP are then reported).  flags: EVQ_EDGE,
@@ -193,8 +208,9 @@ int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 
 /* Re-arms timer id with a new expiry and interval; pending expirations not
  * yet delivered are discarded.  flags as for evq_add_timer().
- * Errors: -ENOENT (unknown or stale id), -EINVAL (not a timer, or bad
- * arguments as for evq_add_timer()), -ENOMEM. */
+ * Errors: -ENOENT (no such live registration: unknown or stale id),
+ * -EINVAL (a live id that is not a timer, or bad arguments as for
+ * evq_add_timer()), -ENOMEM. */
 int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_ns,
 		  uint32_t flags);
 
@@ -207,7 +223,8 @@ int64_t evq_add_user(struct evq *q, uint64_t cookie);
  * triggers since the last delivery.  Async-signal-safe, lock-free, callable
  * from any thread; makes a system call only when a thread sleeps in
  * evq_wait() and no wakeup is already on its way; preserves errno.
- * Errors: -EINVAL (NULL q), -ENOENT (unknown, stale or non-user id). */
+ * Errors: -EINVAL (NULL q, or a live id that is not a user event),
+ * -ENOENT (no such live registration: unknown or stale id). */
 int evq_trigger(struct evq *q, int64_t id);
 
 /* Changes a registration: events (fds only; must be 0 for other kinds) and
@@ -215,7 +232,9 @@ int evq_trigger(struct evq *q, int64_t id);
  * registration that has fired re-arms it.  Occurrences of a disabled
  * timer, user, word or mask registration are kept and delivered when it is
  * enabled again, as is an event of any kind given back with evq_requeue().
- * Errors: -ENOENT, -EINVAL, -EBADF (fd closed); enabling a
+ * Errors: -ENOENT (no such live registration), -EINVAL (events on a
+ * registration that is not an fd, a flag its kind does not take),
+ * -EBADF (fd closed); enabling a
  * word, semaphore or latch registration also as evq_add_word(): -ENOMEM,
  * -EAGAIN, -ENOSYS.  A failed call leaves the registration as it was. */
 int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags);
@@ -273,7 +292,8 @@ int evq_wait(struct evq *q, struct evq_event *events, int max,
  * record, an altered one, one of an older batch or of another thread, one
  * given back already - is refused, so no occurrence or semaphore token is
  * ever made out of it.  A oneshot registration's event is given back too.
- * Errors: -EINVAL (NULL, or not a record this thread holds from q),
+ * Errors: -EINVAL (NULL, or not a record this thread holds from q - also
+ * one whose kind was altered: a record's kind must be its registration's),
  * -ENOENT (the registration was deleted since: the event died with it),
  * -ENOMEM (the last batch could not be recorded), -ECHILD. */
 int evq_requeue(struct evq *q, const struct evq_event *ev);
@@ -358,8 +378,9 @@ int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 /* Re-arms word registration id: wait again until the word no longer holds
  * `expected`.  flags: EVQ_ONESHOT (kept or dropped), EVQ_DISABLED;
  * EVQ_SHARED must match the registration.  An event already pending is
- * still delivered.  Errors: -ENOENT (unknown id or not a word), -EINVAL,
- * and as evq_add_word(): -ENOMEM, -EAGAIN, -ENOSYS. */
+ * still delivered.  Errors: -ENOENT (no such live registration), -EINVAL
+ * (a live id that is not a word, a bad flag, EVQ_SHARED differing), and as
+ * evq_add_word(): -ENOMEM, -EAGAIN, -ENOSYS. */
 int evq_mod_word(struct evq *q, int64_t id, uint32_t expected, uint32_t flags);
 
 /* Wakes up to n (>= 1; INT_MAX for all) threads, processes or queues

@@ -78,8 +78,6 @@
 
 _Static_assert(sizeof(struct evq_event) == 40, "struct evq_event is 40 bytes");
 
-#define ID_GEN_MASK ((1u << EVQ_ID_GEN_BITS) - 1)
-
 static __thread __attribute__((tls_model("initial-exec"))) int tl_nocancel, tl_cancel_state;
 
 void evq__nocancel_enter(void)
@@ -295,11 +293,13 @@ uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r)
 	return r->idx;
 }
 
+/* id = generation << 32 | slot (internal.h): the state word's generation
+ * half with the kind replaced by the index. */
 int64_t evq__reg_id(struct evq *q, struct evq__reg *r)
 {
 	(void)q;
-	uint32_t gen = evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
-	return (int)(((gen & ID_GEN_MASK) << EVQ_IDX_BITS) | r->idx);
+	uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+	return (int64_t)((st & ~(uint64_t)UINT32_MAX) | r->idx);
 }
 
 static void free_push(struct evq *q, struct evq__reg *r)
@@ -334,7 +334,7 @@ static int grow_slots(struct evq *q)
 	memset(r, 0, sizeof *r);
 	r->idx = n;
 	r->heap_pos = -1;
-	atomic_init(&r->state, 0);
+	atomic_init(&r->state, (uint64_t)EVQ_GEN_FIRST << EVQ_ID_GEN_SHIFT);
 	atomic_init(&r->ctl, 0);
 	atomic_init(&r->val, 0);
 	atomic_init(&r->post_next, -1);
@@ -374,25 +374,46 @@ int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 	r->dev = r->ino = 0;
 	r->ops = ops;
 	r->ext = NULL;
-	atomic_store_explicit(&r->state, gen << 8 | (uint32_t)kind, memory_order_release);
+	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT | (uint32_t)kind,
+			      memory_order_release);
 	q->nlive++;
 	*out = r;
 	return evq__reg_id(q, r);
 }
 
-struct evq__reg *evq__reg_get(struct evq *q, int64_t id)
+/* The live registration id names, or NULL: the id's generation half must
+ * equal the slot's (an id below 2^32 - generation 0, e.g. one truncated to
+ * an int - and a negative one match no slot). */
+static inline struct evq__reg *reg_lookup(struct evq *q, int64_t id, uint64_t *state)
 {
-	if (id < 0)
-		return NULL;
-	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
-	if (idx >= atomic_load_explicit(&q->nslots, memory_order_acquire))
+	uint32_t idx = (uint32_t)id;
+	if (id < ((int64_t)EVQ_GEN_FIRST << EVQ_ID_GEN_SHIFT) ||
+	    idx >= atomic_load_explicit(&q->nslots, memory_order_acquire))
 		return NULL;
 	struct evq__reg *r = evq__slot(q, idx);
-	uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
-	if (evq__reg_kind(st) == 0 ||
-	    (evq__reg_gen(st) & ID_GEN_MASK) != (uint32_t)id >> EVQ_IDX_BITS)
+	uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
+	if (evq__reg_kind(st) == 0 || (st ^ (uint64_t)id) >> EVQ_ID_GEN_SHIFT)
 		return NULL;
+	*state = st;
 	return r;
+}
+
+struct evq__reg *evq__reg_get(struct evq *q, int64_t id)
+{
+	uint64_t st;
+	return reg_lookup(q, id, &st);
+}
+
+int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out)
+{
+	uint64_t st;
+	struct evq__reg *r = reg_lookup(q, id, &st);
+	if (!r)
+		return -ENOENT;
+	if (evq__reg_kind(st) != (uint32_t)kind)
+		return -EINVAL;
+	*out = r;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,6 +558,22 @@ static void take_post(struct evq *q, struct evq__reg *r, int popped)
 		fold(q, r, c & EVQ_CTL_COUNT, bits);
 }
 
+/* A slot whose registration is gone (and off the post stack) goes back on
+ * the free list - unless its generation is spent (EVQ_GEN_RETIRED): then no
+ * registration may ever use it again, or a new id could equal an old one.
+ * A retired slot keeps its ctl "queued" bit, so that not even a stale
+ * post's tag that matched could put it on a post stack.  Locked. */
+static void recycle(struct evq *q, struct evq__reg *r)
+{
+	if (evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed)) <= EVQ_GEN_MAX) {
+		free_push(q, r);
+		return;
+	}
+	atomic_fetch_or(&r->ctl, EVQ_CTL_QUEUED);
+	r->flags = 0;
+	r->next = -1;
+}
+
 /* One registration popped from a post stack. */
 static void drain_one(struct evq *q, struct evq__reg *r, int front)
 {
@@ -544,7 +581,7 @@ static void drain_one(struct evq *q, struct evq__reg *r, int front)
 		take_post(q, r, 1);
 		r->pend_data = 0;
 		r->flags = 0;
-		free_push(q, r);
+		recycle(q, r);
 		return;
 	}
 	take_post(q, r, 1);
@@ -603,8 +640,10 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 		r->ops->del(q, r);
 	evq__unlink(q, r);
 	evq__timer_disarm(q, r);
-	uint32_t gen = (evq__reg_gen(atomic_load(&r->state)) + 1) & 0xffffffu;
-	atomic_store_explicit(&r->state, gen << 8, memory_order_release);
+	/* EVQ_GEN_MAX + 1 = EVQ_GEN_RETIRED: recycle() retires the slot */
+	uint32_t gen = evq__reg_gen(atomic_load(&r->state)) + 1;
+	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT,
+			      memory_order_release);
 	/* Retag: posts through the old id fail from now on. */
 	uint64_t c = atomic_load(&r->ctl), n;
 	do
@@ -619,7 +658,7 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 	if (n & EVQ_CTL_QUEUED)
 		r->flags = EVQ_R_ZOMBIE; /* still on the post stack */
 	else
-		free_push(q, r);
+		recycle(q, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -809,12 +848,9 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	if (ck < 0)
 		return ck;
 	lock(q);
-	int rc = -ENOENT;
-	struct evq__reg *r = evq__reg_get(q, id);
-	if (!r)
-		goto out;
-	rc = -EINVAL;
-	if (evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_TIMER)
+	struct evq__reg *r;
+	int rc = evq__reg_get_kind(q, id, EVQ_KIND_TIMER, &r);
+	if (rc < 0)
 		goto out;
 	int ci = r->clock;
 	static const clockid_t ids[EVQ_NCLOCKS] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
@@ -853,18 +889,14 @@ int evq_trigger(struct evq *q, int64_t id)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (id < 0)
-		return -ENOENT;
 	int saved = errno, rc = -ENOENT;
-	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
-	if (idx < atomic_load_explicit(&q->nslots, memory_order_acquire)) {
-		struct evq__reg *r = evq__slot(q, idx);
-		uint32_t st = atomic_load(&r->state);
-		if (evq__reg_kind(st) == EVQ_KIND_USER &&
-		    (evq__reg_gen(st) & ID_GEN_MASK) == (uint32_t)id >> EVQ_IDX_BITS)
-			/* a del racing with us retags ctl: the post then fails */
-			rc = evq__post(q, r, evq__ctl_tag(evq__reg_gen(st)), 1);
-	}
+	uint64_t st;
+	struct evq__reg *r = reg_lookup(q, id, &st);
+	if (r && evq__reg_kind(st) != EVQ_KIND_USER)
+		rc = -EINVAL;
+	else if (r)
+		/* a del racing with us retags ctl: the post then fails */
+		rc = evq__post(q, r, evq__ctl_tag(evq__reg_gen(st)), 1);
 	errno = saved;
 	return rc;
 }
@@ -1085,7 +1117,7 @@ static inline int take_ready(struct evq *q, const struct evq__ready *rd,
 	if (idx >= nslots)
 		return 0;
 	struct evq__reg *r = evq__slot(q, idx);
-	uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+	uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
 	if (evq__reg_kind(st) == 0 || evq__reg_gen(st) != rd->token >> 32)
 		return 0;
 	if (r->flags & (EVQ_DISABLED | EVQ_R_DEFUNCT))
@@ -1388,11 +1420,16 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 	if (rc < 0)
 		return rc;
 	lock(q);
-	rc = -ENOENT;
-	struct evq__reg *r = evq__reg_get(q, ev->id);
-	if (!r || evq__reg_kind(atomic_load(&r->state)) != ev->kind ||
-	    r->cookie != ev->cookie)
-		goto out; /* deleted since: the event is gone with it */
+	/* -ENOENT: deleted since, the event is gone with it.  -EINVAL: the
+	 * registration is not the record's kind (or cookie) - only an altered
+	 * record, which unhold() refuses already, could get here. */
+	struct evq__reg *r;
+	rc = evq__reg_get_kind(q, ev->id, ev->kind, &r);
+	if (rc < 0)
+		goto out;
+	rc = -EINVAL;
+	if (r->cookie != ev->cookie)
+		goto out;
 	rc = 0;
 	if (merge_back(q, r, ev))
 		evq__kick(q);

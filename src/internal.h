@@ -22,6 +22,7 @@
 #ifndef EVQ_INTERNAL_H
 #define EVQ_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -30,9 +31,22 @@
 #include "backend.h"
 #include "futex.h"
 
-#define EVQ_IDX_BITS 24
+/* Registration ids (include/evq.h "Registrations"):
+ *   id = (int64_t)generation << 32 | slot index
+ * The generation is the slot's own counter, 1 .. EVQ_GEN_MAX, bumped by
+ * every evq_del(); so every id is >= 2^32 (an id truncated to an int has
+ * generation 0 and matches nothing).  A slot whose generation would pass
+ * EVQ_GEN_MAX is retired, never handed out again: a stale id can never
+ * equal a later one.  The generation also sits in the slot's state word
+ * (gen << 32 | kind), so one load checks both; internal tags derive from it
+ * (evq__token: the full generation; evq__ctl_tag: its low 24 bits). */
+#define EVQ_IDX_BITS 24 /* slot indices are below EVQ_MAX_REGS <= 2^24 */
 #define EVQ_IDX_MASK ((1u << EVQ_IDX_BITS) - 1)
-#define EVQ_ID_GEN_BITS 7
+#define EVQ_ID_GEN_SHIFT 32
+#define EVQ_GEN_FIRST 1u
+#define EVQ_GEN_MAX 0x7fffffffu
+/* the generation a slot gets after EVQ_GEN_MAX: retired (no id has it) */
+#define EVQ_GEN_RETIRED (EVQ_GEN_MAX + 1u)
 /* Slots live in chunks that double in size: chunk 0 and 1 hold 256 slots,
  * chunk c >= 1 holds slots [256 << (c-1), 256 << c).  15 chunks hold
  * 4,194,304 registrations; a small queue pays for one chunk. */
@@ -60,7 +74,7 @@
 enum evq__list { EVQ_LIST_NONE, EVQ_LIST_PENDING, EVQ_LIST_AGAIN };
 
 struct evq__reg {
-	_Atomic uint32_t state; /* gen << 8 | kind; kind 0: free.  atomic */
+	_Atomic uint64_t state; /* gen << 32 | kind; kind 0: free.  atomic */
 	uint32_t idx;           /* this slot's index, fixed */
 	uint32_t flags;         /* public EVQ_* | EVQ_R_* */
 	uint64_t cookie;
@@ -91,6 +105,7 @@ struct evq__reg {
 	const struct evq__kind_ops *ops; /* NULL for fd, timer, user */
 	void *ext;              /* kind-specific state (words, masks, ...) */
 };
+_Static_assert(sizeof(struct evq__reg) <= 128, "a registration fits in 128 bytes");
 
 /* A timer heap holds each entry's deadline beside its slot index, so sifting
  * compares within the array and never touches the registrations. */
@@ -217,10 +232,14 @@ static inline int64_t evq__sat_add(int64_t a, int64_t b)
 	return a + b;
 }
 
-static inline uint32_t evq__reg_gen(uint32_t state) { return state >> 8; }
-static inline uint32_t evq__reg_kind(uint32_t state) { return state & 0xff; }
+static inline uint32_t evq__reg_gen(uint64_t state)
+{
+	return (uint32_t)(state >> EVQ_ID_GEN_SHIFT);
+}
+static inline uint32_t evq__reg_kind(uint64_t state) { return state & 0xff; }
 
-static inline uint64_t evq__token(uint32_t state, uint32_t idx)
+/* A backend token: the full generation and the slot, as the id. */
+static inline uint64_t evq__token(uint64_t state, uint32_t idx)
 {
 	return (uint64_t)evq__reg_gen(state) << 32 | idx;
 }
@@ -271,6 +290,9 @@ int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 		 uint32_t flags, uint64_t cookie, int32_t ident,
 		 struct evq__reg **out);   /* -> id; locked */
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
+/* The live registration id names if it is of kind `kind`: 0 and *out, or
+ * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
+int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out);
 uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r);
 int64_t evq__reg_id(struct evq *q, struct evq__reg *r);
 void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
@@ -283,7 +305,23 @@ void evq__kick(struct evq *q);                 /* async-signal-safe */
  * make sure a waiter will see it.  -ENOENT if the tag is stale.
  * Async-signal-safe. */
 int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count);
+/* The ctl tag: the generation's low 24 bits (all that fit beside the count);
+ * a post through a tag 2^24 generations old is the only confusion left. */
 static inline uint32_t evq__ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
+
+/* Test hook (tests/ids.c): the next registration made in free slot idx gets
+ * generation gen.  For a queue no other thread uses.  Locked or quiet. */
+static inline int evq__test_slot_gen(struct evq *q, uint32_t idx, uint32_t gen)
+{
+	if (idx >= atomic_load(&q->nslots) || gen < EVQ_GEN_FIRST || gen > EVQ_GEN_MAX)
+		return -EINVAL;
+	struct evq__reg *r = evq__slot(q, idx);
+	uint64_t st = atomic_load(&r->state);
+	if (evq__reg_kind(st) != 0 || evq__reg_gen(st) > EVQ_GEN_MAX)
+		return -EBUSY; /* live or retired */
+	atomic_store(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT);
+	return 0;
+}
 
 /* timers (timer.c) */
 int evq__timer_clock_index(clockid_t clock);

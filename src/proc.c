@@ -101,7 +101,7 @@ static const struct evq__kind_ops pid_ops = {
 	.mod = pid_mod,
 };
 
-static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
+static int64_t add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
 
 int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 {
@@ -111,12 +111,12 @@ int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 	if (pid <= 0 || (flags & ~PID_FLAGS))
 		return -EINVAL;
 	evq__nocancel_enter(); /* close() on the way out of a failure */
-	int rc = add_pid(q, pid, flags, cookie);
+	int64_t id = add_pid(q, pid, flags, cookie);
 	evq__nocancel_leave();
-	return rc;
+	return id;
 }
 
-static int add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
+static int64_t add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
 {
 	struct pid_reg *p = calloc(1, sizeof *p);
 	if (!p)

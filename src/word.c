@@ -194,13 +194,12 @@ int evq_mod_word(struct evq *q, int64_t id, uint32_t expected, uint32_t flags)
 	if (flags & ~WORD_FLAGS)
 		return -EINVAL;
 	evq__lock(q);
-	struct evq__reg *r = evq__reg_get(q, id);
-	int rc = 0;
-	if (!r || evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_WORD) {
-		rc = -ENOENT;
-	} else if ((flags & EVQ_SHARED) != (r->flags & EVQ_SHARED)) {
+	struct evq__reg *r;
+	/* -ENOENT: no such live registration; -EINVAL: not a word */
+	int rc = evq__reg_get_kind(q, id, EVQ_KIND_WORD, &r);
+	if (rc == 0 && (flags & EVQ_SHARED) != (r->flags & EVQ_SHARED)) {
 		rc = -EINVAL;
-	} else {
+	} else if (rc == 0) {
 		struct word_reg *w = r->ext;
 		w->has_next = 1;
 		w->next_expected = expected;

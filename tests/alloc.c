@@ -97,7 +97,8 @@ enum { NPAIRS = 8 };
 struct rig {
 	struct evq *q;
 	int sv[NPAIRS][2];
-	int user, periodic, level_fd, level_id;
+	int64_t user, periodic, level_id;
+	int level_fd;
 	long failures; /* behaviour checks inside the measured loop */
 };
 
@@ -193,7 +194,7 @@ static void test_steady_state(void)
 
 	/* Warm-up: grow the slot table, the timer heap and the free list
 	 * beyond what the measured rounds use, then run the rounds once. */
-	int tmp[256];
+	int64_t tmp[256];
 	for (int i = 0; i < 256; i++)
 		CHECK((tmp[i] = evq_add_timer(g.q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0,
 					      0)) >= 0);
@@ -223,7 +224,7 @@ static void test_steady_state(void)
 	/* Many registrations at once, after a warm-up with the same count:
 	 * deleting and adding again reuses slots and heap space. */
 	enum { M = 2000 };
-	static int ids[M];
+	static int64_t ids[M];
 	for (int i = 0; i < M; i++)
 		CHECK((ids[i] = evq_add_timer(g.q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0,
 					      0)) >= 0);

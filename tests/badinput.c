@@ -169,11 +169,15 @@ static void test_id_args(struct evq *q)
 	int64_t u = evq_add_user(q, 1);
 	int64_t t = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 2);
 	CHECK(u >= 0 && t >= 0);
-	static const int bad_ids[] = { -1, INT_MIN, INT_MAX, 0x00ffffff, 0x7f000000 };
+	/* ids are generation << 32 | slot with generation >= 1: anything
+	 * below 2^32 (an id truncated to an int too) names nothing */
+	const int64_t bad_ids[] = { -1, INT_MIN, INT_MAX, 0x00ffffff, 0x7f000000,
+				    INT64_MIN, INT64_MAX, (int32_t)u, (int64_t)(uint32_t)u,
+				    (int64_t)0x7fffffff << 32 | (uint32_t)u };
 	for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
-		int b = bad_ids[i];
+		int64_t b = bad_ids[i];
 		char name[80];
-		snprintf(name, sizeof name, "id %#x", (unsigned)b);
+		snprintf(name, sizeof name, "id %#llx", (unsigned long long)b);
 		is(evq_del(q, b), -ENOENT, "del: unknown %s -> -ENOENT", name);
 		is(evq_mod(q, b, 0, 0), -ENOENT, "mod: unknown %s -> -ENOENT", name);
 		is(evq_trigger(q, b), -ENOENT, "trigger: unknown %s -> -ENOENT", name);
@@ -182,7 +186,7 @@ static void test_id_args(struct evq *q)
 	}
 	ok(evqt_roundtrip(q), "ids: queue still works after unknown ids");
 	/* Right slot, wrong generation. */
-	int wrong = u ^ (1 << 24);
+	int64_t wrong = u ^ ((int64_t)1 << 32);
 	BAD(q, evq_del(q, wrong), -ENOENT, "del: wrong generation -> -ENOENT");
 	BAD(q, evq_trigger(q, wrong), -ENOENT, "trigger: wrong generation -> -ENOENT");
 	BAD(q, evq_mod(q, wrong, 0, 0), -ENOENT, "mod: wrong generation -> -ENOENT");
@@ -200,8 +204,10 @@ static void test_id_args(struct evq *q)
 	BAD(q, evq_mod(q, t, EVQ_WRITE, 0), -EINVAL, "mod: timer with events -> -EINVAL");
 	BAD(q, evq_mod(q, u, 0, 0x8000), -EINVAL, "mod: user flag 0x8000 -> -EINVAL");
 	BAD(q, evq_mod(q, u, 0, EVQ_EDGE), -EINVAL, "mod: user EVQ_EDGE (fds only) -> -EINVAL");
-	int mt = evq_mod_timer(q, u, EVQT_MS, 0, 0);
-	ok(mt == -EINVAL || mt == -ENOENT, "mod_timer: on a user id refused (%d)", mt);
+	BAD(q, evq_mod_timer(q, u, EVQT_MS, 0, 0), -EINVAL,
+	    "mod_timer: on a user id -> -EINVAL");
+	BAD(q, evq_trigger(q, t), -EINVAL, "trigger: on a timer id -> -EINVAL");
+	BAD(q, evq_mod_word(q, t, 0, 0), -EINVAL, "mod_word: on a timer id -> -EINVAL");
 	ok(evqt_roundtrip(q), "mod_timer on a user id: queue still works");
 
 	/* Timer arguments. */

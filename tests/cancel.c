@@ -105,8 +105,8 @@ struct scene {
 	struct evq *q;
 	int pipe[2];          /* S_FD: a registered, idle pipe */
 	uint32_t word;        /* S_WORD: a registered word nobody changes */
-	int user;             /* a user event to trigger */
-	int edge;             /* an edge-triggered pipe's registration */
+	int64_t user;          /* a user event to trigger */
+	int64_t edge;          /* an edge-triggered pipe's registration */
 	int epipe[2];
 	atomic_long got_user, got_edge; /* delivered to any waiter */
 };

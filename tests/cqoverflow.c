@@ -69,7 +69,7 @@ static struct evq_latch latch[NLATCH];
 static void test_latches(void)
 {
 	struct evq *q = new_tiny_ring();
-	int id[NLATCH];
+	int64_t id[NLATCH];
 	for (int i = 0; i < NLATCH; i++) {
 		CHECK(evq_latch_init(&latch[i], 0) == 0);
 		id[i] = evq_add_latch(q, &latch[i], 0, (uint64_t)i);
@@ -122,7 +122,7 @@ static void test_latches(void)
 struct storm {
 	struct evq *q;
 	int sv[NFD][2];
-	int fid[NFD], lid[NLATCH], uid;
+	int64_t fid[NFD], lid[NLATCH], uid;
 	_Atomic long fd_events, latch_events, user_data, bad;
 	_Atomic int stop;
 };
@@ -240,10 +240,10 @@ int main(void)
 	}
 	struct evq_latch l;
 	CHECK(evq_latch_init(&l, 0) == 0);
-	rc = evq_add_latch(q, &l, 0, 0);
+	int64_t lid = evq_add_latch(q, &l, 0, 0);
 	evq_free(q);
-	if (rc < 0) {
-		diag("evq_add_latch on io_uring: %d", rc);
+	if (lid < 0) {
+		diag("evq_add_latch on io_uring: %d", (int)lid);
 		skip_all("latches on io_uring unavailable here");
 	}
 	test_latches();

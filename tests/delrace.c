@@ -39,7 +39,7 @@
 enum rkind { R_READY, R_QUIET, R_USER };
 
 struct rec {
-	_Atomic int id;       /* -1 until evq_add_* returned */
+	_Atomic int64_t id;   /* -1 until evq_add_* returned */
 	int kind;             /* enum rkind, written before id */
 	int fd[2];            /* pipes: [0] registered, [1] the write end */
 	int own;              /* the waiter's own (it deletes them itself) */
@@ -51,7 +51,7 @@ static _Atomic int nrec;
 static _Atomic long epoch = 1;   /* bumped after every evq_del */
 static _Atomic int stop_churn;
 static _Atomic long triggers[NCOUNTED];
-static _Atomic int churn_users[NCHURN]; /* ids, -1 none: for the trigger thread */
+static _Atomic int64_t churn_users[NCHURN]; /* ids, -1 none: for the trigger thread */
 static struct evq *q;
 static _Atomic long reused;      /* adds into a slot some registration had before */
 static _Atomic int top_slot = -1;
@@ -74,13 +74,13 @@ static int new_rec(int kind, uint64_t *cookie)
 }
 
 /* Registers R[i]; the id becomes visible to the waiter last. */
-static int add_rec(int i)
+static int64_t add_rec(int i)
 {
 	struct rec *r = &R[i];
-	int id = r->kind == R_USER ? evq_add_user(q, (uint64_t)i)
+	int64_t id = r->kind == R_USER ? evq_add_user(q, (uint64_t)i)
 				   : evq_add_fd(q, r->fd[0], EVQ_READ, 0, (uint64_t)i);
 	CHECK(id >= 0);
-	int slot = id & 0xffffff, top = atomic_load(&top_slot);
+	int slot = (int)(uint32_t)id, top = atomic_load(&top_slot);
 	while (slot > top && !atomic_compare_exchange_weak(&top_slot, &top, slot))
 		;
 	if (slot <= top)
@@ -129,7 +129,7 @@ static void *churn_run(void *arg)
 		int old = live[k];
 		atomic_store(&churn_users[k], -1);
 		del_rec(old);
-		int id = add_rec(n);
+		int64_t id = add_rec(n);
 		live[k] = n;
 		if (kind == R_USER)
 			atomic_store(&churn_users[k], id);
@@ -141,14 +141,14 @@ static void *churn_run(void *arg)
 
 static void *trigger_run(void *arg)
 {
-	const int *counted = arg;
+	const int64_t *counted = arg;
 	uint64_t s = 0x2545f4914f6cdd1dull;
 	while (!atomic_load(&stop_churn)) {
 		for (int rep = 0; rep < 4; rep++)
 			for (int k = 0; k < NCOUNTED; k++)
 				if (evq_trigger(q, counted[k]) == 0)
 					atomic_fetch_add(&triggers[k], 1);
-		int id = atomic_load(&churn_users[xorshift(&s) % NCHURN]);
+		int64_t id = atomic_load(&churn_users[xorshift(&s) % NCHURN]);
 		if (id >= 0)
 			evq_trigger(q, id); /* may be deleted meanwhile: fine */
 		sched_yield();
@@ -192,17 +192,17 @@ static int wait_once(int64_t timeout)
 			diag("cookie %llu: event after the waiter's own evq_del",
 			     (unsigned long long)ev[k].cookie);
 		if (d && d <= e0 && f_deleted++ == 0)
-			diag("cookie %llu (id %#x): event after an evq_del that returned "
+			diag("cookie %llu (id %#llx): event after an evq_del that returned "
 			     "before the call began", (unsigned long long)ev[k].cookie,
-			     (unsigned)ev[k].id);
+			     (unsigned long long)ev[k].id);
 		int want_kind = r->kind == R_USER ? EVQ_KIND_USER : EVQ_KIND_FD;
 		int want_ident = r->kind == R_USER ? -1 : r->fd[0];
 		if ((ev[k].id != atomic_load(&r->id) || ev[k].kind != want_kind ||
 		     ev[k].ident != want_ident) && f_mismatch++ == 0)
-			diag("cookie %llu: id %#x kind %u ident %d, but it was registered "
-			     "as id %#x kind %d ident %d", (unsigned long long)ev[k].cookie,
-			     (unsigned)ev[k].id, ev[k].kind, ev[k].ident,
-			     (unsigned)atomic_load(&r->id), want_kind, want_ident);
+			diag("cookie %llu: id %#llx kind %u ident %d, but it was registered "
+			     "as id %#llx kind %d ident %d", (unsigned long long)ev[k].cookie,
+			     (unsigned long long)ev[k].id, ev[k].kind, ev[k].ident,
+			     (unsigned long long)atomic_load(&r->id), want_kind, want_ident);
 		if (r->kind == R_QUIET && f_quiet++ == 0)
 			diag("cookie %llu: a pipe nobody wrote reported ready (events %#x)",
 			     (unsigned long long)ev[k].cookie, ev[k].events);
@@ -221,7 +221,7 @@ int main(void)
 		atomic_init(&R[i].id, -1);
 
 	/* cookies 0..NCOUNTED-1: the counted user events */
-	static int counted[NCOUNTED];
+	static int64_t counted[NCOUNTED];
 	for (int k = 0; k < NCOUNTED; k++) {
 		uint64_t c;
 		int i = new_rec(R_USER, &c);

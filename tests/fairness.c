@@ -51,7 +51,7 @@ struct scene {
 	struct evq *q;
 	enum busy busy;
 	enum victim victim;
-	int busy_id, victim_id;
+	int64_t busy_id, victim_id;
 	int file;                  /* B_FILE */
 	struct evq_bcast bb, vb;   /* B_MASK, V_MASK */
 	int pipe[2];               /* V_FD; V_PID: the child's exit switch */
@@ -184,7 +184,7 @@ static int victim_setup(struct scene *s)
  * registration is on the post stack (its queued bit is set before the push,
  * so it alone says too early).  Only this thread drains the stack, and it
  * is not in evq_wait now: walking it races with pushes only. */
-static int posted(struct evq *q, int id)
+static int posted(struct evq *q, int64_t id)
 {
 	uint32_t idx = (uint32_t)id & EVQ_IDX_MASK;
 	for (int32_t i = atomic_load(&q->post_head); i >= 0;

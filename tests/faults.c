@@ -398,8 +398,8 @@ struct ctx {
 	struct evq_options opt;
 	const struct evq_options *optp;
 	int sv[2];
-	int id;          /* a registration made by setup */
-	int other;       /* another one (a user event, a timer...) */
+	int64_t id;      /* a registration made by setup */
+	int64_t other;   /* another one (a user event, a timer...) */
 	uint32_t word;
 	struct evq_sem sem;
 	struct evq_latch latch;
@@ -418,11 +418,11 @@ struct ctx {
 struct scen {
 	const char *name;
 	void (*setup)(struct ctx *c);
-	int (*op)(struct ctx *c);
+	int64_t (*op)(struct ctx *c); /* an id, a count or -errno */
 	/* after a failed op: 1 if nothing of it is left (diag otherwise) */
-	int (*clean)(struct ctx *c, int rc);
+	int (*clean)(struct ctx *c, int64_t rc);
 	/* after a successful op (rc its result): 1 if it works */
-	int (*works)(struct ctx *c, int rc);
+	int (*works)(struct ctx *c, int64_t rc);
 	void (*teardown)(struct ctx *c);
 	int absorb;      /* the op must succeed even when a call fails */
 	int keep_mem, keep_maps, keep_fds; /* process-lifetime state it may make */
@@ -467,12 +467,12 @@ static int wait_ev(struct evq *q, struct evq_event *ev, int max, int64_t timeout
 }
 
 /* One event, of registration id, within EVQT_SOON; *ev gets it. */
-static int wait_one(struct evq *q, int id, struct evq_event *ev)
+static int wait_one(struct evq *q, int64_t id, struct evq_event *ev)
 {
 	struct evq_event evs[NEV];
 	int n = wait_ev(q, evs, NEV, EVQT_SOON);
 	if (n != 1 || evs[0].id != id) {
-		diag("  expected one event of id %d, got %d (first id %" PRId64 " kind %d)", id,
+		diag("  expected one event of id %" PRId64 ", got %d (first id %" PRId64 " kind %d)", id,
 		     n, n > 0 ? evs[0].id : -1, n > 0 ? evs[0].kind : -1);
 		return 0;
 	}
@@ -508,18 +508,18 @@ static void setup_new(struct ctx *c)
 	c->q = NULL;
 }
 
-static int op_new(struct ctx *c)
+static int64_t op_new(struct ctx *c)
 {
 	return evq_new(&c->q, c->optp);
 }
 
-static int clean_new(struct ctx *c, int rc)
+static int clean_new(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	return c->q == NULL;
 }
 
-static int works_new(struct ctx *c, int rc)
+static int works_new(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	if (!c->q || !roundtrip(c->q))
@@ -544,19 +544,19 @@ static void teardown_fd(struct ctx *c)
 	close(c->sv[1]);
 }
 
-static int op_add_fd(struct ctx *c)
+static int64_t op_add_fd(struct ctx *c)
 {
 	return evq_add_fd(c->q, c->sv[0], EVQ_READ, 0, 101);
 }
 
-static int clean_fd(struct ctx *c, int rc)
+static int clean_fd(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	int fd = c->sv[0];
 	return (uint32_t)fd >= c->q->fdmap_len || c->q->fdmap[fd] == -1;
 }
 
-static int works_fd(struct ctx *c, int id)
+static int works_fd(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	CHECK(write(c->sv[1], "x", 1) == 1);
@@ -569,18 +569,18 @@ static int works_fd(struct ctx *c, int id)
 
 /* ---- evq_add_timer ---- */
 
-static int op_add_timer(struct ctx *c)
+static int64_t op_add_timer(struct ctx *c)
 {
 	return evq_add_timer(c->q, CLOCK_MONOTONIC, 0, 0, 0, 102);
 }
 
-static int clean_timer(struct ctx *c, int rc)
+static int clean_timer(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	return c->q->ntimers == 0 && c->q->heap[0].n == 0;
 }
 
-static int works_timer(struct ctx *c, int id)
+static int works_timer(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	return wait_one(c->q, id, &ev) && ev.kind == EVQ_KIND_TIMER && ev.data == 1;
@@ -588,18 +588,18 @@ static int works_timer(struct ctx *c, int id)
 
 /* ---- evq_add_user ---- */
 
-static int op_add_user(struct ctx *c)
+static int64_t op_add_user(struct ctx *c)
 {
 	return evq_add_user(c->q, 103);
 }
 
-static int clean_none(struct ctx *c, int rc)
+static int clean_none(struct ctx *c, int64_t rc)
 {
 	(void)c, (void)rc;
 	return 1;
 }
 
-static int works_user(struct ctx *c, int id)
+static int works_user(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	return evq_trigger(c->q, id) == 0 && wait_one(c->q, id, &ev) &&
@@ -614,12 +614,12 @@ static void setup_signal(struct ctx *c)
 	CHECK(sigaction(SIGUSR1, NULL, &c->sa0) == 0);
 }
 
-static int op_add_signal(struct ctx *c)
+static int64_t op_add_signal(struct ctx *c)
 {
 	return evq_add_signal(c->q, SIGUSR1, 104);
 }
 
-static int clean_signal(struct ctx *c, int rc)
+static int clean_signal(struct ctx *c, int64_t rc)
 {
 	struct sigaction sa;
 	sigset_t now;
@@ -637,7 +637,7 @@ static int clean_signal(struct ctx *c, int rc)
 	return 1;
 }
 
-static int works_signal(struct ctx *c, int id)
+static int works_signal(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	CHECK(kill(getpid(), SIGUSR1) == 0);
@@ -690,12 +690,12 @@ static void teardown_pid(struct ctx *c)
 	c->child = 0;
 }
 
-static int op_add_pid(struct ctx *c)
+static int64_t op_add_pid(struct ctx *c)
 {
 	return evq_add_pid(c->q, c->child, 0, 105);
 }
 
-static int works_pid(struct ctx *c, int id)
+static int works_pid(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	close(c->child_pipe);
@@ -719,13 +719,13 @@ static void setup_word(struct ctx *c)
 		c->skip = EVQT_NO_WAITV;
 }
 
-static int op_add_word(struct ctx *c)
+static int64_t op_add_word(struct ctx *c)
 {
 	return evq_add_word(c->q, &c->word, 0, 0, 106);
 }
 
 /* Nothing sleeps on the word: no watcher thread, no ring request. */
-static int clean_word(struct ctx *c, int rc)
+static int clean_word(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	int n = evq_wake(&c->word, INT_MAX, 0);
@@ -734,7 +734,7 @@ static int clean_word(struct ctx *c, int rc)
 	return n == 0;
 }
 
-static int works_word(struct ctx *c, int id)
+static int works_word(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	__atomic_add_fetch(&c->word, 1, __ATOMIC_SEQ_CST);
@@ -753,12 +753,12 @@ static void setup_sem(struct ctx *c)
 	CHECK(evq_sem_init(&c->sem, 0, 0) == 0);
 }
 
-static int op_add_sem(struct ctx *c)
+static int64_t op_add_sem(struct ctx *c)
 {
 	return evq_add_sem(c->q, &c->sem, 0, 107);
 }
 
-static int clean_sem(struct ctx *c, int rc)
+static int clean_sem(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	if (c->sem.waiters != 0 || c->sem.count != 0) {
@@ -769,7 +769,7 @@ static int clean_sem(struct ctx *c, int rc)
 	return 1;
 }
 
-static int works_sem(struct ctx *c, int id)
+static int works_sem(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	CHECK(evq_sem_post(&c->sem, 1) == 0);
@@ -785,12 +785,12 @@ static void setup_latch(struct ctx *c)
 	CHECK(evq_latch_init(&c->latch, 0) == 0);
 }
 
-static int op_add_latch(struct ctx *c)
+static int64_t op_add_latch(struct ctx *c)
 {
 	return evq_add_latch(c->q, &c->latch, 0, 108);
 }
 
-static int clean_latch(struct ctx *c, int rc)
+static int clean_latch(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	if (c->latch.waiters != 0) {
@@ -800,7 +800,7 @@ static int clean_latch(struct ctx *c, int rc)
 	return evq_wake(&c->latch.state, INT_MAX, 0) == 0;
 }
 
-static int works_latch(struct ctx *c, int id)
+static int works_latch(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	CHECK(evq_latch_set(&c->latch) == 0);
@@ -823,12 +823,12 @@ static void teardown_mask(struct ctx *c)
 	evq_bcast_destroy(&c->bcast);
 }
 
-static int op_add_mask(struct ctx *c)
+static int64_t op_add_mask(struct ctx *c)
 {
 	return evq_add_mask(c->q, &c->bcast, 0xff, 109);
 }
 
-static int clean_mask(struct ctx *c, int rc)
+static int clean_mask(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	if (c->bcast.count != 0) {
@@ -838,7 +838,7 @@ static int clean_mask(struct ctx *c, int rc)
 	return 1;
 }
 
-static int works_mask(struct ctx *c, int id)
+static int works_mask(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	CHECK(evq_bcast_notify(&c->bcast, 0x5) == 0);
@@ -854,12 +854,12 @@ static void setup_sigevent(struct ctx *c)
 		c->skip = "under valgrind: valgrind reserves SIGRTMAX, which evq_sigevent uses";
 }
 
-static int op_sigevent(struct ctx *c)
+static int64_t op_sigevent(struct ctx *c)
 {
 	return evq_sigevent(c->q, 110, &c->sev);
 }
 
-static int works_sigevent(struct ctx *c, int id)
+static int works_sigevent(struct ctx *c, int64_t id)
 {
 	struct evq_event ev;
 	timer_t t;
@@ -883,18 +883,18 @@ static void setup_word_disabled(struct ctx *c)
 	CHECK(c->id >= 0);
 }
 
-static int op_mod_enable(struct ctx *c)
+static int64_t op_mod_enable(struct ctx *c)
 {
 	return evq_mod(c->q, c->id, 0, 0);
 }
 
 /* Expecting the value the word holds: no event until it changes. */
-static int op_mod_word(struct ctx *c)
+static int64_t op_mod_word(struct ctx *c)
 {
 	return evq_mod_word(c->q, c->id, __atomic_load_n(&c->word, __ATOMIC_SEQ_CST), 0);
 }
 
-static int clean_still_disabled(struct ctx *c, int rc)
+static int clean_still_disabled(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	struct evq__reg *r = evq__reg_get(c->q, c->id);
@@ -905,7 +905,7 @@ static int clean_still_disabled(struct ctx *c, int rc)
 	return clean_word(c, rc);
 }
 
-static int works_mod_word(struct ctx *c, int rc)
+static int works_mod_word(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	return works_word(c, c->id);
@@ -923,7 +923,7 @@ static void setup_latch_disabled(struct ctx *c)
 	CHECK(evq_mod(c->q, c->id, 0, EVQ_DISABLED) == 0);
 }
 
-static int clean_latch_disabled(struct ctx *c, int rc)
+static int clean_latch_disabled(struct ctx *c, int64_t rc)
 {
 	struct evq__reg *r = evq__reg_get(c->q, c->id);
 	if (!r || !(r->flags & EVQ_DISABLED)) {
@@ -933,7 +933,7 @@ static int clean_latch_disabled(struct ctx *c, int rc)
 	return clean_latch(c, rc);
 }
 
-static int works_mod_latch(struct ctx *c, int rc)
+static int works_mod_latch(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	return works_latch(c, c->id);
@@ -957,7 +957,7 @@ static void setup_word_armed(struct ctx *c)
 }
 
 /* Still armed after a failed re-arm: a change is reported. */
-static int clean_word_armed(struct ctx *c, int rc)
+static int clean_word_armed(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	return works_word(c, c->id);
@@ -978,13 +978,13 @@ static void setup_timer_full(struct ctx *c)
 		CHECK(evq_add_timer(c->q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 0) >= 0);
 }
 
-static int op_mod_timer(struct ctx *c)
+static int64_t op_mod_timer(struct ctx *c)
 {
 	return evq_mod_timer(c->q, c->id, 0, 0, 0);
 }
 
 /* As before: disabled, its parked expiration delivered once enabled. */
-static int clean_timer_full(struct ctx *c, int rc)
+static int clean_timer_full(struct ctx *c, int64_t rc)
 {
 	struct evq_event ev;
 	struct evq__reg *r = evq__reg_get(c->q, c->id);
@@ -998,7 +998,7 @@ static int clean_timer_full(struct ctx *c, int rc)
 	       ev.data == 1 && evq_mod(c->q, c->id, 0, EVQ_DISABLED) == 0;
 }
 
-static int works_mod_timer(struct ctx *c, int rc)
+static int works_mod_timer(struct ctx *c, int64_t rc)
 {
 	(void)rc;
 	return works_timer(c, c->id);
@@ -1016,16 +1016,16 @@ static void setup_wait_fd(struct ctx *c)
 
 static struct evq_event op_events[NEV];
 
-static int op_wait(struct ctx *c)
+static int64_t op_wait(struct ctx *c)
 {
 	return wait_ev(c->q, op_events, NEV, EVQT_SOON);
 }
 
 /* The ready fd came out (level-triggered: again on a retry). */
-static int works_wait_fd(struct ctx *c, int n)
+static int works_wait_fd(struct ctx *c, int64_t n)
 {
 	if (n != 1 || op_events[0].id != c->id) {
-		diag("  the readable fd was not reported: %d event(s)", n);
+		diag("  the readable fd was not reported: %d event(s)", (int)n);
 		return 0;
 	}
 	return 1;
@@ -1043,11 +1043,11 @@ static void setup_wait_rt(struct ctx *c)
 }
 
 /* The user event came; the REALTIME timer still fires on time. */
-static int works_wait_rt(struct ctx *c, int n)
+static int works_wait_rt(struct ctx *c, int64_t n)
 {
 	struct evq_event ev;
 	if (n != 1 || op_events[0].id != c->other) {
-		diag("  the triggered event was not reported: %d event(s)", n);
+		diag("  the triggered event was not reported: %d event(s)", (int)n);
 		return 0;
 	}
 	if (evq_mod_timer(c->q, c->id, 2 * EVQT_MS, 0, 0) != 0 ||
@@ -1088,7 +1088,7 @@ static void setup_requeue(struct ctx *c)
 	CHECK(c->id >= 0 && evq_trigger(c->q, c->id) == 0);
 }
 
-static int op_wait_requeue(struct ctx *c)
+static int64_t op_wait_requeue(struct ctx *c)
 {
 	struct thread_op t = { .q = c->q, .n = fi_fail_at };
 	pthread_t th;
@@ -1105,12 +1105,12 @@ static int op_wait_requeue(struct ctx *c)
 /* The event came out.  Its requeue worked, or, if the records could not
  * be allocated, failed with -ENOMEM (never -EINVAL: it was a record the
  * thread took); given back, it comes out again. */
-static int works_requeue(struct ctx *c, int rc)
+static int works_requeue(struct ctx *c, int64_t rc)
 {
 	struct evq_event ev;
 	int want = c->op_fault >= 0 ? -ENOMEM : 0;
 	if (rc != 1 || c->other != want) {
-		diag("  wait %d, requeue %d (want %d)", rc, c->other, want);
+		diag("  wait %d, requeue %d (want %d)", (int)rc, (int)c->other, want);
 		return 0;
 	}
 	if (c->other == 0 && !wait_one(c->q, c->id, &ev))
@@ -1133,12 +1133,12 @@ static void setup_set_many(struct ctx *c)
 	}
 }
 
-static int op_set_many(struct ctx *c)
+static int64_t op_set_many(struct ctx *c)
 {
 	return evq_latch_set_many(c->lp, 8);
 }
 
-static int works_set_many(struct ctx *c, int rc)
+static int works_set_many(struct ctx *c, int64_t rc)
 {
 	struct evq_event ev[NEV];
 	unsigned seen = 0;
@@ -1168,10 +1168,11 @@ static int works_set_many(struct ctx *c, int rc)
 struct step {         /* no padding: it goes through a pipe whole */
 	void *site;
 	const char *skip; /* the feature is missing: why */
+	int64_t rc;       /* the operation's result */
 	int kind;         /* the failure injected, -1 none */
-	int rc;           /* the operation's result */
 	int good;         /* every check passed */
 	int absorbed;
+	int spare;        /* (no padding) */
 };
 
 /* Step n of s: fresh state, the operation with its n-th failable call
@@ -1208,20 +1209,20 @@ static struct step run_step(const struct scen *s, const struct evq_options *opt,
 			return r;
 		}
 		if (r.rc < 0)
-			diag("%s: %d with no fault", s->name, r.rc);
+			diag("%s: %lld with no fault", s->name, (long long)r.rc);
 		r.good = r.rc >= 0 && s->works(&c, r.rc);
 	} else if (r.rc >= 0) {
 		/* the library absorbed the failure: it must still work */
 		r.absorbed = 1;
 		if (!s->works(&c, r.rc)) {
-			diag("%s: %s #%ld failed, the call returned %d but does not work",
-			     s->name, fi_kinds[k].name, n, r.rc);
+			diag("%s: %s #%ld failed, the call returned %lld but does not work",
+			     s->name, fi_kinds[k].name, n, (long long)r.rc);
 			r.good = 0;
 		}
 	} else {
 		if (s->absorb || r.rc != -fi_kinds[k].err) {
-			diag("%s: %s #%ld failed: got %d (%s), want %s", s->name,
-			     fi_kinds[k].name, n, r.rc, strerror(-r.rc),
+			diag("%s: %s #%ld failed: got %lld (%s), want %s", s->name,
+			     fi_kinds[k].name, n, (long long)r.rc, strerror((int)-r.rc),
 			     s->absorb ? "success" : strerror(fi_kinds[k].err));
 			r.good = 0;
 		}
@@ -1243,10 +1244,10 @@ static struct step run_step(const struct scen *s, const struct evq_options *opt,
 			     s->name, fi_kinds[k].name, n);
 			r.good = 0;
 		}
-		int rc2 = s->op(&c);
+		int64_t rc2 = s->op(&c);
 		if (rc2 < 0 || !s->works(&c, rc2)) {
-			diag("%s: %s #%ld failed: the retry got %d or does not work",
-			     s->name, fi_kinds[k].name, n, rc2);
+			diag("%s: %s #%ld failed: the retry got %lld or does not work",
+			     s->name, fi_kinds[k].name, n, (long long)rc2);
 			r.good = 0;
 		}
 	}
@@ -1302,7 +1303,8 @@ static int walk(const struct scen *s, const struct evq_options *opt)
 		injected++;
 		nabsorbed += r.absorbed;
 		record_site(r.kind, r.site, s->name);
-		ok(r.good, "%s: %s #%ld fails -> %d%s", s->name, fi_kinds[r.kind].name, n, r.rc,
+		ok(r.good, "%s: %s #%ld fails -> %lld%s", s->name, fi_kinds[r.kind].name, n,
+		   (long long)r.rc,
 		   r.absorbed ? " (absorbed), still works" : ", nothing half-done, retry works");
 	}
 	ok(0, "%s: still failing after %d calls", s->name, MAX_N);
@@ -1372,7 +1374,7 @@ static const char *const g_apis[G_NKINDS] = {
 
 static struct growth {
 	int kind;
-	int id;
+	int64_t id;
 	int fd;
 	clockid_t clock;
 	uint32_t word;
@@ -1380,7 +1382,7 @@ static struct growth {
 	struct evq_latch latch;
 } *g;
 
-static int g_add(struct evq *q, struct growth *e, uint64_t cookie)
+static int64_t g_add(struct evq *q, struct growth *e, uint64_t cookie)
 {
 	switch (e->kind) {
 	case G_USER:
@@ -1469,7 +1471,7 @@ static void growth(long n)
 		for (long f = 1;; f++) {
 			uint32_t live = q->nlive;
 			fi_arm(f);
-			int rc = g_add(q, e, (uint64_t)i);
+			int64_t rc = g_add(q, e, (uint64_t)i);
 			int k = fi_disarm();
 			attempts++;
 			if (k < 0) {
@@ -1482,8 +1484,8 @@ static void growth(long n)
 			record_site(k, fi_hit_site, g_apis[e->kind]);
 			if (rc >= 0 ? 1 : rc != -fi_kinds[k].err) {
 				if (badrc++ < 5)
-					diag("growth: %s #%ld of add %ld (%s) -> %d", fi_kinds[k].name,
-					     f, i, g_names[e->kind], rc);
+					diag("growth: %s #%ld of add %ld (%s) -> %lld", fi_kinds[k].name,
+					     f, i, g_names[e->kind], (long long)rc);
 				if (rc >= 0) {
 					e->id = rc;
 					break;

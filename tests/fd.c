@@ -34,7 +34,7 @@ static void drain(int fd)
 }
 
 /* How many of ev[0..n) belong to id. */
-static int count_id(const struct evq_event *ev, int n, int id)
+static int count_id(const struct evq_event *ev, int n, int64_t id)
 {
 	int c = 0;
 	for (int i = 0; i < n; i++)
@@ -42,7 +42,7 @@ static int count_id(const struct evq_event *ev, int n, int id)
 	return c;
 }
 
-static const struct evq_event *find_id(const struct evq_event *ev, int n, int id)
+static const struct evq_event *find_id(const struct evq_event *ev, int n, int64_t id)
 {
 	for (int i = 0; i < n; i++)
 		if (ev[i].id == id)
@@ -491,7 +491,8 @@ static void test_many_fds(void)
 	/* 500 socketpairs, every 2nd one readable: exactly those are reported,
 	 * each once per wait, with its own cookie. */
 	enum { N = 500 };
-	static int fds[N][2], ids[N];
+	static int fds[N][2];
+	static int64_t ids[N];
 	struct evq *q = evqt_new();
 	static struct evq_event ev[N];
 	for (int i = 0; i < N; i++) {

@@ -24,7 +24,7 @@ static void put(int fd)
 	CHECK(write(fd, "x", 1) == 1);
 }
 
-static int count_id(const struct evq_event *ev, int n, int id)
+static int count_id(const struct evq_event *ev, int n, int64_t id)
 {
 	int c = 0;
 	for (int i = 0; i < n; i++)

@@ -10,7 +10,7 @@
 #include "evqtest.h"
 
 /* Runs in the child; returns the number of failed checks as exit status. */
-static int child(struct evq *q, int fd_id, int user_id, int sv)
+static int child(struct evq *q, int64_t fd_id, int64_t user_id, int sv)
 {
 	int bad = 0;
 	struct evq_event ev[4];

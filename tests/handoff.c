@@ -35,7 +35,7 @@ static const char *const kind_name[NKINDS] = { "timers", "triggers", "mask",
 struct ctx {
 	struct evq *q;
 	enum kind kind;
-	int stop_id;
+	int64_t stop_id;
 	int sv[2][2];              /* K_FD */
 	_Atomic int handled;       /* events handled this round */
 	_Atomic int finished;      /* handlers returned this round */
@@ -131,7 +131,7 @@ static void run(enum kind kind, const char *variant)
 	c.stop_id = evq_add_user(c.q, STOP_COOKIE);
 	CHECK(c.stop_id >= 0);
 
-	int id[2] = { -1, -1 };
+	int64_t id[2] = { -1, -1 };
 	struct evq_bcast b;
 	struct evq_latch latch[2];
 	struct evq_latch *lp[2] = { &latch[0], &latch[1] };

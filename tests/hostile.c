@@ -294,7 +294,7 @@ static void expect_errors(struct evq *q, const int64_t *ids, int n, int kind,
 }
 
 struct healthy {
-	int sem, latch, word;
+	int64_t sem, latch, word;
 	uint32_t value;
 };
 

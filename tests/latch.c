@@ -296,7 +296,8 @@ static int wide_round(int n, int mode, struct evq *q)
 	static struct evq_latch l[WM_MAX];
 	static struct evq_latch *p[WM_MAX + 2];
 	static pthread_t t[WM_MAX];
-	static int want[WM_MAX], ids[WM_MAX], seen[WM_MAX];
+	static int want[WM_MAX], seen[WM_MAX];
+	static int64_t ids[WM_MAX];
 	int threads = 0, regs = 0, bad = 0;
 	atomic_store(&wm_woken, 0);
 	atomic_store(&wm_failed, 0);

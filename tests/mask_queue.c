@@ -165,7 +165,7 @@ static void test_fork(void)
 		 * not wait for anything; notifying the child's copy of b then
 		 * reaches nothing that was freed (ASan would see it). */
 		alarm(10);
-		int64_t r = evq_add_mask(q, &b, 0x1, 6) == -ECHILD;
+		int r = evq_add_mask(q, &b, 0x1, 6) == -ECHILD;
 		evq_free(q);
 		r &= evq_bcast_notify(&b, 0x1) == 0;
 		_exit(r ? 0 : 1);

@@ -140,7 +140,7 @@ static long bad_events;
 
 /* One evq_wait; ORs the bits of registration id into *got and counts each
  * bit's deliveries.  Returns the number of events. */
-static int collect(int id, int64_t timeout, evq_mask_t *got, int counts[2],
+static int collect(int64_t id, int64_t timeout, evq_mask_t *got, int counts[2],
 		   int *sentinel)
 {
 	struct evq_event ev[8];
@@ -155,8 +155,9 @@ static int collect(int id, int64_t timeout, evq_mask_t *got, int counts[2],
 		if (ev[i].id != id || ev[i].kind != EVQ_KIND_MASK || ev[i].data == 0 ||
 		    (ev[i].data & ~(BIT0 | BIT1))) {
 			if (bad_events++ == 0)
-				diag("unexpected event: id %#x (registration %#x), kind %u, "
-				     "data %#llx", (unsigned)ev[i].id, (unsigned)id, ev[i].kind,
+				diag("unexpected event: id %#llx (registration %#llx), kind %u, "
+				     "data %#llx", (unsigned long long)ev[i].id,
+				     (unsigned long long)id, ev[i].kind,
 				     (unsigned long long)ev[i].data);
 			continue;
 		}
@@ -168,7 +169,7 @@ static int collect(int id, int64_t timeout, evq_mask_t *got, int counts[2],
 }
 
 /* Waits (bounded) until bits are among those delivered. */
-static int await_bits(int id, evq_mask_t bits, evq_mask_t *got, int counts[2])
+static int await_bits(int64_t id, evq_mask_t bits, evq_mask_t *got, int counts[2])
 {
 	int64_t dl = deadline();
 	while ((*got & bits) != bits && evqt_now(CLOCK_MONOTONIC) < dl)
@@ -213,7 +214,7 @@ static void coalesce_at(const char *point)
 
 static void *deleter(void *arg)
 {
-	int *id = arg;
+	int64_t *id = arg;
 	*id = evq_del(q, *id);
 	return NULL;
 }
@@ -229,7 +230,7 @@ static void delete_at(const char *point)
 	int reached = park_at(point, BIT0);
 	atomic_store(&drain_seen, 0);
 	pthread_t d;
-	int rc = id;
+	int64_t rc = id;
 	CHECK(pthread_create(&d, NULL, deleter, &rc) == 0);
 	/* the delete runs up to the grace period (or through it, when the
 	 * notifier has not counted itself yet); q->lock is held meanwhile,

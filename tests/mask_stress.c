@@ -331,7 +331,7 @@ static void test_bcast(void)
 /* ---- queue ----------------------------------------------------------- */
 
 static struct evq *q;
-static int main_id;
+static int64_t main_id;
 static atomic_long qrecv[K], qsent[K];
 static atomic_int qstop;
 

@@ -20,7 +20,7 @@ static void pair(int sv[2])
 			 sv) == 0);
 }
 
-static int count_id(const struct evq_event *ev, int n, int id)
+static int count_id(const struct evq_event *ev, int n, int64_t id)
 {
 	int c = 0;
 	for (int i = 0; i < n; i++)
@@ -36,7 +36,8 @@ static void test_del_harvested_fds(uint32_t flags, const char *what)
 	enum { N = 10 };
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int sv[N][2], id[N];
+	int sv[N][2];
+	int64_t id[N];
 	for (int i = 0; i < N; i++) {
 		pair(sv[i]);
 		id[i] = evq_add_fd(q, sv[i][0], EVQ_READ, flags, (uint64_t)i);
@@ -45,7 +46,7 @@ static void test_del_harvested_fds(uint32_t flags, const char *what)
 	}
 	int n = evqt_wait(q, ev, 1, EVQT_SOON);
 	CHECK(n == 1);
-	int keep = ev[0].id;
+	int64_t keep = ev[0].id;
 	int dels = 0;
 	for (int i = 0; i < N; i++)
 		if (id[i] != keep)
@@ -83,13 +84,13 @@ static void test_del_user(void)
 	CHECK(evq_trigger(q, a) == 0 && evq_trigger(q, b) == 0);
 	int n = evqt_wait(q, ev, 1, 0);
 	CHECK(n == 1 && (ev[0].id == a || ev[0].id == b));
-	int other = ev[0].id == a ? b : a;
+	int64_t other = ev[0].id == a ? b : a;
 	is(evq_del(q, other), 0, "user: del of the undelivered one -> 0");
 	n = evqt_wait(q, ev, NEV, QUIET);
 	is(n, 0, "user: the deleted one is not delivered (n=%d)", n);
 	/* Triggers through the deleted id fail, the live one still works. */
 	is(evq_trigger(q, other), -ENOENT, "user: trigger after del -> -ENOENT");
-	int live = other == a ? b : a;
+	int64_t live = other == a ? b : a;
 	CHECK(evq_trigger(q, live) == 0);
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].id == live && ev[0].data == 1, "user: the live one unaffected");
@@ -121,7 +122,7 @@ static void test_del_timer(void)
 	evqt_sleep_ns(1 * EVQT_MS);
 	int n = evqt_wait(q, ev, 1, EVQT_SOON);
 	CHECK(n == 1 && (ev[0].id == a || ev[0].id == b));
-	int other = ev[0].id == a ? b : a, live = ev[0].id;
+	int64_t other = ev[0].id == a ? b : a, live = ev[0].id;
 	is(evq_del(q, other), 0, "timer: del of the undelivered timer -> 0");
 	int stray = 0, lives = 0;
 	for (int i = 0; i < 5; i++) {
@@ -136,9 +137,9 @@ static void test_del_timer(void)
 	evq_free(q);
 }
 
-static int cmp_int(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b)
 {
-	int x = *(const int *)a, y = *(const int *)b;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return (x > y) - (x < y);
 }
 
@@ -155,14 +156,15 @@ static void test_stale_ids(void)
 	is(evq_trigger(q, id), -ENOENT, "stale: trigger -> -ENOENT");
 	is(evq_mod_timer(q, id, EVQT_MS, 0, 0), -ENOENT, "stale: mod_timer -> -ENOENT");
 
-	/* Keep registering until the slot (low 24 bits) is reused. */
+	/* Keep registering until the slot (the id's low 32 bits) is reused. */
 	enum { CAP = 20000 };
-	static int live[CAP];
-	int nlive = 0, reused = -1;
+	static int64_t live[CAP];
+	int nlive = 0;
+	int64_t reused = -1;
 	for (; nlive < CAP; nlive++) {
 		live[nlive] = evq_add_user(q, 100 + (uint64_t)nlive);
 		CHECK(live[nlive] >= 0);
-		if ((live[nlive] & 0xffffff) == (id & 0xffffff)) {
+		if ((uint32_t)live[nlive] == (uint32_t)id) {
 			reused = live[nlive];
 			nlive++;
 			break;
@@ -170,8 +172,8 @@ static void test_stale_ids(void)
 	}
 	ok(reused >= 0, "stale: the deleted slot is reused (after %d adds)", nlive);
 	if (reused >= 0) {
-		ok(reused != id, "stale: reused slot has a different id (%#x vs %#x)",
-		   (unsigned)reused, (unsigned)id);
+		ok(reused != id, "stale: reused slot has a different id (%#llx vs %#llx)",
+		   (unsigned long long)reused, (unsigned long long)id);
 		is(evq_del(q, id), -ENOENT, "stale: old id after reuse: del -> -ENOENT");
 		is(evq_mod(q, id, 0, EVQ_DISABLED), -ENOENT,
 		   "stale: old id after reuse: mod -> -ENOENT");
@@ -186,9 +188,9 @@ static void test_stale_ids(void)
 		skip(4, "slot never reused");
 	}
 	/* Ids are non-negative and unique among live registrations. */
-	static int sorted[CAP];
+	static int64_t sorted[CAP];
 	memcpy(sorted, live, sizeof live[0] * (size_t)nlive);
-	qsort(sorted, (size_t)nlive, sizeof sorted[0], cmp_int);
+	qsort(sorted, (size_t)nlive, sizeof sorted[0], cmp_id);
 	int dup = 0, neg = 0;
 	for (int i = 0; i < nlive; i++) {
 		neg += sorted[i] < 0;
@@ -215,7 +217,7 @@ static void test_mod_pending(void)
 	      evq_trigger(q, b) == 0);
 	int n = evqt_wait(q, ev, 1, 0);
 	CHECK(n == 1);
-	int other = ev[0].id == a ? b : a;
+	int64_t other = ev[0].id == a ? b : a;
 	uint64_t want = other == b ? 2 : 1;
 	/* Disabled while pending: not delivered... */
 	is(evq_mod(q, other, 0, EVQ_DISABLED), 0, "mod: disable a pending user event");
@@ -229,7 +231,8 @@ static void test_mod_pending(void)
 
 	/* An fd harvested but not handed out, then disabled: held back. */
 	enum { N = 4 };
-	int sv[N][2], id[N];
+	int sv[N][2];
+	int64_t id[N];
 	for (int i = 0; i < N; i++) {
 		pair(sv[i]);
 		id[i] = evq_add_fd(q, sv[i][0], EVQ_READ, EVQ_EDGE, (uint64_t)i);
@@ -237,7 +240,7 @@ static void test_mod_pending(void)
 	}
 	n = evqt_wait(q, ev, 1, EVQT_SOON);
 	CHECK(n == 1);
-	int first = ev[0].id, dis = -1;
+	int64_t first = ev[0].id, dis = -1;
 	for (int i = 0; i < N; i++)
 		if (id[i] != first && dis < 0)
 			dis = id[i];

@@ -29,7 +29,7 @@ static mqd_t open_mq(void)
 }
 
 /* The events of the one event for id, or 0 if none within timeout. */
-static uint32_t events_of(struct evq *q, int id, int64_t timeout)
+static uint32_t events_of(struct evq *q, int64_t id, int64_t timeout)
 {
 	struct evq_event ev[NEV];
 	int n = evqt_wait(q, ev, NEV, timeout);

@@ -15,7 +15,7 @@
 #define NUSER 16
 
 static struct evq *q;
-static int user_id[NUSER], stop_id;
+static int64_t user_id[NUSER], stop_id;
 static _Atomic long got[NUSER];     /* sum of data per user id */
 static _Atomic long requeued, foreign;
 static _Atomic int stop_seen;
@@ -28,7 +28,7 @@ static unsigned rnd(unsigned *s)
 	return *s >> 16;
 }
 
-static int user_index(int id)
+static int user_index(int64_t id)
 {
 	for (int i = 0; i < NUSER; i++)
 		if (user_id[i] == id)
@@ -186,7 +186,8 @@ static void per_id_exact(void)
 /* fd events, EVQ_ONESHOT re-armed after handling: each readiness goes to one
  * waiter, so a read never finds the eventfd empty and every write is read. */
 #define NFD 8
-static int efd[NFD], fd_id[NFD];
+static int efd[NFD];
+static int64_t fd_id[NFD];
 static _Atomic long fd_read_total, fd_empty, fd_done;
 static long fd_writes;
 

@@ -418,7 +418,7 @@ static void test_fork(void)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		int64_t bad = evq_add_pid(q, getppid(), 0, 1) != -ECHILD;
+		int bad = evq_add_pid(q, getppid(), 0, 1) != -ECHILD;
 		evq_free(q);
 		struct evq *mine;
 		struct evq_event e[4];

@@ -79,6 +79,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -134,7 +135,8 @@ struct rnd_fd {
 };
 
 struct rnd_reg {
-	int live, id, kind, obj;
+	int live, kind, obj;
+	int64_t id;
 	uint64_t cookie;
 	uint32_t flags;   /* the public flags the library holds */
 	int spent;        /* oneshot delivered: silent until evq_mod */
@@ -198,7 +200,7 @@ struct rnd {
 	int64_t sem_total[RND_NSEM], sem_held[RND_NSEM];
 	struct evq_bcast bcast[RND_NBCAST];
 	uint32_t ctr;        /* word values: unique, increasing */
-	int dead[RND_NDEAD];
+	int64_t dead[RND_NDEAD];
 	int ndead, dead_pos;
 	/* records of the most recent evq_wait(), and older ones */
 	struct evq_event last[RND_MAXEV];
@@ -208,15 +210,19 @@ struct rnd {
 	int nold, old_pos;
 	uint64_t serial, opno, wait_op;
 	/* hot users: a helper thread triggers them while the sequence runs.
-	 * hot[s] = id << 32 | RND_HOT_LIVE while registered | successful
-	 * triggers; tries[s] counts triggers started (bounds deliveries while
-	 * the helper runs); hot_bad: a result the helper found wrong */
+	 * hot[s] = tag << 32 | RND_HOT_LIVE while registered | successful
+	 * triggers, where tag is hot_seq[s] when the registration hot_id[s]
+	 * took the slot (ids are 64 bits: they do not fit beside the count);
+	 * tries[s] counts triggers started (bounds deliveries while the helper
+	 * runs); hot_bad: a result the helper found wrong */
 	int hot_on;
 	pthread_t hot_thread;
 	_Atomic uint64_t hot[RND_NHOT];
+	_Atomic int64_t hot_id[RND_NHOT];
 	_Atomic uint64_t hot_tries[RND_NHOT];
 	_Atomic uint32_t hot_seq[RND_NHOT]; /* bumped when s gets a new owner */
-	_Atomic int hot_stop, hot_bad, hot_bad_id;
+	_Atomic int hot_stop, hot_bad;
+	_Atomic int64_t hot_bad_id;
 	int hot_owner[RND_NHOT];   /* model registration, -1 none */
 	int in_drain;
 	int drain_n;         /* waits of this drain */
@@ -359,7 +365,7 @@ static int rnd_pick(struct rnd *e, unsigned b, int kind)
 	return -1;
 }
 
-static struct rnd_reg *rnd_by_id(struct rnd *e, int id)
+static struct rnd_reg *rnd_by_id(struct rnd *e, int64_t id)
 {
 	for (int i = 0; i < RND_MAXREG; i++)
 		if (e->reg[i].live && e->reg[i].id == id)
@@ -367,20 +373,21 @@ static struct rnd_reg *rnd_by_id(struct rnd *e, int id)
 	return NULL;
 }
 
-static struct rnd_reg *rnd_new_reg(struct rnd *e, int slot, int id, int kind,
+static struct rnd_reg *rnd_new_reg(struct rnd *e, int slot, int64_t id, int kind,
 				   uint64_t cookie, int obj, uint32_t flags)
 {
 	if (id < 0) {
-		rnd_fail(e, "add %s returned %d", rnd_kind_name(kind), id);
+		rnd_fail(e, "add %s returned %d", rnd_kind_name(kind), (int)id);
 		return NULL;
 	}
 	if (rnd_by_id(e, id)) {
-		rnd_fail(e, "add %s returned id %#x, which is live", rnd_kind_name(kind), id);
+		rnd_fail(e, "add %s returned id %#llx, which is live", rnd_kind_name(kind),
+			 (unsigned long long)id);
 		return NULL;
 	}
 	for (int i = 0; i < e->ndead; i++)
 		if (e->dead[i] == id)
-			e->dead[i] = -1; /* its slot came round again (128 reuses) */
+			e->dead[i] = -1; /* never: an id is not handed out twice */
 	struct rnd_reg *r = &e->reg[slot];
 	memset(r, 0, sizeof *r);
 	r->live = 1;
@@ -484,12 +491,17 @@ static void rnd_hot_trigger(struct rnd *e, int s)
 	uint64_t v = atomic_load(&e->hot[s]);
 	if (v == RND_HOT_NONE)
 		return;
-	uint32_t id = (uint32_t)(v >> 32);
+	/* the id of tag's registration: hot[s] still has that tag after the
+	 * id was read (the main thread clears hot[s] before a new id) */
+	uint32_t tag = (uint32_t)(v >> 32);
+	int64_t id = atomic_load(&e->hot_id[s]);
+	if ((uint32_t)(atomic_load(&e->hot[s]) >> 32) != tag)
+		return;
 	atomic_fetch_add(&e->hot_tries[s], 1);
-	int rc = evq_trigger(e->q, (int)id);
+	int rc = evq_trigger(e->q, id);
 	uint64_t c = atomic_load(&e->hot[s]);
 	if (rc == 0) {
-		while ((uint32_t)(c >> 32) == id &&
+		while ((uint32_t)(c >> 32) == tag &&
 		       !atomic_compare_exchange_weak(&e->hot[s], &c, c + 1))
 			;
 	} else if (rc != -ENOENT ||
@@ -497,7 +509,7 @@ static void rnd_hot_trigger(struct rnd *e, int s)
 		    atomic_load(&e->hot_seq[s]) == seq)) {
 		/* the same registration before and after the call (the main
 		 * thread clears LIVE before evq_del), yet refused */
-		atomic_store(&e->hot_bad_id, (int)id);
+		atomic_store(&e->hot_bad_id, id);
 		atomic_store(&e->hot_bad, rc ? rc : 1);
 	}
 }
@@ -526,8 +538,8 @@ static void rnd_hot_stop(struct rnd *e)
 		e->st.hot_tries += atomic_load(&e->hot_tries[s]);
 	int bad = atomic_load(&e->hot_bad);
 	if (bad)
-		rnd_fail(e, "hot user %#x: a trigger while it was registered returned %d",
-			 (unsigned)atomic_load(&e->hot_bad_id), bad);
+		rnd_fail(e, "hot user %#llx: a trigger while it was registered returned %d",
+			 (unsigned long long)atomic_load(&e->hot_bad_id), bad);
 }
 
 /* Triggers of hot registration r counted so far (helper stopped: all). */
@@ -554,14 +566,16 @@ static void op_add_user(struct rnd *e, int slot)
 	for (int k = 0; e->hot_on && (b & 1) && k < RND_NHOT && hs < 0; k++)
 		if (e->hot_owner[k] < 0)
 			hs = k;
-	rnd_trace(e, "add user%s -> %#x", hs >= 0 ? " (hot)" : "", (unsigned)id);
+	rnd_trace(e, "add user%s -> %#llx", hs >= 0 ? " (hot)" : "", (unsigned long long)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_USER, ck, -1, 0);
 	if (r && hs >= 0) {
 		r->hot = hs + 1;
 		e->hot_owner[hs] = slot;
-		atomic_fetch_add(&e->hot_seq[hs], 1);
+		uint32_t tag = atomic_fetch_add(&e->hot_seq[hs], 1) + 1;
 		atomic_store(&e->hot_tries[hs], 0);
-		atomic_store(&e->hot[hs], (uint64_t)(uint32_t)id << 32 | RND_HOT_LIVE);
+		atomic_store(&e->hot[hs], RND_HOT_NONE);
+		atomic_store(&e->hot_id[hs], id);
+		atomic_store(&e->hot[hs], (uint64_t)tag << 32 | RND_HOT_LIVE);
 	}
 }
 
@@ -585,8 +599,8 @@ static void op_add_timer(struct rnd *e, int slot)
 	int64_t arg = (flags & EVQ_ABSTIME) ? tb + when : when;
 	int64_t id = evq_add_timer(e->q, rnd_clock(c), arg, iv, flags, ck);
 	int64_t ta = rnd_now(rnd_clock(c));
-	rnd_trace(e, "add timer clock %d when %lld interval %lld flags %#x -> %#x",
-		  c, (long long)when, (long long)iv, flags, (unsigned)id);
+	rnd_trace(e, "add timer clock %d when %lld interval %lld flags %#x -> %#llx",
+		  c, (long long)when, (long long)iv, flags, (unsigned long long)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_TIMER, ck, -1, flags);
 	if (!r)
 		return;
@@ -605,8 +619,8 @@ static void op_add_fd(struct rnd *e, int slot)
 			 (b & 0x80 ? EVQ_DISABLED : 0);
 	uint64_t ck = rnd_cookie(e);
 	int64_t id = evq_add_fd(e->q, e->fd[f].fd, events, flags, ck);
-	rnd_trace(e, "add fd %d (obj %d) events %u flags %#x -> %#x", e->fd[f].fd, f,
-		  events, flags, (unsigned)id);
+	rnd_trace(e, "add fd %d (obj %d) events %u flags %#x -> %#llx", e->fd[f].fd, f,
+		  events, flags, (unsigned long long)id);
 	if (e->fd[f].reg >= 0) {
 		RND_EXPECT(e, id, -EEXIST, "add fd %d registered already", e->fd[f].fd);
 		return;
@@ -629,8 +643,8 @@ static void op_add_word(struct rnd *e, int slot)
 			 (e->word_shared[w] ? EVQ_SHARED : 0);
 	uint64_t ck = rnd_cookie(e);
 	int64_t id = evq_add_word(e->q, e->word[w], exp, flags, ck);
-	rnd_trace(e, "add word %d expected %u (holds %u) flags %#x -> %#x", w, exp,
-		  cur, flags, (unsigned)id);
+	rnd_trace(e, "add word %d expected %u (holds %u) flags %#x -> %#llx", w, exp,
+		  cur, flags, (unsigned long long)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_WORD, ck, w, flags);
 	if (!r)
 		return;
@@ -644,7 +658,7 @@ static void op_add_latch(struct rnd *e, int slot)
 	int l = (int)(rnd_byte(e) % RND_NLATCH);
 	uint64_t ck = rnd_cookie(e);
 	int64_t id = evq_add_latch(e->q, e->latch[l], 0, ck);
-	rnd_trace(e, "add latch %d (set %d) -> %#x", l, e->latch_set[l], (unsigned)id);
+	rnd_trace(e, "add latch %d (set %d) -> %#llx", l, e->latch_set[l], (unsigned long long)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_LATCH, ck, l, 0);
 	if (r && e->latch_set[l])
 		rnd_latch_credit(e, r);
@@ -655,8 +669,8 @@ static void op_add_sem(struct rnd *e, int slot)
 	int s = (int)(rnd_byte(e) % RND_NSEM);
 	uint64_t ck = rnd_cookie(e);
 	int64_t id = evq_add_sem(e->q, e->sem[s], 0, ck);
-	rnd_trace(e, "add sem %d (count %d) -> %#x", s, evq_sem_value(e->sem[s]),
-		  (unsigned)id);
+	rnd_trace(e, "add sem %d (count %d) -> %#llx", s, evq_sem_value(e->sem[s]),
+		  (unsigned long long)id);
 	rnd_new_reg(e, slot, id, EVQ_KIND_SEM, ck, s, 0);
 	rnd_check_sem(e, s);
 }
@@ -683,8 +697,8 @@ static void op_add_mask(struct rnd *e, int slot)
 	}
 	evq_mask_t mask = rnd_masks[(b >> 1) & 7];
 	int64_t id = evq_add_mask(e->q, &e->bcast[bc], mask, ck);
-	rnd_trace(e, "add mask bcast %d mask %#llx -> %#x", bc, (unsigned long long)mask,
-		  (unsigned)id);
+	rnd_trace(e, "add mask bcast %d mask %#llx -> %#llx", bc, (unsigned long long)mask,
+		  (unsigned long long)id);
 	struct rnd_reg *r = rnd_new_reg(e, slot, id, EVQ_KIND_MASK, ck, bc, 0);
 	if (r)
 		r->mask = mask;
@@ -748,9 +762,9 @@ static void op_mod(struct rnd *e)
 		}
 	}
 	int rc = evq_mod(e->q, r->id, events, flags);
-	rnd_trace(e, "mod r%d %s %#x events %u flags %#x -> %d", i, rnd_kind_name(r->kind),
-		  (unsigned)r->id, events, flags, rc);
-	RND_EXPECT(e, rc, want, "evq_mod of %s %#x", rnd_kind_name(r->kind), (unsigned)r->id);
+	rnd_trace(e, "mod r%d %s %#llx events %u flags %#x -> %d", i, rnd_kind_name(r->kind),
+		  (unsigned long long)r->id, events, flags, rc);
+	RND_EXPECT(e, rc, want, "evq_mod of %s %#llx", rnd_kind_name(r->kind), (unsigned long long)r->id);
 	if (rc == 0 && want == 0)
 		rnd_mod_applied(e, r, events, flags);
 }
@@ -775,11 +789,11 @@ static void op_mod_timer(struct rnd *e)
 	int64_t arg = (flags & EVQ_ABSTIME) ? tb + when : when;
 	int rc = evq_mod_timer(e->q, r->id, arg, iv, flags);
 	int64_t ta = rnd_now(rnd_clock(c));
-	rnd_trace(e, "mod_timer r%d %s %#x when %lld interval %lld flags %#x -> %d", i,
-		  rnd_kind_name(r->kind), (unsigned)r->id, (long long)when, (long long)iv,
+	rnd_trace(e, "mod_timer r%d %s %#llx when %lld interval %lld flags %#x -> %d", i,
+		  rnd_kind_name(r->kind), (unsigned long long)r->id, (long long)when, (long long)iv,
 		  flags, rc);
-	RND_EXPECT(e, rc, want, "evq_mod_timer of %s %#x", rnd_kind_name(r->kind),
-		   (unsigned)r->id);
+	RND_EXPECT(e, rc, want, "evq_mod_timer of %s %#llx", rnd_kind_name(r->kind),
+		   (unsigned long long)r->id);
 	if (rc != 0 || want != 0)
 		return;
 	/* pending expirations (and requeued ones) are discarded */
@@ -803,7 +817,7 @@ static void op_mod_word(struct rnd *e)
 	uint32_t exp = (b & 3) == 2 ? cur - 1 : (b & 3) == 3 ? cur + 1 : cur;
 	uint32_t flags = (b & 4 ? EVQ_ONESHOT : 0) | (b & 8 ? EVQ_DISABLED : 0) |
 			 (e->word_shared[w] ? EVQ_SHARED : 0);
-	int want = r->kind == EVQ_KIND_WORD ? 0 : -ENOENT;
+	int want = r->kind == EVQ_KIND_WORD ? 0 : -EINVAL; /* not a word */
 	if ((b & 0xe0) == 0xe0) {
 		if (r->kind == EVQ_KIND_WORD) {
 			flags ^= EVQ_SHARED; /* must match the registration */
@@ -814,10 +828,10 @@ static void op_mod_word(struct rnd *e)
 		}
 	}
 	int rc = evq_mod_word(e->q, r->id, exp, flags);
-	rnd_trace(e, "mod_word r%d %s %#x expected %u (holds %u) flags %#x -> %d", i,
-		  rnd_kind_name(r->kind), (unsigned)r->id, exp, cur, flags, rc);
-	RND_EXPECT(e, rc, want, "evq_mod_word of %s %#x", rnd_kind_name(r->kind),
-		   (unsigned)r->id);
+	rnd_trace(e, "mod_word r%d %s %#llx expected %u (holds %u) flags %#x -> %d", i,
+		  rnd_kind_name(r->kind), (unsigned long long)r->id, exp, cur, flags, rc);
+	RND_EXPECT(e, rc, want, "evq_mod_word of %s %#llx", rnd_kind_name(r->kind),
+		   (unsigned long long)r->id);
 	if (rc != 0 || want != 0)
 		return;
 	r->has_next = 1;
@@ -881,19 +895,20 @@ static void op_trigger(struct rnd *e)
 		return;
 	struct rnd_reg *r = &e->reg[i];
 	if (r->hot) {
-		rnd_trace(e, "trigger r%d hot user %#x", i, (unsigned)r->id);
+		rnd_trace(e, "trigger r%d hot user %#llx", i, (unsigned long long)r->id);
 		rnd_hot_trigger(e, r->hot - 1); /* counted with the helper's */
 		return;
 	}
 	int rc = evq_trigger(e->q, r->id);
-	rnd_trace(e, "trigger r%d %s %#x -> %d", i, rnd_kind_name(r->kind),
-		  (unsigned)r->id, rc);
+	rnd_trace(e, "trigger r%d %s %#llx -> %d", i, rnd_kind_name(r->kind),
+		  (unsigned long long)r->id, rc);
 	if (r->kind == EVQ_KIND_USER) {
-		RND_EXPECT(e, rc, 0, "evq_trigger of user %#x", (unsigned)r->id);
+		RND_EXPECT(e, rc, 0, "evq_trigger of user %#llx", (unsigned long long)r->id);
 		r->acc++;
 	} else {
-		RND_EXPECT(e, rc, -ENOENT, "evq_trigger of %s %#x", rnd_kind_name(r->kind),
-			   (unsigned)r->id);
+		/* not a user event */
+		RND_EXPECT(e, rc, -EINVAL, "evq_trigger of %s %#llx", rnd_kind_name(r->kind),
+			   (unsigned long long)r->id);
 	}
 }
 
@@ -901,14 +916,16 @@ static void op_trigger(struct rnd *e)
 static void op_stale(struct rnd *e)
 {
 	unsigned b = rnd_byte(e), c = rnd_byte(e);
-	int id = -1;
+	int64_t id = -1;
 	if (e->ndead) {
 		id = e->dead[b % (unsigned)e->ndead];
 		if (id >= 0 && rnd_by_id(e, id))
 			id = -1; /* the slot came round to this id again */
 	}
 	if (id < 0)
-		id = (c & 8) ? INT_MAX : (int)(c & 7) << 24 | 0xfffff;
+		/* never an id: below 2^32 (generation 0), or a slot no queue here
+		 * reaches */
+		id = (c & 8) ? INT_MAX : (c & 4) ? INT64_MAX : (int64_t)(c & 3) << 32 | 0xfffff;
 	int rc;
 	const char *what;
 	switch (c % 6) {
@@ -929,8 +946,8 @@ static void op_stale(struct rnd *e)
 		break;
 	}
 	}
-	rnd_trace(e, "stale %s id %#x -> %d", what, (unsigned)id, rc);
-	RND_EXPECT(e, rc, -ENOENT, "%s of stale id %#x", what, (unsigned)id);
+	rnd_trace(e, "stale %s id %#llx -> %d", what, (unsigned long long)id, rc);
+	RND_EXPECT(e, rc, -ENOENT, "%s of stale id %#llx", what, (unsigned long long)id);
 }
 
 /* A few bad arguments: each gets its error and changes nothing. */
@@ -938,7 +955,8 @@ static void op_bad(struct rnd *e)
 {
 	unsigned b = rnd_byte(e);
 	struct evq_event ev[1];
-	int rc, want;
+	int64_t rc;
+	int want;
 	const char *what;
 	switch (b % 6) {
 	case 0: what = "evq_add_fd(-1)"; want = -EBADF;
@@ -954,7 +972,7 @@ static void op_bad(struct rnd *e)
 	default: what = "evq_requeue(NULL)"; want = -EINVAL;
 		rc = evq_requeue(e->q, NULL); break;
 	}
-	rnd_trace(e, "bad %s -> %d", what, rc);
+	rnd_trace(e, "bad %s -> %d", what, (int)rc);
 	RND_EXPECT(e, rc, want, "%s", what);
 }
 
@@ -1249,13 +1267,13 @@ static void op_requeue(struct rnd *e)
 		}
 	}
 	int rc = evq_requeue(e->q, &ev);
-	rnd_trace(e, "requeue (%s) %s %#x data %llu events %u -> %d", what,
-		  rnd_kind_name(ev.kind), (unsigned)ev.id, (unsigned long long)ev.data,
+	rnd_trace(e, "requeue (%s) %s %#llx data %llu events %u -> %d", what,
+		  rnd_kind_name(ev.kind), (unsigned long long)ev.id, (unsigned long long)ev.data,
 		  ev.events, rc);
 	if (variant >= 5 && !r && rc == -ENOENT)
 		rc = -EINVAL; /* deleted since: either error refuses it */
-	RND_EXPECT(e, rc, want, "evq_requeue (%s) of %s %#x", what, rnd_kind_name(ev.kind),
-		   (unsigned)ev.id);
+	RND_EXPECT(e, rc, want, "evq_requeue (%s) of %s %#llx", what, rnd_kind_name(ev.kind),
+		   (unsigned long long)ev.id);
 	if (variant < 5) {
 		e->given[k] = 1;
 		if (rc == 0 && r)
@@ -1303,7 +1321,7 @@ static void rnd_check_fd_event(struct rnd *e, struct rnd_reg *r, const struct ev
 {
 	int f = r->obj;
 	if (ev->data != 0)
-		rnd_fail(e, "fd %d (%#x): data %llu", e->fd[f].fd, (unsigned)r->id,
+		rnd_fail(e, "fd %d (%#llx): data %llu", e->fd[f].fd, (unsigned long long)r->id,
 			 (unsigned long long)ev->data);
 	uint32_t fresh = ev->events & ~r->rq_events;
 	if (r->rq) {
@@ -1311,8 +1329,8 @@ static void rnd_check_fd_event(struct rnd *e, struct rnd_reg *r, const struct ev
 		 * (bits it did not have must be real; one it had may hide the
 		 * kernel's edge or oneshot report: no longer owed) */
 		if ((ev->events & r->rq_events) != r->rq_events)
-			rnd_fail(e, "fd %d (%#x): requeued record came back with events "
-				 "%#x, given back with %#x", e->fd[f].fd, (unsigned)r->id,
+			rnd_fail(e, "fd %d (%#llx): requeued record came back with events "
+				 "%#x, given back with %#x", e->fd[f].fd, (unsigned long long)r->id,
 				 ev->events, r->rq_events);
 		if (ev->events & EVQ_READ)
 			r->due_rd = r->owe_rd = 0;
@@ -1321,23 +1339,23 @@ static void rnd_check_fd_event(struct rnd *e, struct rnd_reg *r, const struct ev
 		r->rq_events = 0;
 	}
 	if (fresh & ~r->events)
-		rnd_fail(e, "fd %d (%#x): events %#x, asked for %#x", e->fd[f].fd,
-			 (unsigned)r->id, ev->events, r->events);
+		rnd_fail(e, "fd %d (%#llx): events %#x, asked for %#x", e->fd[f].fd,
+			 (unsigned long long)r->id, ev->events, r->events);
 	if (fresh & EVQ_READ) {
 		if (!rnd_readable(e, f))
-			rnd_fail(e, "fd %d (%#x): READ, but nothing to read", e->fd[f].fd,
-				 (unsigned)r->id);
+			rnd_fail(e, "fd %d (%#llx): READ, but nothing to read", e->fd[f].fd,
+				 (unsigned long long)r->id);
 		if ((r->flags & EVQ_EDGE) && r->events == EVQ_READ && !r->credit)
-			rnd_fail(e, "fd %d (%#x): edge READ without a write, read or mod "
-				 "since the last one", e->fd[f].fd, (unsigned)r->id);
+			rnd_fail(e, "fd %d (%#llx): edge READ without a write, read or mod "
+				 "since the last one", e->fd[f].fd, (unsigned long long)r->id);
 		r->credit = 0;
 		r->due_rd = 0;
 		r->owe_rd = 0;
 	}
 	if (fresh & EVQ_WRITE) {
 		if (!rnd_writable(e, f))
-			rnd_fail(e, "fd %d (%#x): WRITE on a pipe's read end", e->fd[f].fd,
-				 (unsigned)r->id);
+			rnd_fail(e, "fd %d (%#llx): WRITE on a pipe's read end", e->fd[f].fd,
+				 (unsigned long long)r->id);
 		r->due_wr = 0;
 		r->owe_wr = 0;
 	}
@@ -1348,8 +1366,8 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 {
 	struct rnd_reg *r = rnd_by_id(e, ev->id);
 	if (!r) {
-		rnd_fail(e, "event for id %#x, not registered (deleted?): kind %u cookie "
-			 "%#llx data %llu", (unsigned)ev->id, ev->kind,
+		rnd_fail(e, "event for id %#llx, not registered (deleted?): kind %u cookie "
+			 "%#llx data %llu", (unsigned long long)ev->id, ev->kind,
 			 (unsigned long long)ev->cookie, (unsigned long long)ev->data);
 		return;
 	}
@@ -1357,16 +1375,16 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 	uint32_t flags = r->flags | (r->spent ? EVQ_DISABLED : 0);
 	if (ev->cookie != r->cookie || ev->kind != r->kind || ev->ident != fdn ||
 	    ev->flags != flags)
-		rnd_fail(e, "event for %#x: cookie %#llx kind %u ident %d flags %#x, "
-			 "expected %#llx %u %d %#x", (unsigned)ev->id,
+		rnd_fail(e, "event for %#llx: cookie %#llx kind %u ident %d flags %#x, "
+			 "expected %#llx %u %d %#x", (unsigned long long)ev->id,
 			 (unsigned long long)ev->cookie, ev->kind, ev->ident, ev->flags,
 			 (unsigned long long)r->cookie, r->kind, fdn, flags);
 	if (!rnd_enabled(r) && !(r->rq && r->rq_spent))
-		rnd_fail(e, "event for %s %#x while %s", rnd_kind_name(r->kind),
-			 (unsigned)r->id, r->spent ? "its oneshot was spent" : "disabled");
+		rnd_fail(e, "event for %s %#llx while %s", rnd_kind_name(r->kind),
+			 (unsigned long long)r->id, r->spent ? "its oneshot was spent" : "disabled");
 	if (r->kind != EVQ_KIND_FD && ev->events != 0)
-		rnd_fail(e, "event for %s %#x: events %#x", rnd_kind_name(r->kind),
-			 (unsigned)r->id, ev->events);
+		rnd_fail(e, "event for %s %#llx: events %#x", rnd_kind_name(r->kind),
+			 (unsigned long long)r->id, ev->events);
 	uint64_t d = ev->data;
 	switch (r->hot ? -1 : r->kind) {
 	case -1: {
@@ -1374,16 +1392,16 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 		r->hot_got += (int64_t)d;
 		int64_t tries = (int64_t)atomic_load(&e->hot_tries[r->hot - 1]);
 		if (d == 0 || r->hot_got > tries)
-			rnd_fail(e, "hot user %#x: data %llu makes %lld delivered, %lld "
-				 "triggers started", (unsigned)r->id, (unsigned long long)d,
+			rnd_fail(e, "hot user %#llx: data %llu makes %lld delivered, %lld "
+				 "triggers started", (unsigned long long)r->id, (unsigned long long)d,
 				 (long long)r->hot_got, (long long)tries);
 		break;
 	}
 	case EVQ_KIND_USER:
 	case EVQ_KIND_MASK:
 		if (d != r->acc || d == 0)
-			rnd_fail(e, "%s %#x: data %#llx, expected %#llx", rnd_kind_name(r->kind),
-				 (unsigned)r->id, (unsigned long long)d,
+			rnd_fail(e, "%s %#llx: data %#llx, expected %#llx", rnd_kind_name(r->kind),
+				 (unsigned long long)r->id, (unsigned long long)d,
 				 (unsigned long long)r->acc);
 		r->acc = 0;
 		break;
@@ -1392,8 +1410,8 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 		int64_t lo = rnd_expirations(r, r->dmax, t0[r->clock]);
 		int64_t hi = rnd_expirations(r, r->dmin, t1[r->clock]);
 		if (d == 0 || r->got < lo || r->got > hi)
-			rnd_fail(e, "timer %#x: data %llu makes %lld expirations since armed, "
-				 "expected %lld..%lld (interval %lld)", (unsigned)r->id,
+			rnd_fail(e, "timer %#llx: data %llu makes %lld expirations since armed, "
+				 "expected %lld..%lld (interval %lld)", (unsigned long long)r->id,
 				 (unsigned long long)d, (long long)r->got, (long long)lo,
 				 (long long)hi, (long long)r->interval);
 		break;
@@ -1408,7 +1426,7 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 		} else if (d < r->lo && rnd_take_again(r, (uint32_t)d)) {
 			r->wseen = (uint32_t)d; /* reported once more by a re-arm */
 		} else if (d > 0xffffffffu || (uint32_t)d < r->lo || (uint32_t)d > cur) {
-			rnd_fail(e, "word %#x: data %llu, expected %u..%u", (unsigned)r->id,
+			rnd_fail(e, "word %#llx: data %llu, expected %u..%u", (unsigned long long)r->id,
 				 (unsigned long long)d, r->lo, cur);
 		} else {
 			r->wseen = (uint32_t)d;
@@ -1426,15 +1444,15 @@ static void rnd_check_event(struct rnd *e, const struct evq_event *ev,
 		r->deliv_op = e->wait_op;
 		/* 1, more only when a requeued record merged in */
 		if (d == 0 || (int64_t)d > 1 + r->rq_tokens || r->delivered > r->credits)
-			rnd_fail(e, "latch %#x: data %llu (requeued %lld) makes %lld events "
-				 "for %lld sets", (unsigned)r->id, (unsigned long long)d,
+			rnd_fail(e, "latch %#llx: data %llu (requeued %lld) makes %lld events "
+				 "for %lld sets", (unsigned long long)r->id, (unsigned long long)d,
 				 (long long)r->rq_tokens, (long long)r->delivered,
 				 (long long)r->credits);
 		r->rq_tokens = 0;
 		break;
 	case EVQ_KIND_SEM:
 		if (d == 0 || (int64_t)d < r->rq_tokens || (int64_t)d > r->rq_tokens + 1)
-			rnd_fail(e, "sem %#x: data %llu, requeued %lld", (unsigned)r->id,
+			rnd_fail(e, "sem %#llx: data %llu, requeued %lld", (unsigned long long)r->id,
 				 (unsigned long long)d, (long long)r->rq_tokens);
 		e->sem_held[r->obj] += (int64_t)d;
 		r->rq_tokens = 0;
@@ -1471,8 +1489,8 @@ static void op_wait_with(struct rnd *e, int max, int64_t timeout)
 	if (!quiet)
 		rnd_trace(e, "wait max %d timeout %lld -> %d", max, (long long)timeout, n);
 	for (int i = 0; i < n && i < max && !quiet; i++)
-		rnd_trace(e, "  ev id %#x kind %u flags %#x events %#x data %llu",
-			  (unsigned)ev[i].id, ev[i].kind, ev[i].flags, ev[i].events,
+		rnd_trace(e, "  ev id %#llx kind %u flags %#x events %#x data %llu",
+			  (unsigned long long)ev[i].id, ev[i].kind, ev[i].flags, ev[i].events,
 			  (unsigned long long)ev[i].data);
 	e->st.waits++;
 	if (n == -EINTR && rnd_eintr_ok)
@@ -1496,8 +1514,8 @@ static void op_wait_with(struct rnd *e, int max, int64_t timeout)
 	for (int i = 0; i < n; i++) {
 		for (int j = 0; j < i; j++)
 			if (ev[j].id == ev[i].id)
-				rnd_fail(e, "two records for id %#x in one wait",
-					 (unsigned)ev[i].id);
+				rnd_fail(e, "two records for id %#llx in one wait",
+					 (unsigned long long)ev[i].id);
 		struct rnd_reg *r = rnd_by_id(e, ev[i].id);
 		if (r)
 			must[r - e->reg] = 0;
@@ -1553,8 +1571,8 @@ static int rnd_owed(const struct rnd *e, char *what, size_t len)
 	for (int i = 0; i < RND_MAXREG; i++) {
 		const struct rnd_reg *r = &e->reg[i];
 		if (r->live && (r->owe || r->owe_rd || r->owe_wr || r->owe_val)) {
-			snprintf(what, len, "%s %#x (owe %d rd %d wr %d value %d: word "
-				 "holds %u, lo %u)", rnd_kind_name(r->kind), (unsigned)r->id,
+			snprintf(what, len, "%s %#llx (owe %d rd %d wr %d value %d: word "
+				 "holds %u, lo %u)", rnd_kind_name(r->kind), (unsigned long long)r->id,
 				 r->owe, r->owe_rd, r->owe_wr, r->owe_val,
 				 r->kind == EVQ_KIND_WORD ? e->word_cur[r->obj] : 0, r->lo);
 			return 1;
@@ -1615,8 +1633,8 @@ static void rnd_drain(struct rnd *e)
 		struct rnd_reg *r = &e->reg[i];
 		int64_t ok = r->live && r->hot ? rnd_hot_ok(e, r) : 0;
 		if (r->live && r->hot && (r->hot_got > ok || (rnd_enabled(r) && r->hot_got != ok)))
-			rnd_fail(e, "hot user %#x: %lld triggers succeeded, %lld delivered",
-				 (unsigned)r->id, (long long)ok, (long long)r->hot_got);
+			rnd_fail(e, "hot user %#llx: %lld triggers succeeded, %lld delivered",
+				 (unsigned long long)r->id, (long long)ok, (long long)r->hot_got);
 	}
 	int64_t took = rnd_now(CLOCK_MONOTONIC) - t0[0];
 	e->st.drain_ns += took;
@@ -1754,7 +1772,8 @@ static int rnd_probe_requeue(void)
 	struct evq_event ev[2];
 	if (evq_new(&q, NULL) < 0)
 		return 0;
-	int64_t id = evq_add_user(q, 7), strict = 0;
+	int64_t id = evq_add_user(q, 7);
+	int strict = 0;
 	if (id >= 0 && evq_trigger(q, id) == 0 && evq_wait(q, ev, 2, 0, NULL) == 1 &&
 	    evq_requeue(q, &ev[0]) == 0)
 		strict = evq_requeue(q, &ev[0]) == -EINVAL;
@@ -1874,8 +1893,8 @@ static int rnd_run(struct rnd *e, const uint8_t *bytes, size_t len)
 		struct evq_event ev[RND_MAXEV];
 		int n = evq_wait(e->q, ev, RND_MAXEV, 0, NULL);
 		if (n != 0)
-			rnd_fail(e, "wait after every evq_del returned %d (id %#x)", n,
-				 n > 0 ? (unsigned)ev[0].id : 0);
+			rnd_fail(e, "wait after every evq_del returned %d (id %#llx)", n,
+				 n > 0 ? (unsigned long long)ev[0].id : 0);
 	}
 	evq_free(e->q);
 	for (int f = 0; f < RND_NFD; f++)

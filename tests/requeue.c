@@ -100,7 +100,7 @@ static void test_batches(void)
 		sum += ev[i].data;
 	is(sum, 2, "batches: b and c come back, a does not (sum of data)");
 	/* deleted since: the event died with it */
-	int id = ev[0].id;
+	int64_t id = ev[0].id;
 	CHECK(evq_del(q, id) == 0);
 	is(evq_requeue(q, &ev[0]), -ENOENT, "batches: deleted registration -> -ENOENT");
 	evq_free(q);

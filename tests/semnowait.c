@@ -48,7 +48,8 @@ static _Atomic long posted, consumed;
 static _Atomic int stop_posting, stop_regs;
 
 struct reg {
-	int q, id, disabled;
+	int q, disabled;
+	int64_t id;
 };
 
 struct registrar {

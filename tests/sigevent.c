@@ -584,7 +584,7 @@ static void test_fork(void)
 		struct sigevent s2;
 		struct evq *mine;
 		struct evq_event e[4];
-		int64_t bad = evq_sigevent(q, 1, &s2) != -ECHILD;
+		int bad = evq_sigevent(q, 1, &s2) != -ECHILD;
 		evq_free(q);
 		if (evq_new(&mine, NULL) != 0)
 			_exit(64);

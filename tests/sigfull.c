@@ -108,7 +108,7 @@ static void child_limit_zero(void)
 	mqd_t mq = mq_open(name, O_CREAT | O_RDWR | O_NONBLOCK, 0600, &attr);
 	if (mq != (mqd_t)-1)
 		mq_unlink(name);
-	int idm = mq == (mqd_t)-1 ? -1 : evq_add_fd(q, mq, EVQ_READ, 0, 2);
+	int64_t idm = mq == (mqd_t)-1 ? -1 : evq_add_fd(q, mq, EVQ_READ, 0, 2);
 
 	if (set_soft_limit(0) != 0)
 		child_end();

@@ -453,7 +453,7 @@ static void test_fork(void)
  * lost), and the waiters all return when told to stop. */
 struct waiter_arg {
 	struct evq *q;
-	int id, stop_id;
+	int64_t id, stop_id;
 	atomic_long *total;
 };
 

@@ -33,13 +33,14 @@
 #define STOP_COOKIE UINT64_MAX
 
 static struct evq *q;
-static int ids[NREG];
+static int64_t ids[NREG];
 static _Atomic int published;       /* ids[0 .. published) are valid */
 static _Atomic int adding;
 static _Atomic long triggered[NREG];
 static long delivered[NREG];         /* the waiter's */
 static _Atomic long refused, odd_rc, unknown, total_delivered;
-static int stop_id, first_id, nreg; /* nreg: this round's */
+static int64_t stop_id, first_id;
+static int nreg; /* this round's */
 
 static void *adder(void *arg)
 {
@@ -54,7 +55,7 @@ static void *adder(void *arg)
 	return NULL;
 }
 
-static void trigger_one(int i, int id, int is_published)
+static void trigger_one(int i, int64_t id, int is_published)
 {
 	int rc = evq_trigger(q, id);
 	if (rc == 0)
@@ -115,7 +116,7 @@ static void *waiter(void *arg)
 			if (ev[k].cookie == STOP_COOKIE)
 				return NULL;
 			if (ev[k].cookie >= (uint64_t)nreg ||
-			    ev[k].id != first_id + (int)ev[k].cookie) {
+			    ev[k].id != first_id + (int64_t)ev[k].cookie) {
 				atomic_fetch_add(&unknown, 1);
 				continue;
 			}

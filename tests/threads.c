@@ -25,8 +25,8 @@ enum { P = 8, K = 4 };
 
 struct storm {
 	struct evq *q;
-	int ids[K];
-	int end_id;
+	int64_t ids[K];
+	int64_t end_id;
 	long m;
 	atomic_int errors;
 	pthread_t prod[P];
@@ -126,7 +126,7 @@ static void test_trigger_storm(void)
 
 struct pp {
 	struct evq *mine, *other;
-	int my_id, other_id;
+	int64_t my_id, other_id;
 	long rounds;
 	int starter;
 	int timeouts, errors;
@@ -182,7 +182,7 @@ enum { CHURNERS = 2, NPAIRS = 16 };
 struct churn {
 	struct evq *q;
 	long n;
-	_Atomic int *ids[CHURNERS];      /* id of registration seq */
+	_Atomic int64_t *ids[CHURNERS];  /* id of registration seq */
 	_Atomic long *delepoch[CHURNERS]; /* epoch at which its del returned */
 	atomic_long epoch;
 	atomic_int running;
@@ -202,7 +202,7 @@ static void *churner(void *arg)
 	int t = a->t;
 	for (long s = 0; s < c->n; s++) {
 		uint64_t cookie = (uint64_t)t << 32 | (uint64_t)s;
-		int id;
+		int64_t id;
 		if (t == 0) {
 			/* user event: add, trigger, del */
 			id = evq_add_user(c->q, cookie);
@@ -241,7 +241,7 @@ static void test_churn(void)
 	c.q = evqt_new();
 	c.n = evqt_scale(20000);
 	for (int t = 0; t < CHURNERS; t++) {
-		c.ids[t] = calloc((size_t)c.n, sizeof(_Atomic int));
+		c.ids[t] = calloc((size_t)c.n, sizeof(_Atomic int64_t));
 		c.delepoch[t] = calloc((size_t)c.n, sizeof(_Atomic long));
 		CHECK(c.ids[t] && c.delepoch[t]);
 		for (long s = 0; s < c.n; s++)
@@ -264,7 +264,7 @@ static void test_churn(void)
 		CHECK(pthread_create(&th[t], NULL, churner, &ca[t]) == 0);
 	}
 	enum { DEFER_CAP = 1 << 20 };
-	struct { int t; long s; int id; } *defer = malloc(DEFER_CAP * sizeof *defer);
+	struct { int t; long s; int64_t id; } *defer = malloc(DEFER_CAP * sizeof *defer);
 	CHECK(defer);
 	long ndefer = 0;
 	long after_del = 0, wrong_id = 0, dup_user = 0, bad_data = 0, events = 0;
@@ -285,7 +285,7 @@ static void test_churn(void)
 			}
 			/* An fd can fire before its adder has stored the id:
 			 * check those after the join. */
-			int want = atomic_load(&c.ids[t][s]);
+			int64_t want = atomic_load(&c.ids[t][s]);
 			if (want == -1 && ndefer < DEFER_CAP) {
 				defer[ndefer].t = t;
 				defer[ndefer].s = s;
@@ -336,9 +336,9 @@ struct act {
 	struct evq *q;
 	int kind;
 	int fd;
-	int id;
+	int64_t id;
 	int64_t deadline;
-	int rc;
+	int rc;        /* 0 or -errno */
 	pid_t waiter;   /* thread id of the waiter */
 	int asleep;     /* it was seen asleep in evq_wait before the act */
 };
@@ -353,12 +353,14 @@ static void *act_later(void *arg)
 	switch (a->kind) {
 	case ACT_ADD_FD:
 	case ACT_ADD_FILE:
-		a->rc = a->id = evq_add_fd(a->q, a->fd, EVQ_READ, 0, 55);
+		a->id = evq_add_fd(a->q, a->fd, EVQ_READ, 0, 55);
+		a->rc = a->id < 0 ? (int)a->id : 0;
 		break;
 	case ACT_ADD_TIMER:
 		a->deadline = evqt_now(CLOCK_MONOTONIC) + 20 * EVQT_MS;
-		a->rc = a->id = evq_add_timer(a->q, CLOCK_MONOTONIC, a->deadline, 0,
-					      EVQ_ABSTIME, 55);
+		a->id = evq_add_timer(a->q, CLOCK_MONOTONIC, a->deadline, 0,
+				      EVQ_ABSTIME, 55);
+		a->rc = a->id < 0 ? (int)a->id : 0;
 		break;
 	case ACT_MOD_TIMER:
 		a->deadline = evqt_now(CLOCK_MONOTONIC) + 20 * EVQT_MS;

@@ -92,7 +92,7 @@ static void test_never_early(void)
 	for (int i = 0; i < N; i++) {
 		int64_t delay = (int64_t)(i % 50) * 100000 + 1000; /* 1 us .. 4.9 ms */
 		int64_t now = evqt_now(CLOCK_MONOTONIC);
-		int id;
+		int64_t id;
 		if (i % 2) {
 			deadline[i] = now + delay;
 			id = evq_add_timer(q, CLOCK_MONOTONIC, deadline[i], 0,
@@ -222,7 +222,7 @@ static void test_mod_timer(void)
 	evqt_sleep_ns(3 * EVQT_MS);
 	n = evqt_wait(q, ev, 1, 0);
 	CHECK(n == 1 && (ev[0].id == a || ev[0].id == b));
-	int other = ev[0].id == a ? b : a;
+	int64_t other = ev[0].id == a ? b : a;
 	CHECK(evq_del(q, ev[0].id) == 0);
 	is(evq_mod_timer(q, other, 3600 * EVQT_SEC, 0, 0), 0, "mod_timer: re-arm the other");
 	is(evqt_wait(q, ev, NEV, QUIET), 0,
@@ -469,7 +469,7 @@ static void test_million(void)
 	long N = EVQT_SANITIZED ? evqt_scale(1000000) : 1000000;
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int *ids = malloc((size_t)N * sizeof *ids);
+	int64_t *ids = malloc((size_t)N * sizeof *ids);
 	CHECK(ids);
 	int64_t t0 = evqt_now(CLOCK_MONOTONIC);
 	long bad = 0;

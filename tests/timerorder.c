@@ -41,7 +41,7 @@ static const clockid_t clock_id[NCLK] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
 static const char *const clock_name[NCLK] = { "MONOTONIC", "REALTIME", "BOOTTIME" };
 
 struct tmr {
-	int id;            /* -1: slot unused */
+	int64_t id;        /* -1: slot unused */
 	int clk;
 	int64_t interval;  /* 0: one-shot */
 	/* the next expiration not yet reported lies in [next_lo, next_hi] */
@@ -154,7 +154,7 @@ static int wait_and_check(struct evq *q, int64_t timeout)
 		if (ev[k].id != t->id || ev[k].kind != EVQ_KIND_TIMER || ev[k].data < 1 ||
 		    ev[k].ident != -1) {
 			if (n_badfields++ == 0)
-				diag("timer %llu: id %" PRId64 " (want %d), kind %u, data %llu",
+				diag("timer %llu: id %" PRId64 " (want %" PRId64 "), kind %u, data %llu",
 				     (unsigned long long)i, ev[k].id, t->id, ev[k].kind,
 				     (unsigned long long)ev[k].data);
 			continue;

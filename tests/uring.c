@@ -227,8 +227,8 @@ static void test_seccomp(int err)
 
 struct storm {
 	struct evq *q;
-	int user[NTHREADS];
-	int fid[NPAIRS];
+	int64_t user[NTHREADS];
+	int64_t fid[NPAIRS];
 	int sv[NPAIRS][2];
 	_Atomic long fd_events, user_data, bad;
 	_Atomic int stop;

@@ -4,7 +4,7 @@
  * wake a thread blocked in evq_wait from another thread and from a signal
  * handler (async-signal-safe, errno preserved, lock-free even when the
  * handler interrupts evq_wait), EVQ_ONESHOT and EVQ_DISABLED through
- * evq_mod, -ENOENT for non-user and stale ids.
+ * evq_mod, -EINVAL for another kind's id, -ENOENT for stale ones.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -54,7 +54,7 @@ static void test_coalesce(void)
 	   (unsigned long long)ev[0].data);
 
 	/* Several user events: each its own event and count. */
-	int ids[4];
+	int64_t ids[4];
 	for (int i = 0; i < 4; i++) {
 		ids[i] = evq_add_user(q, 100 + (uint64_t)i);
 		CHECK(ids[i] >= 0);
@@ -75,7 +75,7 @@ static void test_coalesce(void)
  * 30 ms, when it was asleep most likely).  asleep: it was seen asleep. */
 struct later {
 	struct evq *q;
-	int id;
+	int64_t id;
 	pid_t tid;
 	int rc, asleep;
 };
@@ -120,7 +120,7 @@ static void test_thread_wakes_waiter(void)
 /* ---- signal handlers ---- */
 
 static struct evq *sig_q;
-static int sig_id;
+static int64_t sig_id;
 static atomic_int sig_calls, sig_bad;
 
 static void on_signal(int sig)
@@ -326,13 +326,15 @@ static void test_enoent(void)
 	int64_t tid = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 2);
 	int64_t uid = evq_add_user(q, 3);
 	CHECK(fid >= 0 && tid >= 0 && uid >= 0);
-	/* Only user registrations can be triggered. */
-	is(evq_trigger(q, fid), -ENOENT, "enoent: trigger on an fd id");
-	is(evq_trigger(q, tid), -ENOENT, "enoent: trigger on a timer id");
+	/* Only user registrations can be triggered: another kind's live id
+	 * is -EINVAL, an id naming nothing -ENOENT. */
+	is(evq_trigger(q, fid), -EINVAL, "einval: trigger on an fd id");
+	is(evq_trigger(q, tid), -EINVAL, "einval: trigger on a timer id");
 	is(evq_trigger(q, -1), -ENOENT, "enoent: trigger id -1");
 	is(evq_trigger(q, 0x7fffffff), -ENOENT, "enoent: trigger id INT_MAX");
-	is(evq_trigger(q, uid ^ (1 << 24)), -ENOENT, "enoent: wrong generation");
-	is(evq_trigger(q, (uid & 0xffffff) + 1000), -ENOENT, "enoent: unused slot");
+	is(evq_trigger(q, (int32_t)uid), -ENOENT, "enoent: id truncated to an int");
+	is(evq_trigger(q, uid ^ ((int64_t)1 << 32)), -ENOENT, "enoent: wrong generation");
+	is(evq_trigger(q, uid + 1000), -ENOENT, "enoent: unused slot");
 	is(evq_trigger(NULL, uid), -EINVAL, "enoent: NULL queue -> -EINVAL");
 	CHECK(evq_del(q, uid) == 0);
 	is(evq_trigger(q, uid), -ENOENT, "enoent: deleted id");

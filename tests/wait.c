@@ -68,7 +68,8 @@ static void test_timeouts(void)
 	/* A thread held off the CPU for 40 ms sees the timer fire instead:
 	 * such a try proves nothing, and is tried again (up to 50 times). */
 	int64_t tb, t0, dt;
-	int n, near, tries = 0;
+	int n, tries = 0;
+	int64_t near;
 	for (;;) {
 		tb = evqt_now(CLOCK_MONOTONIC);
 		near = evq_add_timer(q, CLOCK_MONOTONIC, 40 * EVQT_MS, 0, 0, 2);
@@ -93,7 +94,7 @@ static void test_timeouts(void)
 
 struct later {
 	struct evq *q;
-	int id;
+	int64_t id;
 	int64_t delay;
 };
 
@@ -238,7 +239,7 @@ static void test_sigmask(void)
 	evq_free(q);
 }
 
-static int count_id(const struct evq_event *ev, int n, int id)
+static int count_id(const struct evq_event *ev, int n, int64_t id)
 {
 	int c = 0;
 	for (int i = 0; i < n; i++)
@@ -252,7 +253,8 @@ static void test_small_max(void)
 	enum { N = 10 };
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int id[N], seen[N] = { 0 };
+	int64_t id[N];
+	int seen[N] = { 0 };
 	for (int i = 0; i < N; i++) {
 		id[i] = evq_add_user(q, (uint64_t)i);
 		CHECK(id[i] >= 0);
@@ -279,7 +281,8 @@ static void test_small_max(void)
 	ok(all && bad == 0, "max 3: every user event once, with its own count");
 
 	/* max 1 with 10 readable edge fds: each exactly once, none lost. */
-	int sv[N][2], fid[N], fseen[N] = { 0 };
+	int sv[N][2], fseen[N] = { 0 };
+	int64_t fid[N];
 	for (int i = 0; i < N; i++) {
 		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 				 sv[i]) == 0);
@@ -573,7 +576,8 @@ enum { WK_IDS = 16 };
 
 struct wakecount {
 	struct evq *q;
-	int ids[WK_IDS], rounds, setup;
+	int64_t ids[WK_IDS];
+	int rounds, setup;
 	atomic_int waiter;    /* the waiter's thread id */
 	atomic_int asleep;    /* rounds in which it was seen asleep */
 	atomic_int phase;     /* waiter: 2*r+1 = about to sleep in round r */

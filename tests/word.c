@@ -45,7 +45,7 @@ static void test_bad_input(void)
 	is(evq_mod_word(q, 12345, 0, 0), -ENOENT, "mod_word(unknown id) -> -ENOENT");
 	int64_t uid = evq_add_user(q, 5);
 	CHECK(uid >= 0);
-	is(evq_mod_word(q, uid, 0, 0), -ENOENT, "mod_word(user id) -> -ENOENT");
+	is(evq_mod_word(q, uid, 0, 0), -EINVAL, "mod_word(user id: not a word) -> -EINVAL");
 	int64_t id = evq_add_word(q, words, 0, 0, 1);
 	CHECK(id >= 0);
 	is(evq_mod_word(q, id, 0, EVQ_SHARED), -EINVAL,
@@ -168,7 +168,7 @@ static void test_many(void)
 	static uint32_t w[N];
 	struct evq *q = evqt_new();
 	struct evq_event ev[NEV];
-	int ids[N];
+	int64_t ids[N];
 	for (int i = 0; i < N; i++) {
 		w[i] = 0;
 		ids[i] = evq_add_word(q, &w[i], 0, 0, (uint64_t)i);
@@ -316,7 +316,7 @@ static void test_churn(void)
 	struct evq_event ev[NEV];
 	for (long k = 0; k < rounds; k++) {
 		struct evq *q = evqt_new();
-		int ids[8];
+		int64_t ids[8];
 		for (int i = 0; i < 8; i++) {
 			ids[i] = evq_add_word(q, &churn_words[i],
 					      __atomic_load_n(&churn_words[i], __ATOMIC_SEQ_CST),

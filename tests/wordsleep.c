@@ -140,7 +140,7 @@ static void test_arm_while_sleeping(void)
 		int ck = 1 + (int)(k % (MAXC / 2 - 1));
 		evqt_sleep_ns(k % 4 == 0 ? 2 * EVQT_MS : 20000); /* let it sleep */
 		long before;
-		int id;
+		int64_t id;
 		if (k & 1) {
 			before = atomic_load(&c->count[ck]);
 			id = evq_add_latch(c->q, &l[ck], 0, (uint64_t)ck);
