@@ -392,9 +392,9 @@ static double subscribe(int others, long ops)
 			die("subscribe", ENOMEM);
 	int64_t t0 = now_ns();
 	for (long i = 0; i < ops; i++) {
-		int id = evq_bcast_subscribe(&b, &r[others], 0x2);
+		int64_t id = evq_bcast_subscribe(&b, &r[others], 0x2);
 		if (id < 0 || evq_bcast_unsubscribe(&b, id) < 0)
-			die("subscribe/unsubscribe", id);
+			die("subscribe/unsubscribe", (int)id);
 	}
 	double ns = (double)(now_ns() - t0) / (double)ops;
 	evq_bcast_destroy(&b);

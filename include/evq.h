@@ -799,13 +799,13 @@ void evq_bcast_destroy(struct evq_bcast *b);
 
 /* Subscribes r to the bits of mask: every later evq_bcast_notify(b, bits)
  * with bits & mask != 0 notifies r with bits & mask.  Returns an id >= 0
- * for evq_bcast_unsubscribe() (low 24 bits a slot, reused; bits 24..30 a
- * generation so a stale id gets -ENOENT).  One receiver may be subscribed
+ * for evq_bcast_unsubscribe(), an int64_t like a registration id (>= 2^32,
+ * never handed out twice by b: a stale id gets -ENOENT).  One receiver may be subscribed
  * to many broadcasters, and more than once to one.  O(1) amortized.
  * Errors: -EINVAL (NULL or uninitialised b or r, mask == 0), -ENOMEM,
  * -ENOSPC (2^24 subscriptions).  Thread-safe; not async-signal-safe. */
-int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
-			evq_mask_t mask);
+int64_t evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
+			    evq_mask_t mask);
 
 /* Removes subscription id.  When it returns, no notify of b is still
  * touching the receiver (it waits for notifies already running), so the
@@ -813,7 +813,7 @@ int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
  * -ENOENT (unknown id, or unsubscribed already).  Thread-safe; must not be
  * called from a callback of a notify of b (nor may subscribe); not
  * async-signal-safe. */
-int evq_bcast_unsubscribe(struct evq_bcast *b, int id);
+int evq_bcast_unsubscribe(struct evq_bcast *b, int64_t id);
 
 /* Notifies every receiver subscribed to b whose mask intersects bits with
  * bits & mask; callbacks run on this thread.  Returns 0 or -EINVAL (NULL or

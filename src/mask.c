@@ -242,10 +242,13 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 /* Broadcasters                                                         */
 /* ------------------------------------------------------------------ */
 
-#define SLOT_BITS EVQ_IDX_BITS /* ids: slot in bits 0..23 */
-#define SLOT_MASK ((1u << SLOT_BITS) - 1)
-#define GEN_MASK 0x7fu         /* generation in bits 24..30 */
+/* A subscription id is (gen + 1) << 32 | slot: >= 2^32, as registration
+ * ids are.  A slot's gen grows at each unsubscribe; a slot whose next id
+ * would pass GEN_LAST is retired (never reused), so an id is never handed
+ * out twice and a stale one always gets -ENOENT. */
+#define SLOT_BITS EVQ_IDX_BITS
 #define MAX_SLOTS (1u << SLOT_BITS)
+#define GEN_LAST 0x7fffffffu   /* highest gen + 1 an id carries */
 #define FIRST_CAP 8u
 #define DRAINING 0x80000000u   /* active[]: the unsubscriber sleeps */
 
@@ -370,8 +373,8 @@ static struct table *room(struct evq_bcast *b)
 	return n;
 }
 
-int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
-			evq_mask_t mask)
+int64_t evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
+			    evq_mask_t mask)
 {
 	if (!bcast_ok(b) || !receiver_ok(r) || !mask)
 		return -EINVAL;
@@ -397,7 +400,7 @@ int evq_bcast_subscribe(struct evq_bcast *b, struct evq_receiver *r,
 	if (i == evq__ld(&t->used))
 		evq__st(&t->used, i + 1);
 	evq__add(&b->count, 1);
-	int id = (int)((s->gen & GEN_MASK) << SLOT_BITS | i);
+	int64_t id = (int64_t)(s->gen + 1) << 32 | i;
 	wunlock(&b->lock);
 	return id;
 }
@@ -432,17 +435,17 @@ static void grace(struct evq_bcast *b)
 	}
 }
 
-int evq_bcast_unsubscribe(struct evq_bcast *b, int id)
+int evq_bcast_unsubscribe(struct evq_bcast *b, int64_t id)
 {
 	if (!bcast_ok(b))
 		return -EINVAL;
-	if (id < 0)
+	if (id < ((int64_t)1 << 32) || (uint32_t)id >= MAX_SLOTS)
 		return -ENOENT;
-	uint32_t i = (uint32_t)id & SLOT_MASK, gen = (uint32_t)id >> SLOT_BITS;
+	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
 	wlock(&b->lock);
 	struct table *t = evq__ld(&b->table);
 	if (!t || i >= evq__ld(&t->used) || !evq__ld(&t->slot[i].recv) ||
-	    (t->slot[i].gen & GEN_MASK) != gen) {
+	    t->slot[i].gen + 1 != gen) {
 		wunlock(&b->lock);
 		return -ENOENT;
 	}
@@ -451,8 +454,10 @@ int evq_bcast_unsubscribe(struct evq_bcast *b, int id)
 	EVQ_MASK_STEP(U2);
 	grace(b);                                               /* U2 */
 	s->gen++;                                               /* U3 */
-	s->next_free = t->free_head;
-	t->free_head = (int32_t)i;
+	if (s->gen + 1 <= GEN_LAST) { /* else retired: never reused */
+		s->next_free = t->free_head;
+		t->free_head = (int32_t)i;
+	}
 	free_retired(b);
 	evq__sub(&b->count, 1);
 	wunlock(&b->lock);
@@ -497,7 +502,7 @@ struct mask_reg {
 	struct evq__reg *r;
 	struct evq_bcast *b;
 	uint32_t tag;               /* r's ctl tag when registered */
-	int sub;                    /* subscription id, -1 if none */
+	int64_t sub;                 /* subscription id, -1 if none */
 	_Atomic int dead;           /* forked child dropped the queue */
 };
 
@@ -574,7 +579,7 @@ int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 	m->r = r;
 	m->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = m;
-	int sub = evq_bcast_subscribe(b, &m->recv, mask);
+	int64_t sub = evq_bcast_subscribe(b, &m->recv, mask);
 	if (sub < 0) {
 		evq__reg_free(q, r); /* mask_del frees m */
 		id = sub;

@@ -270,11 +270,11 @@ static void test_bcast(void)
 	struct evq_receiver r[4];
 	for (int i = 0; i < 4; i++)
 		CHECK(evq_receiver_init(&r[i], NULL, NULL) == 0);
-	int id0 = evq_bcast_subscribe(&b, &r[0], 0x3);   /* bits 0,1 */
-	int id1 = evq_bcast_subscribe(&b, &r[1], 0x4);   /* bit 2 */
-	int id2 = evq_bcast_subscribe(&b, &r[2], 0x6);   /* bits 1,2 */
+	int64_t id0 = evq_bcast_subscribe(&b, &r[0], 0x3);   /* bits 0,1 */
+	int64_t id1 = evq_bcast_subscribe(&b, &r[1], 0x4);   /* bit 2 */
+	int64_t id2 = evq_bcast_subscribe(&b, &r[2], 0x6);   /* bits 1,2 */
 	ok(id0 >= 0 && id1 >= 0 && id2 >= 0 && id0 != id1 && id1 != id2 && id0 != id2,
-	   "bcast: three subscriptions, distinct ids %d %d %d", id0, id1, id2);
+	   "bcast: three subscriptions, distinct ids %" PRId64 " %" PRId64 " %" PRId64, id0, id1, id2);
 	/* Each receiver gets bits & its mask; r[3] (not subscribed) nothing. */
 	is(evq_bcast_notify(&b, 0x2 | 0x8), 0, "bcast: notify 0xa");
 	ok(evq_receiver_pending(&r[0]) == 0x2 && evq_receiver_pending(&r[1]) == 0 &&
@@ -297,19 +297,46 @@ static void test_bcast(void)
 	is(evq_receiver_pending(&r[1]), 0, "bcast: unsubscribed r1 not notified");
 	is(evq_bcast_unsubscribe(&b, id1), -ENOENT, "bcast: double unsubscribe -> -ENOENT");
 	/* The slot is reused with a new generation: the old id stays dead. */
-	int id3 = evq_bcast_subscribe(&b, &r[3], 0x4);
-	ok(id3 >= 0 && id3 != id1 && (id3 & 0xffffff) == (id1 & 0xffffff),
-	   "bcast: slot reused, new id %d != old %d", id3, id1);
+	int64_t id3 = evq_bcast_subscribe(&b, &r[3], 0x4);
+	ok(id3 >= 0 && id3 != id1 && (uint32_t)id3 == (uint32_t)id1,
+	   "bcast: slot reused, new id %" PRId64 " != old %" PRId64, id3, id1);
 	is(evq_bcast_unsubscribe(&b, id1), -ENOENT, "bcast: stale id after reuse -> -ENOENT");
 	evq_bcast_notify(&b, 0x4);
 	is(evq_receiver_pending(&r[3]), 0x4, "bcast: new tenant notified");
 	is(evq_bcast_unsubscribe(&b, 12345), -ENOENT, "bcast: unknown id -> -ENOENT");
 	is(evq_bcast_unsubscribe(&b, -1), -ENOENT, "bcast: negative id -> -ENOENT");
+	is(evq_bcast_unsubscribe(&b, (int)id3), -ENOENT,
+	   "bcast: an id truncated to an int -> -ENOENT");
+	{
+		/* 100,000 reuses of one slot: every id distinct and >= 2^32,
+		 * every old one refused afterwards (0.1's 7-bit generation
+		 * accepted a stale id again after 128) */
+		enum { CYCLES = 100000 };
+		static int64_t old[CYCLES];
+		struct evq_receiver x;
+		CHECK(evq_receiver_init(&x, NULL, NULL) == 0);
+		int good = 1;
+		for (int i = 0; i < CYCLES && good; i++) {
+			old[i] = evq_bcast_subscribe(&b, &x, 0x8);
+			good = old[i] >= ((int64_t)1 << 32) && (i == 0 || old[i] != old[i - 1]) &&
+			       evq_bcast_unsubscribe(&b, old[i]) == 0;
+		}
+		int64_t live = evq_bcast_subscribe(&b, &x, 0x8);
+		int refused = 0;
+		for (int i = 0; i < CYCLES; i++)
+			refused += evq_bcast_unsubscribe(&b, old[i]) == -ENOENT;
+		ok(good && refused == CYCLES, "bcast: %d reuses of a slot, %d stale ids refused",
+		   CYCLES, refused);
+		evq_bcast_notify(&b, 0x8);
+		ok(evq_receiver_pending(&x) == 0x8 && evq_bcast_unsubscribe(&b, live) == 0,
+		   "bcast: the live subscription is untouched");
+		evq_receiver_ack(&x, 0x8);
+	}
 
 	/* One receiver subscribed twice gets the union. */
 	struct evq_receiver u;
 	CHECK(evq_receiver_init(&u, NULL, NULL) == 0);
-	int a1 = evq_bcast_subscribe(&b, &u, 0x10), a2 = evq_bcast_subscribe(&b, &u, 0x20);
+	int64_t a1 = evq_bcast_subscribe(&b, &u, 0x10), a2 = evq_bcast_subscribe(&b, &u, 0x20);
 	evq_bcast_notify(&b, 0x30);
 	is(evq_receiver_pending(&u), 0x30, "bcast: receiver subscribed twice gets both");
 	CHECK(evq_bcast_unsubscribe(&b, a1) == 0 && evq_bcast_unsubscribe(&b, a2) == 0);
@@ -317,7 +344,7 @@ static void test_bcast(void)
 	/* A waiter subscribed to a broadcaster is woken by it. */
 	struct evq_waiter w;
 	CHECK(evq_waiter_init(&w) == 0);
-	int wid = evq_bcast_subscribe(&b, &w.receiver, 0x100);
+	int64_t wid = evq_bcast_subscribe(&b, &w.receiver, 0x100);
 	CHECK(wid >= 0);
 	evq_bcast_notify(&b, 0x100);
 	is(evq_waiter_wait(&w, 0x100, 0), 0x100, "bcast: waiter subscribed gets the bit");
@@ -327,7 +354,7 @@ static void test_bcast(void)
 	 * unsubscribed, and only the other half notified. */
 	enum { N = 1000 };
 	static struct evq_receiver many[N];
-	static int ids[N];
+	static int64_t ids[N];
 	int okc = 1;
 	for (int i = 0; i < N; i++) {
 		CHECK(evq_receiver_init(&many[i], NULL, NULL) == 0);

@@ -83,7 +83,7 @@ static void test_steady(void)
 	CHECK(evq_receiver_init(&extra, NULL, NULL) == 0);
 	/* warm up: one of everything, and a subscribe that leaves a freed
 	 * slot behind for reuse */
-	int xid = evq_bcast_subscribe(&b, &extra, 0x4);
+	int64_t xid = evq_bcast_subscribe(&b, &extra, 0x4);
 	CHECK(xid >= 0 && evq_bcast_unsubscribe(&b, xid) == 0);
 	evq_bcast_notify(&b, 0x3);
 	CHECK(evq_wait(q, ev, NEV, 0, NULL) == 1);
@@ -128,7 +128,7 @@ static void test_enomem(void)
 	is(evq_receiver_pending(&r[0]), 0, "enomem: notify reaches nobody");
 
 	/* Fill the first table (8 slots), then fail its growth. */
-	int ids[8];
+	int64_t ids[8];
 	for (int i = 0; i < 8; i++)
 		CHECK((ids[i] = evq_bcast_subscribe(&b, &r[i], 0x1)) >= 0);
 	atomic_store(&fail_in, 1);

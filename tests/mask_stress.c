@@ -275,7 +275,7 @@ static void *churner(void *p)
 		seed = seed * 1103515245u + 12345u;
 		/* some of the pair bits (so notifiers call us) + the probe bit */
 		evq_mask_t m = ((evq_mask_t)seed << 7 ^ seed) & all_bits(K * J);
-		int id = evq_bcast_subscribe(&bc, &c->r, m | EVQ_MASK_APP_BIT(40));
+		int64_t id = evq_bcast_subscribe(&bc, &c->r, m | EVQ_MASK_APP_BIT(40));
 		CHECK(id >= 0);
 		/* Subscribed before this notify: it must reach us. */
 		evq_bcast_notify(&bc, EVQ_MASK_APP_BIT(40));
