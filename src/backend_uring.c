@@ -1645,6 +1645,7 @@ static void inline_end(struct uring_state *s, const struct futex_waitv *vec,
 
 static void ur_cancelled(void *arg)
 {
+	evq__asan_unstale(); /* first: stale redzones below (evq.c) */
 	struct ur_sleep *c = arg;
 	struct uring_state *s = c->s;
 	pthread_mutex_lock(&s->lock);
