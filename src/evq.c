@@ -1208,6 +1208,67 @@ struct round {
 	int k;            /* what the backend returned */
 };
 
+#ifdef EVQ__ASAN
+/* AddressSanitizer and cancellation.  glibc runs cleanup handlers by
+ * unwinding (libgcc's _Unwind_ForcedUnwind) and jumping with its internal
+ * longjmp, which ASan does not intercept, into the frame that pushed each
+ * handler.  The frames between that one and the cancellation point are
+ * abandoned without their epilogues, so the shadow of their redzones stays
+ * poisoned although that memory is now free stack below the handler.
+ * Which frames those are depends on the compiler's inlining: at -O0 on
+ * epoll, ep_sleep()'s (every cancel in the sleep); on io_uring, before it
+ * polled with the raw system call, ur_wait's and poll_now()'s (a cancel in
+ * glibc's epoll_pwait2 there had no handler but round_cancelled; CI's gcc
+ * -O2 asan run aborted in tests/cancel on that).  Instrumented code is
+ * not hurt (every function poisons its own frame afresh on entry), but the
+ * compiler puts a __asan_handle_no_return() before each handler's
+ * __pthread_unwind_next(), and that runtime function calls
+ * sigaltstack(NULL, &ss) through ASan's own interceptor, which checks &ss
+ * - a local in an uninstrumented runtime frame just below the handler -
+ * against that stale shadow: "stack-buffer-overflow WRITE of size 24 ... in
+ * __interceptor_sigaltstack ... round_wait" (google/sanitizers#1399), and
+ * with abort_on_error=1 a SIGABRT.  A false report: the memory is the
+ * thread's own free stack.  (libgcc's unwinder also calls the intercepted
+ * memset and memcpy on its own frames there.)
+ * So every handler of the library first clears the shadow of the stack
+ * below itself, from a frame ASan does not instrument, before any
+ * instrumented callee or interceptor runs there: what
+ * __asan_handle_no_return does above itself, done below first. */
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+static __thread __attribute__((tls_model("initial-exec"))) char *tl_stack_lo;
+
+/* The lowest address of this thread's stack, once per thread, taken while
+ * the shadow is still right (before any sleep could be cancelled). */
+void evq__asan_stack_note(void)
+{
+	if (tl_stack_lo)
+		return;
+	pthread_attr_t a;
+	void *lo;
+	size_t size;
+	evq__nocancel_enter();
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		if (pthread_attr_getstack(&a, &lo, &size) == 0)
+			tl_stack_lo = lo;
+		pthread_attr_destroy(&a);
+	}
+	evq__nocancel_leave();
+}
+
+/* Unpoisons the stack below the caller's frame: at most 1 MiB (the frames
+ * a cancel skips take a few KiB; a main thread with an unlimited stack
+ * limit reports a huge one). */
+__attribute__((no_sanitize_address, noinline)) void evq__asan_unstale(void)
+{
+	char *here = __builtin_frame_address(0), *lo = tl_stack_lo;
+	if (!lo || here <= lo)
+		return;
+	if ((size_t)(here - lo) > ((size_t)1 << 20))
+		lo = here - ((size_t)1 << 20);
+	__asan_unpoison_memory_region(lo, (size_t)(here - lo));
+}
+#endif
+
 /* The waiter was cancelled in its sleep (the backend's own handler ran
  * first).  Undo W1 and the keeper deadline; park what it had taken from
  * the kernel; and since the sleep may have consumed a wake() meant for
@@ -1216,6 +1277,7 @@ struct round {
  * gone, and no other waiter is affected. */
 static void round_cancelled(void *arg)
 {
+	evq__asan_unstale(); /* first: see above */
 	struct round *w = arg;
 	struct evq *q = w->q;
 	tl_round = NULL;
@@ -1235,6 +1297,7 @@ static __attribute__((noinline)) int round_wait(struct round *w, int64_t t,
 						const sigset_t *sigmask, int batch)
 {
 	tl_round = w->q; /* posts made by this round go first (F2) */
+	evq__asan_stack_note();
 	pthread_cleanup_push(round_cancelled, w);
 	w->k = w->q->backend->wait(w->q, t, sigmask, w->ready, batch, &w->round);
 	pthread_cleanup_pop(0);

@@ -257,6 +257,25 @@ void evq__unlock(struct evq *q);
 void evq__nocancel_enter(void);
 void evq__nocancel_leave(void);
 
+/* AddressSanitizer builds: a cancellation cleanup handler runs over stale
+ * stack redzones (evq.c, above round_cancelled).  Each handler calls
+ * evq__asan_unstale() first; evq_wait notes the thread's stack before its
+ * backend sleeps (evq__asan_stack_note).  Nothing in other builds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EVQ__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EVQ__ASAN 1
+#endif
+#endif
+#ifdef EVQ__ASAN
+void evq__asan_stack_note(void);
+void evq__asan_unstale(void);
+#else
+static inline void evq__asan_stack_note(void) {}
+static inline void evq__asan_unstale(void) {}
+#endif
+
 /* evq_wait takes q->lock without disabling cancellation (it is the hot
  * path): whatever runs under it there - kind hooks (ready, posted,
  * delivered), timers, the backend's wake() - must reach no cancellation

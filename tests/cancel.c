@@ -28,7 +28,8 @@
  * the skipped frames poisoned: at thread exit its own runtime writes there
  * and reports an overflow that is not ours.  So such threads start here: a
  * frame without redzones whose outermost cleanup handler unpoisons the
- * stack below it. */
+ * stack below it.  (The library's own handlers do the same for the frames
+ * below them: evq.c, evq__asan_unstale.) */
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define CANCEL_ASAN 1
@@ -96,6 +97,45 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 	if (rc)
 		free(st);
 	return rc;
+}
+
+/* Where the program is, for a report if it dies of SIGABRT: a sanitizer
+ * with abort_on_error=1 (its report is on stderr, or in the log_path file
+ * its options name), or the C library's abort.  TAP alone would only say
+ * that the program died after the last "ok". */
+static const char *volatile where = "start";
+static volatile long where_round = -1;
+
+static void say(char *buf, size_t *n, size_t cap, const char *s)
+{
+	while (*s && *n < cap)
+		buf[(*n)++] = *s++;
+}
+
+static void aborted(int sig)
+{
+	char buf[512], num[24];
+	size_t n = 0, k = 0;
+	say(buf, &n, sizeof buf, "# cancel: SIGABRT during \"");
+	say(buf, &n, sizeof buf, where);
+	say(buf, &n, sizeof buf, "\"");
+	if (where_round >= 0) {
+		unsigned long r = (unsigned long)where_round;
+		do
+			num[k++] = (char)('0' + r % 10);
+		while ((r /= 10) && k < sizeof num);
+		say(buf, &n, sizeof buf, ", round ");
+		while (k > 0 && n < sizeof buf)
+			buf[n++] = num[--k];
+	}
+	say(buf, &n, sizeof buf, ": the reason is above on stderr (a sanitizer report, or in "
+		"the file its log_path option names, or a C library message)\n");
+	/* stdout for the TAP record, stderr for the log prove shows */
+	if (write(1, buf, n) < 0 || write(2, buf, n) < 0) {
+		/* dying anyway */
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 enum shape { S_FD, S_WORD, S_PLAIN, NSHAPE };
@@ -203,6 +243,10 @@ static void stop_waiter(struct scene *s, pthread_t t)
 /* A lone waiter asleep forever is cancelled; the queue is left clean. */
 static void test_asleep(enum shape shape)
 {
+	static const char *const name[NSHAPE] = { "asleep, with an fd", "asleep, with a word",
+						  "asleep, plain" };
+	where = name[shape];
+	where_round = -1;
 	struct scene s;
 	scene_new(&s, shape);
 	pthread_t a;
@@ -249,11 +293,15 @@ static void test_asleep(enum shape shape)
  * cancelled one before it left, counted then): none lost. */
 static void test_race(enum shape shape)
 {
+	static const char *const name[NSHAPE] = { "race, with an fd", "race, with a word",
+						  "race, plain" };
+	where = name[shape];
 	struct scene s;
 	scene_new(&s, shape);
 	long rounds = evqt_scale(200), lost_user = 0, lost_edge = 0;
 	int hung = 0;
 	for (long r = 0; r < rounds && !hung; r++) {
+		where_round = r;
 		pthread_t a, b;
 		long u0 = atomic_load(&s.got_user), e0 = atomic_load(&s.got_edge);
 		CHECK(spawn(&a, waiter, &s) == 0);
@@ -312,6 +360,8 @@ static void *pending_then_wait(void *arg)
 
 static void test_pending(void)
 {
+	where = "pending";
+	where_round = -1;
 	struct scene s;
 	scene_new(&s, S_PLAIN);
 	CHECK(evq_trigger(s.q, s.user) == 0);
@@ -345,6 +395,8 @@ static void *disabled_wait(void *arg)
 
 static void test_disabled(void)
 {
+	where = "disabled";
+	where_round = -1;
 	struct scene s;
 	scene_new(&s, S_PLAIN);
 	pthread_t a;
@@ -384,6 +436,7 @@ static void *churn(void *arg)
 
 static void test_churn(void)
 {
+	where = "churn";
 	struct evq *q = evqt_new();
 	sig_no = SIGRTMIN + 3;
 	int64_t sid = evq_add_signal(q, sig_no, 3);
@@ -391,6 +444,7 @@ static void test_churn(void)
 	long rounds = evqt_scale(200), sent = 0;
 	int stuck = 0;
 	for (long r = 0; r < rounds && !stuck; r++) {
+		where_round = r;
 		pthread_t t;
 		CHECK(spawn(&t, churn, q) == 0);
 		for (int i = 0; i < (int)(r % 5); i++) {
@@ -432,6 +486,8 @@ static void *mask_waiter(void *arg)
 
 static void test_waiter(void)
 {
+	where = "waiter";
+	where_round = -1;
 	CHECK(evq_waiter_init(&mw) == 0);
 	pthread_t t;
 	CHECK(spawn(&t, mask_waiter, NULL) == 0);
@@ -486,6 +542,8 @@ static int until_u32(const uint32_t *p, uint32_t want)
 
 static void test_direct(void)
 {
+	where = "direct";
+	where_round = -1;
 	pthread_t t, u;
 	void *res;
 	/* semaphore: two sleepers, one cancelled as a token arrives */
@@ -531,6 +589,7 @@ static void test_direct(void)
 int main(void)
 {
 	evqt_watchdog(300);
+	signal(SIGABRT, aborted);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN + 3);
