@@ -199,10 +199,14 @@ struct sem_reg {
 	uint32_t tag;
 	struct evq_sem *s;
 	_Atomic int waiting;  /* counted in s->waiters (S2 done, S5 not) */
-	_Atomic int armed;    /* watching for a token (arm .. check) */
+	_Atomic int armed;    /* watching for a token (arm .. check saw one) */
 	_Atomic int fault;    /* enum evq__fault: reported, idle until evq_mod */
-	pthread_mutex_t mu;   /* check()'s take+post+disarm vs sem_arm() (Q3) */
+	pthread_mutex_t mu;   /* check()'s post+disarm vs sem_arm() (Q3) */
 };
+
+/* pend_events bit, never reported: the watcher saw a token free (Q1).  The
+ * token itself is taken by sem_claim, when the event is handed out. */
+#define SEM_READY 0x80000000u
 
 /* G1: the semaphore is garbage or unreadable: post one EVQ_ERR event and
  * acquire nothing more until evq_mod() enables the registration again. */
@@ -213,7 +217,18 @@ static void sem_report(struct sem_reg *sr, int fault)
 	evq__watch_report(sr->q, sr->r, sr->tag);
 }
 
-/* S3/S5 in the watcher thread (watch.c X3). */
+/* Q4: a token may be free and a wake may have been spent on a registration
+ * that will not take it soon: hand one wake on to the next sleeper (a
+ * spurious wakeup at worst).  Loads count: only while it is readable. */
+static void pass_wake(struct sem_reg *sr)
+{
+	if (evq__ld(&sr->s->count) > 0 && evq__ld(&sr->s->waiters) > 0)
+		evq__futex_wake(&sr->s->count, 1, sr->it.shared);
+}
+
+/* S3/S5 in the watcher thread (watch.c X3): a token is free.  Take none:
+ * post a READY event and go idle; sem_claim takes the token when evq_wait
+ * hands the event out (Q1). */
 static int sem_check(struct evq__watch_item *it, int woken)
 {
 	struct sem_reg *sr = (struct sem_reg *)it;
@@ -226,64 +241,61 @@ static int sem_check(struct evq__watch_item *it, int woken)
 		return 0;
 	}
 	pthread_mutex_lock(&sr->mu);                  /* Q3 */
-	int rc = sem_ok_as(sr->s, it->shared) ? take(sr->s) : -EINVAL;
-	if (rc == -EAGAIN) {
+	uint32_t c = sem_ok_as(sr->s, it->shared) ? evq__ld(&sr->s->count) : ~0u;
+	if (c == 0) {
 		pthread_mutex_unlock(&sr->mu);
 		return 1;                         /* S4 again */
 	}
 	if (atomic_exchange(&sr->waiting, 0))
 		evq__sub(&sr->s->waiters, 1);      /* S5 */
-	if (rc < 0) {
+	if (c > EVQ_SEM_MAX) {
 		sem_report(sr, EVQ_FAULT_GARBAGE); /* G1: never spin on it */
 		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
-	if (evq__post(sr->q, sr->r, sr->tag, 1) < 0)
-		evq_sem_post(sr->s, 1); /* registration gone: give it back */
+	int gone = evq__post(sr->q, sr->r, sr->tag, 1) < 0;  /* READY */
 	atomic_store(&sr->armed, 0); /* after the post: see Q3 */
 	pthread_mutex_unlock(&sr->mu);
-	return 0; /* one token per event: idle until delivered (Q1) */
+	/* Q4: no thread of the queue sleeps in evq_wait to claim it now (or
+	 * the registration is gone): the wake this watch may have taken goes
+	 * on to whoever else waits */
+	if (gone || atomic_load(&sr->q->sleepers) == 0)
+		pass_wake(sr);
+	return 0;
 }
 
-/* Drained posts: count = tokens acquired, bits = EVQ_ERR (G1). */
+/* Drained posts: count = READY (Q1), bits = EVQ_ERR (G1). */
 static void sem_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 		       uint64_t bits)
 {
 	(void)q;
-	r->pend_data += count;
+	if (count)
+		r->pend_events |= SEM_READY;
 	if (bits & EVQ_ERR)
 		r->pend_events |= EVQ_ERR;
 }
 
-/* Nothing acquired and not yet delivered? (q->lock held) */
-static int holds_nothing(struct evq__reg *r)
-{
-	return r->pend_data == 0 &&
-	       (atomic_load(&r->ctl) & EVQ_CTL_COUNT) == 0;
-}
-
-/* S1 (fast path), else S2 and let the watcher do S3..S5.  A registration
- * that reported garbage stays idle (G1) until sem_mod clears fault.
- * q->lock held. */
+/* S2 and let the watcher do S3..S5; a token free now posts READY at once
+ * (no watcher involved).  Takes no token.  A registration that reported
+ * garbage stays idle (G1) until sem_mod clears fault.  q->lock held. */
 static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 {
 	if (r->flags & EVQ_DISABLED)
 		return 0;
 	pthread_mutex_lock(&sr->mu);                  /* Q3 */
 	if (atomic_load(&sr->armed) ||
-	    atomic_load(&sr->fault) != EVQ_FAULT_NONE || !holds_nothing(r)) {
+	    atomic_load(&sr->fault) != EVQ_FAULT_NONE) {
 		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
-	int rc = sem_ok_as(sr->s, sr->it.shared) ? take(sr->s) : -EINVAL;
-	if (rc == 0) {                            /* S1 */
-		if (evq__post(q, r, sr->tag, 1) < 0)
-			evq_sem_post(sr->s, 1);
-		pthread_mutex_unlock(&sr->mu);
-		return 0;
-	}
-	if (rc != -EAGAIN) {
+	uint32_t c = sem_ok_as(sr->s, sr->it.shared) ? evq__ld(&sr->s->count) : ~0u;
+	if (c > EVQ_SEM_MAX) {
 		sem_report(sr, EVQ_FAULT_GARBAGE);        /* G1 */
+		pthread_mutex_unlock(&sr->mu);
+		return 0;
+	}
+	if (c > 0) {                              /* READY now */
+		evq__post(q, r, sr->tag, 1);
 		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
@@ -291,7 +303,7 @@ static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 		evq__add(&sr->s->waiters, 1);      /* S2 */
 	atomic_store(&sr->armed, 1);
 	pthread_mutex_unlock(&sr->mu);
-	rc = evq__word_arm(q, r, &sr->it, 0, 1);
+	int rc = evq__word_arm(q, r, &sr->it, 0, 1);
 	if (rc < 0) {
 		atomic_store(&sr->armed, 0);
 		if (atomic_exchange(&sr->waiting, 0))
@@ -300,15 +312,7 @@ static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 	return rc;
 }
 
-/* Q1: the token was handed out; acquire the next one. */
-static void sem_delivered(struct evq *q, struct evq__reg *r)
-{
-	struct sem_reg *sr = r->ext;
-	if (sr)
-		sem_arm(q, r, sr);
-}
-
-/* Stop acquiring.  q->lock held. */
+/* Stop watching.  q->lock held. */
 static void sem_stop(struct evq *q, struct evq__reg *r, struct sem_reg *sr,
 		     int detach)
 {
@@ -318,8 +322,60 @@ static void sem_stop(struct evq *q, struct evq__reg *r, struct sem_reg *sr,
 		evq__word_idle(q, r, &sr->it);
 	/* check() no longer runs: these are ours now */
 	atomic_store(&sr->armed, 0);
-	if (atomic_exchange(&sr->waiting, 0))
+	int was = atomic_exchange(&sr->waiting, 0);
+	if (atomic_load(&sr->fault) == EVQ_FAULT_UNREADABLE)
+		return; /* touch nothing (waiters stays one too high) */
+	if (was)
 		evq__sub(&sr->s->waiters, 1);      /* S5 */
+	/* Q4: a READY this registration will not claim now may stand for a
+	 * wake it took */
+	if (sem_ok_as(sr->s, sr->it.shared))
+		pass_wake(sr);
+}
+
+/* Q1: evq_wait is about to hand the event out: take the token now (S1).
+ * Lost the race: deliver nothing and watch again.  Tokens given back with
+ * evq_requeue (pend_data) are delivered as they are, without a new one.
+ * q->lock held. */
+static int sem_claim(struct evq *q, struct evq__reg *r)
+{
+	struct sem_reg *sr = r->ext;
+	int ready = !!(r->pend_events & SEM_READY);
+	r->pend_events &= ~SEM_READY;
+	if (r->pend_data > 0 || (r->pend_events & EVQ_ERR))
+		return 1;
+	if (!ready || !sr || atomic_load(&sr->fault) != EVQ_FAULT_NONE)
+		return 0;
+	int rc;
+	if (sr->it.shared && evq__word_probe(&sr->s->count, 0, 1) < 0) {
+		/* a shared file truncated since the watcher looked: the
+		 * kernel says so, a load would raise SIGBUS (G1) */
+		atomic_store(&sr->fault, EVQ_FAULT_UNREADABLE);
+		rc = -EFAULT;
+	} else {
+		rc = sem_ok_as(sr->s, sr->it.shared) ? take(sr->s) : -EINVAL;
+	}
+	if (rc == 0) {
+		r->pend_data = 1;                 /* one event, one token */
+		return 1;
+	}
+	if (rc == -EAGAIN) {                      /* Q5: lost the race */
+		sem_arm(q, r, sr);
+		return 0;
+	}
+	if (rc == -EINVAL)
+		atomic_store(&sr->fault, EVQ_FAULT_GARBAGE);
+	sem_stop(q, r, sr, 0);                    /* G1: one EVQ_ERR event */
+	r->pend_events |= EVQ_ERR;
+	return 1;
+}
+
+/* The event was handed out: watch for the next token. */
+static void sem_delivered(struct evq *q, struct evq__reg *r)
+{
+	struct sem_reg *sr = r->ext;
+	if (sr)
+		sem_arm(q, r, sr);
 }
 
 static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
@@ -341,9 +397,9 @@ static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 	return sem_arm(q, r, sr);
 }
 
-/* Q2: give back what was acquired and never delivered: tokens folded into
- * pend_data and tokens posted but not yet drained (the watcher may have
- * posted after the core folded, before the detach below stopped it). */
+/* Q2: give back the tokens this registration holds: only ones given back
+ * to it with evq_requeue and not handed out again (pend_data); a READY
+ * holds none. */
 static void sem_del(struct evq *q, struct evq__reg *r)
 {
 	struct sem_reg *sr = r->ext;
@@ -357,7 +413,7 @@ static void sem_del(struct evq *q, struct evq__reg *r)
 		return;
 	}
 	sem_stop(q, r, sr, 1);
-	uint64_t held = r->pend_data + (atomic_load(&r->ctl) & EVQ_CTL_COUNT);
+	uint64_t held = r->pend_data;
 	if (held && atomic_load(&sr->fault) != EVQ_FAULT_UNREADABLE &&
 	    sem_ok(sr->s))
 		evq_sem_post(sr->s, held > EVQ_SEM_MAX ? EVQ_SEM_MAX : (uint32_t)held);
@@ -369,9 +425,12 @@ static void sem_del(struct evq *q, struct evq__reg *r)
 static const struct evq__kind_ops sem_ops = {
 	.posted = sem_posted,
 	.del = sem_del,
+	.claim = sem_claim,
 	.delivered = sem_delivered,
 	.mod = sem_mod,
 };
+
+#define SEM_FLAGS (EVQ_ONESHOT | EVQ_DISABLED)
 
 int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 		    uint64_t cookie)
@@ -379,7 +438,7 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!sem_ok(s) || flags || evq__ld(&s->count) > EVQ_SEM_MAX)
+	if (!sem_ok(s) || (flags & ~SEM_FLAGS) || evq__ld(&s->count) > EVQ_SEM_MAX)
 		return -EINVAL;
 	struct sem_reg *sr = calloc(1, sizeof *sr);
 	if (!sr)
@@ -394,7 +453,7 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		pthread_mutex_destroy(&sr->mu);
@@ -404,9 +463,9 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 	sr->r = r;
 	sr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = sr;
-	int rc = sem_arm(q, r, sr);
+	int rc = sem_arm(q, r, sr); /* EVQ_DISABLED: nothing */
 	if (rc < 0)
-		evq__reg_free(q, r); /* sem_del gives back a token, frees sr */
+		evq__reg_free(q, r); /* sem_del frees sr */
 	evq__unlock(q);
 	return rc < 0 ? rc : id;
 }
