@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sem.c - counting semaphores in (possibly shared) memory, and evq_add_sem:
- * a queue acquires tokens on the caller's behalf.
+ * a queue acquires a token for each caller of evq_wait it hands one to.
  *
  * Protocol (model/sem.pml; every access is seq_cst):
  *   taker (evq_sem_wait, or a queue)          poster (evq_sem_post)
@@ -19,21 +19,38 @@
  * token is there: the kernel reports "woken" over "timed out", and S5
  * retries S1 first.
  *
- * A queue registration (evq_add_sem) runs the same steps: S1 at arm time
- * (the fast path: no watcher involved when a token is free), S2 when it
- * arms the watcher, S3/S5 in the watcher's check(), S4 in its futex_waitv.
- * It holds at most one token not yet delivered: it re-arms only in the
- * delivered hook (Q1), so one event is one token.  Deleting it gives back
- * the token it holds (Q2).  model/sem.pml checks all of it with two tokens
- * and with one (only then is the watcher's X2 pass-on the last wake a
- * sleeping taker can get); teeth NOWAKE, NOX2, NOGIVEBACK, NOIDLE, NOO3.
- * Q3: the registration's own lock (sr->mu, a leaf: taken under q->lock or
- * the watcher's mutex, nothing taken under it) makes the watcher's "take,
- * post, armed = 0" one step for sem_arm's "armed == 0 and nothing held?".
- * Without it an arm between the take and the post (a delivered hook after
- * a requeued token, evq_mod) took a second token, and one between the post
- * and armed = 0 (the hook of that very token) armed nothing, for good.
- * The model has neither requeue nor evq_mod, so it does not cover Q3.
+ * A queue registration (evq_add_sem) takes a token only for a caller of
+ * evq_wait, when it hands the event out (issue 12: a registration that
+ * took one ahead, as before, sat on it while its process was busy):
+ *   Q0 arm (add, enable, Q1, Q5): a token free now -> post READY (an
+ *      internal pend_events bit; no token); else S2 and the watcher waits
+ *      for count != 0 (S4 in its futex_waitv)
+ *   Q1 the watcher's check() sees count > 0: S5, post READY, idle.  No
+ *      token is taken; evq_wait's claim hook takes one (S1, a CAS as
+ *      evq_sem_trywait) just before it hands the event to its caller, and
+ *      the delivered hook arms again.  One event is one token.
+ *   Q5 the claim finds count == 0 (someone else was quicker): nothing is
+ *      delivered (evq_wait goes on waiting), and the registration arms
+ *      again (Q0)
+ *   Q4 a watch may have taken a futex wake meant for another sleeper.  If
+ *      no thread of the queue sleeps in evq_wait (q->sleepers == 0: its
+ *      owner is busy, maybe for long) check() passes one wake on when
+ *      count > 0 and waiters > 0; so does every stop (disable, evq_del).
+ *      A thread that sleeps in evq_wait claims at once instead (it may
+ *      first return a full batch of other events: then the wake waits for
+ *      its next evq_wait).
+ *   Q2 evq_del/evq_free give back only tokens given to the registration
+ *      with evq_requeue and not handed out again (pend_data): READY holds
+ *      none.
+ *   Q3 the registration's own lock (sr->mu, a leaf: taken under q->lock or
+ *      the watcher's mutex, nothing taken under it) makes the watcher's
+ *      "post, armed = 0" one step for sem_arm's "armed == 0?": an arm
+ *      between them (a claim that lost, evq_mod) would arm nothing, for
+ *      good.
+ * model/sem.pml checks Q0-Q2, Q4 and Q5 with two tokens and with one,
+ * with an owner that may go away for good after a job; teeth NOWAKE,
+ * NOX2Q4, NOPASS, NOWPASS, NOREARM, NOO3.  It has neither evq_requeue nor
+ * evq_mod, so it does not cover Q3.
  *
  * Hostile memory: a semaphore in shared memory is only as good as every
  * process that maps it.  Garbage (a bad magic or flags field, a count above
@@ -43,6 +60,9 @@
  * sem_arm), which looks again.  When the kernel cannot read the count
  * (futex -EFAULT: a truncated shared file) the registration reports the
  * same way and touches the memory no more until a probe says it is back.
+ * The claim asks the kernel first (evq__word_probe) for a shared
+ * semaphore, which another process may have truncated since the watcher
+ * looked.
  */
 #include <errno.h>
 #include <stdlib.h>
