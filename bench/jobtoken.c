@@ -18,10 +18,13 @@
  *              token it does not use).
  *   evq-uring  the same on EVQ_BACKEND_URING (skipped, with a "#" line,
  *              where io_uring is unavailable).
- *   evq-prefetch-epoll, evq-prefetch-uring  the same without EVQ_ONESHOT:
- *              the queue takes the next token as soon as the previous one
- *              was handed out, so a worker may hold one spare token while
- *              its job runs.
+ *   evq-prefetch-epoll, evq-prefetch-uring  the same without EVQ_ONESHOT.
+ *              Until issue 12 the queue then took the next token as soon
+ *              as the previous one was handed out, so a worker could hold
+ *              a spare token while its job ran; now a token is taken only
+ *              when evq_wait hands it out, and these differ from the
+ *              oneshot rows only by the evq_mod() call they save (the
+ *              name stays for comparison with older results).
  * (Before the backends were split out, "evq" and "evq-prefetch" were these
  * on the default backend, AUTO = epoll: -i still takes those two names, as
  * the epoll rows.)

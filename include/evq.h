@@ -344,8 +344,8 @@ int evq_shutdown(struct evq *q);
  *    turns out to be garbage, or unreadable (a futex call on the word fails
  *    with EFAULT: unmapped, or a shared file truncated under it), delivers
  *    ONE event with events = EVQ_ERR - data: what an event of its kind
- *    that was still pending carried (a semaphore's tokens acquired for the
- *    caller, a latch's 1, a word's value), normally 0 - and then waits on
+ *    that was still pending carried (a semaphore's tokens given back to it
+ *    with evq_requeue(), a latch's 1, a word's value), normally 0 - and then waits on
  *    nothing, as if disabled, until evq_mod() (or evq_mod_word()) enables
  *    it again, which looks again: still bad, one more EVQ_ERR event.
  * evq notices garbage when it looks at the memory: when the futex word
@@ -462,23 +462,26 @@ int evq_sem_post(struct evq_sem *s, uint32_t n);
 int evq_sem_value(const struct evq_sem *s);
 
 /* An event that means the caller now holds one token of s: the queue
- * acquired it on the caller's behalf (on epoll the watcher thread does so
- * as soon as a token is posted; a native backend may wait until the queue
- * is waited on).  data = the tokens the event hands over: 1 (more only
- * after evq_requeue() merged events).  One token per event: the next one
- * is acquired only after the event was handed out by evq_wait(), so a
- * queue holds at most one undelivered token, and competing queues and
- * threads never fight over a token they cannot use.  The caller returns
- * the token with evq_sem_post() when done.  evq_del() (or evq_free())
- * gives back a token acquired but not yet delivered.  evq_mod() may set
- * EVQ_ONESHOT or EVQ_DISABLED (a disabled registration acquires nothing
- * more; a token it already holds waits for it to be enabled or deleted).
+ * takes a token only when evq_wait() hands the event to its caller (the
+ * registration watches the count; when a token is free, evq_wait takes it
+ * for the caller it returns the event to, and if another process or queue
+ * was quicker it returns nothing for it and watches again).  So a queue
+ * never holds a token nobody waits for: an idle or busy queue leaves every
+ * free token to the others.  data = the tokens the event hands over: 1
+ * (more only after evq_requeue() merged events).  The caller returns the
+ * token with evq_sem_post() when done.  evq_del() (or evq_free()) gives
+ * back only tokens given back to the queue with evq_requeue() and not
+ * handed out again.
+ * flags: EVQ_ONESHOT (one event, one token, then disabled until evq_mod()
+ * enables it), EVQ_DISABLED (registered, watching nothing, taking nothing
+ * until evq_mod() enables it); evq_mod() may set either later.
  * Garbage found later (a count above EVQ_SEM_MAX, a bad magic...): one
- * EVQ_ERR event, data = tokens acquired and not yet delivered (normally
- * 0), then nothing until evq_mod() enables it again ("Hostile memory").
- * flags: 0.
+ * EVQ_ERR event, data = tokens it holds (given back with evq_requeue(),
+ * normally 0), then nothing until evq_mod() enables it again ("Hostile
+ * memory").
  * Errors: -EINVAL (NULL q, bad or uninitialised s, a count above
- * EVQ_SEM_MAX, flags not 0), -ENOMEM, -EAGAIN, -ENOSPC. */
+ * EVQ_SEM_MAX, flags other than EVQ_ONESHOT|EVQ_DISABLED), -ENOMEM,
+ * -EAGAIN, -ENOSPC. */
 int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 		    uint64_t cookie);
 
@@ -536,8 +539,11 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns);
  * that stays set fires once: reset it, and the next set fires again.
  * evq_mod() may set EVQ_ONESHOT or EVQ_DISABLED.  Garbage found later: one
  * EVQ_ERR event (data 0, or 1 if a set was still pending), then nothing
- * until evq_mod() enables it again ("Hostile memory" above).  flags: 0.
- * Errors: -EINVAL (also flags not 0), -ENOMEM, -EAGAIN, -ENOSPC. */
+ * until evq_mod() enables it again ("Hostile memory" above).
+ * flags: EVQ_ONESHOT (one event, then disabled until evq_mod()),
+ * EVQ_DISABLED (registered, not watching until evq_mod() enables it).
+ * Errors: -EINVAL (also flags other than EVQ_ONESHOT|EVQ_DISABLED),
+ * -ENOMEM, -EAGAIN, -ENOSPC. */
 int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 		      uint64_t cookie);
 

@@ -10,18 +10,26 @@
  *   S3 take again (ok: waiters--, done)
  *   S4 futex_wait(count, 0)
  *   S5 after a timeout: take once more, waiters--, leave
- * Queue registration:
- *   owner: add = arm (Q0: S1 fast path -> pending, else S2 and activate
- *   the watch under the watcher mutex, O1/O2); evq_wait hands out the
- *   pending token and the delivered hook arms again (Q1); the user gives
- *   the token back (P1, P2); evq_del (Q2) detaches the item (O1: under the
- *   mutex, out of the table; O2: ctl++, wake the watcher; O3: wait until
- *   the watcher acked the new ctl), undoes S2, gives back a token acquired
- *   and not delivered, and frees the item.
+ * Queue registration (issue 12: it takes a token only for a caller of
+ * evq_wait, never ahead of one):
+ *   owner: arm (Q0; again in the delivered hook and after a lost claim):
+ *   a token free now -> READY, else S2 and activate the watch under the
+ *   watcher mutex (O1/O2).  evq_wait (Q1): sleeping while it waits for
+ *   READY; the claim takes a token (S1) when it hands the event out - got
+ *   one: held, delivered hook arms again, the job, the token back (P1,
+ *   P2), and then maybe away for good, the registration left armed;
+ *   lost the race (Q5): nothing delivered, arm again.  evq_del (Q2)
+ *   detaches the item (O1: under the mutex, out of the table; O2: ctl++,
+ *   wake the watcher; O3: wait until the watcher acked the new ctl),
+ *   undoes S2, passes a wake on (Q4) and frees the item; nothing to give
+ *   back, nothing is held.
  *   watcher: X2 after any wake, one wake is passed on for a word of the
  *   last vector that no item wants now; X3 check under the mutex: if
- *   watched, S3 (ok: waiters--, inactive, post -> pending); X4 c = ctl,
- *   the vector (ctl, and count if watched), acked = c; X5 futex_waitv.
+ *   watched and count > 0: S5, inactive, READY (evq__post; takes no
+ *   token), and if the owner is not sleeping in evq_wait, pass one wake on
+ *   (Q4: the wake it may have taken must not wait for a busy owner); X4
+ *   c = ctl, the vector (ctl, and count if watched), acked = c; X5
+ *   futex_waitv.
  *
  * The kernel: FUTEX_WAIT and futex_waitv compare and queue one entry at a
  * time; a wake-one takes any one queued entry of the word (not only the
@@ -33,38 +41,48 @@
  * Two runs: TOTAL=2 tokens (concurrent holders), and TOTAL=1, where the
  * watcher's X2 matters: a taker sleeps on count, the registration's entry
  * takes the owner's last give-back wake-one, and evq_del deletes the
- * registration before the watcher's check() could take the token.  With
- * two tokens that wake is never the last one (a taker sleeps only while
- * both tokens are out, and the other holder's later post wakes it), so
- * the first run alone could not tell X2 was missing.
+ * registration before the watcher's check() could look.  With two tokens
+ * that wake is never the last one, so the first run alone could not tell
+ * X2 was missing.
  *
  * Checked (safety, exhaustive): no token lost or duplicated (holders never
  * exceed the tokens; when everything has stopped, count is back to TOTAL
- * and nothing is held or pending); no lost wakeup (a taker never sleeps
- * forever: its sleep is not a valid end state, and the system may only
- * stop with every taker finished); the watcher never acquires after the
+ * and nothing is held); nobody holds a token it is not using (the queue
+ * takes one only in the claim, for the caller it hands it to); no lost
+ * wakeup (a taker never sleeps forever, nor the owner in evq_wait: their
+ * sleeps are not valid end states, and the system may only stop with
+ * every taker and the owner finished); the watcher never looks after the
  * registration was deleted, and never reads the item after evq_del
  * returned (it is freed then: O3).
- * Abstracted away: the queue itself (pending is the undelivered token),
- * disable/enable (idle), several registrations or watcher threads.
+ * Abstracted away: the queue itself (READY is the posted event), evq_wait
+ * returning other events first (the owner always claims what woke it),
+ * evq_requeue, disable/enable (idle), several registrations or watcher
+ * threads.
  *
  * Teeth (each must make pan find an error; make model runs them):
  *   NOWAKE      P2 never wakes (posts and give-backs)
- *   NOX2        the watcher does not pass on a wake taken for a word it no
- *               longer watches (TOTAL=1: a taker sleeps forever)
- *   NOGIVEBACK  evq_del keeps an acquired, undelivered token (Q2)
- *   NOIDLE      check() keeps watching after acquiring, so the watcher
- *               acquires again before the token was delivered (one event
- *               is one token: pending <= 1)
+ *   NOX2Q4      neither X2 nor evq_del's Q4: a wake taken by the watch of
+ *               a registration being deleted is lost (TOTAL=1: a taker
+ *               sleeps forever).  Each alone covers that case: evq_del
+ *               passes a wake on whatever the watcher did
+ *   NOPASS      no Q4 at all: a wake taken by the watch of a busy owner (or
+ *               of a registration being deleted) is not passed on (TOTAL=1:
+ *               a taker sleeps forever with the token free)
+ *   NOWPASS     the watcher's Q4 only: a wake taken by the watch of an
+ *               owner that is busy - and stays away - is not passed on
+ *               (TOTAL=1: a taker sleeps forever with the token free)
+ *   NOREARM     a lost claim does not arm again: the owner sleeps in
+ *               evq_wait forever with a token free
  *   NOO3        evq_del does not wait for the watcher's ack: the watcher
  *               reads the freed item in X2
  *
  * @run | -DSAFETY | -m100000
  * @run -DTOTAL=1 | -DSAFETY | -m100000
  * @tooth -DNOWAKE | -DSAFETY | -m100000
- * @tooth -DTOTAL=1 -DNOX2 | -DSAFETY | -m100000
- * @tooth -DNOGIVEBACK | -DSAFETY | -m100000
- * @tooth -DNOIDLE | -DSAFETY | -m100000
+ * @tooth -DTOTAL=1 -DNOX2Q4 | -DSAFETY | -m100000
+ * @tooth -DTOTAL=1 -DNOPASS | -DSAFETY | -m100000
+ * @tooth -DTOTAL=1 -DNOWPASS | -DSAFETY | -m100000
+ * @tooth -DNOREARM | -DSAFETY | -m100000
  * @tooth -DNOO3 | -DSAFETY | -m100000
  */
 
@@ -80,7 +98,8 @@
 byte count = TOTAL;
 byte waiters;
 byte held;
-byte pending;          /* token acquired by the queue, not delivered */
+bool ready;            /* READY posted to the queue, not claimed yet */
+bool sleeping;         /* the owner sleeps in evq_wait (q->sleepers) */
 bool deleted;
 bool freed;            /* evq_del returned: the item is freed */
 
@@ -127,7 +146,7 @@ inline post_token() {
 }
 
 inline hold() {
-	atomic { held++; assert(held + count + pending <= TOTAL) };
+	atomic { held++; assert(held + count <= TOTAL) };
 	held--
 }
 
@@ -198,11 +217,28 @@ out:
 	skip
 }
 
-/* sem_arm, q->lock held by the owner (the only caller here). */
+/* Q4: a token free and someone sleeping on count: one wake on */
+inline pass_wake() {
+#ifndef NOPASS
+	if
+	:: count > 0 ->
+		if
+		:: waiters > 0 -> wake1(W_COUNT)
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi
+#else
+	skip
+#endif
+}
+
+/* sem_arm, q->lock held by the owner (the only caller here): takes no
+ * token. */
 inline arm() {
 	atomic {
 		if
-		:: count > 0 -> count--; pending++; assert(pending <= 1); got = true  /* S1 fast */
+		:: count > 0 -> ready = true; got = true          /* READY now */
 		:: else -> got = false
 		fi
 	};
@@ -225,11 +261,36 @@ proctype owner()
 	arm();                                            /* Q0 */
 	do
 	:: n < QCYCLES ->
-		atomic { pending > 0 -> pending--; held++ }  /* evq_wait */
-		arm();                                    /* Q1 delivered hook */
-		atomic { held--; count++; assert(count + held + pending <= TOTAL) };
-		wake_count();
-		n++
+		/* evq_wait: W1, then sleep until READY (not an end state) */
+		sleeping = true;
+		atomic { ready -> ready = false; sleeping = false };
+		atomic {                                  /* Q1: claim, S1 */
+			if
+			:: count > 0 -> count--; held++; assert(held + count <= TOTAL); got = true
+			:: else -> got = false
+			fi
+		};
+		if
+		:: got ->
+			arm();                            /* delivered hook */
+			atomic { held--; count++; assert(count + held <= TOTAL) };
+			wake_count();                     /* the job done: P1, P2 */
+			n++;
+			/* or its thread goes on with other work and never waits
+			 * on the queue again (a valid end: the registration
+			 * holds no token; a watch still armed stays counted) */
+			if
+			:: true -> skip
+			:: true ->
+end_away:			false
+			fi
+		:: else ->                                /* Q5: lost the race */
+#ifndef NOREARM
+			arm()
+#else
+			skip
+#endif
+		fi
 	:: else -> break
 	od;
 	/* Q2: evq_del.  evq__watch_detach: */
@@ -244,11 +305,8 @@ proctype owner()
 	:: waiting -> waiting = false; waiters--
 	:: else -> skip
 	fi;
-#ifndef NOGIVEBACK
-	if
-	:: pending > 0 -> pending--; post_token()
-	:: else -> skip
-	fi;
+#ifndef NOX2Q4
+	pass_wake();                                      /* Q4 */
 #endif
 	freed = true
 }
@@ -265,7 +323,7 @@ proctype watcher(byte me)
 		if
 		:: woke && (vec & W_COUNT) ->
 			assert(!freed);
-#ifndef NOX2
+#ifndef NOX2Q4
 			if
 			:: !watched -> wake1(W_COUNT)
 			:: else -> skip
@@ -279,22 +337,23 @@ proctype watcher(byte me)
 		if
 		:: watched ->
 			assert(!deleted);
-			atomic {
-				if
-				:: count > 0 -> count--; got = true
-				:: else -> got = false
-				fi
-			};
 			if
-			:: got ->
+			:: count > 0 ->
 				if
-				:: waiting -> waiting = false; waiters--
+				:: waiting -> waiting = false; waiters--   /* S5 */
 				:: else -> skip
 				fi;
-#ifndef NOIDLE
 				watched = false;
+				ready = true;                   /* evq__post READY */
+				if
+				:: !sleeping ->                 /* Q4 */
+#ifndef NOWPASS
+					pass_wake()
+#else
+					skip
 #endif
-				pending++; assert(pending <= 1)     /* evq__post */
+				:: else -> skip
+				fi
 			:: else -> skip
 			fi
 		:: else -> skip
@@ -340,8 +399,8 @@ init {
 	}
 }
 
-/* Everything stopped: tokens all back, nothing held or pending. */
+/* Everything stopped: tokens all back, nothing held. */
 active proctype monitor()
 {
-	timeout -> assert(count == TOTAL && held == 0 && pending == 0 && waiters == 0)
+	timeout -> assert(count == TOTAL && held == 0 && waiters == (waiting -> 1 : 0))
 }

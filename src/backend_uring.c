@@ -1193,9 +1193,9 @@ static int ur_fd_ctl(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
 /* ------------------------------------------------------------------ */
 
 /* Words and latches only: semaphores stay on the watcher thread
- * (watch.c), since evq_add_sem promises that a post acquires a token on
- * the queue's behalf even while nobody waits (tests/sem.c "holds one
- * undelivered token"), and a ring runs check() only inside a wait().
+ * (watch.c), since a wake a semaphore's watch takes while nobody waits on
+ * the queue must be passed on at once (sem.c Q4), and a ring runs check()
+ * only inside a wait().
  *
  * Protocol (the watcher's, model/word.pml, with the ring as the thread):
  * word_arm (q->lock, then s->lock) queues a FUTEX_WAIT for *addr ==

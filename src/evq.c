@@ -1073,6 +1073,9 @@ static inline int deliver_pending(struct evq *q, struct evq_event *out, int max)
 	while (n < max && q->pend_head >= 0) {
 		struct evq__reg *r = evq__slot(q, (uint32_t)q->pend_head);
 		evq__unlink(q, r);
+		if (r->ops && r->ops->claim && !r->ops->claim(q, r))
+			continue; /* nothing after all (a semaphore's token
+				     went elsewhere) */
 		fill(q, &out[n++], r, r->pend_events, r->pend_data);
 		r->pend_data = 0;
 		if (r->flags & EVQ_ONESHOT)
@@ -1328,11 +1331,13 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 		/* F1: the previous call asked the kernel; this one may hand
 		 * out what is pending without a system call */
 		int n = deliver_pending(q, out, max);
-		q->kernel_owed = 1;
-		pass_on(q);
-		wait_unlock(q);
-		hold(q, out, n);
-		return n;
+		if (n > 0) { /* else all claims failed: wait as usual */
+			q->kernel_owed = 1;
+			pass_on(q);
+			wait_unlock(q);
+			hold(q, out, n);
+			return n;
+		}
 	}
 	int n = 0;
 	for (;;) {

@@ -130,6 +130,12 @@ struct evq__kind_ops {
 	 * Occurrences posted but never delivered have been folded into
 	 * r->pend_data first (a semaphore gives those tokens back here). */
 	void (*del)(struct evq *q, struct evq__reg *r);
+	/* r is about to be handed to a caller of evq_wait() from the pending
+	 * list (under q->lock, r already unlinked): return 1 to deliver it
+	 * (having set pend_data/pend_events as they are to be reported), 0
+	 * to hand out nothing (it may re-arm).  A semaphore takes its token
+	 * here, so that it holds one only for an event it delivers at once. */
+	int (*claim)(struct evq *q, struct evq__reg *r);
 	/* An event of r was just handed to a caller of evq_wait() (under
 	 * q->lock); e.g. re-arm a semaphore watch for the next token. */
 	void (*delivered)(struct evq *q, struct evq__reg *r);

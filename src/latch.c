@@ -427,7 +427,7 @@ int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!latch_ok(l) || flags)
+	if (!latch_ok(l) || (flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
 		return -EINVAL;
 	struct latch_reg *lr = calloc(1, sizeof *lr);
 	if (!lr)
@@ -441,7 +441,7 @@ int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(lr);
@@ -450,7 +450,8 @@ int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 	lr->r = r;
 	lr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = lr;
-	int rc = latch_arm(q, r, lr);
+	/* EVQ_DISABLED: registered, watching nothing until evq_mod() */
+	int rc = (flags & EVQ_DISABLED) ? 0 : latch_arm(q, r, lr);
 	if (rc < 0)
 		evq__reg_free(q, r);
 	evq__unlock(q);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sem.c - counting semaphores in (possibly shared) memory, and evq_add_sem:
- * a queue acquires tokens on the caller's behalf.
+ * a queue acquires a token for each caller of evq_wait it hands one to.
  *
  * Protocol (model/sem.pml; every access is seq_cst):
  *   taker (evq_sem_wait, or a queue)          poster (evq_sem_post)
@@ -19,21 +19,38 @@
  * token is there: the kernel reports "woken" over "timed out", and S5
  * retries S1 first.
  *
- * A queue registration (evq_add_sem) runs the same steps: S1 at arm time
- * (the fast path: no watcher involved when a token is free), S2 when it
- * arms the watcher, S3/S5 in the watcher's check(), S4 in its futex_waitv.
- * It holds at most one token not yet delivered: it re-arms only in the
- * delivered hook (Q1), so one event is one token.  Deleting it gives back
- * the token it holds (Q2).  model/sem.pml checks all of it with two tokens
- * and with one (only then is the watcher's X2 pass-on the last wake a
- * sleeping taker can get); teeth NOWAKE, NOX2, NOGIVEBACK, NOIDLE, NOO3.
- * Q3: the registration's own lock (sr->mu, a leaf: taken under q->lock or
- * the watcher's mutex, nothing taken under it) makes the watcher's "take,
- * post, armed = 0" one step for sem_arm's "armed == 0 and nothing held?".
- * Without it an arm between the take and the post (a delivered hook after
- * a requeued token, evq_mod) took a second token, and one between the post
- * and armed = 0 (the hook of that very token) armed nothing, for good.
- * The model has neither requeue nor evq_mod, so it does not cover Q3.
+ * A queue registration (evq_add_sem) takes a token only for a caller of
+ * evq_wait, when it hands the event out (issue 12: a registration that
+ * took one ahead, as before, sat on it while its process was busy):
+ *   Q0 arm (add, enable, Q1, Q5): a token free now -> post READY (an
+ *      internal pend_events bit; no token); else S2 and the watcher waits
+ *      for count != 0 (S4 in its futex_waitv)
+ *   Q1 the watcher's check() sees count > 0: S5, post READY, idle.  No
+ *      token is taken; evq_wait's claim hook takes one (S1, a CAS as
+ *      evq_sem_trywait) just before it hands the event to its caller, and
+ *      the delivered hook arms again.  One event is one token.
+ *   Q5 the claim finds count == 0 (someone else was quicker): nothing is
+ *      delivered (evq_wait goes on waiting), and the registration arms
+ *      again (Q0)
+ *   Q4 a watch may have taken a futex wake meant for another sleeper.  If
+ *      no thread of the queue sleeps in evq_wait (q->sleepers == 0: its
+ *      owner is busy, maybe for long) check() passes one wake on when
+ *      count > 0 and waiters > 0; so does every stop (disable, evq_del).
+ *      A thread that sleeps in evq_wait claims at once instead (it may
+ *      first return a full batch of other events: then the wake waits for
+ *      its next evq_wait).
+ *   Q2 evq_del/evq_free give back only tokens given to the registration
+ *      with evq_requeue and not handed out again (pend_data): READY holds
+ *      none.
+ *   Q3 the registration's own lock (sr->mu, a leaf: taken under q->lock or
+ *      the watcher's mutex, nothing taken under it) makes the watcher's
+ *      "post, armed = 0" one step for sem_arm's "armed == 0?": an arm
+ *      between them (a claim that lost, evq_mod) would arm nothing, for
+ *      good.
+ * model/sem.pml checks Q0-Q2, Q4 and Q5 with two tokens and with one,
+ * with an owner that may go away for good after a job; teeth NOWAKE,
+ * NOX2Q4, NOPASS, NOWPASS, NOREARM, NOO3.  It has neither evq_requeue nor
+ * evq_mod, so it does not cover Q3.
  *
  * Hostile memory: a semaphore in shared memory is only as good as every
  * process that maps it.  Garbage (a bad magic or flags field, a count above
@@ -43,6 +60,9 @@
  * sem_arm), which looks again.  When the kernel cannot read the count
  * (futex -EFAULT: a truncated shared file) the registration reports the
  * same way and touches the memory no more until a probe says it is back.
+ * The claim asks the kernel first (evq__word_probe) for a shared
+ * semaphore, which another process may have truncated since the watcher
+ * looked.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -199,10 +219,14 @@ struct sem_reg {
 	uint32_t tag;
 	struct evq_sem *s;
 	_Atomic int waiting;  /* counted in s->waiters (S2 done, S5 not) */
-	_Atomic int armed;    /* watching for a token (arm .. check) */
+	_Atomic int armed;    /* watching for a token (arm .. check saw one) */
 	_Atomic int fault;    /* enum evq__fault: reported, idle until evq_mod */
-	pthread_mutex_t mu;   /* check()'s take+post+disarm vs sem_arm() (Q3) */
+	pthread_mutex_t mu;   /* check()'s post+disarm vs sem_arm() (Q3) */
 };
+
+/* pend_events bit, never reported: the watcher saw a token free (Q1).  The
+ * token itself is taken by sem_claim, when the event is handed out. */
+#define SEM_READY 0x80000000u
 
 /* G1: the semaphore is garbage or unreadable: post one EVQ_ERR event and
  * acquire nothing more until evq_mod() enables the registration again. */
@@ -213,7 +237,18 @@ static void sem_report(struct sem_reg *sr, int fault)
 	evq__watch_report(sr->q, sr->r, sr->tag);
 }
 
-/* S3/S5 in the watcher thread (watch.c X3). */
+/* Q4: a token may be free and a wake may have been spent on a registration
+ * that will not take it soon: hand one wake on to the next sleeper (a
+ * spurious wakeup at worst).  Loads count: only while it is readable. */
+static void pass_wake(struct sem_reg *sr)
+{
+	if (evq__ld(&sr->s->count) > 0 && evq__ld(&sr->s->waiters) > 0)
+		evq__futex_wake(&sr->s->count, 1, sr->it.shared);
+}
+
+/* S3/S5 in the watcher thread (watch.c X3): a token is free.  Take none:
+ * post a READY event and go idle; sem_claim takes the token when evq_wait
+ * hands the event out (Q1). */
 static int sem_check(struct evq__watch_item *it, int woken)
 {
 	struct sem_reg *sr = (struct sem_reg *)it;
@@ -226,64 +261,61 @@ static int sem_check(struct evq__watch_item *it, int woken)
 		return 0;
 	}
 	pthread_mutex_lock(&sr->mu);                  /* Q3 */
-	int rc = sem_ok_as(sr->s, it->shared) ? take(sr->s) : -EINVAL;
-	if (rc == -EAGAIN) {
+	uint32_t c = sem_ok_as(sr->s, it->shared) ? evq__ld(&sr->s->count) : ~0u;
+	if (c == 0) {
 		pthread_mutex_unlock(&sr->mu);
 		return 1;                         /* S4 again */
 	}
 	if (atomic_exchange(&sr->waiting, 0))
 		evq__sub(&sr->s->waiters, 1);      /* S5 */
-	if (rc < 0) {
+	if (c > EVQ_SEM_MAX) {
 		sem_report(sr, EVQ_FAULT_GARBAGE); /* G1: never spin on it */
 		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
-	if (evq__post(sr->q, sr->r, sr->tag, 1) < 0)
-		evq_sem_post(sr->s, 1); /* registration gone: give it back */
+	int gone = evq__post(sr->q, sr->r, sr->tag, 1) < 0;  /* READY */
 	atomic_store(&sr->armed, 0); /* after the post: see Q3 */
 	pthread_mutex_unlock(&sr->mu);
-	return 0; /* one token per event: idle until delivered (Q1) */
+	/* Q4: no thread of the queue sleeps in evq_wait to claim it now (or
+	 * the registration is gone): the wake this watch may have taken goes
+	 * on to whoever else waits */
+	if (gone || atomic_load(&sr->q->sleepers) == 0)
+		pass_wake(sr);
+	return 0;
 }
 
-/* Drained posts: count = tokens acquired, bits = EVQ_ERR (G1). */
+/* Drained posts: count = READY (Q1), bits = EVQ_ERR (G1). */
 static void sem_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 		       uint64_t bits)
 {
 	(void)q;
-	r->pend_data += count;
+	if (count)
+		r->pend_events |= SEM_READY;
 	if (bits & EVQ_ERR)
 		r->pend_events |= EVQ_ERR;
 }
 
-/* Nothing acquired and not yet delivered? (q->lock held) */
-static int holds_nothing(struct evq__reg *r)
-{
-	return r->pend_data == 0 &&
-	       (atomic_load(&r->ctl) & EVQ_CTL_COUNT) == 0;
-}
-
-/* S1 (fast path), else S2 and let the watcher do S3..S5.  A registration
- * that reported garbage stays idle (G1) until sem_mod clears fault.
- * q->lock held. */
+/* S2 and let the watcher do S3..S5; a token free now posts READY at once
+ * (no watcher involved).  Takes no token.  A registration that reported
+ * garbage stays idle (G1) until sem_mod clears fault.  q->lock held. */
 static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 {
 	if (r->flags & EVQ_DISABLED)
 		return 0;
 	pthread_mutex_lock(&sr->mu);                  /* Q3 */
 	if (atomic_load(&sr->armed) ||
-	    atomic_load(&sr->fault) != EVQ_FAULT_NONE || !holds_nothing(r)) {
+	    atomic_load(&sr->fault) != EVQ_FAULT_NONE) {
 		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
-	int rc = sem_ok_as(sr->s, sr->it.shared) ? take(sr->s) : -EINVAL;
-	if (rc == 0) {                            /* S1 */
-		if (evq__post(q, r, sr->tag, 1) < 0)
-			evq_sem_post(sr->s, 1);
-		pthread_mutex_unlock(&sr->mu);
-		return 0;
-	}
-	if (rc != -EAGAIN) {
+	uint32_t c = sem_ok_as(sr->s, sr->it.shared) ? evq__ld(&sr->s->count) : ~0u;
+	if (c > EVQ_SEM_MAX) {
 		sem_report(sr, EVQ_FAULT_GARBAGE);        /* G1 */
+		pthread_mutex_unlock(&sr->mu);
+		return 0;
+	}
+	if (c > 0) {                              /* READY now */
+		evq__post(q, r, sr->tag, 1);
 		pthread_mutex_unlock(&sr->mu);
 		return 0;
 	}
@@ -291,7 +323,7 @@ static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 		evq__add(&sr->s->waiters, 1);      /* S2 */
 	atomic_store(&sr->armed, 1);
 	pthread_mutex_unlock(&sr->mu);
-	rc = evq__word_arm(q, r, &sr->it, 0, 1);
+	int rc = evq__word_arm(q, r, &sr->it, 0, 1);
 	if (rc < 0) {
 		atomic_store(&sr->armed, 0);
 		if (atomic_exchange(&sr->waiting, 0))
@@ -300,15 +332,7 @@ static int sem_arm(struct evq *q, struct evq__reg *r, struct sem_reg *sr)
 	return rc;
 }
 
-/* Q1: the token was handed out; acquire the next one. */
-static void sem_delivered(struct evq *q, struct evq__reg *r)
-{
-	struct sem_reg *sr = r->ext;
-	if (sr)
-		sem_arm(q, r, sr);
-}
-
-/* Stop acquiring.  q->lock held. */
+/* Stop watching.  q->lock held. */
 static void sem_stop(struct evq *q, struct evq__reg *r, struct sem_reg *sr,
 		     int detach)
 {
@@ -318,8 +342,60 @@ static void sem_stop(struct evq *q, struct evq__reg *r, struct sem_reg *sr,
 		evq__word_idle(q, r, &sr->it);
 	/* check() no longer runs: these are ours now */
 	atomic_store(&sr->armed, 0);
-	if (atomic_exchange(&sr->waiting, 0))
+	int was = atomic_exchange(&sr->waiting, 0);
+	if (atomic_load(&sr->fault) == EVQ_FAULT_UNREADABLE)
+		return; /* touch nothing (waiters stays one too high) */
+	if (was)
 		evq__sub(&sr->s->waiters, 1);      /* S5 */
+	/* Q4: a READY this registration will not claim now may stand for a
+	 * wake it took */
+	if (sem_ok_as(sr->s, sr->it.shared))
+		pass_wake(sr);
+}
+
+/* Q1: evq_wait is about to hand the event out: take the token now (S1).
+ * Lost the race: deliver nothing and watch again.  Tokens given back with
+ * evq_requeue (pend_data) are delivered as they are, without a new one.
+ * q->lock held. */
+static int sem_claim(struct evq *q, struct evq__reg *r)
+{
+	struct sem_reg *sr = r->ext;
+	int ready = !!(r->pend_events & SEM_READY);
+	r->pend_events &= ~SEM_READY;
+	if (r->pend_data > 0 || (r->pend_events & EVQ_ERR))
+		return 1;
+	if (!ready || !sr || atomic_load(&sr->fault) != EVQ_FAULT_NONE)
+		return 0;
+	int rc;
+	if (sr->it.shared && evq__word_probe(&sr->s->count, 0, 1) < 0) {
+		/* a shared file truncated since the watcher looked: the
+		 * kernel says so, a load would raise SIGBUS (G1) */
+		atomic_store(&sr->fault, EVQ_FAULT_UNREADABLE);
+		rc = -EFAULT;
+	} else {
+		rc = sem_ok_as(sr->s, sr->it.shared) ? take(sr->s) : -EINVAL;
+	}
+	if (rc == 0) {
+		r->pend_data = 1;                 /* one event, one token */
+		return 1;
+	}
+	if (rc == -EAGAIN) {                      /* Q5: lost the race */
+		sem_arm(q, r, sr);
+		return 0;
+	}
+	if (rc == -EINVAL)
+		atomic_store(&sr->fault, EVQ_FAULT_GARBAGE);
+	sem_stop(q, r, sr, 0);                    /* G1: one EVQ_ERR event */
+	r->pend_events |= EVQ_ERR;
+	return 1;
+}
+
+/* The event was handed out: watch for the next token. */
+static void sem_delivered(struct evq *q, struct evq__reg *r)
+{
+	struct sem_reg *sr = r->ext;
+	if (sr)
+		sem_arm(q, r, sr);
 }
 
 static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
@@ -341,9 +417,9 @@ static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 	return sem_arm(q, r, sr);
 }
 
-/* Q2: give back what was acquired and never delivered: tokens folded into
- * pend_data and tokens posted but not yet drained (the watcher may have
- * posted after the core folded, before the detach below stopped it). */
+/* Q2: give back the tokens this registration holds: only ones given back
+ * to it with evq_requeue and not handed out again (pend_data); a READY
+ * holds none. */
 static void sem_del(struct evq *q, struct evq__reg *r)
 {
 	struct sem_reg *sr = r->ext;
@@ -357,7 +433,7 @@ static void sem_del(struct evq *q, struct evq__reg *r)
 		return;
 	}
 	sem_stop(q, r, sr, 1);
-	uint64_t held = r->pend_data + (atomic_load(&r->ctl) & EVQ_CTL_COUNT);
+	uint64_t held = r->pend_data;
 	if (held && atomic_load(&sr->fault) != EVQ_FAULT_UNREADABLE &&
 	    sem_ok(sr->s))
 		evq_sem_post(sr->s, held > EVQ_SEM_MAX ? EVQ_SEM_MAX : (uint32_t)held);
@@ -369,9 +445,12 @@ static void sem_del(struct evq *q, struct evq__reg *r)
 static const struct evq__kind_ops sem_ops = {
 	.posted = sem_posted,
 	.del = sem_del,
+	.claim = sem_claim,
 	.delivered = sem_delivered,
 	.mod = sem_mod,
 };
+
+#define SEM_FLAGS (EVQ_ONESHOT | EVQ_DISABLED)
 
 int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 		    uint64_t cookie)
@@ -379,7 +458,7 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	if (!sem_ok(s) || flags || evq__ld(&s->count) > EVQ_SEM_MAX)
+	if (!sem_ok(s) || (flags & ~SEM_FLAGS) || evq__ld(&s->count) > EVQ_SEM_MAX)
 		return -EINVAL;
 	struct sem_reg *sr = calloc(1, sizeof *sr);
 	if (!sr)
@@ -394,7 +473,7 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		pthread_mutex_destroy(&sr->mu);
@@ -404,9 +483,9 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 	sr->r = r;
 	sr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
 	r->ext = sr;
-	int rc = sem_arm(q, r, sr);
+	int rc = sem_arm(q, r, sr); /* EVQ_DISABLED: nothing */
 	if (rc < 0)
-		evq__reg_free(q, r); /* sem_del gives back a token, frees sr */
+		evq__reg_free(q, r); /* sem_del frees sr */
 	evq__unlock(q);
 	return rc < 0 ? rc : id;
 }

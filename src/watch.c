@@ -493,8 +493,9 @@ int evq__word_probe(const uint32_t *addr, uint32_t likely, int shared)
 }
 
 /* Native backend or watcher.  Semaphores stay on the watcher even where the
- * backend waits natively: a post must take a token on the queue's behalf
- * while no thread is inside evq_wait(), and only a running thread can. */
+ * backend waits natively: a wake their watch takes while no thread is
+ * inside evq_wait() must be passed on at once (sem.c Q4), and a ring
+ * request's completion is looked at only inside a wait(). */
 static int native(struct evq *q, struct evq__reg *r)
 {
 	return q->backend->word_arm &&

@@ -867,6 +867,53 @@ static void test_queue(void)
 	is(__atomic_load_n(&l.waiters, __ATOMIC_SEQ_CST), 0, "evq_free: no waiter left counted");
 }
 
+/* flags at evq_add_latch: EVQ_ONESHOT, EVQ_DISABLED, nothing else. */
+static void test_flags(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct evq_latch l;
+	CHECK(evq_latch_init(&l, 0) == 0);
+	static const uint32_t bad[] = { EVQ_EDGE, EVQ_ABSTIME, EVQ_SHARED, EVQ_NOREAP,
+					0x40u, 0x100u, 0x80000000u,
+					EVQ_DISABLED | EVQ_EDGE };
+	int good = 1;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (evq_add_latch(q, &l, bad[i], 1) != -EINVAL)
+			good = 0;
+	ok(good, "flags: anything but ONESHOT|DISABLED -> -EINVAL");
+	is(__atomic_load_n(&l.waiters, __ATOMIC_SEQ_CST), 0, "flags: refused adds count no waiter");
+
+	/* EVQ_DISABLED: registered, not watching, nothing until enabled */
+	int64_t d = evq_add_latch(q, &l, EVQ_DISABLED, 5);
+	ok(d >= 0, "flags: add(DISABLED) -> id");
+	is(__atomic_load_n(&l.waiters, __ATOMIC_SEQ_CST), 0, "flags: disabled -> not counted as a waiter");
+	evq_latch_set(&l);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: disabled, set -> nothing");
+	is(evq_mod(q, d, 0, 0), 0, "flags: enable");
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == d && ev[0].data == 1, "flags: enabled while set -> fires");
+	is(evq_del(q, d), 0, "flags: del");
+	evq_latch_reset(&l);
+
+	/* EVQ_ONESHOT at add: one event, then nothing until evq_mod */
+	int64_t o = evq_add_latch(q, &l, EVQ_ONESHOT, 6);
+	ok(o >= 0, "flags: add(ONESHOT) -> id");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: oneshot, unset -> nothing");
+	evq_latch_set(&l);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == o && ev[0].flags == EVQ_ONESHOT, "flags: oneshot -> one event");
+	evq_latch_reset(&l);
+	evq_latch_set(&l);
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: oneshot spent -> nothing on the next set");
+	is(evq_mod(q, o, 0, EVQ_ONESHOT), 0, "flags: re-arm with evq_mod");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == o, "flags: re-armed while set -> fires once more");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: ...and is spent again");
+	evq_free(q);
+	is(__atomic_load_n(&l.waiters, __ATOMIC_SEQ_CST), 0, "flags: no waiter left counted");
+}
+
 int main(void)
 {
 	evqt_watchdog(120);
@@ -883,6 +930,7 @@ int main(void)
 	if (evqt_have_futex_waitv()) {
 		test_set_many_wide();
 		test_queue();
+		test_flags();
 	} else {
 		skip(4, "latches through queues: " EVQT_NO_WAITV);
 	}

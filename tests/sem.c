@@ -3,10 +3,12 @@
  * sem.c - counting semaphores: init/trywait/wait/post/value and their bad
  * input (NULL, misaligned, garbage memory never crashes or hangs), the
  * bound (-EOVERFLOW), timeouts; post(n) wakes at most n waiters; through a
- * queue (evq_add_sem) each event means one token held, the next token is
- * taken only after the previous event was handed out, evq_del/evq_free
- * give back an undelivered token, EVQ_DISABLED stops acquiring, and
- * threads plus queues competing for tokens never lose or duplicate one.
+ * queue (evq_add_sem) each event means one token held, taken only when
+ * evq_wait hands the event out (an idle queue takes none, and a wake its
+ * watcher took goes on to other waiters), a requeued token is delivered
+ * again or given back by evq_del/evq_free, EVQ_ONESHOT and EVQ_DISABLED
+ * (at add and through evq_mod), and threads plus queues competing for
+ * tokens never lose or duplicate one.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -119,12 +121,13 @@ static void test_queue(void)
 	CHECK(evq_sem_init(&s, 3, 0) == 0);
 	int64_t id = evq_add_sem(q, &s, 0, 77);
 	ok(id >= 0, "queue: add_sem -> %" PRId64 "", id);
+	is(evq_sem_value(&s), 3, "queue: adding takes no token");
 	/* One event per wait call, each one token: 3 tokens -> 3 events. */
 	int got = 0, good = 1;
 	for (int i = 0; i < 3; i++) {
 		int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 		if (n != 1 || ev[0].data != 1 || ev[0].cookie != 77 ||
-		    ev[0].kind != EVQ_KIND_SEM)
+		    ev[0].kind != EVQ_KIND_SEM || ev[0].events != 0)
 			good = 0;
 		got += n;
 	}
@@ -135,28 +138,49 @@ static void test_queue(void)
 	evq_sem_post(&s, 1);
 	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
 	ok(n == 1 && ev[0].data == 1, "queue: post(1) -> event");
-	/* The next token is taken only after the event was handed out: with
-	 * 2 tokens, the queue holds at most one it has not delivered (the
-	 * epoll watcher takes it at once; a native backend may wait until
-	 * the queue is waited on, and then hold none yet). */
+	/* Nobody waits: the queue takes nothing (it is told a token is free
+	 * and takes it only when evq_wait hands the event out). */
 	evq_sem_post(&s, 2);
 	/* not a sleep "long enough for the watcher": until the watcher has
-	 * taken what it takes and sleeps again (every other thread asleep) */
+	 * seen the post and sleeps again (every other thread asleep) */
 	ok(evqt_until(evqt_quiescent()), "queue: the watcher settles after post(2)");
-	int v = evq_sem_value(&s);
-	ok(v == 1 || v == 2, "queue: holds at most one undelivered token, not two (value %d)", v);
-	/* Deleting gives back the undelivered one. */
+	is(evq_sem_value(&s), 2, "queue: nobody waiting -> no token taken");
+	ok(evq_sem_trywait(&s) == 0 && evq_sem_trywait(&s) == 0,
+	   "queue: both tokens free for anyone else");
+	/* The event the watcher posted finds no token at evq_wait: nothing is
+	 * handed out (no event with data 0), and the watch goes on. */
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "queue: tokens gone before evq_wait -> no event");
+	evq_sem_post(&s, 1);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 1, "queue: ...and the next post is seen");
+	/* give it back, and one of the two taken with trywait: 2 free */
+	CHECK(evq_sem_post(&s, 2) == 0);
+	/* Deleting gives back nothing: nothing is held. */
+	ok(evqt_until(evqt_quiescent()), "queue: settled");
 	is(evq_del(q, id), 0, "queue: evq_del");
-	is(evq_sem_value(&s), 2, "queue: del gave the undelivered token back");
-	/* evq_free gives back too. */
+	is(evq_sem_value(&s), 2, "queue: del neither takes nor gives a token");
+	/* A token handed out and given back with evq_requeue is held by the
+	 * registration: delivered again as it is, or given back by evq_del. */
 	id = evq_add_sem(q, &s, 0, 78);
 	CHECK(id >= 0);
-	/* the watcher acquires at once, in its own thread: wait until it did
-	 * and settled (a second token taken would show as 0) */
-	evqt_until(evq_sem_value(&s) < 2 && evqt_quiescent());
-	is(evq_sem_value(&s), 1, "queue: new registration holds one");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	CHECK(n == 1 && ev[0].data == 1);
+	is(evq_sem_value(&s), 1, "requeue: one token handed out");
+	is(evq_requeue(q, &ev[0]), 0, "requeue: given back to the queue");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].data == 1 && evq_sem_value(&s) == 1,
+	   "requeue: delivered again, no second token taken (value %d)", evq_sem_value(&s));
+	is(evq_requeue(q, &ev[0]), 0, "requeue: given back again");
+	is(evq_del(q, id), 0, "requeue: evq_del");
+	is(evq_sem_value(&s), 2, "requeue: evq_del gave the requeued token back");
+	/* evq_free: the same */
+	id = evq_add_sem(q, &s, 0, 79);
+	CHECK(id >= 0);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	CHECK(n == 1 && evq_requeue(q, &ev[0]) == 0);
 	evq_free(q);
-	is(evq_sem_value(&s), 2, "queue: evq_free gave it back");
+	is(evq_sem_value(&s), 2, "requeue: evq_free gave it back");
+	is(__atomic_load_n(&s.waiters, __ATOMIC_SEQ_CST), 0, "queue: no waiter left counted");
 }
 
 static void test_disabled(void)
@@ -181,11 +205,140 @@ static void test_disabled(void)
 	evq_sem_post(&s, 2);
 	is(evq_mod(q, id, 0, EVQ_ONESHOT), 0, "oneshot: evq_mod(ONESHOT)");
 	n = evqt_wait(q, ev, NEV, EVQT_SOON);
-	ok(n == 1, "oneshot: one event");
+	ok(n == 1 && ev[0].data == 1 && (ev[0].flags & EVQ_ONESHOT), "oneshot: one event");
 	is(evqt_wait(q, ev, NEV, QUIET), 0, "oneshot: then nothing");
 	is(evq_sem_value(&s), 1, "oneshot: the other token stays");
 	evq_free(q);
 	is(evq_sem_value(&s), 1, "oneshot: evq_free gives back nothing extra");
+}
+
+/* flags at evq_add_sem: EVQ_ONESHOT, EVQ_DISABLED, nothing else. */
+static void test_flags(void)
+{
+	struct evq *q = evqt_new();
+	struct evq_event ev[NEV];
+	struct evq_sem s;
+	CHECK(evq_sem_init(&s, 2, 0) == 0);
+	static const uint32_t bad[] = { EVQ_EDGE, EVQ_ABSTIME, EVQ_SHARED, EVQ_NOREAP,
+					0x40u, 0x100u, 0x80000000u,
+					EVQ_ONESHOT | EVQ_EDGE };
+	int good = 1;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (evq_add_sem(q, &s, bad[i], 1) != -EINVAL)
+			good = 0;
+	ok(good, "flags: anything but ONESHOT|DISABLED -> -EINVAL");
+	is(evq_sem_value(&s), 2, "flags: refused adds took nothing");
+
+	/* EVQ_DISABLED: registered, watching nothing, taking nothing */
+	int64_t d = evq_add_sem(q, &s, EVQ_DISABLED, 5);
+	ok(d >= 0, "flags: add(DISABLED) -> id");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: disabled -> no event with 2 tokens free");
+	is(evq_sem_value(&s), 2, "flags: disabled -> no token taken");
+	is(__atomic_load_n(&s.waiters, __ATOMIC_SEQ_CST), 0, "flags: disabled -> not counted as a waiter");
+	is(evq_mod(q, d, 0, EVQ_ONESHOT), 0, "flags: enable as oneshot");
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].cookie == 5 && ev[0].data == 1, "flags: enabled -> one event, one token");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: oneshot spent -> nothing more");
+	is(evq_sem_value(&s), 1, "flags: one token taken");
+	CHECK(evq_sem_post(&s, 1) == 0);
+	is(evq_del(q, d), 0, "flags: del the disabled one");
+
+	/* EVQ_ONESHOT at add: one token, then disabled until evq_mod */
+	int64_t o = evq_add_sem(q, &s, EVQ_ONESHOT, 6);
+	ok(o >= 0, "flags: add(ONESHOT) -> id");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == o && ev[0].data == 1 && ev[0].flags == EVQ_ONESHOT,
+	   "flags: oneshot -> one event of one token");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: oneshot -> then nothing, a token still free");
+	is(evq_sem_value(&s), 1, "flags: oneshot took one token");
+	is(evq_mod(q, o, 0, EVQ_ONESHOT), 0, "flags: re-arm with evq_mod");
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == o && ev[0].data == 1, "flags: re-armed -> the next token");
+	is(evq_sem_value(&s), 0, "flags: both tokens taken");
+	/* oneshot whose token goes elsewhere first: nothing delivered, not
+	 * spent, the next token is delivered */
+	is(evq_mod(q, o, 0, EVQ_ONESHOT), 0, "flags: re-arm with no token free");
+	CHECK(evq_sem_post(&s, 1) == 0);
+	ok(evqt_until(evqt_quiescent()), "flags: settled after the post");
+	is(evq_sem_trywait(&s), 0, "flags: someone else takes the token first");
+	is(evqt_wait(q, ev, NEV, QUIET), 0, "flags: oneshot -> no event for a token gone");
+	CHECK(evq_sem_post(&s, 1) == 0);
+	n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == o && ev[0].data == 1, "flags: oneshot not spent by the lost race");
+	evq_free(q);
+	is(evq_sem_value(&s), 0, "flags: evq_free gives back nothing (all handed out)");
+	is(__atomic_load_n(&s.waiters, __ATOMIC_SEQ_CST), 0, "flags: no waiter left counted");
+}
+
+/* No hoarding.  An idle queue (registered, nobody calling evq_wait) takes
+ * no token, and a token posted while its watcher sleeps on the count
+ * still reaches a thread sleeping in evq_sem_wait or a queue with a
+ * thread in evq_wait (the idle registration passes the wake on). */
+static struct evq_sem hs;
+static atomic_int h_got, h_stop;
+static void *h_sync(void *a)
+{
+	(void)a;
+	/* no timeout: a wake that does not come is a failure, not a delay */
+	while (evq_sem_wait(&hs, -1) == 0 && !atomic_load(&h_stop))
+		atomic_fetch_add(&h_got, 1);
+	return NULL;
+}
+
+static void test_no_hoard(void)
+{
+	enum { IDLE = 4, ROUNDS = 100 };
+	struct evq *idle[IDLE], *busy = evqt_new();
+	struct evq_event ev[NEV];
+	CHECK(evq_sem_init(&hs, 0, 0) == 0);
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = evqt_new();
+		CHECK(evq_add_sem(idle[i], &hs, 0, 1) >= 0);
+	}
+	/* the idle registrations watch the count (counted as waiters) */
+	ok(evqt_until(__atomic_load_n(&hs.waiters, __ATOMIC_SEQ_CST) == IDLE),
+	   "hoard: %d idle registrations watch the count", IDLE);
+	/* a thread in evq_sem_wait gets every token posted, one at a time */
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, h_sync, NULL) == 0);
+	int good = 1;
+	int polled = 0;
+	for (int i = 0; i < ROUNDS && good; i++) {
+		/* an idle registration whose watcher was told of a token
+		 * stops watching until its queue is waited on: poll them, as
+		 * a busy worker coming back would (no token is free now, so
+		 * they hand out nothing and watch again) */
+		for (int k = 0; k < IDLE; k++)
+			polled += evq_wait(idle[k], ev, NEV, 0, NULL);
+		/* all watching, and the thread asleep in evq_sem_wait */
+		evqt_until(__atomic_load_n(&hs.waiters, __ATOMIC_SEQ_CST) == IDLE + 1 &&
+			   evqt_quiescent());
+		CHECK(evq_sem_post(&hs, 1) == 0);
+		good = evqt_until(atomic_load(&h_got) == i + 1);
+	}
+	is(polled, 0, "hoard: the idle queues, polled between posts, hand out nothing");
+	ok(good, "hoard: %d tokens posted one at a time all reach evq_sem_wait past "
+	   "%d idle registrations (got %d)", ROUNDS, IDLE, atomic_load(&h_got));
+	atomic_store(&h_stop, 1);
+	CHECK(evq_sem_post(&hs, 1) == 0); /* the thread takes it and leaves */
+	pthread_join(t, NULL);
+	/* a queue waited on gets the tokens the idle ones do not take */
+	int64_t id = evq_add_sem(busy, &hs, 0, 9);
+	CHECK(id >= 0);
+	int got = 0;
+	for (int i = 0; i < ROUNDS / 4; i++) {
+		CHECK(evq_sem_post(&hs, 1) == 0);
+		int n = evqt_wait(busy, ev, NEV, EVQT_SOON);
+		if (n == 1 && ev[0].data == 1 && ev[0].id == id)
+			got++;
+	}
+	is(got, ROUNDS / 4, "hoard: a queue in evq_wait gets each token past %d idle ones", IDLE);
+	is(evq_sem_value(&hs), 0, "hoard: the idle ones took none");
+	for (int i = 0; i < IDLE; i++)
+		evq_free(idle[i]);
+	evq_free(busy);
+	is(evq_sem_value(&hs), 0, "hoard: freeing them gives nothing back (none held)");
+	is(__atomic_load_n(&hs.waiters, __ATOMIC_SEQ_CST), 0, "hoard: no waiter left counted");
 }
 
 /* Threads with queues and threads with evq_sem_wait compete; every token
@@ -322,6 +475,8 @@ int main(void)
 	if (evqt_have_futex_waitv()) {
 		test_queue();
 		test_disabled();
+		test_flags();
+		test_no_hoard();
 		test_compete();
 		test_churn();
 	} else {
