@@ -244,6 +244,7 @@ struct regs {
 	struct sigevent sev;
 	timer_t timer;
 	int have_timer;
+	int left_out; /* kinds this system cannot register (diag says why) */
 };
 
 static void add_all(struct evq *q, struct regs *g)
@@ -277,10 +278,14 @@ static void add_all(struct evq *q, struct regs *g)
 	g->id[K_SIGEVENT] = evq_sigevent(q, 100 + K_SIGEVENT, &g->sev);
 	for (int k = 0; k < NK; k++)
 		if (g->id[k] < 0) {
-			/* word registrations on a kernel without futex_waitv */
-			CHECK(g->id[k] == -ENOSYS);
-			diag("%s: -ENOSYS here, left out", kname[k]);
+			/* word registrations on a kernel without futex_waitv;
+			 * under valgrind, which keeps SIGRTMAX for itself, the
+			 * sigevent */
+			CHECK(g->id[k] == -ENOSYS ||
+			      (k == K_SIGEVENT && getenv("EVQ_TEST_VALGRIND")));
+			diag("%s: %s here, left out", kname[k], strerror((int)-g->id[k]));
 			g->id[k] = -1;
+			g->left_out++;
 		}
 }
 
@@ -375,7 +380,10 @@ static void test_kinds(void)
 			have++;
 			small += g.id[k] < TWO32;
 		}
-	ok(have >= NK - 1, "kinds: %d of %d kinds registered", have, NK);
+	/* all of them, but where valgrind or the kernel lacks a system call */
+	int all = !getenv("EVQ_TEST_VALGRIND") && evqt_have_futex_waitv();
+	ok(have + g.left_out == NK && (!all || have == NK),
+	   "kinds: %d of %d kinds registered", have, NK);
 	is(small, 0, "kinds: every kind's id is >= 2^32");
 
 	/* Truncated to an int (or to its low 32 bits): names nothing. */
