@@ -117,11 +117,17 @@ enum evq_kind {
 };
 
 /* Readiness bits (evq_add_fd() events, struct evq_event.events).
- * EVQ_ERR and EVQ_HUP are always reported, whether asked for or not. */
+ * EVQ_ERR and EVQ_HUP are always reported, whether asked for or not.
+ * EVQ_PRI (epoll's EPOLLPRI, select()'s "exceptional condition") is
+ * urgent data: TCP out-of-band data not yet read with recv(MSG_OOB), a
+ * packet-mode pty master's status byte, sysfs/cgroup files that signal a
+ * change; reported only when asked for, and never for a regular file or
+ * directory. */
 #define EVQ_READ  0x1u
 #define EVQ_WRITE 0x2u
 #define EVQ_ERR   0x4u
 #define EVQ_HUP   0x8u
+#define EVQ_PRI   0x10u
 
 /* Registration flags. */
 #define EVQ_ONESHOT  0x01u /* deliver once, then behave as EVQ_DISABLED */
@@ -137,7 +143,7 @@ struct evq_event {
 	uint64_t cookie;   /* the caller's cookie, as registered */
 	int64_t id;        /* the registration id */
 	uint64_t data;     /* timers: expirations; user: trigger count; ... */
-	uint32_t events;   /* EVQ_READ|EVQ_WRITE|EVQ_ERR|EVQ_HUP for fds */
+	uint32_t events;   /* EVQ_READ|EVQ_WRITE|EVQ_PRI|EVQ_ERR|EVQ_HUP for fds */
 	int32_t ident;     /* fd, signal number or pid; -1 otherwise */
 	uint16_t kind;     /* enum evq_kind */
 	uint16_t flags;    /* the registration's flags when it fired */
@@ -166,10 +172,12 @@ struct evq_event {
  * with fd events on a non-fd - or a bad argument.  -ENOENT is checked
  * first: a deleted timer's id is -ENOENT also for evq_trigger(). */
 
-/* File descriptor readiness.  events: EVQ_READ and/or EVQ_WRITE (0 is
- * allowed: only EVQ_ERR/EVQ_HUP are then reported).  flags: EVQ_EDGE,
+/* File descriptor readiness.  events: any of EVQ_READ, EVQ_WRITE, EVQ_PRI
+ * (0 is allowed: only EVQ_ERR/EVQ_HUP are then reported).  flags: EVQ_EDGE,
  * EVQ_ONESHOT, EVQ_DISABLED.  A regular file or directory (which epoll
- * refuses) is reported ready at once: level-triggered, once per kernel
+ * refuses) is reported ready at once, with the EVQ_READ/EVQ_WRITE asked for
+ * (never EVQ_PRI: select() reports no exception for one either; asked for
+ * EVQ_PRI alone it is never reported): level-triggered, once per kernel
  * round (and, since no kernel watches it, evq checks with fstat() each round
  * that the fd still names that file; closed, it goes silent); edge-triggered
  * or oneshot, once.  One registration per descriptor number: a second one
@@ -679,7 +687,8 @@ typedef uint64_t evq_mask_t;
  *                       a signal otherwise)
  *   EVQ_MASK_SOURCE     bits 0..15: what the source reports; for
  *                       readiness, the same values as EVQ_READ/EVQ_WRITE/
- *                       EVQ_ERR/EVQ_HUP (EVQ_MASK_READ == EVQ_READ, ...)
+ *                       EVQ_ERR/EVQ_HUP/EVQ_PRI (EVQ_MASK_READ ==
+ *                       EVQ_READ, ...)
  *   EVQ_MASK_APP        bits 16..61: free for the application; bit n of
  *                       them is EVQ_MASK_APP_BIT(n), 0 <= n < 46 */
 #define EVQ_MASK_TIMEOUT   ((evq_mask_t)1 << 63)
@@ -692,8 +701,9 @@ typedef uint64_t evq_mask_t;
 #define EVQ_MASK_WRITE     ((evq_mask_t)EVQ_WRITE)
 #define EVQ_MASK_ERR       ((evq_mask_t)EVQ_ERR)
 #define EVQ_MASK_HUP       ((evq_mask_t)EVQ_HUP)
+#define EVQ_MASK_PRI       ((evq_mask_t)EVQ_PRI)
 
-/* Readiness (EVQ_READ|EVQ_WRITE|EVQ_ERR|EVQ_HUP, struct evq_event.events)
+/* Readiness (EVQ_READ|EVQ_WRITE|EVQ_PRI|EVQ_ERR|EVQ_HUP, evq_event.events)
  * as source bits, and back: the mapping is the identity on bits 0..15. */
 static inline evq_mask_t evq_mask_from_events(uint32_t events)
 {

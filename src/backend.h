@@ -20,7 +20,7 @@
 struct evq;
 struct evq__reg;
 
-/* One ready kernel event, already translated to EVQ_READ/WRITE/ERR/HUP. */
+/* One ready kernel event, already translated to EVQ_READ/WRITE/PRI/ERR/HUP. */
 struct evq__ready {
 	uint64_t token;
 	uint32_t events;
@@ -43,7 +43,7 @@ struct evq__backend {
 	void (*fini)(struct evq *q);
 
 	/* Registers, changes or removes interest in fd.  events are EVQ_READ|
-	 * EVQ_WRITE, flags EVQ_EDGE|EVQ_ONESHOT.  ADD returns -EPERM for files
+	 * EVQ_WRITE|EVQ_PRI, flags EVQ_EDGE|EVQ_ONESHOT.  ADD returns -EPERM for files
 	 * the mechanism cannot watch (regular files), -EEXIST if the same open
 	 * fd is registered already. */
 	int (*fd_ctl)(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,

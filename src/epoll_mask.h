@@ -24,6 +24,8 @@ static inline uint32_t evq__epoll_interest(uint32_t events, uint32_t flags)
 		e |= EPOLLIN | EPOLLRDHUP;
 	if (events & EVQ_WRITE)
 		e |= EPOLLOUT;
+	if (events & EVQ_PRI)
+		e |= EPOLLPRI;
 	if (flags & EVQ_EDGE)
 		e |= EPOLLET;
 	if (flags & EVQ_ONESHOT)
@@ -32,12 +34,17 @@ static inline uint32_t evq__epoll_interest(uint32_t events, uint32_t flags)
 }
 
 /* Readiness epoll reported, as EVQ_* bits.  A reader's hang-up (RDHUP) is
- * reported as readable, so the caller reads the EOF, plus EVQ_HUP. */
+ * reported as readable, so the caller reads the EOF, plus EVQ_HUP.  Urgent
+ * data (EPOLLPRI, only reported when asked for) is EVQ_PRI alone: the
+ * kernel says EPOLLIN itself when there is also something to read (a
+ * socket's urgent byte is not read by read(), so PRI alone is not READ). */
 static inline uint32_t evq__epoll_ready(uint32_t e)
 {
 	uint32_t m = 0;
-	if (e & (EPOLLIN | EPOLLPRI))
+	if (e & EPOLLIN)
 		m |= EVQ_READ;
+	if (e & EPOLLPRI)
+		m |= EVQ_PRI;
 	if (e & EPOLLOUT)
 		m |= EVQ_WRITE;
 	if (e & EPOLLERR)

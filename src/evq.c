@@ -697,7 +697,10 @@ static void fd_defunct(struct evq *q, struct evq__reg *r)
 	evq__unlink(q, r);
 }
 
-#define FD_EVENTS (EVQ_READ | EVQ_WRITE)
+#define FD_EVENTS (EVQ_READ | EVQ_WRITE | EVQ_PRI)
+/* What a regular file or directory reports: always readable and writable,
+ * never urgent data (select() reports no exception for one either). */
+#define FD_ALWAYS_EVENTS (EVQ_READ | EVQ_WRITE)
 #define FD_FLAGS (EVQ_EDGE | EVQ_ONESHOT | EVQ_DISABLED)
 
 int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
@@ -742,7 +745,7 @@ int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 		r->flags |= EVQ_R_ALWAYS;
 		r->dev = (uint64_t)sb.st_dev;
 		r->ino = (uint64_t)sb.st_ino;
-		r->pend_events = events;
+		r->pend_events = events & FD_ALWAYS_EVENTS;
 		make_pending_kick(q, r);
 	} else if (rc < 0) {
 		goto fail;
@@ -769,7 +772,7 @@ static int fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t f
 		r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 		r->events = events;
 		evq__unlink(q, r);
-		r->pend_events = events;
+		r->pend_events = events & FD_ALWAYS_EVENTS;
 		make_pending_kick(q, r);
 		return 0;
 	}

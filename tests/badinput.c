@@ -133,7 +133,7 @@ static void test_fd_args(struct evq *q)
 	 * open. */
 	BAD(q, evq_add_fd(q, 1 << 20, EVQ_READ, 0, 0), -EBADF, "add_fd: fd 1<<20 -> -EBADF");
 	BAD(q, evq_add_fd(q, INT_MIN, EVQ_READ, 0, 0), -EBADF, "add_fd: fd INT_MIN -> -EBADF");
-	BAD(q, evq_add_fd(q, sv[0], 0x10, 0, 0), -EINVAL, "add_fd: events 0x10 -> -EINVAL");
+	BAD(q, evq_add_fd(q, sv[0], 0x20, 0, 0), -EINVAL, "add_fd: events 0x20 -> -EINVAL");
 	BAD(q, evq_add_fd(q, sv[0], 0x80000000u, 0, 0), -EINVAL,
 	    "add_fd: events 0x80000000 -> -EINVAL");
 	BAD(q, evq_add_fd(q, sv[0], EVQ_READ, 0x8000, 0), -EINVAL,
@@ -150,7 +150,7 @@ static void test_fd_args(struct evq *q)
 
 	/* evq_mod on an fd: bad events/flags refused, registration intact. */
 	BAD(q, evq_mod(NULL, id, EVQ_READ, 0), -EINVAL, "mod: NULL q -> -EINVAL");
-	BAD(q, evq_mod(q, id, 0x10, 0), -EINVAL, "mod: fd events 0x10 -> -EINVAL");
+	BAD(q, evq_mod(q, id, 0x20, 0), -EINVAL, "mod: fd events 0x20 -> -EINVAL");
 	BAD(q, evq_mod(q, id, EVQ_READ, 0x8000), -EINVAL, "mod: fd flag 0x8000 -> -EINVAL");
 	BAD(q, evq_mod(q, id, EVQ_READ, EVQ_ABSTIME), -EINVAL,
 	    "mod: fd EVQ_ABSTIME -> -EINVAL");
