@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+# bindings/tcl: evq as Tcl 8.6's notifier (included by the Makefile).
+#
+#   make tcl              $(BUILD)/tcl/evqtclsh and $(BUILD)/tcl/libtclevq.a
+#   make check-tcl-smoke  tests/tcl/smoke.tcl with evqtclsh on every backend
+#                         (make check runs it)
+#
+# Both need tcl8.6-dev (tcl.h, libtcl8.6); without it they print
+# "skipped: install tcl8.6-dev".  TCL_INCDIR and TCL_LIBS override the
+# defaults (Debian's paths).
+
+TCL_INCDIR ?= $(patsubst %/tcl.h,%,$(firstword $(wildcard \
+	/usr/include/tcl8.6/tcl.h /usr/include/tcl/tcl.h /usr/local/include/tcl.h)))
+TCL_LIBS   ?= -ltcl8.6
+TCL_BUILD  := $(BUILD)/tcl
+EVQTCLSH   := $(TCL_BUILD)/evqtclsh
+TCL_CFLAGS  = $(CFLAGS_ALL) -I$(TCL_INCDIR) -Ibindings/tcl
+
+.PHONY: tcl check-tcl-smoke
+ifneq ($(TCL_INCDIR),)
+tcl: $(EVQTCLSH) $(TCL_BUILD)/libtclevq.a
+
+$(TCL_BUILD)/tclevq.o: bindings/tcl/tclevq.c bindings/tcl/tclevq.h include/evq.h \
+		bindings/tcl/tcl.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(TCL_CFLAGS) -fPIC -c -o $@ $<
+
+$(TCL_BUILD)/libtclevq.a: $(TCL_BUILD)/tclevq.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(EVQTCLSH): bindings/tcl/evqtclsh.c bindings/tcl/tclevq.h $(TCL_BUILD)/tclevq.o $(STATIC)
+	$(CC) $(TCL_CFLAGS) -o $@ $< $(TCL_BUILD)/tclevq.o $(STATIC) $(TCL_LIBS) $(LDFLAGS_ALL)
+
+# The smoke test needs more than 1,024 descriptors (a fileevent above
+# FD_SETSIZE): the soft limit is raised to 4096 if it is lower.  Skipped
+# in sanitizer builds: libtcl is not instrumented and leaks at exit.
+check-tcl-smoke: $(EVQTCLSH) $(BUILD)/tests/backends
+	@if [ -n "$(SAN)" ]; then echo "tcl smoke: skipped under SAN=$(SAN)"; exit 0; fi; \
+	[ "$$(ulimit -n)" = unlimited ] || [ "$$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 2>/dev/null; \
+	for b in $$($(BUILD)/tests/backends); do \
+	  echo "== tcl smoke, evqtclsh, backend $$b"; \
+	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) --exec '$(EVQTCLSH)' tests/tcl/smoke.tcl || exit 1; \
+	done
+else
+tcl check-tcl-smoke:
+	@echo "skipped: install tcl8.6-dev"
+endif
