@@ -2,8 +2,9 @@
 # bindings/tcl: evq as Tcl 8.6's notifier (included by the Makefile).
 #
 #   make tcl              $(BUILD)/tcl/evqtclsh and $(BUILD)/tcl/libtclevq.a
-#   make check-tcl-smoke  tests/tcl/smoke.tcl with evqtclsh on every backend
-#                         (make check runs it)
+#   make check-tcl-smoke  tests/tcl/notifier.c (the notifier through Tcl's C
+#                         API) and tests/tcl/smoke.tcl (with evqtclsh), on
+#                         every backend (make check runs it)
 #
 # Both need tcl8.6-dev (tcl.h, libtcl8.6); without it they print
 # "skipped: install tcl8.6-dev".  TCL_INCDIR and TCL_LIBS override the
@@ -32,14 +33,19 @@ $(TCL_BUILD)/libtclevq.a: $(TCL_BUILD)/tclevq.o
 $(EVQTCLSH): bindings/tcl/evqtclsh.c bindings/tcl/tclevq.h $(TCL_BUILD)/tclevq.o $(STATIC)
 	$(CC) $(TCL_CFLAGS) -o $@ $< $(TCL_BUILD)/tclevq.o $(STATIC) $(TCL_LIBS) $(LDFLAGS_ALL)
 
+$(TCL_BUILD)/notifier: tests/tcl/notifier.c bindings/tcl/tclevq.h tests/tap.h \
+		$(TCL_BUILD)/tclevq.o $(STATIC)
+	$(CC) $(TCL_CFLAGS) -o $@ $< $(TCL_BUILD)/tclevq.o $(STATIC) $(TCL_LIBS) $(LDFLAGS_ALL)
+
 # The smoke test needs more than 1,024 descriptors (a fileevent above
 # FD_SETSIZE): the soft limit is raised to 4096 if it is lower.  Skipped
 # in sanitizer builds: libtcl is not instrumented and leaks at exit.
-check-tcl-smoke: $(EVQTCLSH) $(BUILD)/tests/backends
+check-tcl-smoke: $(EVQTCLSH) $(TCL_BUILD)/notifier $(BUILD)/tests/backends
 	@if [ -n "$(SAN)" ]; then echo "tcl smoke: skipped under SAN=$(SAN)"; exit 0; fi; \
 	[ "$$(ulimit -n)" = unlimited ] || [ "$$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 2>/dev/null; \
 	for b in $$($(BUILD)/tests/backends); do \
 	  echo "== tcl smoke, evqtclsh, backend $$b"; \
+	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(TCL_BUILD)/notifier || exit 1; \
 	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) --exec '$(EVQTCLSH)' tests/tcl/smoke.tcl || exit 1; \
 	done
 else
