@@ -39,9 +39,11 @@ $(TCL_BUILD)/notifier: tests/tcl/notifier.c bindings/tcl/tclevq.h tests/tap.h \
 
 # The smoke test needs more than 1,024 descriptors (a fileevent above
 # FD_SETSIZE): the soft limit is raised to 4096 if it is lower.  Skipped
-# in sanitizer builds: libtcl is not instrumented and leaks at exit.
+# under SAN=thread: ThreadSanitizer reports a race inside libtcl itself
+# (its mutexes are created lazily, unlocked: Tcl_MutexLock), which the
+# smoke test's threads reach.  AddressSanitizer/UBSan runs are clean.
 check-tcl-smoke: $(EVQTCLSH) $(TCL_BUILD)/notifier $(BUILD)/tests/backends
-	@if [ -n "$(SAN)" ]; then echo "tcl smoke: skipped under SAN=$(SAN)"; exit 0; fi; \
+	@case "$(SAN)" in *thread*) echo "tcl smoke: skipped under SAN=$(SAN) (races inside libtcl)"; exit 0;; esac; \
 	[ "$$(ulimit -n)" = unlimited ] || [ "$$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 2>/dev/null; \
 	for b in $$($(BUILD)/tests/backends); do \
 	  echo "== tcl smoke, evqtclsh, backend $$b"; \

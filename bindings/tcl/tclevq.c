@@ -138,7 +138,11 @@ static int64_t add_fd(struct notifier *n, int fd)
 {
 	struct handler *h = &n->fh[fd];
 	int64_t id = evq_add_fd(n->q, fd, to_evq(h->mask), 0, (uint64_t)fd);
-	/* A descriptor evq refuses (not open) never fires, as with select(). */
+	/* A descriptor that is not open never fires, as with select(); a
+	 * handler that cannot be registered otherwise would hang the program
+	 * silently: fail loudly, as Tcl does when out of memory. */
+	if (id < 0 && id != -EBADF && id != -ECHILD)
+		Tcl_Panic("tclevq: evq_add_fd(%d): %s", fd, strerror((int)-id));
 	h->id = id > 0 ? id : 0;
 	h->muted = 0;
 	return id;
@@ -227,8 +231,10 @@ static void create_file_handler(int fd, int mask, Tcl_FileProc *proc,
 				ClientData data)
 {
 	struct notifier *n = me();
-	if (fd < 0 || grow(n, fd) < 0)
+	if (fd < 0)
 		return;
+	if (grow(n, fd) < 0)
+		Tcl_Panic("tclevq: out of memory");
 	struct handler *h = &n->fh[fd];
 	uint32_t old = to_evq(h->mask);
 	if (!h->proc)
