@@ -8,6 +8,8 @@
 #   make bench           run the benchmarks
 #   make model           model-check the Promela protocols with spin
 #   make fuzz            libFuzzer run of the random test, clang (fuzz/fuzz.mk)
+#   make tcl             evqtclsh, Tcl 8.6 on evq, if tcl8.6-dev is installed
+#                        (bindings/tcl/tcl.mk; make check runs its smoke test)
 #   make install PREFIX=/usr/local    also DESTDIR=; make uninstall likewise
 #
 # Variants: BUILD=dir (default build), SAN=address,undefined or SAN=thread,
@@ -127,7 +129,8 @@ check: $(TESTS) $(EXAMPLES) check-exports check-switches
 	  EVQ_BACKEND=uring EVQ_URING_INLINE=0 prove -f $(PROVEFLAGS) $(RING_WORD_TESTS);; \
 	esac; \
 	echo "== documentation and examples"; \
-	$(MANEX) prove -f $(PROVEFLAGS) tests/manex.pl
+	$(MANEX) prove -f $(PROVEFLAGS) tests/manex.pl; \
+	$(MAKE) -s --no-print-directory check-tcl-smoke
 
 # The code of the documentation, compiled once and run on every backend:
 # every man page's EXAMPLES section, README.md's C blocks (the first one is
@@ -156,6 +159,7 @@ demo: $(BUILD)/examples/demo
 -include $(sort $(wildcard bench/*.mk))
 -include model/model.mk
 -include fuzz/fuzz.mk
+-include bindings/tcl/tcl.mk
 
 # evq.pc's paths are relative to ${prefix} (or ${exec_prefix}) where
 # LIBDIR and INCDIR are inside PREFIX, so the file can be relocated.
