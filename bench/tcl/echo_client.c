@@ -14,19 +14,20 @@
  * window; latency = send to last byte of the echo, percentiles over every
  * echo in the window (those still in flight at its end are dropped).
  * client_cpu = this process's CPU time over the window in % of one CPU
- * (near 100: the client, not the server, would be the limit).
+ * (near 100: the client, not the server, would be the limit); with -P,
+ * server_cpu = the server process's (from /proc/PID/stat, 10 ms ticks).
  *
  * At the end every socket is closed with SO_LINGER 0 (a reset: no
  * TIME_WAIT left to fill the port range across runs).
  *
  * Output, one line on stdout:
  *   n=500 secs=3.000 echoes=123456 rate=41152 p50_us=.. p90_us=.. p99_us=..
- *   max_us=.. setup_ms=.. client_cpu=..
+ *   max_us=.. setup_ms=.. client_cpu=.. [server_cpu=..]
  * or, when the server fails (exit status 2):
  *   n=5000 failed established=1017 err="connection 1018: ..."
  *
  * Usage: echo_client -p port [-n conns] [-d secs] [-s bytes] [-w window]
- *                    [-b epoll|uring]
+ *                    [-b epoll|uring] [-P server-pid]
  * The soft descriptor limit is raised to the hard one.  The queue uses
  * -b's backend (default epoll: the same client for every server).
  */
@@ -147,6 +148,28 @@ static double cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+/* CPU seconds of process pid (user + system), < 0 if unknown. */
+static double proc_cpu_s(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* fields after the command name, which ends at the last ')':
+	 * state(3) ... utime(14) stime(15) */
+	char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		return -1;
+	long hz = sysconf(_SC_CLK_TCK);
+	return (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+}
+
 static double pct_us(double q)
 {
 	if (!nlat)
@@ -168,23 +191,24 @@ static int cmp_i64(const void *a, const void *b)
 static void usage(void)
 {
 	fprintf(stderr, "usage: echo_client -p port [-n conns] [-d secs] "
-		"[-s bytes] [-w window] [-b epoll|uring]\n");
+		"[-s bytes] [-w window] [-b epoll|uring] [-P server-pid]\n");
 	exit(1);
 }
 
 int main(int argc, char **argv)
 {
-	int port = 0, window = 256, opt;
+	int port = 0, window = 256, spid = 0, opt;
 	double secs = 3;
 	struct evq_options qo = { .backend = EVQ_BACKEND_EPOLL };
 
-	while ((opt = getopt(argc, argv, "p:n:d:s:w:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:n:d:s:w:b:P:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'n': nconn = atoi(optarg); break;
 		case 'd': secs = atof(optarg); break;
 		case 's': msgsize = atoi(optarg); break;
 		case 'w': window = atoi(optarg); break;
+		case 'P': spid = atoi(optarg); break;
 		case 'b':
 			if (!strcmp(optarg, "epoll"))
 				qo.backend = EVQ_BACKEND_EPOLL;
@@ -290,7 +314,7 @@ int main(int argc, char **argv)
 
 	/* The timed window. */
 	int64_t start = now_ns(), end = start + (int64_t)(secs * 1e9);
-	double cpu0 = cpu_s();
+	double cpu0 = cpu_s(), scpu0 = spid > 0 ? proc_cpu_s(spid) : -1;
 	for (int i = 0; i < nconn; i++) {
 		conns[i].state = C_RUN;
 		send_msg(i);
@@ -318,13 +342,17 @@ int main(int argc, char **argv)
 	}
 	double wall = (double)(now_ns() - start) / 1e9;
 	double cpu = cpu_s() - cpu0;
+	double scpu = scpu0 >= 0 ? proc_cpu_s(spid) : -1;
 
 	qsort(lat, nlat, sizeof *lat, cmp_i64);
 	printf("n=%d secs=%.3f echoes=%llu rate=%.0f p50_us=%.0f p90_us=%.0f "
-	       "p99_us=%.0f max_us=%.0f setup_ms=%.0f client_cpu=%.0f\n",
+	       "p99_us=%.0f max_us=%.0f setup_ms=%.0f client_cpu=%.0f",
 	       nconn, secs, (unsigned long long)echoes, (double)echoes / secs,
 	       pct_us(0.50), pct_us(0.90), pct_us(0.99), pct_us(1.0), setup_ms,
 	       100 * cpu / wall);
+	if (scpu >= 0)
+		printf(" server_cpu=%.0f", 100 * (scpu - scpu0) / wall);
+	printf("\n");
 	fflush(stdout);
 
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
