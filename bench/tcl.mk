@@ -5,7 +5,7 @@
 # evqtclsh on each backend, 500 to 9,000 connections (bench/tcl/run.sh).
 #
 #   make bench-tcl
-#   make bench-tcl TCLBENCH_ARGS='-d 3 -r 3 -n 500,1000,5000,9000'
+#   make bench-tcl TCLBENCH_ARGS='-d 3 -r 5 -n 500,1000,5000,9000' (the defaults; ~3 min)
 #   make bench-tcl TCLBENCH_EVQTCLSH=/path/to/evqtclsh
 #
 # Needs tclsh8.6 (else "skipped: install tcl8.6"); evqtclsh is built by

@@ -22,7 +22,7 @@
 # first line it printed on stderr (stock tclsh8.6 past FD_SETSIZE).
 set -u
 
-secs=3 rounds=3 sizes=500,1000,5000,9000 shells=stock,evq-epoll,evq-uring
+secs=3 rounds=5 sizes=500,1000,5000,9000 shells=stock,evq-epoll,evq-uring
 bytes=64 tableonly=
 while getopts d:r:n:s:m:t: o; do
 	case $o in
