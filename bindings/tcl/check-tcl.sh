@@ -206,7 +206,7 @@ perl - "$runs" "$tmo" "$files" "${shells[@]}" <<'PERL'
 use strict; use warnings;
 my ($runs, $tmo, $files, @shells) = @ARGV;
 my @files = split ' ', $files;
-my (%res, %bad);
+my (%res, %bad, %died);
 for my $sh (@shells) {
 	printf "\n%s\n%-10s %6s %6s %7s %6s %7s  %s\n", $sh, "file", "Total", "Passed",
 		"Skipped", "Failed", "seconds", "";
@@ -233,6 +233,7 @@ for my $sh (@shells) {
 		elsif ($counts[3]) { $note = "FAILED"; }
 		elsif ($rc) { $note = "exit status $rc"; }
 		push @{$bad{$sh}}, "$f: $note" if $note;
+		push @{$died{$sh}}, $f if $note =~ /^(TIMEOUT|CRASHED)/;
 		@counts = ('-') x 4 unless @counts;
 		$sum[$_] += ($counts[$_] =~ /^\d+$/ ? $counts[$_] : 0) for 0..3;
 		printf "%-10s %6s %6s %7s %6s %7s  %s\n", $f, @counts, $secs, $note;
@@ -254,6 +255,15 @@ for my $sh (@shells) {
 		}
 	}
 }
+# files that timed out or died: the end of their output
+for my $sh (@shells) {
+	for my $f (@{$died{$sh} // []}) {
+		print "\n$sh $f.test: the last lines of $runs/$sh/$f/log\n";
+		open my $fh, '<', "$runs/$sh/$f/log" or next;
+		my @l = <$fh>;
+		print map { "  $_" } @l[($#l > 19 ? $#l - 19 : 0) .. $#l];
+	}
+}
 # evq vs stock, test by test
 my $fail = 0;
 for my $sh (grep { $_ ne 'stock' } @shells) {
@@ -267,7 +277,8 @@ for my $sh (grep { $_ ne 'stock' } @shells) {
 		}
 	}
 	if (@reg) {
-		print "\n$sh: passes with stock but not here: @reg\n";
+		my $more = @reg > 100 ? " ... and " . (@reg - 100) . " more" : "";
+		print "\n$sh: passes with stock but not here: @reg[0 .. ($#reg < 99 ? $#reg : 99)]$more\n";
 		push @{$bad{$sh}}, scalar(@reg) . " tests that pass with stock do not pass";
 	}
 }
