@@ -185,19 +185,34 @@ for f in $files; do
 	[ -f "$src/tests/$f.test" ] || die "no $f.test in $src/tests"
 done
 
+run_file() { # run_file SHELL FILE: output in $runs/SHELL/FILE/{log,rc,secs}
+	local sh=$1 f=$2 d=$runs/$1/$2 t0 t1
+	rm -rf "$d/tmp"; mkdir -p "$d/tmp"
+	t0=$(date +%s.%N)
+	# shellcheck disable=SC2086
+	(cd "$d/tmp" && exec env ${shenv[$sh]} LD_PRELOAD="$lib" timeout -k 10 "$tmo" "${shcmd[$sh]}" \
+		"$src/tests/$f.test" -tmpdir "$d/tmp" -verbose bps -load "$load") \
+		</dev/null >"$d/log" 2>&1
+	echo "$?" >"$d/rc"
+	t1=$(date +%s.%N)
+	echo "$t0 $t1" | perl -ane 'printf "%.1f\n", $F[1] - $F[0]' >"$d/secs"
+}
+# Some of Tcl's tests race with the clock (event-7.5 loses its background
+# error when the machine is slow enough that both of its timers expire in
+# one pass): a file with failing tests runs once more, and its second run
+# counts; the first run's failures are reported as flaky (log.1), never
+# hidden.  A crash or a timeout is not rerun.  CHECK_TCL_RETRY=0: no reruns.
 for sh in "${shells[@]}"; do
 	echo "check-tcl: $sh: ${shcmd[$sh]} ${shenv[$sh]}"
 	for f in $files; do
+		run_file "$sh" "$f"
 		d=$runs/$sh/$f
-		mkdir -p "$d/tmp"
-		t0=$(date +%s.%N)
-		# shellcheck disable=SC2086
-		(cd "$d/tmp" && exec env ${shenv[$sh]} LD_PRELOAD="$lib" timeout -k 10 "$tmo" "${shcmd[$sh]}" \
-			"$src/tests/$f.test" -tmpdir "$d/tmp" -verbose bps -load "$load") \
-			</dev/null >"$d/log" 2>&1
-		echo "$?" >"$d/rc"
-		t1=$(date +%s.%N)
-		echo "$t0 $t1" | perl -ane 'printf "%.1f\n", $F[1] - $F[0]' >"$d/secs"
+		if [ "${CHECK_TCL_RETRY:-1}" != 0 ] && grep -aq '^==== [^ ]* FAILED$' "$d/log" &&
+			grep -aEq "^$f\.test:[[:space:]]+Total" "$d/log"; then
+			echo "check-tcl: $sh: $f.test failed: running it again"
+			mv "$d/log" "$d/log.1"; mv "$d/secs" "$d/secs.1"
+			run_file "$sh" "$f"
+		fi
 	done
 done
 
@@ -206,7 +221,7 @@ perl - "$runs" "$tmo" "$files" "${shells[@]}" <<'PERL'
 use strict; use warnings;
 my ($runs, $tmo, $files, @shells) = @ARGV;
 my @files = split ' ', $files;
-my (%res, %bad, %died);
+my (%res, %bad, %died, %flaky);
 for my $sh (@shells) {
 	printf "\n%s\n%-10s %6s %6s %7s %6s %7s  %s\n", $sh, "file", "Total", "Passed",
 		"Skipped", "Failed", "seconds", "";
@@ -225,6 +240,10 @@ for my $sh (@shells) {
 		}
 		close $fh;
 		$res{$sh}{$f} = \%t;
+		if (open my $f1, '<', "$d/log.1") {
+			my @first = sort map { /^==== (\S+) FAILED$/ ? $1 : () } <$f1>;
+			push @{$flaky{$sh}}, "$f: @first" if @first;
+		}
 		my $rc = do { open my $r, '<', "$d/rc"; my $x = <$r>; chomp $x; $x };
 		my $secs = do { open my $r, '<', "$d/secs"; my $x = <$r>; chomp $x; $x };
 		my $note = '';
@@ -236,6 +255,7 @@ for my $sh (@shells) {
 		push @{$died{$sh}}, $f if $note =~ /^(TIMEOUT|CRASHED)/;
 		@counts = ('-') x 4 unless @counts;
 		$sum[$_] += ($counts[$_] =~ /^\d+$/ ? $counts[$_] : 0) for 0..3;
+		$note ||= "passed when run again (first run: log.1)" if -e "$d/log.1";
 		printf "%-10s %6s %6s %7s %6s %7s  %s\n", $f, @counts, $secs, $note;
 	}
 	printf "%-10s %6d %6d %7d %6d\n", "all", @sum;
@@ -286,6 +306,8 @@ print "\n";
 for my $sh (@shells) {
 	if ($bad{$sh}) { print "check-tcl: $sh: FAIL: ", join('; ', @{$bad{$sh}}), "\n"; $fail = 1; }
 	else { print "check-tcl: $sh: ok\n"; }
+	print "check-tcl: $sh: failed in a first run (log.1), then the file ran again: ",
+		join('; ', @{$flaky{$sh}}), "\n" if $flaky{$sh};
 }
 exit $fail;
 PERL
