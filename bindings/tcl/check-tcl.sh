@@ -34,6 +34,7 @@ set -uo pipefail
 build=${1:-build}
 mkdir -p "$build" || exit 1
 build=$(cd "$build" && pwd)
+# shellcheck disable=SC2034 # used in the eval below
 here=$(cd "$(dirname "$0")" && pwd)
 
 TCLSH=${TCLSH:-tclsh8.6}
@@ -97,7 +98,7 @@ fetch_apt() { # Debian's source package: apt verifies the Release signature
 	unpack "$t/dl"/*.dsc
 }
 fetch_pool() { # the same files from the pool; checked against the .dsc's sums
-	local srcpkg ver dsc t f sum get
+	local srcpkg ver dsc t f sum
 	command -v dpkg-query >/dev/null 2>&1 || return 1
 	if command -v curl >/dev/null 2>&1; then get() { curl -fsSL --retry 2 -o "$2" "$1"; }
 	elif command -v wget >/dev/null 2>&1; then get() { wget -q -O "$2" "$1"; }
