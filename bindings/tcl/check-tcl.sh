@@ -7,12 +7,14 @@
 # 1. Fetches the Tcl sources of the installed patchlevel (Debian's source
 #    package, through a private apt configuration: nothing under /etc is
 #    touched) into BUILD/tcl-src/PATCHLEVEL, once.
-# 2. Builds Tcl's test commands (testchannel, testthread, ...) from them as
-#    a loadable library, linked through the stubs library only, so that the
-#    stock tclsh8.6 and evqtclsh both load the same one.
+# 2. Builds Tcl's test commands (testchannel, testthread, ...) from them
+#    into a library linked through the stubs library only, which every shell
+#    gets in LD_PRELOAD (tcltest-preload.c), as Tcl's tcltest binary has
+#    them built in.
 # 3. Runs each test file in its own process and temporary directory with
 #    the stock tclsh8.6 and, when BUILD/tcl/evqtclsh exists, with evqtclsh
 #    on every backend; prints a Total/Passed/Skipped/Failed table per shell.
+#    A file with failing tests runs a second time (see CHECK_TCL_RETRY).
 # 4. Verdict: every shell has 0 failures, and no test that passes with the
 #    stock shell fails, is skipped or is missing with evqtclsh.
 # 5. Idle check: a 1 s `after`+`vwait` under evqtclsh uses <= 200 ms CPU
@@ -25,6 +27,7 @@
 #   CHECK_TCL_BACKENDS evq backends for EVQTCLSH ("epoll uring")
 #   CHECK_TCL_FILES    test files, without .test (the list below)
 #   CHECK_TCL_TIMEOUT  seconds per file and shell (600)
+#   CHECK_TCL_RETRY    0: no second run of a file with failing tests
 #   CHECK_TCL_REQUIRE  1: a missing prerequisite or failed fetch is an error,
 #                      not a skip (CI sets it)
 #   CC                 compiler for the test commands (cc)
