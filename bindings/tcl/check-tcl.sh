@@ -73,6 +73,10 @@ done
 	die "$tclconfig is for $TCL_VERSION$TCL_PATCH_LEVEL, $TCLSH is $pl"
 [ -f "$TCL_STUB_LIB_PATH" ] || skip "install tcl8.6-dev (no $TCL_STUB_LIB_PATH)"
 command -v timeout >/dev/null 2>&1 || skip "install coreutils (timeout)"
+if ! echo 'package require Thread' | "$TCLSH" >/dev/null 2>&1; then
+	[ "${CHECK_TCL_REQUIRE:-0}" != 1 ] || die "install tcl-thread (CHECK_TCL_REQUIRE=1)"
+	echo "check-tcl: install tcl-thread: without it thread.test skips its tests"
+fi
 
 # ---- 1. the sources ------------------------------------------------------
 cache=$build/tcl-src/$pl
@@ -142,7 +146,7 @@ grep -q "TCL_PATCH_LEVEL[[:space:]]*\"$pl\"" "$src/generic/tcl.h" ||
 # a test starts with [interpreter]: LD_PRELOAD gives a stock shell the same
 # (tcltest-preload.c); -load is the fallback for `loadTestedCommands`.
 lib=$cache/libtcltest.so
-if [ ! -f "$lib" ]; then
+if [ ! -f "$lib" ] || [ "$here/tcltest-preload.c" -nt "$lib" ]; then
 	echo "check-tcl: building Tcl's test commands into $lib"
 	mkdir -p "$cache/obj"
 	objs=()
