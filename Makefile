@@ -207,3 +207,13 @@ check-valgrind: $(TESTS)
 	EVQ_TEST_SCALE=0.05 EVQ_TEST_VALGRIND=1 prove -f --exec '$(VALGRIND)' \
 		$(filter-out $(BUILD)/tests/backends,$(TESTS))
 .PHONY: check-valgrind
+
+# Tcl's own test suite judges evqtclsh (bindings/tcl/check-tcl.sh: fetches
+# the Tcl sources of the installed patchlevel into $(BUILD)/tcl-src, builds
+# Tcl's test commands, runs the files with stock tclsh8.6 and evqtclsh on
+# every backend).  `make tcl` builds evqtclsh where that target exists
+# (`make -q` exits 2 when there is no rule); without evqtclsh only stock runs.
+check-tcl:
+	@$(MAKE) -q tcl >/dev/null 2>&1; if [ $$? -ne 2 ]; then $(MAKE) tcl || exit 1; fi; \
+	CC='$(CC)' bash bindings/tcl/check-tcl.sh $(BUILD)
+.PHONY: check-tcl
