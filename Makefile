@@ -48,7 +48,13 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -pthread \
 	      $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
 
-LIB_SRCS  := $(sort $(wildcard src/*.c))
+# src/ holds the library: core/ (queue, posting, waiting, the watcher
+# threads), kinds/ (one file per event kind), backend/ (the contract and one
+# folder or file per kernel mechanism), and the few files all of them share
+# (README.md "Layout").  Private headers are included by their path below
+# src/ ("backend/backend.h"), so the library compiles with -Isrc.
+LIB_SRCS  := $(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c))
+LIB_HDRS  := $(sort $(wildcard src/*.h src/*/*.h src/*/*/*.h))
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TESTS     := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -70,13 +76,13 @@ all: lib tests examples
 
 lib: $(STATIC) $(SHARED) $(TEST_STATIC)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/evq.h Makefile
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDRS) include/evq.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -fPIC -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) -Isrc -fPIC -c -o $@ $<
 
-$(BUILD)/testing/config.o: src/config.c $(wildcard src/*.h) include/evq.h Makefile
+$(BUILD)/testing/config.o: src/config.c $(LIB_HDRS) include/evq.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DEVQ_TESTING -fPIC -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) -Isrc -DEVQ_TESTING -fPIC -c -o $@ $<
 
 $(STATIC): $(LIB_OBJS)
 	@rm -f $@

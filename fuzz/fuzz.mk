@@ -29,7 +29,7 @@ FUZZ_HAVE     := printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void
 .PHONY: fuzz fuzz-build
 
 # The library objects: the default rules, in their own BUILD dir.
-$(FUZZ_BIN): fuzz/fuzz_evq.c tests/randengine.h $(LIB_SRCS) $(wildcard src/*.h) include/evq.h
+$(FUZZ_BIN): fuzz/fuzz_evq.c tests/randengine.h $(LIB_SRCS) $(LIB_HDRS) include/evq.h
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN=address,undefined \
 		CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all" $(FUZZ_BUILD)/libevq.a
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Itests -pthread \

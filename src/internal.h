@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "evq.h"
-#include "backend.h"
+#include "backend/backend.h"
 #include "futex.h"
 
 /* Registration ids (include/evq.h "Registrations"):

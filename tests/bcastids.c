@@ -5,7 +5,7 @@
  * (evq_bcast_subscribe(3)).  White-box: includes src/mask.c to start a
  * slot's generation next to the end.
  */
-#include "../src/mask.c"
+#include "../src/kinds/mask.c"
 
 #include "evqtest.h"
 

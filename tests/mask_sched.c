@@ -16,7 +16,7 @@
 
 static void sched_step(void);
 #define EVQ_MASK_STEP(step) sched_step()
-#include "../src/mask.c"
+#include "../src/kinds/mask.c"
 
 #define STRESS_ROUNDS 6000
 #define main mask_stress_main

@@ -34,7 +34,7 @@ static void stop_point(const char *step);
 #define EVQ_MASK_STEP(step) stop_point(#step)
 /* forward()'s Q4 goes through test_post(), which adds the Q4_done point */
 #define evq__post(q, r, tag, count) test_post(q, r, tag, count)
-#include "../src/mask.c"
+#include "../src/kinds/mask.c"
 #undef evq__post
 int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count);
 

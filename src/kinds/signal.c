@@ -34,7 +34,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "sigsrc.h"
+#include "kinds/sigtable.h"
 
 struct claim {
 	_Atomic(struct evq *) q;      /* handler's target queue, or NULL */

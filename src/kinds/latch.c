@@ -51,7 +51,7 @@
 
 #include "config.h"
 #include "futex.h"
-#include "watch.h"
+#include "core/watch.h"
 
 #define SET 1u
 

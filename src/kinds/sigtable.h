@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sigsrc.h - what signal.c (evq_add_signal) and sigevent.c (evq_sigevent)
+ * sigtable.h - what signal.c (evq_add_signal) and sigevent.c (evq_sigevent)
  * share: the process-wide table of signals evq owns and the in-flight count
  * that lets a registration die while signal handlers may still be posting.
  * Not installed.
  */
-#ifndef EVQ_SIGSRC_H
-#define EVQ_SIGSRC_H
+#ifndef EVQ_SIGTABLE_H
+#define EVQ_SIGTABLE_H
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -44,4 +44,4 @@ void evq__sig_quiesce(void);
  * Async-signal-safe; call between enter and leave. */
 void evq__sigevent_forward(int code, void *token, int overrun, int timer_id);
 
-#endif /* EVQ_SIGSRC_H */
+#endif /* EVQ_SIGTABLE_H */

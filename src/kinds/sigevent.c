@@ -67,7 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sigsrc.h"
+#include "kinds/sigtable.h"
 
 #define ENTRY_BITS 20                      /* entry index in a token */
 #define ENTRY_MAX (1u << ENTRY_BITS)       /* 1,048,576 registrations */

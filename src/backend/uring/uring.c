@@ -91,9 +91,9 @@
 
 #include "config.h"
 #include "futex.h"
-#include "epoll_mask.h"
+#include "backend/epoll_mask.h"
 #include "internal.h"
-#include "watch.h"
+#include "core/watch.h"
 
 /* Ops newer than Debian 12's <linux/io_uring.h> (kernel ABI values). */
 #ifndef IORING_OP_WAITID

@@ -73,7 +73,7 @@
 #include <time.h>
 
 #include "futex.h"
-#include "watch.h"
+#include "core/watch.h"
 
 #define WATCH_WORDS (FUTEX_WAITV_MAX - 1) /* one slot is the ctl word */
 

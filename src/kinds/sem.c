@@ -68,7 +68,7 @@
 #include <stdlib.h>
 
 #include "futex.h"
-#include "watch.h"
+#include "core/watch.h"
 
 static int sem_ok(const struct evq_sem *s)
 {

@@ -19,7 +19,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "epoll_mask.h"
+#include "backend/epoll_mask.h"
 #include "internal.h"
 
 #define WAKE_TOKEN UINT64_MAX

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 
 #include "futex.h"
-#include "watch.h"
+#include "core/watch.h"
 
 struct word_reg {
 	struct evq__watch_item it; /* first: a native backend reads it */
