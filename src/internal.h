@@ -324,6 +324,51 @@ void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
 void evq__link(struct evq *q, struct evq__reg *r, int list); /* locked */
 void evq__unlink(struct evq *q, struct evq__reg *r);         /* locked */
 void evq__kick(struct evq *q);                 /* async-signal-safe */
+/* A slot whose registration is gone and that is off the post stack goes
+ * back on the free list, or is retired (queue.c).  locked */
+void evq__slot_recycle(struct evq *q, struct evq__reg *r);
+
+/* The live registration id names, or NULL: the id's generation half must
+ * equal the slot's (an id below 2^32 - generation 0, e.g. one truncated to
+ * an int - and a negative one match no slot). */
+static inline struct evq__reg *evq__reg_lookup(struct evq *q, int64_t id, uint64_t *state)
+{
+	uint32_t idx = (uint32_t)id;
+	if (id < ((int64_t)EVQ_GEN_FIRST << EVQ_ID_GEN_SHIFT) ||
+	    idx >= atomic_load_explicit(&q->nslots, memory_order_acquire))
+		return NULL;
+	struct evq__reg *r = evq__slot(q, idx);
+	uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
+	if (evq__reg_kind(st) == 0 || (st ^ (uint64_t)id) >> EVQ_ID_GEN_SHIFT)
+		return NULL;
+	*state = st;
+	return r;
+}
+
+/* the pending list and the post stacks (post.c); locked */
+/* Links r into the pending list (at the front with front != 0) if it is
+ * enabled and has something to deliver; 1 if it did. */
+int evq__make_pending(struct evq *q, struct evq__reg *r, int front);
+void evq__make_pending_kick(struct evq *q, struct evq__reg *r); /* and kicks */
+/* Takes what producers recorded in r's ctl/val into pend_data (popped: r
+ * came off a post stack, clear its queued bit too). */
+void evq__take_post(struct evq *q, struct evq__reg *r, int popped);
+void evq__drain_posts(struct evq *q);
+int evq__posts_waiting(struct evq *q);   /* lock-free */
+/* The queue whose kernel round this thread is harvesting (wait.c sets it
+ * around backend->wait; posts made meanwhile go first: F2). */
+extern __thread __attribute__((tls_model("initial-exec"))) struct evq *evq__tl_round;
+
+/* evq_wait's helpers in other files; locked */
+void evq__hold(struct evq *q, const struct evq_event *out, int n); /* requeue.c */
+/* Folds an event taken but not handed out back into r (requeue.c); 1 if
+ * it linked r (the caller kicks). */
+int evq__merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *ev);
+/* fds (kinds/fd.c) */
+int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags);
+void evq__fd_del(struct evq *q, struct evq__reg *r);
+/* Level-triggered regular files ready again after a kernel round. */
+void evq__fd_again(struct evq *q);
 
 /* Lock-free: record `count` occurrences (and whatever the caller stored in
  * r->val before the call) for the registration whose ctl tag is `tag`, and

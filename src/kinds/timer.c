@@ -252,3 +252,78 @@ int64_t evq__timer_run(struct evq *q)
 		rt_arm(q);
 	return next;
 }
+
+/* ------------------------------------------------------------------ */
+/* Timers and user events                                               */
+/* ------------------------------------------------------------------ */
+
+#define TIMER_FLAGS (EVQ_ABSTIME | EVQ_ONESHOT | EVQ_DISABLED)
+
+static int timer_args(clockid_t clock, int64_t when_ns, int64_t interval_ns,
+		      uint32_t flags)
+{
+	/* the three clocks every Linux since 2.6.39 has */
+	int ci = evq__timer_clock_index(clock);
+	if (ci < 0)
+		return -EINVAL;
+	if ((flags & ~TIMER_FLAGS) || interval_ns < 0)
+		return -EINVAL;
+	if (!(flags & EVQ_ABSTIME) && when_ns < 0)
+		return -EINVAL;
+	return ci;
+}
+
+int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
+		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
+{
+	struct evq__reg *r;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	int ci = timer_args(clock, when_ns, interval_ns, flags);
+	if (ci < 0)
+		return ci;
+	evq__lock(q);
+	int64_t id = evq__reg_new(q, EVQ_KIND_TIMER, NULL, flags, cookie, -1, &r);
+	if (id >= 0) {
+		r->clock = (uint8_t)ci;
+		int rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
+		if (rc < 0) {
+			evq__reg_free(q, r);
+			id = rc;
+		}
+	}
+	evq__unlock(q);
+	return id;
+}
+
+int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_ns,
+		  uint32_t flags)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	evq__lock(q);
+	struct evq__reg *r;
+	int rc = evq__reg_get_kind(q, id, EVQ_KIND_TIMER, &r);
+	if (rc < 0)
+		goto out;
+	int ci = r->clock;
+	static const clockid_t ids[EVQ_NCLOCKS] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
+						   CLOCK_BOOTTIME };
+	rc = timer_args(ids[ci], when_ns, interval_ns, flags);
+	if (rc < 0)
+		goto out;
+	/* a fired timer is in no heap: room first, so that a failed call
+	 * has discarded nothing */
+	rc = evq__timer_reserve(q, ci);
+	if (rc < 0)
+		goto out;
+	evq__unlink(q, r);
+	r->pend_data = 0;
+	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
+	rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
+out:
+	evq__unlock(q);
+	return rc;
+}

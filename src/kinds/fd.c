@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fd.c - file descriptors (evq_add_fd): the backend watches them; a
+ * regular file or directory, which epoll refuses, is always ready, and a
+ * level-triggered one comes back once per kernel round (the "again" list).
+ * q->fdmap maps an fd number to its registration, so a number reused for
+ * another file makes the old registration go silent, as epoll does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+static void lock(struct evq *q) { evq__lock(q); }
+static void unlock(struct evq *q) { evq__unlock(q); }
+
+/* ------------------------------------------------------------------ */
+/* File descriptors                                                     */
+/* ------------------------------------------------------------------ */
+
+static int fdmap_reserve(struct evq *q, int fd)
+{
+	if ((uint32_t)fd < q->fdmap_len)
+		return 0;
+	/* Before sizing the map by a number the caller gave us: an open fd is
+	 * below RLIMIT_NOFILE (asked only when the map must grow). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)fd >= rl.rlim_cur && fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	uint32_t len = q->fdmap_len ? q->fdmap_len : 64;
+	while (len <= (uint32_t)fd)
+		len *= 2;
+	int32_t *m = realloc(q->fdmap, len * sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	for (uint32_t i = q->fdmap_len; i < len; i++)
+		m[i] = -1;
+	q->fdmap = m;
+	q->fdmap_len = len;
+	return 0;
+}
+
+/* The fd's number now belongs to another registration (or none): the old one
+ * goes silent; its kernel registration died with the file. */
+static void fd_defunct(struct evq *q, struct evq__reg *r)
+{
+	r->flags |= EVQ_R_DEFUNCT;
+	r->pend_events = 0;
+	evq__unlink(q, r);
+}
+
+#define FD_EVENTS (EVQ_READ | EVQ_WRITE | EVQ_PRI)
+/* What a regular file or directory reports: always readable and writable,
+ * never urgent data (select() reports no exception for one either). */
+#define FD_ALWAYS_EVENTS (EVQ_READ | EVQ_WRITE)
+#define FD_FLAGS (EVQ_EDGE | EVQ_ONESHOT | EVQ_DISABLED)
+
+int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
+	       uint64_t cookie)
+{
+	struct evq__reg *r;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	if (fd < 0)
+		return -EBADF;
+	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+		return -EINVAL;
+	lock(q);
+	int64_t rc = fdmap_reserve(q, fd);
+	if (rc < 0)
+		goto out;
+	int64_t id = evq__reg_new(q, EVQ_KIND_FD, NULL, flags, cookie, fd, &r);
+	if (id < 0) {
+		rc = id;
+		goto out;
+	}
+	r->events = events;
+	int32_t old = q->fdmap[fd];
+	rc = q->backend->fd_ctl(q, EVQ_FD_ADD, fd, events, flags,
+				evq__token(atomic_load(&r->state), r->idx));
+	if (rc == -EPERM) {
+		/* A regular file or directory: always ready (epoll refuses it). */
+		struct stat sb;
+		if (fstat(fd, &sb) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		if (old >= 0) {
+			struct evq__reg *o = evq__slot(q, (uint32_t)old);
+			if ((o->flags & EVQ_R_ALWAYS) && !(o->flags & EVQ_R_DEFUNCT) &&
+			    o->dev == (uint64_t)sb.st_dev && o->ino == (uint64_t)sb.st_ino) {
+				rc = -EEXIST;
+				goto fail;
+			}
+		}
+		r->flags |= EVQ_R_ALWAYS;
+		r->dev = (uint64_t)sb.st_dev;
+		r->ino = (uint64_t)sb.st_ino;
+		r->pend_events = events & FD_ALWAYS_EVENTS;
+		evq__make_pending_kick(q, r);
+	} else if (rc < 0) {
+		goto fail;
+	}
+	if (old >= 0)
+		fd_defunct(q, evq__slot(q, (uint32_t)old));
+	q->fdmap[fd] = (int32_t)r->idx;
+	rc = id;
+	goto out;
+fail:
+	evq__reg_free(q, r);
+out:
+	unlock(q);
+	return rc;
+}
+
+int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
+{
+	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+		return -EINVAL;
+	if (r->flags & EVQ_R_DEFUNCT)
+		return -EBADF;
+	if (r->flags & EVQ_R_ALWAYS) {
+		r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
+		r->events = events;
+		evq__unlink(q, r);
+		r->pend_events = events & FD_ALWAYS_EVENTS;
+		evq__make_pending_kick(q, r);
+		return 0;
+	}
+	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events, flags,
+				    evq__token(atomic_load(&r->state), r->idx));
+	if (rc == -ENOENT || rc == -EBADF) {
+		fd_defunct(q, r);
+		return -EBADF;
+	}
+	if (rc < 0)
+		return rc;
+	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
+	r->events = events;
+	return 0;
+}
+
+void evq__fd_del(struct evq *q, struct evq__reg *r)
+{
+	int fd = r->ident;
+	if (q->fdmap[fd] != (int32_t)r->idx)
+		return; /* defunct: the number belongs to someone else */
+	q->fdmap[fd] = -1;
+	if (!(r->flags & (EVQ_R_ALWAYS | EVQ_R_DEFUNCT)))
+		/* ENOENT/EBADF: the file was closed, and epoll forgot it then */
+		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, fd, 0, 0, 0);
+}
+
+
+/* Level-triggered regular files come back once per kernel round.  The kernel
+ * cannot tell us they were closed, so look: a registration whose fd is gone
+ * or now names another file goes silent, as epoll does for closed fds. */
+void evq__fd_again(struct evq *q)
+{
+	while (q->again_head >= 0) {
+		struct evq__reg *r = evq__slot(q, (uint32_t)q->again_head);
+		struct stat sb;
+		evq__unlink(q, r);
+		if (fstat(r->ident, &sb) < 0 || (uint64_t)sb.st_dev != r->dev ||
+		    (uint64_t)sb.st_ino != r->ino)
+			fd_defunct(q, r);
+		else
+			evq__link(q, r, EVQ_LIST_PENDING);
+	}
+}

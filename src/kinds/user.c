@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * user.c - user events (evq_add_user, evq_trigger): a counter that any
+ * thread or signal handler bumps lock-free through the post stack.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+
+int64_t evq_add_user(struct evq *q, uint64_t cookie)
+{
+	struct evq__reg *r;
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	evq__lock(q);
+	int64_t id = evq__reg_new(q, EVQ_KIND_USER, NULL, 0, cookie, -1, &r);
+	evq__unlock(q);
+	return id;
+}
+
+int evq_trigger(struct evq *q, int64_t id)
+{
+	int ck = evq__check(q);
+	if (ck < 0)
+		return ck;
+	int saved = errno, rc = -ENOENT;
+	uint64_t st;
+	struct evq__reg *r = evq__reg_lookup(q, id, &st);
+	if (r && evq__reg_kind(st) != EVQ_KIND_USER)
+		rc = -EINVAL;
+	else if (r)
+		/* a del racing with us retags ctl: the post then fails */
+		rc = evq__post(q, r, evq__ctl_tag(evq__reg_gen(st)), 1);
+	errno = saved;
+	return rc;
+}
+
