@@ -162,7 +162,7 @@ check-switches: $(STATIC) $(TEST_STATIC)
 demo: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
--include $(sort $(wildcard bench/*.mk))
+-include bench/bench.mk
 -include model/model.mk
 -include fuzz/fuzz.mk
 -include bindings/tcl/tcl.mk

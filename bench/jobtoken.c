@@ -65,8 +65,8 @@ static int wanted(const char *impls, int impl)
 {
 	if (is_uring(impl) && !have_uring)
 		return 0;
-	return wb_wanted(impls, names[impl]) ||
-	       (impls && old_names[impl] && wb_wanted(impls, old_names[impl]));
+	return bench_listed(impls, names[impl]) ||
+	       (impls && old_names[impl] && bench_listed(impls, old_names[impl]));
 }
 
 static long m_jobs = 20000, work = 1000;
@@ -152,7 +152,7 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 	}
 	struct rusage r0, r1;
 	getrusage(RUSAGE_CHILDREN, &r0);
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	pid_t pid[256];
 	for (int i = 0; i < k; i++) {
 		pid[i] = fork();
@@ -170,7 +170,7 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 		waitpid(pid[i], &st, 0);
 		bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
 	}
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	getrusage(RUSAGE_CHILDREN, &r1);
 	if (impl == PIPE) {
 		close(pfd[0]);
@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return 1;
-	wb_header("jobtoken");
+	bench_header("jobtoken");
 	struct evq *probe;
 	struct evq_options po = { .backend = EVQ_BACKEND_URING };
 	if (evq_new(&probe, &po) == 0)
@@ -238,7 +238,7 @@ int main(int argc, char **argv)
 			if (!wanted(impls, impl))
 				continue;
 			double w[256], u[256], sy[256], sr[256], wr[256];
-			int have_pipe = wb_wanted(impls, "pipe");
+			int have_pipe = bench_listed(impls, "pipe");
 			for (int r = 0; r < rounds; r++) {
 				w[r] = res[impl][r].wall;
 				u[r] = res[impl][r].user;
@@ -252,11 +252,11 @@ int main(int argc, char **argv)
 			}
 			printf("bench=jobtoken k=%d impl=%s m=%ld tokens=%d rounds=%d "
 			       "wall_ms=%.1f user_ms=%.1f sys_ms=%.1f",
-			       k, names[impl], m_jobs, tokens, rounds, wb_median(w, rounds),
-			       wb_median(u, rounds), wb_median(sy, rounds));
+			       k, names[impl], m_jobs, tokens, rounds, bench_median(w, rounds),
+			       bench_median(u, rounds), bench_median(sy, rounds));
 			if (have_pipe)
 				printf(" sys_ratio_vs_pipe=%.2f wall_ratio_vs_pipe=%.2f",
-				       wb_median(sr, rounds), wb_median(wr, rounds));
+				       bench_median(sr, rounds), bench_median(wr, rounds));
 			printf("\n");
 			fflush(stdout);
 		}

@@ -124,12 +124,12 @@ static double run(int impl, struct shm *s)
 	}
 	/* B first gets ready; then time from the go signal to A's exit. */
 	usleep(20000);
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	if (write(go[1], "gg", 2) != 2)
 		return -1;
 	int st, bad = 0;
 	waitpid(pid[0], &st, 0);
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	bad |= !WIFEXITED(st) || WEXITSTATUS(st);
 	waitpid(pid[1], &st, 0);
 	bad |= !WIFEXITED(st) || WEXITSTATUS(st);
@@ -160,12 +160,12 @@ int main(int argc, char **argv)
 			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return 1;
-	wb_header("latch round trip between two processes");
+	bench_header("latch round trip between two processes");
 	static double ns[NIMPL][256];
 	for (int r = 0; r < rounds; r++)
 		for (int j = 0; j < NIMPL; j++) {
 			int impl = (j + r) % NIMPL;
-			if (!wb_wanted(impls, names[impl]))
+			if (!bench_listed(impls, names[impl]))
 				continue;
 			ns[impl][r] = run(impl, s);
 			if (ns[impl][r] < 0) {
@@ -174,17 +174,17 @@ int main(int argc, char **argv)
 			}
 		}
 	for (int impl = 0; impl < NIMPL; impl++) {
-		if (!wb_wanted(impls, names[impl]))
+		if (!bench_listed(impls, names[impl]))
 			continue;
 		double ratio[256];
-		int have = wb_wanted(impls, "futex");
+		int have = bench_listed(impls, "futex");
 		for (int r = 0; r < rounds && have; r++)
 			ratio[r] = ns[impl][r] / ns[FUTEX][r];
 		printf("bench=latch impl=%s m=%ld rounds=%d ns_median=%.0f ns_min=%.0f",
-		       names[impl], m_trips, rounds, wb_median(ns[impl], rounds),
-		       wb_min(ns[impl], rounds));
+		       names[impl], m_trips, rounds, bench_median(ns[impl], rounds),
+		       bench_min(ns[impl], rounds));
 		if (have)
-			printf(" ratio_vs_futex=%.2f", wb_median(ratio, rounds));
+			printf(" ratio_vs_futex=%.2f", bench_median(ratio, rounds));
 		printf("\n");
 		if (verbose) {
 			printf("#   rounds:");

@@ -117,20 +117,20 @@ static double one(int impl, int n, double *all)
 		/* -e: a waiter counted on each latch, none asleep */
 		for (int i = 0; i < n; i++)
 			evq_latch_reset(lp[i]);
-		int64_t t0 = wb_now();
+		int64_t t0 = now_ns();
 		set_all(impl, n);
 		*all = 0;
-		return (double)(wb_now() - t0);
+		return (double)(now_ns() - t0);
 	}
 	all_asleep(n);
 	atomic_store(&woke, 0);
 	__atomic_store_n(&done_word, 0, __ATOMIC_SEQ_CST);
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	set_all(impl, n);
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	while (__atomic_load_n(&done_word, __ATOMIC_SEQ_CST) == 0)
 		wb_futex_wait(&done_word, 0, 0);
-	int64_t t2 = wb_now();
+	int64_t t2 = now_ns();
 	*all = (double)(t2 - t0);
 	return (double)(t1 - t0);
 }
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 	}
 	if (rounds < 1 || rounds > 256 || m < 1)
 		return 2;
-	wb_header(empty ? "evq_latch_set_many: n latches, a waiter counted on each, none asleep"
+	bench_header(empty ? "evq_latch_set_many: n latches, a waiter counted on each, none asleep"
 			: "evq_latch_set_many: n latches, one sleeping waiter each");
 	printf("# waiters %s, latches %s\n",
 	       empty ? "none (-e)" : idle_waiters ? "SCHED_IDLE" : "SCHED_OTHER",
@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 		for (int r = 0; r < rounds; r++)
 			for (int j = 0; j < NIMPL; j++) {
 				int impl = (j + r) % NIMPL;
-				if (!wb_wanted(impls, names[impl]))
+				if (!bench_listed(impls, names[impl]))
 					continue;
 				use(impl);
 				for (long k = 0; k < m; k++)
@@ -218,24 +218,24 @@ int main(int argc, char **argv)
 				set[impl][r] = median(sv, (int)m);
 				all[impl][r] = median(av, (int)m);
 			}
-		int have = wb_wanted(impls, "pairs");
+		int have = bench_listed(impls, "pairs");
 		for (int impl = 0; impl < NIMPL; impl++) {
-			if (!wb_wanted(impls, names[impl]))
+			if (!bench_listed(impls, names[impl]))
 				continue;
 			printf("bench=latchmany impl=%s n=%d m=%ld rounds=%d waiters=%s set_ns=%.0f",
 			       names[impl], n, m, rounds, empty ? "none" : "asleep",
-			       wb_median(set[impl], rounds));
+			       bench_median(set[impl], rounds));
 			if (!empty)
-				printf(" all_ns=%.0f", wb_median(all[impl], rounds));
+				printf(" all_ns=%.0f", bench_median(all[impl], rounds));
 			if (have) {
 				double rs[256], ra[256];
 				for (int r = 0; r < rounds; r++) {
 					rs[r] = set[impl][r] / set[PAIRS][r];
 					ra[r] = all[impl][r] / all[PAIRS][r];
 				}
-				printf(" set_ratio_vs_pairs=%.2f", wb_median(rs, rounds));
+				printf(" set_ratio_vs_pairs=%.2f", bench_median(rs, rounds));
 				if (!empty)
-					printf(" all_ratio_vs_pairs=%.2f", wb_median(ra, rounds));
+					printf(" all_ratio_vs_pairs=%.2f", bench_median(ra, rounds));
 			}
 			printf("\n");
 			if (verbose) {
