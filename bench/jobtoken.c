@@ -184,9 +184,29 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 	return bad ? -1 : 0;
 }
 
+static const char *impls; /* -i */
+static struct result res[NIMPL][256];
+
+struct config {
+	int k;
+	struct evq_sem *s;
+};
+
+static int one_round(int impl, int r, void *ctx)
+{
+	const struct config *c = ctx;
+	if (!wanted(impls, impl))
+		return 0;
+	if (run(impl, c->k, c->s, &res[impl][r]) != 0) {
+		printf("# k=%d impl=%s round %d FAILED\n", c->k, names[impl], r);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *klist = "2,8,32", *impls = NULL;
+	const char *klist = "2,8,32";
 	int rounds = 5, opt;
 	while ((opt = getopt(argc, argv, "k:m:t:r:w:i:")) != -1) {
 		switch (opt) {
@@ -223,17 +243,8 @@ int main(int argc, char **argv)
 		int k = atoi(tok);
 		if (k < 1 || k > 256)
 			continue;
-		static struct result res[NIMPL][256];
-		for (int r = 0; r < rounds; r++)
-			for (int j = 0; j < NIMPL; j++) {
-				int impl = (j + r) % NIMPL;
-				if (!wanted(impls, impl))
-					continue;
-				if (run(impl, k, s, &res[impl][r]) != 0) {
-					printf("# k=%d impl=%s round %d FAILED\n", k, names[impl], r);
-					return 1;
-				}
-			}
+		if (bench_rounds(rounds, NIMPL, 0, one_round, &(struct config){ k, s }))
+			return 1;
 		for (int impl = 0; impl < NIMPL; impl++) {
 			if (!wanted(impls, impl))
 				continue;

@@ -138,9 +138,23 @@ static double run(int impl, struct shm *s)
 	return bad ? -1 : (double)(t1 - t0) / (double)m_trips;
 }
 
+static const char *impls; /* -i */
+static double ns[NIMPL][256];
+
+static int one_round(int impl, int r, void *s)
+{
+	if (!bench_listed(impls, names[impl]))
+		return 0;
+	ns[impl][r] = run(impl, s);
+	if (ns[impl][r] < 0) {
+		printf("# impl=%s round %d FAILED\n", names[impl], r);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *impls = NULL;
 	int rounds = 11, verbose = 0, opt;
 	while ((opt = getopt(argc, argv, "m:r:i:v")) != -1) {
 		switch (opt) {
@@ -161,30 +175,14 @@ int main(int argc, char **argv)
 	if (s == MAP_FAILED)
 		return 1;
 	bench_header("latch round trip between two processes");
-	static double ns[NIMPL][256];
-	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < NIMPL; j++) {
-			int impl = (j + r) % NIMPL;
-			if (!bench_listed(impls, names[impl]))
-				continue;
-			ns[impl][r] = run(impl, s);
-			if (ns[impl][r] < 0) {
-				printf("# impl=%s round %d FAILED\n", names[impl], r);
-				return 1;
-			}
-		}
+	if (bench_rounds(rounds, NIMPL, 0, one_round, s))
+		return 1;
 	for (int impl = 0; impl < NIMPL; impl++) {
 		if (!bench_listed(impls, names[impl]))
 			continue;
-		double ratio[256];
-		int have = bench_listed(impls, "futex");
-		for (int r = 0; r < rounds && have; r++)
-			ratio[r] = ns[impl][r] / ns[FUTEX][r];
-		printf("bench=latch impl=%s m=%ld rounds=%d ns_median=%.0f ns_min=%.0f",
-		       names[impl], m_trips, rounds, bench_median(ns[impl], rounds),
-		       bench_min(ns[impl], rounds));
-		if (have)
-			printf(" ratio_vs_futex=%.2f", bench_median(ratio, rounds));
+		printf("bench=latch impl=%s m=%ld rounds=%d", names[impl], m_trips, rounds);
+		bench_ns_figures(ns[impl], bench_listed(impls, "futex") ? ns[FUTEX] : NULL,
+				 "futex", 2, rounds);
 		printf("\n");
 		if (verbose) {
 			printf("#   rounds:");

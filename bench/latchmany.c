@@ -140,9 +140,60 @@ static void use(int impl)
 	evq__latch_batch_min(impl == RING ? 1 : impl == PAIRS ? 0 : -1);
 }
 
+static const char *impls; /* -i */
+static double set[NIMPL][256], all[NIMPL][256]; /* per round, medians of m */
+
+struct table {
+	int n;
+	long m;
+	double *sv, *av; /* m sets: ns inside the call, ns until all woke */
+};
+
+static int one_round(int impl, int r, void *ctx)
+{
+	const struct table *t = ctx;
+	if (!bench_listed(impls, names[impl]))
+		return 0;
+	use(impl);
+	for (long k = 0; k < t->m; k++)
+		t->sv[k] = one(impl, t->n, &t->av[k]);
+	set[impl][r] = median(t->sv, (int)t->m);
+	all[impl][r] = median(t->av, (int)t->m);
+	return 0;
+}
+
+static void report(int n, long m, int rounds, int verbose)
+{
+	int have = bench_listed(impls, "pairs");
+	for (int impl = 0; impl < NIMPL; impl++) {
+		if (!bench_listed(impls, names[impl]))
+			continue;
+		printf("bench=latchmany impl=%s n=%d m=%ld rounds=%d waiters=%s set_ns=%.0f",
+		       names[impl], n, m, rounds, empty ? "none" : "asleep",
+		       bench_median(set[impl], rounds));
+		if (!empty)
+			printf(" all_ns=%.0f", bench_median(all[impl], rounds));
+		if (have) {
+			printf(" set_ratio_vs_pairs=%.2f",
+			       bench_ratio_median(set[impl], set[PAIRS], rounds));
+			if (!empty)
+				printf(" all_ratio_vs_pairs=%.2f",
+				       bench_ratio_median(all[impl], all[PAIRS], rounds));
+		}
+		printf("\n");
+		if (verbose) {
+			printf("#   set per round:");
+			for (int r = 0; r < rounds; r++)
+				printf(" %.0f", set[impl][r]);
+			printf("\n");
+		}
+	}
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
-	const char *impls = NULL, *ns_list = "2,4,8,32,128";
+	const char *ns_list = "2,4,8,32,128";
 	int rounds = 11, verbose = 0, opt, flags = 0;
 	long m = 300;
 	while ((opt = getopt(argc, argv, "n:m:r:i:sNev")) != -1) {
@@ -198,7 +249,6 @@ int main(int argc, char **argv)
 			if (statfd[i] < 0)
 				return 1;
 		}
-		static double set[NIMPL][256], all[NIMPL][256];
 		double *sv = malloc(sizeof *sv * (size_t)m), *av = malloc(sizeof *av * (size_t)m);
 		if (!sv || !av)
 			return 1;
@@ -207,45 +257,8 @@ int main(int argc, char **argv)
 			use(impl);
 			one(impl, n, &dummy);
 		}
-		for (int r = 0; r < rounds; r++)
-			for (int j = 0; j < NIMPL; j++) {
-				int impl = (j + r) % NIMPL;
-				if (!bench_listed(impls, names[impl]))
-					continue;
-				use(impl);
-				for (long k = 0; k < m; k++)
-					sv[k] = one(impl, n, &av[k]);
-				set[impl][r] = median(sv, (int)m);
-				all[impl][r] = median(av, (int)m);
-			}
-		int have = bench_listed(impls, "pairs");
-		for (int impl = 0; impl < NIMPL; impl++) {
-			if (!bench_listed(impls, names[impl]))
-				continue;
-			printf("bench=latchmany impl=%s n=%d m=%ld rounds=%d waiters=%s set_ns=%.0f",
-			       names[impl], n, m, rounds, empty ? "none" : "asleep",
-			       bench_median(set[impl], rounds));
-			if (!empty)
-				printf(" all_ns=%.0f", bench_median(all[impl], rounds));
-			if (have) {
-				double rs[256], ra[256];
-				for (int r = 0; r < rounds; r++) {
-					rs[r] = set[impl][r] / set[PAIRS][r];
-					ra[r] = all[impl][r] / all[PAIRS][r];
-				}
-				printf(" set_ratio_vs_pairs=%.2f", bench_median(rs, rounds));
-				if (!empty)
-					printf(" all_ratio_vs_pairs=%.2f", bench_median(ra, rounds));
-			}
-			printf("\n");
-			if (verbose) {
-				printf("#   set per round:");
-				for (int r = 0; r < rounds; r++)
-					printf(" %.0f", set[impl][r]);
-				printf("\n");
-			}
-		}
-		fflush(stdout);
+		bench_rounds(rounds, NIMPL, 0, one_round, &(struct table){ n, m, sv, av });
+		report(n, m, rounds, verbose);
 		free(sv);
 		free(av);
 		use(AUTO);

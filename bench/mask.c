@@ -376,6 +376,16 @@ static void print(const char *c, const char *impl, const char *extra, long m,
 	       c, impl, extra, m, rounds, bench_median(v, rounds), bench_min(v, rounds));
 }
 
+static double pp[PP_N][MAXR], cpu[PP_N][MAXR]; /* ping-pong: ns, CPU ns */
+
+static int pp_round(int impl, int r, void *ctx)
+{
+	(void)ctx;
+	pp[impl][r] = pingpong(impl, m_arg);
+	cpu[impl][r] = pp_cpu;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int opt;
@@ -407,26 +417,15 @@ int main(int argc, char **argv)
 	print("redundant", "eventfd", "", ops / 20, red[2]);
 
 	/* ping-pong: impls interleaved, the first one rotating */
-	static double pp[PP_N][MAXR], ratio[PP_N][MAXR];
-	static double cpu[PP_N][MAXR], cratio[PP_N][MAXR];
-	for (int r = 0; r < rounds; r++)
-		for (int k = 0; k < PP_N; k++) {
-			int impl = (k + r) % PP_N;
-			pp[impl][r] = pingpong(impl, m_arg);
-			cpu[impl][r] = pp_cpu;
-		}
-	for (int r = 0; r < rounds; r++)
-		for (int k = 0; k < PP_N; k++) {
-			ratio[k][r] = pp[k][r] / pp[PP_EPOLL4][r];
-			cratio[k][r] = cpu[k][r] / cpu[PP_EPOLL4][r];
-		}
+	bench_rounds(rounds, PP_N, 0, pp_round, NULL);
 	for (int k = 0; k < PP_N; k++)
 		printf("bench=mask case=pingpong impl=%s m=%ld rounds=%d ns_median=%.1f "
 		       "ns_min=%.1f ratio_vs_epoll4=%.3f cpu_ns_median=%.1f "
 		       "cpu_ratio_vs_epoll4=%.3f\n",
 		       pp_name[k], m_arg, rounds, bench_median(pp[k], rounds),
-		       bench_min(pp[k], rounds), bench_median(ratio[k], rounds),
-		       bench_median(cpu[k], rounds), bench_median(cratio[k], rounds));
+		       bench_min(pp[k], rounds), bench_ratio_median(pp[k], pp[PP_EPOLL4], rounds),
+		       bench_median(cpu[k], rounds),
+		       bench_ratio_median(cpu[k], cpu[PP_EPOLL4], rounds));
 
 	/* broadcast */
 	static const int ns_[] = { 0, 1, 8, 64, 1024 };

@@ -470,18 +470,27 @@ static int usable(const char *impls, int impl)
 
 static const char *tests[] = { "full", "notify", "notify-vm" };
 
+struct config {
+	const char *impls;
+	int test, c, n;
+};
+
+static struct cost res[NIMPL][MAXR];
+
+static int one_round(int i, int r, void *ctx)
+{
+	const struct config *cf = ctx;
+	if (i == FLOOR || usable(cf->impls, i))
+		res[i][r] = run(i, cf->test, cf->c, cf->n);
+	return 0;
+}
+
 static void bench(const char *impls, int test, int c, int n, int rounds)
 {
-	static struct cost res[NIMPL][MAXR];
 	for (int i = 0; i < NIMPL; i++) /* warm-up: one batch each, not counted */
 		if (i == FLOOR || usable(impls, i))
 			(void)run(i, test, c, c);
-	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < NIMPL; j++) {
-			int i = (j + r) % NIMPL;
-			if (i == FLOOR || usable(impls, i))
-				res[i][r] = run(i, test, c, n);
-		}
+	bench_rounds(rounds, NIMPL, 0, one_round, &(struct config){ impls, test, c, n });
 	for (int i = 0; i < NIMPL; i++) {
 		if (i != FLOOR && !usable(impls, i))
 			continue;

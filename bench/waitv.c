@@ -121,9 +121,30 @@ static double run(int impl)
 	return (double)(t1 - t0) / (double)m_trips;
 }
 
+static const char *impls; /* -i */
+static double ns[NIMPL][256];
+
+/* futex waits on one word only */
+static int runs(int impl)
+{
+	return bench_listed(impls, names[impl]) && (impl != FUTEX || nwords == 1);
+}
+
+static int one_round(int impl, int r, void *ctx)
+{
+	(void)ctx;
+	if (!runs(impl))
+		return 0;
+	if ((ns[impl][r] = run(impl)) < 0) {
+		printf("# n=%d impl=%s round %d FAILED\n", nwords, names[impl], r);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *nlist = "1,128", *impls = NULL;
+	const char *nlist = "1,128";
 	int rounds = 11, opt;
 	while ((opt = getopt(argc, argv, "n:m:r:i:")) != -1) {
 		switch (opt) {
@@ -145,29 +166,16 @@ int main(int argc, char **argv)
 		nwords = atoi(tok);
 		if (nwords < 1 || nwords > 128)
 			continue;
-		static double ns[NIMPL][256];
-		for (int r = 0; r < rounds; r++)
-			for (int j = 0; j < NIMPL; j++) {
-				int impl = (j + r) % NIMPL;
-				if (!bench_listed(impls, names[impl]) || (impl == FUTEX && nwords != 1))
-					continue;
-				if ((ns[impl][r] = run(impl)) < 0) {
-					printf("# n=%d impl=%s round %d FAILED\n", nwords, names[impl], r);
-					return 1;
-				}
-			}
+		if (bench_rounds(rounds, NIMPL, 0, one_round, NULL))
+			return 1;
 		for (int impl = 0; impl < NIMPL; impl++) {
-			if (!bench_listed(impls, names[impl]) || (impl == FUTEX && nwords != 1))
+			if (!runs(impl))
 				continue;
-			double ratio[256];
-			int have = bench_listed(impls, "futex_waitv");
-			for (int r = 0; r < rounds && have; r++)
-				ratio[r] = ns[impl][r] / ns[FUTEX_WAITV][r];
-			printf("bench=waitv n=%d impl=%s m=%ld rounds=%d ns_median=%.0f ns_min=%.0f",
-			       nwords, names[impl], m_trips, rounds, bench_median(ns[impl], rounds),
-			       bench_min(ns[impl], rounds));
-			if (have)
-				printf(" ratio_vs_futex_waitv=%.2f", bench_median(ratio, rounds));
+			printf("bench=waitv n=%d impl=%s m=%ld rounds=%d", nwords, names[impl],
+			       m_trips, rounds);
+			bench_ns_figures(ns[impl],
+					 bench_listed(impls, "futex_waitv") ? ns[FUTEX_WAITV] : NULL,
+					 "futex_waitv", 2, rounds);
 			printf("\n");
 			fflush(stdout);
 		}
