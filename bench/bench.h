@@ -88,6 +88,9 @@ long bench_num(const char *arg, long min, long max, void (*usage)(void));
 /* "# what: cpus=N load="..."": the machine a saved run ran on. */
 void bench_header(const char *what);
 
+/* "#   label: v[0] v[1] ...", each %.0f: the rounds behind a median (-v) */
+void bench_print_rounds(const char *label, const double *v, int rounds);
+
 /* "bench=NAME impl=IMPL skipped: WHY", for a candidate this build lacks. */
 void bench_skipped(const char *bench, const char *impl, const char *why);
 

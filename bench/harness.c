@@ -20,7 +20,7 @@ double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static double *copy_of(int n)
+static double *alloc(int n)
 {
 	double *s = malloc(sizeof *s * (size_t)(n > 0 ? n : 1));
 	if (!s) {
@@ -30,9 +30,18 @@ static double *copy_of(int n)
 	return s;
 }
 
+/* v as doubles, in a new array */
+static double *to_double(const int64_t *v, int n)
+{
+	double *s = alloc(n);
+	for (int i = 0; i < n; i++)
+		s[i] = (double)v[i];
+	return s;
+}
+
 double bench_median(const double *v, int n)
 {
-	double *s = copy_of(n), m;
+	double *s = alloc(n), m;
 	memcpy(s, v, sizeof *v * (size_t)n);
 	m = median(s, n);
 	free(s);
@@ -41,17 +50,14 @@ double bench_median(const double *v, int n)
 
 double bench_median_i64(const int64_t *v, int n)
 {
-	double *s = copy_of(n), m;
-	for (int i = 0; i < n; i++)
-		s[i] = (double)v[i];
-	m = median(s, n);
+	double *s = to_double(v, n), m = median(s, n);
 	free(s);
 	return m;
 }
 
 double bench_ratio_median(const double *num, const double *den, int n)
 {
-	double *s = copy_of(n), m;
+	double *s = alloc(n), m;
 	for (int i = 0; i < n; i++)
 		s[i] = num[i] / den[i];
 	m = median(s, n);
@@ -61,11 +67,10 @@ double bench_ratio_median(const double *num, const double *den, int n)
 
 double bench_ratio_median_i64(const int64_t *num, const int64_t *den, int n)
 {
-	double *s = copy_of(n), m;
-	for (int i = 0; i < n; i++)
-		s[i] = (double)num[i] / (double)den[i];
-	m = median(s, n);
-	free(s);
+	double *a = to_double(num, n), *b = to_double(den, n);
+	double m = bench_ratio_median(a, b, n);
+	free(a);
+	free(b);
 	return m;
 }
 
@@ -138,15 +143,23 @@ long bench_num(const char *arg, long min, long max, void (*usage)(void))
 
 void bench_header(const char *what)
 {
-	char load[64] = "?";
+	char load[64];
 	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (!fgets(load, sizeof load, f))
-			strcpy(load, "?");
-		fclose(f);
+	if (f && fgets(load, sizeof load, f))
 		load[strcspn(load, "\n")] = 0;
-	}
+	else
+		strcpy(load, "?");
+	if (f)
+		fclose(f);
 	printf("# %s: cpus=%ld load=\"%s\"\n", what, sysconf(_SC_NPROCESSORS_ONLN), load);
+}
+
+void bench_print_rounds(const char *label, const double *v, int rounds)
+{
+	printf("#   %s:", label);
+	for (int r = 0; r < rounds; r++)
+		printf(" %.0f", v[r]);
+	printf("\n");
 }
 
 void bench_skipped(const char *bench, const char *impl, const char *why)

@@ -184,12 +184,8 @@ int main(int argc, char **argv)
 		bench_ns_figures(ns[impl], bench_listed(impls, "futex") ? ns[FUTEX] : NULL,
 				 "futex", 2, rounds);
 		printf("\n");
-		if (verbose) {
-			printf("#   rounds:");
-			for (int r = 0; r < rounds; r++)
-				printf(" %.0f", ns[impl][r]);
-			printf("\n");
-		}
+		if (verbose)
+			bench_print_rounds("rounds", ns[impl], rounds);
 	}
 	return 0;
 }

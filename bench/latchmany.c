@@ -181,12 +181,8 @@ static void report(int n, long m, int rounds, int verbose)
 				       bench_ratio_median(all[impl], all[PAIRS], rounds));
 		}
 		printf("\n");
-		if (verbose) {
-			printf("#   set per round:");
-			for (int r = 0; r < rounds; r++)
-				printf(" %.0f", set[impl][r]);
-			printf("\n");
-		}
+		if (verbose)
+			bench_print_rounds("set per round", set[impl], rounds);
 	}
 	fflush(stdout);
 }
