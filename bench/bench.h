@@ -10,8 +10,9 @@
  *   figures     medians over the rounds, the median of per-round ratios
  *               (the "ratio spread" is then that of the rounds, not of two
  *               medians taken apart), minimums
- *   arguments   bench_num (one number option, or usage), bench_intlist
- *               (-n 100,1000,9000), bench_listed (the -i candidate lists)
+ *   arguments   bench_opt (-r, -i, -v), bench_num (one number option,
+ *               or usage), bench_intlist (-n 100,1000,9000), bench_listed
+ *               (the -i candidate lists)
  *   output      one machine-readable line per figure, "bench=NAME k=v ...",
  *               and "#" comments: bench_ns_figures, bench_header,
  *               bench_skipped
@@ -77,6 +78,17 @@ void bench_ns_figures(const double *ns, const double *base, const char *base_nam
 /* A comma-separated list of positive numbers ("100,1000,9000") into
  * v[0..max-1]: how many, or -1 if it is not one. */
 int bench_intlist(const char *s, int *v, int max);
+
+/* The options every benchmark reads alike: -r rounds, -i the candidates
+ * to run (a comma-separated list, for bench_listed; NULL: all), -v every
+ * round's figures.  bench_opt takes opt from getopt: 1 if it was one of
+ * these (the program checks the values afterwards), else 0. */
+struct bench_opts {
+	int rounds;
+	const char *impls;
+	int verbose;
+};
+int bench_opt(struct bench_opts *o, int opt, const char *arg);
 
 /* 1 if name is one of the comma-separated names in list (whole names only:
  * "libev" is inside "libevent"); a NULL list names every candidate. */

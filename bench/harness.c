@@ -121,6 +121,22 @@ int bench_intlist(const char *s, int *v, int max)
 	return n;
 }
 
+int bench_opt(struct bench_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'r':
+		o->rounds = atoi(arg);
+		return 1;
+	case 'i':
+		o->impls = arg;
+		return 1;
+	case 'v':
+		o->verbose = 1;
+		return 1;
+	}
+	return 0;
+}
+
 int bench_listed(const char *list, const char *name)
 {
 	size_t l = strlen(name);

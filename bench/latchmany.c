@@ -140,6 +140,36 @@ static void use(int impl)
 	evq__latch_batch_min(impl == RING ? 1 : impl == PAIRS ? 0 : -1);
 }
 
+/* n latches and (without -e) a waiter thread on each, whose
+ * /proc/self/task/TID/stat all_asleep reads; 0 or -1 */
+static int start_waiters(int n, int flags, pthread_t *th)
+{
+	nwait = n;
+	atomic_store(&stop, 0);
+	for (int i = 0; i < n; i++) {
+		if (evq_latch_init(&lat[i], (uint32_t)flags) != 0)
+			return -1;
+		lp[i] = &lat[i];
+		if (empty) {
+			__atomic_store_n(&lat[i].waiters, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		atomic_store(&tids[i], 0);
+		if (pthread_create(&th[i], NULL, waiter, (void *)(intptr_t)i) != 0)
+			return -1;
+	}
+	for (int i = 0; i < n && !empty; i++) {
+		char path[64];
+		while (atomic_load(&tids[i]) == 0)
+			sched_yield();
+		snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)atomic_load(&tids[i]));
+		statfd[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (statfd[i] < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static const char *impls; /* -i */
 static double set[NIMPL][256], all[NIMPL][256]; /* per round, medians of m */
 
@@ -221,30 +251,9 @@ int main(int argc, char **argv)
 		p += *p == ',';
 		if (n < 1 || n > NMAX)
 			return 2;
-		nwait = n;
-		atomic_store(&stop, 0);
 		pthread_t th[NMAX];
-		for (int i = 0; i < n; i++) {
-			if (evq_latch_init(&lat[i], (uint32_t)flags) != 0)
-				return 1;
-			lp[i] = &lat[i];
-			if (empty) {
-				__atomic_store_n(&lat[i].waiters, 1, __ATOMIC_SEQ_CST);
-				continue;
-			}
-			atomic_store(&tids[i], 0);
-			if (pthread_create(&th[i], NULL, waiter, (void *)(intptr_t)i) != 0)
-				return 1;
-		}
-		for (int i = 0; i < n && !empty; i++) {
-			char path[64];
-			while (atomic_load(&tids[i]) == 0)
-				sched_yield();
-			snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)atomic_load(&tids[i]));
-			statfd[i] = open(path, O_RDONLY | O_CLOEXEC);
-			if (statfd[i] < 0)
-				return 1;
-		}
+		if (start_waiters(n, flags, th) != 0)
+			return 1;
 		double *sv = malloc(sizeof *sv * (size_t)m), *av = malloc(sizeof *av * (size_t)m);
 		if (!sv || !av)
 			return 1;

@@ -645,7 +645,8 @@ int main(int argc, char **argv)
 	int ns[MAX_LIST] = { 100, 1000, 9000 }, nn = 3;
 	int as[MAX_LIST] = { 1, 100 }, na = 2;
 	long w = 10000;
-	int rounds = 41, maxn = 0, opt;
+	struct bench_opts o = { .rounds = 41 };
+	int rounds, maxn = 0, opt;
 	struct rlimit rl;
 
 	while ((opt = getopt(argc, argv, "n:a:w:r:i:P")) != -1) {
@@ -661,22 +662,19 @@ int main(int argc, char **argv)
 		case 'w':
 			w = bench_num(optarg, 0, LONG_MAX, usage);
 			break;
-		case 'r':
-			rounds = (int)bench_num(optarg, 1, INT_MAX, usage);
-			break;
-		case 'i':
-			for (int i = 0; i < NIMPL; i++)
-				impls[i].selected = bench_listed(optarg, impls[i].name);
-			break;
 		case 'P':
 			persistent = 1;
 			break;
 		default:
-			usage();
+			if (!bench_opt(&o, opt, optarg))
+				usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || o.rounds <= 0)
 		usage();
+	rounds = o.rounds;
+	for (int i = 0; i < NIMPL; i++)
+		impls[i].selected = bench_listed(o.impls, impls[i].name);
 
 	for (int i = 0; i < nn; i++)
 		if (ns[i] > maxn)

@@ -411,33 +411,10 @@ static void usage(void)
 	exit(2);
 }
 
-int main(int argc, char **argv)
+/* the workload, the same for every implementation and round: ntimers
+ * deadlines, near and far, in each library's unit, and a random order */
+static void make_workload(void)
 {
-	int rounds = 5, opt;
-	struct impl *base = NULL;
-	double *v;
-
-	ntimers = 1000000;
-	while ((opt = getopt(argc, argv, "t:r:i:")) != -1) {
-		switch (opt) {
-		case 't':
-			ntimers = bench_num(optarg, 1, 1L << 30, usage);
-			break;
-		case 'r':
-			rounds = (int)bench_num(optarg, 1, INT_MAX, usage);
-			break;
-		case 'i':
-			for (int i = 0; i < NIMPL; i++)
-				impls[i].selected = bench_listed(optarg, impls[i].name);
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	/* the workload, the same for every implementation and round */
 	fire_ns = xcalloc((size_t)ntimers, sizeof *fire_ns);
 	far_ns = xcalloc((size_t)ntimers, sizeof *far_ns);
 	order = xcalloc((size_t)ntimers, sizeof *order);
@@ -483,6 +460,29 @@ int main(int argc, char **argv)
 		le_far[i].tv_usec = far_ns[i] % 1000000000 / 1000;
 	}
 #endif
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o = { .rounds = 5 };
+	int rounds, opt;
+	struct impl *base = NULL;
+	double *v;
+
+	ntimers = 1000000;
+	while ((opt = getopt(argc, argv, "t:r:i:")) != -1) {
+		if (opt == 't')
+			ntimers = bench_num(optarg, 1, 1L << 30, usage);
+		else if (!bench_opt(&o, opt, optarg))
+			usage();
+	}
+	if (optind != argc || o.rounds <= 0)
+		usage();
+	rounds = o.rounds;
+	for (int i = 0; i < NIMPL; i++)
+		impls[i].selected = bench_listed(o.impls, impls[i].name);
+
+	make_workload();
 
 	printf("# timers: t=%ld one-shot timers, random deadlines; add and "
 	       "fire (deadlines in [0,50ms), evq also evq_del()s each fired "

@@ -631,29 +631,20 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	long m = 10000;
-	int rounds = 11, opt;
+	struct bench_opts o = { .rounds = 11 };
+	int opt;
 
 	while ((opt = getopt(argc, argv, "m:r:i:v")) != -1) {
-		switch (opt) {
-		case 'v':
-			verbose = 1;
-			break;
-		case 'm':
+		if (opt == 'm')
 			m = bench_num(optarg, 1, LONG_MAX, usage);
-			break;
-		case 'r':
-			rounds = (int)bench_num(optarg, 1, INT_MAX, usage);
-			break;
-		case 'i':
-			for (int i = 0; i < NIMPL; i++)
-				impls[i].selected = bench_listed(optarg, impls[i].name);
-			break;
-		default:
+		else if (!bench_opt(&o, opt, optarg))
 			usage();
-		}
 	}
-	if (optind != argc)
+	if (optind != argc || o.rounds <= 0)
 		usage();
+	verbose = o.verbose;
+	for (int i = 0; i < NIMPL; i++)
+		impls[i].selected = bench_listed(o.impls, impls[i].name);
 #ifdef BENCH_LIBEVENT
 	if (evthread_use_pthreads() < 0)
 		die("evthread_use_pthreads", EINVAL);
@@ -661,12 +652,12 @@ int main(int argc, char **argv)
 	printf("# trigger: pingpong = round trip between two threads, each "
 	       "asleep in its own loop; self = trigger + non-blocking wait in "
 	       "one thread; ns per op, medians of %d interleaved rounds; "
-	       "ratio = median of per-round impl/epoll\n", rounds);
+	       "ratio = median of per-round impl/epoll\n", o.rounds);
 	for (int i = 0; i < NIMPL; i++)
 		if (impls[i].selected && impls[i].missing)
 			bench_skipped("trigger", impls[i].name, impls[i].missing);
 	fflush(stdout);
-	run_mode("pingpong", 0, m, rounds);
-	run_mode("self", 1, m * 10, rounds);
+	run_mode("pingpong", 0, m, o.rounds);
+	run_mode("self", 1, m * 10, o.rounds);
 	return 0;
 }
