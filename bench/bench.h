@@ -89,6 +89,9 @@ struct bench_opts {
 	int verbose;
 };
 int bench_opt(struct bench_opts *o, int opt, const char *arg);
+/* After getopt: usage() unless every argument was an option and the
+ * rounds are positive; else the rounds. */
+int bench_opts_end(const struct bench_opts *o, int argc, void (*usage)(void));
 
 /* 1 if name is one of the comma-separated names in list (whole names only:
  * "libev" is inside "libevent"); a NULL list names every candidate. */

@@ -137,6 +137,13 @@ int bench_opt(struct bench_opts *o, int opt, const char *arg)
 	return 0;
 }
 
+int bench_opts_end(const struct bench_opts *o, int argc, void (*usage)(void))
+{
+	if (optind != argc || o->rounds <= 0)
+		usage();
+	return o->rounds;
+}
+
 int bench_listed(const char *list, const char *name)
 {
 	size_t l = strlen(name);

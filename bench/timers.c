@@ -476,9 +476,7 @@ int main(int argc, char **argv)
 		else if (!bench_opt(&o, opt, optarg))
 			usage();
 	}
-	if (optind != argc || o.rounds <= 0)
-		usage();
-	rounds = o.rounds;
+	rounds = bench_opts_end(&o, argc, usage);
 	for (int i = 0; i < NIMPL; i++)
 		impls[i].selected = bench_listed(o.impls, impls[i].name);
 

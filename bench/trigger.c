@@ -640,8 +640,7 @@ int main(int argc, char **argv)
 		else if (!bench_opt(&o, opt, optarg))
 			usage();
 	}
-	if (optind != argc || o.rounds <= 0)
-		usage();
+	bench_opts_end(&o, argc, usage);
 	verbose = o.verbose;
 	for (int i = 0; i < NIMPL; i++)
 		impls[i].selected = bench_listed(o.impls, impls[i].name);
