@@ -117,6 +117,8 @@ $(BUILD)/tests/%: tests/helpers/%.c $(TEST_STATIC) $(TEST_HDRS)
 	@mkdir -p $(dir $@)
 	$(TEST_CC)
 
+$(BUILD)/tests/xproc: | $(BUILD)/tests/xproc_child
+
 # tests/faults makes the library's allocations, thread starts and descriptor
 # creations fail one at a time: its calls (and libevq.a's) to these go
 # through wrappers in the test.  The library itself is built as always.
@@ -130,8 +132,6 @@ $(BUILD)/examples/%: examples/%.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
 
 tests: $(TESTS) $(TEST_HELPERS)
-# tests/xproc runs its helper program (tests/helpers/xproc_child.c)
-$(BUILD)/tests/xproc: | $(BUILD)/tests/xproc_child
 examples: $(EXAMPLES)
 
 # Every test runs once per backend this machine has ($(BUILD)/tests/backends,
