@@ -56,8 +56,15 @@ LDFLAGS_ALL := -pthread $(if $(SAN),-fsanitize=$(SAN)) $(LDFLAGS)
 LIB_SRCS  := $(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c))
 LIB_HDRS  := $(sort $(wildcard src/*.h src/*/*.h src/*/*/*.h))
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+# tests/*.c: one TAP program per feature, each run by prove;
+# tests/helpers/: what they share (tap.h, evqtest.h, ...) and the programs
+# that are not tests (backends, xproc_child), built next to the tests
+# (tests/README.md).
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TESTS     := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+TEST_HELPERS := $(TEST_HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/%)
+TEST_HDRS := $(wildcard tests/helpers/*.h)
 EX_SRCS   := $(sort $(wildcard examples/*.c))
 EXAMPLES  := $(EX_SRCS:examples/%.c=$(BUILD)/examples/%)
 
@@ -98,10 +105,19 @@ $(SHARED): $(LIB_OBJS) src/libevq.map
 	ln -sf libevq.so.$(SOMAJOR) $(BUILD)/libevq.so
 
 # Tests link the static library (its test build) and may include src/
-# headers for white-box checks; tests/tap.h is the TAP helper.
-$(BUILD)/tests/%: tests/%.c $(TEST_STATIC) $(wildcard tests/*.h)
+# headers for white-box checks; tests/helpers/tap.h is the TAP helper.
+# The helper programs land beside the tests: tests/xproc execs its
+# xproc_child from its own directory.
+TEST_CC = $(CC) $(CFLAGS_ALL) -Isrc -Itests/helpers -o $@ $< $(TEST_STATIC) $(LDFLAGS_ALL) -lrt
+$(BUILD)/tests/%: tests/%.c $(TEST_STATIC) $(TEST_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(TEST_STATIC) $(LDFLAGS_ALL) -lrt
+	$(TEST_CC)
+
+$(BUILD)/tests/%: tests/helpers/%.c $(TEST_STATIC) $(TEST_HDRS)
+	@mkdir -p $(dir $@)
+	$(TEST_CC)
+
+$(BUILD)/tests/xproc: | $(BUILD)/tests/xproc_child
 
 # tests/faults makes the library's allocations, thread starts and descriptor
 # creations fail one at a time: its calls (and libevq.a's) to these go
@@ -115,20 +131,22 @@ $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS_ALL)
 
-tests: $(TESTS)
+tests: $(TESTS) $(TEST_HELPERS)
 examples: $(EXAMPLES)
 
-# Every test runs once per backend this machine has (tests/backends lists
-# them); a backend the kernel lacks is reported as skipped by the tests.
+# Every test runs once per backend this machine has ($(BUILD)/tests/backends,
+# from tests/helpers/, lists them; BACKENDS is that list for the programs of
+# the documentation, MANEX below); a backend the kernel lacks is reported
+# as skipped by the tests.
 # On io_uring the tests of memory words run once more with the inline
 # futex_waitv sleep off, so that the ring's own word waits are tested on
 # queues without fds too.
 BACKENDS ?= $(shell $(BUILD)/tests/backends 2>/dev/null || echo epoll)
 RING_WORD_TESTS := $(addprefix $(BUILD)/tests/,word latch sem wordsleep threads multiwait xproc uring fairness hostile shutdown)
-check: $(TESTS) $(EXAMPLES) check-exports check-switches
+check: $(TESTS) $(TEST_HELPERS) $(EXAMPLES) check-exports check-switches
 	@set -e; bs=$$($(BUILD)/tests/backends); for b in $$bs; do \
 	  echo "== backend $$b"; \
-	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(filter-out $(BUILD)/tests/backends,$(TESTS)); \
+	  EVQ_BACKEND=$$b prove -f $(PROVEFLAGS) $(TESTS); \
 	done; \
 	case "$$bs" in *uring*) \
 	  echo "== backend uring, words through the ring (EVQ_URING_INLINE=0)"; \
@@ -162,7 +180,7 @@ check-switches: $(STATIC) $(TEST_STATIC)
 demo: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
--include $(sort $(wildcard bench/*.mk))
+-include bench/bench.mk
 -include model/model.mk
 -include fuzz/fuzz.mk
 -include bindings/tcl/tcl.mk
@@ -208,10 +226,9 @@ clean:
 # default lock let a spinning thread keep a woken one from running for over
 # a minute (tests/latch.c, set_many in a handler).
 VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=no
-check-valgrind: $(TESTS)
+check-valgrind: $(TESTS) $(TEST_HELPERS)
 	@command -v valgrind >/dev/null || { echo "skipped: install valgrind"; exit 0; }; \
-	EVQ_TEST_SCALE=0.05 EVQ_TEST_VALGRIND=1 prove -f --exec '$(VALGRIND)' \
-		$(filter-out $(BUILD)/tests/backends,$(TESTS))
+	EVQ_TEST_SCALE=0.05 EVQ_TEST_VALGRIND=1 prove -f --exec '$(VALGRIND)' $(TESTS)
 .PHONY: check-valgrind
 
 # Tcl's own test suite judges evqtclsh (bindings/tcl/check-tcl.sh: fetches

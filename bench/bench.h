@@ -1,7 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench.h - what every evq benchmark needs: a monotonic clock in ns, the
- * median of a sample (sorted in place), and the -i list parser.
+ * bench.h - the harness every evq benchmark is built with (bench/harness.c,
+ * linked into each program by the one rule of bench/bench.mk):
+ *
+ *   clocks      now_ns (monotonic), cpu_ns and thread_cpu_ns (CPU time)
+ *   rounds      bench_rounds: maybe a warm-up round, then every round
+ *               runs each candidate once, starting one later each round,
+ *               so that a drift of the machine's load hits all alike
+ *   figures     medians over the rounds, the median of per-round ratios
+ *               (the "ratio spread" is then that of the rounds, not of two
+ *               medians taken apart), minimums
+ *   arguments   bench_opt (-r, -i, -v), bench_num (one number option,
+ *               or usage), bench_intlist (-n 100,1000,9000), bench_listed
+ *               (the -i candidate lists)
+ *   output      one machine-readable line per figure, "bench=NAME k=v ...",
+ *               and "#" comments: bench_ns_figures, bench_header,
+ *               bench_skipped
  */
 #ifndef EVQ_BENCH_H
 #define EVQ_BENCH_H
@@ -11,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+/* inline: these are read inside the timed loops */
 static inline int64_t now_ns(void)
 {
 	struct timespec ts;
@@ -18,28 +33,80 @@ static inline int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static inline int bench_cmp_double(const void *a, const void *b)
+static inline int64_t cpu_ns(void)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Median of v[0..n-1]; sorts v. */
-static inline double median(double *v, int n)
+static inline int64_t thread_cpu_ns(void)
 {
-	qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+/* Median of v[0..n-1]; sorts v (so that v[0] is then the minimum). */
+double median(double *v, int n);
+/* The same, v left alone (sorts a copy). */
+double bench_median(const double *v, int n);
+/* Median of int64 samples (nanoseconds), v left alone. */
+double bench_median_i64(const int64_t *v, int n);
+/* Median over the rounds of num[r] / den[r]: how a candidate compares with
+ * the base round by round. */
+double bench_ratio_median(const double *num, const double *den, int n);
+double bench_ratio_median_i64(const int64_t *num, const int64_t *den, int n);
+double bench_min(const double *v, int n);
+
+/* The rounds of one table.  Every round runs each candidate 0..n-1 once
+ * (one() returns at once for those not selected), in an order that
+ * rotates by one from round to round, so that a drift of the machine's
+ * load hits all alike: round r starts with candidate (r + warmup) % n.
+ * With warmup, round -1 runs first, a warm-up of caches, page tables and
+ * allocators whose figures one() must not record.  Stops at the first
+ * nonzero return of one() (a failed run) and returns it. */
+int bench_rounds(int rounds, int n, int warmup, int (*one)(int cand, int round, void *ctx),
+		 void *ctx);
+
+/* " ns_median=%.0f ns_min=%.0f" of ns[0..rounds-1] and, with a base,
+ * " ratio_vs_BASE=%.*f" (digits after the point), the median of the
+ * per-round ratios ns[r] / base[r]. */
+void bench_ns_figures(const double *ns, const double *base, const char *base_name,
+		      int digits, int rounds);
+
+/* A comma-separated list of positive numbers ("100,1000,9000") into
+ * v[0..max-1]: how many, or -1 if it is not one. */
+int bench_intlist(const char *s, int *v, int max);
+
+/* The options every benchmark reads alike: -r rounds, -i the candidates
+ * to run (a comma-separated list, for bench_listed; NULL: all), -v every
+ * round's figures.  bench_opt takes opt from getopt: 1 if it was one of
+ * these (the program checks the values afterwards), else 0. */
+struct bench_opts {
+	int rounds;
+	const char *impls;
+	int verbose;
+};
+int bench_opt(struct bench_opts *o, int opt, const char *arg);
+/* After getopt: usage() unless every argument was an option and the
+ * rounds are positive; else the rounds. */
+int bench_opts_end(const struct bench_opts *o, int argc, void (*usage)(void));
 
 /* 1 if name is one of the comma-separated names in list (whole names only:
- * "libev" is inside "libevent"). */
-static inline int bench_listed(const char *list, const char *name)
-{
-	size_t l = strlen(name);
-	for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
-		if ((p == list || p[-1] == ',') && (p[l] == 0 || p[l] == ','))
-			return 1;
-	return 0;
-}
+ * "libev" is inside "libevent"); a NULL list names every candidate. */
+int bench_listed(const char *list, const char *name);
+
+/* The number in arg if it is in [min, max], else usage() (which exits). */
+long bench_num(const char *arg, long min, long max, void (*usage)(void));
+
+/* "# what: cpus=N load="..."": the machine a saved run ran on. */
+void bench_header(const char *what);
+
+/* "#   label: v[0] v[1] ...", each %.0f: the rounds behind a median (-v) */
+void bench_print_rounds(const char *label, const double *v, int rounds);
+
+/* "bench=NAME impl=IMPL skipped: WHY", for a candidate this build lacks. */
+void bench_skipped(const char *bench, const char *impl, const char *why);
 
 #endif

@@ -65,8 +65,8 @@ static int wanted(const char *impls, int impl)
 {
 	if (is_uring(impl) && !have_uring)
 		return 0;
-	return wb_wanted(impls, names[impl]) ||
-	       (impls && old_names[impl] && wb_wanted(impls, old_names[impl]));
+	return bench_listed(impls, names[impl]) ||
+	       (impls && old_names[impl] && bench_listed(impls, old_names[impl]));
 }
 
 static long m_jobs = 20000, work = 1000;
@@ -152,7 +152,7 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 	}
 	struct rusage r0, r1;
 	getrusage(RUSAGE_CHILDREN, &r0);
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	pid_t pid[256];
 	for (int i = 0; i < k; i++) {
 		pid[i] = fork();
@@ -170,7 +170,7 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 		waitpid(pid[i], &st, 0);
 		bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
 	}
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	getrusage(RUSAGE_CHILDREN, &r1);
 	if (impl == PIPE) {
 		close(pfd[0]);
@@ -184,9 +184,29 @@ static int run(int impl, int k, struct evq_sem *s, struct result *res)
 	return bad ? -1 : 0;
 }
 
+static const char *impls; /* -i */
+static struct result res[NIMPL][256];
+
+struct config {
+	int k;
+	struct evq_sem *s;
+};
+
+static int one_round(int impl, int r, void *ctx)
+{
+	const struct config *c = ctx;
+	if (!wanted(impls, impl))
+		return 0;
+	if (run(impl, c->k, c->s, &res[impl][r]) != 0) {
+		printf("# k=%d impl=%s round %d FAILED\n", c->k, names[impl], r);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *klist = "2,8,32", *impls = NULL;
+	const char *klist = "2,8,32";
 	int rounds = 5, opt;
 	while ((opt = getopt(argc, argv, "k:m:t:r:w:i:")) != -1) {
 		switch (opt) {
@@ -209,7 +229,7 @@ int main(int argc, char **argv)
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return 1;
-	wb_header("jobtoken");
+	bench_header("jobtoken");
 	struct evq *probe;
 	struct evq_options po = { .backend = EVQ_BACKEND_URING };
 	if (evq_new(&probe, &po) == 0)
@@ -223,22 +243,13 @@ int main(int argc, char **argv)
 		int k = atoi(tok);
 		if (k < 1 || k > 256)
 			continue;
-		static struct result res[NIMPL][256];
-		for (int r = 0; r < rounds; r++)
-			for (int j = 0; j < NIMPL; j++) {
-				int impl = (j + r) % NIMPL;
-				if (!wanted(impls, impl))
-					continue;
-				if (run(impl, k, s, &res[impl][r]) != 0) {
-					printf("# k=%d impl=%s round %d FAILED\n", k, names[impl], r);
-					return 1;
-				}
-			}
+		if (bench_rounds(rounds, NIMPL, 0, one_round, &(struct config){ k, s }))
+			return 1;
 		for (int impl = 0; impl < NIMPL; impl++) {
 			if (!wanted(impls, impl))
 				continue;
 			double w[256], u[256], sy[256], sr[256], wr[256];
-			int have_pipe = wb_wanted(impls, "pipe");
+			int have_pipe = bench_listed(impls, "pipe");
 			for (int r = 0; r < rounds; r++) {
 				w[r] = res[impl][r].wall;
 				u[r] = res[impl][r].user;
@@ -252,11 +263,11 @@ int main(int argc, char **argv)
 			}
 			printf("bench=jobtoken k=%d impl=%s m=%ld tokens=%d rounds=%d "
 			       "wall_ms=%.1f user_ms=%.1f sys_ms=%.1f",
-			       k, names[impl], m_jobs, tokens, rounds, wb_median(w, rounds),
-			       wb_median(u, rounds), wb_median(sy, rounds));
+			       k, names[impl], m_jobs, tokens, rounds, bench_median(w, rounds),
+			       bench_median(u, rounds), bench_median(sy, rounds));
 			if (have_pipe)
 				printf(" sys_ratio_vs_pipe=%.2f wall_ratio_vs_pipe=%.2f",
-				       wb_median(sr, rounds), wb_median(wr, rounds));
+				       bench_median(sr, rounds), bench_median(wr, rounds));
 			printf("\n");
 			fflush(stdout);
 		}

@@ -124,12 +124,12 @@ static double run(int impl, struct shm *s)
 	}
 	/* B first gets ready; then time from the go signal to A's exit. */
 	usleep(20000);
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	if (write(go[1], "gg", 2) != 2)
 		return -1;
 	int st, bad = 0;
 	waitpid(pid[0], &st, 0);
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	bad |= !WIFEXITED(st) || WEXITSTATUS(st);
 	waitpid(pid[1], &st, 0);
 	bad |= !WIFEXITED(st) || WEXITSTATUS(st);
@@ -138,9 +138,23 @@ static double run(int impl, struct shm *s)
 	return bad ? -1 : (double)(t1 - t0) / (double)m_trips;
 }
 
+static const char *impls; /* -i */
+static double ns[NIMPL][256];
+
+static int one_round(int impl, int r, void *s)
+{
+	if (!bench_listed(impls, names[impl]))
+		return 0;
+	ns[impl][r] = run(impl, s);
+	if (ns[impl][r] < 0) {
+		printf("# impl=%s round %d FAILED\n", names[impl], r);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *impls = NULL;
 	int rounds = 11, verbose = 0, opt;
 	while ((opt = getopt(argc, argv, "m:r:i:v")) != -1) {
 		switch (opt) {
@@ -160,38 +174,18 @@ int main(int argc, char **argv)
 			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return 1;
-	wb_header("latch round trip between two processes");
-	static double ns[NIMPL][256];
-	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < NIMPL; j++) {
-			int impl = (j + r) % NIMPL;
-			if (!wb_wanted(impls, names[impl]))
-				continue;
-			ns[impl][r] = run(impl, s);
-			if (ns[impl][r] < 0) {
-				printf("# impl=%s round %d FAILED\n", names[impl], r);
-				return 1;
-			}
-		}
+	bench_header("latch round trip between two processes");
+	if (bench_rounds(rounds, NIMPL, 0, one_round, s))
+		return 1;
 	for (int impl = 0; impl < NIMPL; impl++) {
-		if (!wb_wanted(impls, names[impl]))
+		if (!bench_listed(impls, names[impl]))
 			continue;
-		double ratio[256];
-		int have = wb_wanted(impls, "futex");
-		for (int r = 0; r < rounds && have; r++)
-			ratio[r] = ns[impl][r] / ns[FUTEX][r];
-		printf("bench=latch impl=%s m=%ld rounds=%d ns_median=%.0f ns_min=%.0f",
-		       names[impl], m_trips, rounds, wb_median(ns[impl], rounds),
-		       wb_min(ns[impl], rounds));
-		if (have)
-			printf(" ratio_vs_futex=%.2f", wb_median(ratio, rounds));
+		printf("bench=latch impl=%s m=%ld rounds=%d", names[impl], m_trips, rounds);
+		bench_ns_figures(ns[impl], bench_listed(impls, "futex") ? ns[FUTEX] : NULL,
+				 "futex", 2, rounds);
 		printf("\n");
-		if (verbose) {
-			printf("#   rounds:");
-			for (int r = 0; r < rounds; r++)
-				printf(" %.0f", ns[impl][r]);
-			printf("\n");
-		}
+		if (verbose)
+			bench_print_rounds("rounds", ns[impl], rounds);
 	}
 	return 0;
 }

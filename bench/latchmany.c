@@ -117,20 +117,20 @@ static double one(int impl, int n, double *all)
 		/* -e: a waiter counted on each latch, none asleep */
 		for (int i = 0; i < n; i++)
 			evq_latch_reset(lp[i]);
-		int64_t t0 = wb_now();
+		int64_t t0 = now_ns();
 		set_all(impl, n);
 		*all = 0;
-		return (double)(wb_now() - t0);
+		return (double)(now_ns() - t0);
 	}
 	all_asleep(n);
 	atomic_store(&woke, 0);
 	__atomic_store_n(&done_word, 0, __ATOMIC_SEQ_CST);
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	set_all(impl, n);
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	while (__atomic_load_n(&done_word, __ATOMIC_SEQ_CST) == 0)
 		wb_futex_wait(&done_word, 0, 0);
-	int64_t t2 = wb_now();
+	int64_t t2 = now_ns();
 	*all = (double)(t2 - t0);
 	return (double)(t1 - t0);
 }
@@ -140,9 +140,86 @@ static void use(int impl)
 	evq__latch_batch_min(impl == RING ? 1 : impl == PAIRS ? 0 : -1);
 }
 
+/* n latches and (without -e) a waiter thread on each, whose
+ * /proc/self/task/TID/stat all_asleep reads; 0 or -1 */
+static int start_waiters(int n, int flags, pthread_t *th)
+{
+	nwait = n;
+	atomic_store(&stop, 0);
+	for (int i = 0; i < n; i++) {
+		if (evq_latch_init(&lat[i], (uint32_t)flags) != 0)
+			return -1;
+		lp[i] = &lat[i];
+		if (empty) {
+			__atomic_store_n(&lat[i].waiters, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		atomic_store(&tids[i], 0);
+		if (pthread_create(&th[i], NULL, waiter, (void *)(intptr_t)i) != 0)
+			return -1;
+	}
+	for (int i = 0; i < n && !empty; i++) {
+		char path[64];
+		while (atomic_load(&tids[i]) == 0)
+			sched_yield();
+		snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)atomic_load(&tids[i]));
+		statfd[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (statfd[i] < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *impls; /* -i */
+static double set[NIMPL][256], all[NIMPL][256]; /* per round, medians of m */
+
+struct table {
+	int n;
+	long m;
+	double *sv, *av; /* m sets: ns inside the call, ns until all woke */
+};
+
+static int one_round(int impl, int r, void *ctx)
+{
+	const struct table *t = ctx;
+	if (!bench_listed(impls, names[impl]))
+		return 0;
+	use(impl);
+	for (long k = 0; k < t->m; k++)
+		t->sv[k] = one(impl, t->n, &t->av[k]);
+	set[impl][r] = median(t->sv, (int)t->m);
+	all[impl][r] = median(t->av, (int)t->m);
+	return 0;
+}
+
+static void report(int n, long m, int rounds, int verbose)
+{
+	int have = bench_listed(impls, "pairs");
+	for (int impl = 0; impl < NIMPL; impl++) {
+		if (!bench_listed(impls, names[impl]))
+			continue;
+		printf("bench=latchmany impl=%s n=%d m=%ld rounds=%d waiters=%s set_ns=%.0f",
+		       names[impl], n, m, rounds, empty ? "none" : "asleep",
+		       bench_median(set[impl], rounds));
+		if (!empty)
+			printf(" all_ns=%.0f", bench_median(all[impl], rounds));
+		if (have) {
+			printf(" set_ratio_vs_pairs=%.2f",
+			       bench_ratio_median(set[impl], set[PAIRS], rounds));
+			if (!empty)
+				printf(" all_ratio_vs_pairs=%.2f",
+				       bench_ratio_median(all[impl], all[PAIRS], rounds));
+		}
+		printf("\n");
+		if (verbose)
+			bench_print_rounds("set per round", set[impl], rounds);
+	}
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
-	const char *impls = NULL, *ns_list = "2,4,8,32,128";
+	const char *ns_list = "2,4,8,32,128";
 	int rounds = 11, verbose = 0, opt, flags = 0;
 	long m = 300;
 	while ((opt = getopt(argc, argv, "n:m:r:i:sNev")) != -1) {
@@ -163,7 +240,7 @@ int main(int argc, char **argv)
 	}
 	if (rounds < 1 || rounds > 256 || m < 1)
 		return 2;
-	wb_header(empty ? "evq_latch_set_many: n latches, a waiter counted on each, none asleep"
+	bench_header(empty ? "evq_latch_set_many: n latches, a waiter counted on each, none asleep"
 			: "evq_latch_set_many: n latches, one sleeping waiter each");
 	printf("# waiters %s, latches %s\n",
 	       empty ? "none (-e)" : idle_waiters ? "SCHED_IDLE" : "SCHED_OTHER",
@@ -174,31 +251,9 @@ int main(int argc, char **argv)
 		p += *p == ',';
 		if (n < 1 || n > NMAX)
 			return 2;
-		nwait = n;
-		atomic_store(&stop, 0);
 		pthread_t th[NMAX];
-		for (int i = 0; i < n; i++) {
-			if (evq_latch_init(&lat[i], (uint32_t)flags) != 0)
-				return 1;
-			lp[i] = &lat[i];
-			if (empty) {
-				__atomic_store_n(&lat[i].waiters, 1, __ATOMIC_SEQ_CST);
-				continue;
-			}
-			atomic_store(&tids[i], 0);
-			if (pthread_create(&th[i], NULL, waiter, (void *)(intptr_t)i) != 0)
-				return 1;
-		}
-		for (int i = 0; i < n && !empty; i++) {
-			char path[64];
-			while (atomic_load(&tids[i]) == 0)
-				sched_yield();
-			snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)atomic_load(&tids[i]));
-			statfd[i] = open(path, O_RDONLY | O_CLOEXEC);
-			if (statfd[i] < 0)
-				return 1;
-		}
-		static double set[NIMPL][256], all[NIMPL][256];
+		if (start_waiters(n, flags, th) != 0)
+			return 1;
 		double *sv = malloc(sizeof *sv * (size_t)m), *av = malloc(sizeof *av * (size_t)m);
 		if (!sv || !av)
 			return 1;
@@ -207,45 +262,8 @@ int main(int argc, char **argv)
 			use(impl);
 			one(impl, n, &dummy);
 		}
-		for (int r = 0; r < rounds; r++)
-			for (int j = 0; j < NIMPL; j++) {
-				int impl = (j + r) % NIMPL;
-				if (!wb_wanted(impls, names[impl]))
-					continue;
-				use(impl);
-				for (long k = 0; k < m; k++)
-					sv[k] = one(impl, n, &av[k]);
-				set[impl][r] = median(sv, (int)m);
-				all[impl][r] = median(av, (int)m);
-			}
-		int have = wb_wanted(impls, "pairs");
-		for (int impl = 0; impl < NIMPL; impl++) {
-			if (!wb_wanted(impls, names[impl]))
-				continue;
-			printf("bench=latchmany impl=%s n=%d m=%ld rounds=%d waiters=%s set_ns=%.0f",
-			       names[impl], n, m, rounds, empty ? "none" : "asleep",
-			       wb_median(set[impl], rounds));
-			if (!empty)
-				printf(" all_ns=%.0f", wb_median(all[impl], rounds));
-			if (have) {
-				double rs[256], ra[256];
-				for (int r = 0; r < rounds; r++) {
-					rs[r] = set[impl][r] / set[PAIRS][r];
-					ra[r] = all[impl][r] / all[PAIRS][r];
-				}
-				printf(" set_ratio_vs_pairs=%.2f", wb_median(rs, rounds));
-				if (!empty)
-					printf(" all_ratio_vs_pairs=%.2f", wb_median(ra, rounds));
-			}
-			printf("\n");
-			if (verbose) {
-				printf("#   set per round:");
-				for (int r = 0; r < rounds; r++)
-					printf(" %.0f", set[impl][r]);
-				printf("\n");
-			}
-		}
-		fflush(stdout);
+		bench_rounds(rounds, NIMPL, 0, one_round, &(struct table){ n, m, sv, av });
+		report(n, m, rounds, verbose);
 		free(sv);
 		free(av);
 		use(AUTO);

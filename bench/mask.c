@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "evq.h"
+#include "bench.h"
 
 #define MAXR 101
 #define WARMUP 200
@@ -64,42 +65,6 @@ static void die(const char *what, int err)
 {
 	fprintf(stderr, "mask: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAXR];
-	memcpy(s, v, sizeof *v * (size_t)n);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-static double minimum(const double *v, int n)
-{
-	double m = v[0];
-	for (int i = 1; i < n; i++)
-		m = v[i] < m ? v[i] : m;
-	return m;
 }
 
 /* ---- redundant notify ------------------------------------------------ */
@@ -408,7 +373,17 @@ static void print(const char *c, const char *impl, const char *extra, long m,
 		  const double *v)
 {
 	printf("bench=mask case=%s impl=%s%s m=%ld rounds=%d ns_median=%.1f ns_min=%.1f\n",
-	       c, impl, extra, m, rounds, median(v, rounds), minimum(v, rounds));
+	       c, impl, extra, m, rounds, bench_median(v, rounds), bench_min(v, rounds));
+}
+
+static double pp[PP_N][MAXR], cpu[PP_N][MAXR]; /* ping-pong: ns, CPU ns */
+
+static int pp_round(int impl, int r, void *ctx)
+{
+	(void)ctx;
+	pp[impl][r] = pingpong(impl, m_arg);
+	cpu[impl][r] = pp_cpu;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -442,26 +417,15 @@ int main(int argc, char **argv)
 	print("redundant", "eventfd", "", ops / 20, red[2]);
 
 	/* ping-pong: impls interleaved, the first one rotating */
-	static double pp[PP_N][MAXR], ratio[PP_N][MAXR];
-	static double cpu[PP_N][MAXR], cratio[PP_N][MAXR];
-	for (int r = 0; r < rounds; r++)
-		for (int k = 0; k < PP_N; k++) {
-			int impl = (k + r) % PP_N;
-			pp[impl][r] = pingpong(impl, m_arg);
-			cpu[impl][r] = pp_cpu;
-		}
-	for (int r = 0; r < rounds; r++)
-		for (int k = 0; k < PP_N; k++) {
-			ratio[k][r] = pp[k][r] / pp[PP_EPOLL4][r];
-			cratio[k][r] = cpu[k][r] / cpu[PP_EPOLL4][r];
-		}
+	bench_rounds(rounds, PP_N, 0, pp_round, NULL);
 	for (int k = 0; k < PP_N; k++)
 		printf("bench=mask case=pingpong impl=%s m=%ld rounds=%d ns_median=%.1f "
 		       "ns_min=%.1f ratio_vs_epoll4=%.3f cpu_ns_median=%.1f "
 		       "cpu_ratio_vs_epoll4=%.3f\n",
-		       pp_name[k], m_arg, rounds, median(pp[k], rounds),
-		       minimum(pp[k], rounds), median(ratio[k], rounds),
-		       median(cpu[k], rounds), median(cratio[k], rounds));
+		       pp_name[k], m_arg, rounds, bench_median(pp[k], rounds),
+		       bench_min(pp[k], rounds), bench_ratio_median(pp[k], pp[PP_EPOLL4], rounds),
+		       bench_median(cpu[k], rounds),
+		       bench_ratio_median(cpu[k], cpu[PP_EPOLL4], rounds));
 
 	/* broadcast */
 	static const int ns_[] = { 0, 1, 8, 64, 1024 };
@@ -472,11 +436,11 @@ int main(int argc, char **argv)
 			static double v[MAXR];
 			for (int r = 0; r < rounds; r++)
 				v[r] = broadcast(n, fresh, o);
-			double med = median(v, rounds);
+			double med = bench_median(v, rounds);
 			printf("bench=mask case=broadcast impl=%s subscribers=%d m=%ld rounds=%d "
 			       "ns_median=%.1f ns_min=%.1f ns_per_subscriber=%.2f\n",
 			       fresh ? "callback_ack" : "pending", n, o, rounds, med,
-			       minimum(v, rounds), n ? med / n : 0.0);
+			       bench_min(v, rounds), n ? med / n : 0.0);
 		}
 
 	/* subscribe + unsubscribe */

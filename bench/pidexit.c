@@ -405,13 +405,6 @@ static void collect(int impl, int c, int submitted)
 	}
 }
 
-static int64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 struct cost {
 	double wall, cpu; /* ns per child: elapsed, and this thread's CPU */
 };
@@ -439,23 +432,23 @@ static struct cost run(int impl, int notify, int c, int n)
 				 impl == URING_POLL;
 			if (ur && bring_enter(&ring, (unsigned)c, 0) != c)
 				die("io_uring_enter (submit)", EIO);
-			int64_t c0 = cpu_ns(), t0 = now_ns();
+			int64_t c0 = thread_cpu_ns(), t0 = now_ns();
 			close(go[1]);
 			collect(impl, c, ur);
 			wall += now_ns() - t0;
-			cpu += cpu_ns() - c0;
+			cpu += thread_cpu_ns() - c0;
 			close(go[0]);
 			close(ready[0]);
 			close(ready[1]);
 		} else {
-			int64_t c0 = cpu_ns(), t0 = now_ns();
+			int64_t c0 = thread_cpu_ns(), t0 = now_ns();
 			for (int k = 0; k < c; k++) {
 				kid[k] = spawn(0, k);
 				watch(impl, k);
 			}
 			collect(impl, c, 0);
 			wall += now_ns() - t0;
-			cpu += cpu_ns() - c0;
+			cpu += thread_cpu_ns() - c0;
 		}
 		if (bad) {
 			fprintf(stderr, "pidexit bench: impl %s: wrong exit report\n",
@@ -477,18 +470,27 @@ static int usable(const char *impls, int impl)
 
 static const char *tests[] = { "full", "notify", "notify-vm" };
 
+struct config {
+	const char *impls;
+	int test, c, n;
+};
+
+static struct cost res[NIMPL][MAXR];
+
+static int one_round(int i, int r, void *ctx)
+{
+	const struct config *cf = ctx;
+	if (i == FLOOR || usable(cf->impls, i))
+		res[i][r] = run(i, cf->test, cf->c, cf->n);
+	return 0;
+}
+
 static void bench(const char *impls, int test, int c, int n, int rounds)
 {
-	static struct cost res[NIMPL][MAXR];
 	for (int i = 0; i < NIMPL; i++) /* warm-up: one batch each, not counted */
 		if (i == FLOOR || usable(impls, i))
 			(void)run(i, test, c, c);
-	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < NIMPL; j++) {
-			int i = (j + r) % NIMPL;
-			if (i == FLOOR || usable(impls, i))
-				res[i][r] = run(i, test, c, n);
-		}
+	bench_rounds(rounds, NIMPL, 0, one_round, &(struct config){ impls, test, c, n });
 	for (int i = 0; i < NIMPL; i++) {
 		if (i != FLOOR && !usable(impls, i))
 			continue;
@@ -530,7 +532,7 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > MAXR || n < 1)
 		die("bad arguments", EINVAL);
 
-	wb_header("pidexit");
+	bench_header("pidexit");
 
 	/* Everything exists for the whole run: every fork copies the same
 	 * process, whichever impl runs. */

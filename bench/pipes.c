@@ -53,6 +53,7 @@
  *              [-i epoll,evq,libevent,libev,libuv] [-P]
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -457,32 +458,6 @@ static struct impl impls[] = {
 };
 #define NIMPL ((int)(sizeof impls / sizeof impls[0]))
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median_i64(const int64_t *v, int n)
-{
-	int64_t *s = malloc(sizeof *s * (size_t)n);
-	double m;
-
-	if (!s)
-		die("malloc", ENOMEM);
-	memcpy(s, v, sizeof *s * (size_t)n);
-	qsort(s, (size_t)n, sizeof *s, cmp_i64);
-	m = n % 2 ? (double)s[n / 2] : ((double)s[n / 2 - 1] + (double)s[n / 2]) / 2;
-	free(s);
-	return m;
-}
-
 /* median over rounds of (num[r] + num2[r]) / (den[r] + den2[r]); NULL
  * num2/den2 count as 0, a NULL den as 1 */
 static double median_ratio(const int64_t *num, const int64_t *den,
@@ -497,8 +472,7 @@ static double median_ratio(const int64_t *num, const int64_t *den,
 		double b = den ? (double)den[r] + (den2 ? (double)den2[r] : 0) : 1;
 		s[r] = b > 0 ? a / b : 0;
 	}
-	qsort(s, (size_t)n, sizeof *s, cmp_dbl);
-	m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	m = median(s, n);
 	free(s);
 	return m;
 }
@@ -521,12 +495,22 @@ static void check_drained(const struct impl *im, int n, long total)
 		}
 }
 
-static void one_round(struct impl *im, int n, int a, long w, int slot)
+struct config {
+	int n, a;
+	long w;
+};
+
+static int one_round(int cand, int slot, void *ctx)
 {
-	long total = a + w;
+	const struct config *c = ctx;
+	struct impl *im = &impls[cand];
+	int n = c->n, a = c->a;
+	long w = c->w, total = a + w;
 	int space = n / a;
 	int64_t t0, t1, t2, t3;
 
+	if (im->missing || !im->selected)
+		return 0;
 	if (!persistent)
 		im->open(n);
 	t0 = now_ns();
@@ -555,6 +539,7 @@ static void one_round(struct impl *im, int n, int a, long w, int slot)
 	if (slot >= 0)
 		im->down_ns[slot] = t1 - t0;
 	check_drained(im, n, total);
+	return 0;
 }
 
 static void run_config(int n, int a, long w, int rounds)
@@ -576,22 +561,16 @@ static void run_config(int n, int a, long w, int rounds)
 		if (persistent)
 			impls[i].open(n);
 	}
-	/* round -1 warms caches, page tables and allocators; not recorded */
-	for (int r = -1; r < rounds; r++)
-		for (int k = 0; k < NIMPL; k++) {
-			struct impl *im = &impls[((r + 1) + k) % NIMPL];
-			if (!im->missing && im->selected)
-				one_round(im, n, a, w, r);
-		}
+	bench_rounds(rounds, NIMPL, 1, one_round, &(struct config){ n, a, w });
 	for (int i = 0; i < NIMPL; i++) {
 		struct impl *im = &impls[i];
 		double su, ru, du;
 
 		if (im->missing || !im->selected)
 			continue;
-		su = median_i64(im->setup_ns, rounds) / 1000;
-		ru = median_i64(im->run_ns, rounds) / 1000;
-		du = median_i64(im->down_ns, rounds) / 1000;
+		su = bench_median_i64(im->setup_ns, rounds) / 1000;
+		ru = bench_median_i64(im->run_ns, rounds) / 1000;
+		du = bench_median_i64(im->down_ns, rounds) / 1000;
 		printf("bench=pipes impl=%s n=%d a=%d w=%ld rounds=%d%s "
 		       "setup_us_median=%.1f run_us_median=%.1f "
 		       "total_us_median=%.1f teardown_us_median=%.1f "
@@ -621,87 +600,9 @@ static void run_config(int n, int a, long w, int rounds)
 	}
 }
 
-static int parse_list(const char *s, int *v, int max)
+/* maxn socket pairs and every loop's per-pair records */
+static void make_pairs(int maxn)
 {
-	int n = 0;
-	char *end;
-
-	while (*s && n < max) {
-		long x = strtol(s, &end, 10);
-		if (end == s || x <= 0)
-			return -1;
-		v[n++] = (int)x;
-		s = *end == ',' ? end + 1 : end;
-		if (*end && *end != ',')
-			return -1;
-	}
-	return n;
-}
-
-static void usage(void)
-{
-	fprintf(stderr, "usage: pipes [-n 100,1000,9000] [-a 1,100] [-w 10000] "
-		"[-r rounds] [-i epoll,evq,libevent,libev,libuv] [-P]\n");
-	exit(2);
-}
-
-int main(int argc, char **argv)
-{
-	int ns[MAX_LIST] = { 100, 1000, 9000 }, nn = 3;
-	int as[MAX_LIST] = { 1, 100 }, na = 2;
-	long w = 10000;
-	int rounds = 41, maxn = 0, opt;
-	struct rlimit rl;
-
-	while ((opt = getopt(argc, argv, "n:a:w:r:i:P")) != -1) {
-		switch (opt) {
-		case 'n':
-			if ((nn = parse_list(optarg, ns, MAX_LIST)) <= 0)
-				usage();
-			break;
-		case 'a':
-			if ((na = parse_list(optarg, as, MAX_LIST)) <= 0)
-				usage();
-			break;
-		case 'w':
-			w = atol(optarg);
-			if (w < 0)
-				usage();
-			break;
-		case 'r':
-			rounds = atoi(optarg);
-			if (rounds <= 0)
-				usage();
-			break;
-		case 'i':
-			for (int i = 0; i < NIMPL; i++)
-				impls[i].selected = bench_listed(optarg, impls[i].name);
-			break;
-		case 'P':
-			persistent = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	for (int i = 0; i < nn; i++)
-		if (ns[i] > maxn)
-			maxn = ns[i];
-	/* the pairs, the loops' own fds, stdio: raise the soft limit to the hard
-	 * one and check that the largest N fits */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		if ((rlim_t)maxn * 2 + 64 > rl.rlim_cur) {
-			fprintf(stderr, "pipes: n=%d needs %d fds, limit is %ld\n",
-				maxn, maxn * 2 + 64, (long)rl.rlim_cur);
-			return 1;
-		}
-	}
-
 	pairs = calloc((size_t)maxn, sizeof *pairs);
 	evq_ids = calloc((size_t)maxn, sizeof *evq_ids);
 	if (!pairs || !evq_ids)
@@ -730,15 +631,72 @@ int main(int argc, char **argv)
 		pairs[i].r = sv[0];
 		pairs[i].w = sv[1];
 	}
+}
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: pipes [-n 100,1000,9000] [-a 1,100] [-w 10000] "
+		"[-r rounds] [-i epoll,evq,libevent,libev,libuv] [-P]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	int ns[MAX_LIST] = { 100, 1000, 9000 }, nn = 3;
+	int as[MAX_LIST] = { 1, 100 }, na = 2;
+	long w = 10000;
+	struct bench_opts o = { .rounds = 41 };
+	int rounds, maxn = 0, opt;
+	struct rlimit rl;
+
+	while ((opt = getopt(argc, argv, "n:a:w:r:i:P")) != -1) {
+		switch (opt) {
+		case 'n':
+			if ((nn = bench_intlist(optarg, ns, MAX_LIST)) <= 0)
+				usage();
+			break;
+		case 'a':
+			if ((na = bench_intlist(optarg, as, MAX_LIST)) <= 0)
+				usage();
+			break;
+		case 'w':
+			w = bench_num(optarg, 0, LONG_MAX, usage);
+			break;
+		case 'P':
+			persistent = 1;
+			break;
+		default:
+			if (!bench_opt(&o, opt, optarg))
+				usage();
+		}
+	}
+	rounds = bench_opts_end(&o, argc, usage);
+	for (int i = 0; i < NIMPL; i++)
+		impls[i].selected = bench_listed(o.impls, impls[i].name);
+
+	for (int i = 0; i < nn; i++)
+		if (ns[i] > maxn)
+			maxn = ns[i];
+	/* the pairs, the loops' own fds, stdio: raise the soft limit to the hard
+	 * one and check that the largest N fits */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if ((rlim_t)maxn * 2 + 64 > rl.rlim_cur) {
+			fprintf(stderr, "pipes: n=%d needs %d fds, limit is %ld\n",
+				maxn, maxn * 2 + 64, (long)rl.rlim_cur);
+			return 1;
+		}
+	}
+
+	make_pairs(maxn);
 	printf("# pipes: one handler read per byte, each writes to pair (i+1)%%N "
 	       "while writes remain; %s loops; medians of %d interleaved rounds; "
 	       "ratios = median of per-round impl/epoll\n",
 	       persistent ? "persistent" : "fresh per-round", rounds);
 	for (int i = 0; i < NIMPL; i++)
 		if (impls[i].selected && impls[i].missing)
-			printf("bench=pipes impl=%s skipped: %s\n", impls[i].name,
-			       impls[i].missing);
+			bench_skipped("pipes", impls[i].name, impls[i].missing);
 	fflush(stdout);
 	for (int i = 0; i < nn; i++)
 		for (int j = 0; j < na; j++)

@@ -27,6 +27,7 @@
  * Usage: timers [-t 1000000] [-r 5] [-i evq,libev,libuv,libevent]
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,14 +358,6 @@ static double per_op_median(const int64_t *t, int rounds, double *v)
 	return median(v, rounds);
 }
 
-static double ratio_median(const int64_t *a, const int64_t *b, int rounds,
-			   double *v)
-{
-	for (int r = 0; r < rounds; r++)
-		v[r] = (double)a[r] / (double)b[r];
-	return median(v, rounds);
-}
-
 static void sleep_ns(int64_t ns)
 {
 	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
@@ -372,10 +365,14 @@ static void sleep_ns(int64_t ns)
 		;
 }
 
-static void one_round(struct impl *im, int slot)
+static int one_round(int cand, int slot, void *ctx)
 {
+	struct impl *im = &impls[cand];
 	int64_t t0, t1, t2, t3, t4;
 
+	(void)ctx;
+	if (im->missing || !im->selected)
+		return 0;
 	im->open();
 	t0 = now_ns();
 	im->add_fire();
@@ -404,6 +401,7 @@ static void one_round(struct impl *im, int slot)
 		fprintf(stderr, "timers: %s fired a deleted timer\n", im->name);
 		exit(1);
 	}
+	return 0;
 }
 
 static void usage(void)
@@ -413,35 +411,10 @@ static void usage(void)
 	exit(2);
 }
 
-int main(int argc, char **argv)
+/* the workload, the same for every implementation and round: ntimers
+ * deadlines, near and far, in each library's unit, and a random order */
+static void make_workload(void)
 {
-	int rounds = 5, opt;
-	struct impl *base = NULL;
-	double *v;
-
-	ntimers = 1000000;
-	while ((opt = getopt(argc, argv, "t:r:i:")) != -1) {
-		switch (opt) {
-		case 't':
-			if ((ntimers = atol(optarg)) <= 0 || ntimers > 1L << 30)
-				usage();
-			break;
-		case 'r':
-			if ((rounds = atoi(optarg)) <= 0)
-				usage();
-			break;
-		case 'i':
-			for (int i = 0; i < NIMPL; i++)
-				impls[i].selected = bench_listed(optarg, impls[i].name);
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	/* the workload, the same for every implementation and round */
 	fire_ns = xcalloc((size_t)ntimers, sizeof *fire_ns);
 	far_ns = xcalloc((size_t)ntimers, sizeof *far_ns);
 	order = xcalloc((size_t)ntimers, sizeof *order);
@@ -487,6 +460,27 @@ int main(int argc, char **argv)
 		le_far[i].tv_usec = far_ns[i] % 1000000000 / 1000;
 	}
 #endif
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o = { .rounds = 5 };
+	int rounds, opt;
+	struct impl *base = NULL;
+	double *v;
+
+	ntimers = 1000000;
+	while ((opt = getopt(argc, argv, "t:r:i:")) != -1) {
+		if (opt == 't')
+			ntimers = bench_num(optarg, 1, 1L << 30, usage);
+		else if (!bench_opt(&o, opt, optarg))
+			usage();
+	}
+	rounds = bench_opts_end(&o, argc, usage);
+	for (int i = 0; i < NIMPL; i++)
+		impls[i].selected = bench_listed(o.impls, impls[i].name);
+
+	make_workload();
 
 	printf("# timers: t=%ld one-shot timers, random deadlines; add and "
 	       "fire (deadlines in [0,50ms), evq also evq_del()s each fired "
@@ -496,8 +490,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NIMPL; i++) {
 		struct impl *im = &impls[i];
 		if (im->selected && im->missing)
-			printf("bench=timers impl=%s skipped: %s\n", im->name,
-			       im->missing);
+			bench_skipped("timers", im->name, im->missing);
 		if (im->missing || !im->selected)
 			continue;
 		im->add = xcalloc((size_t)rounds, sizeof(int64_t));
@@ -508,12 +501,7 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 
-	for (int r = -1; r < rounds; r++)
-		for (int k = 0; k < NIMPL; k++) {
-			struct impl *im = &impls[(r + 1 + k) % NIMPL];
-			if (!im->missing && im->selected)
-				one_round(im, r);
-		}
+	bench_rounds(rounds, NIMPL, 1, one_round, NULL);
 
 	v = xcalloc((size_t)rounds, sizeof *v);
 	for (int i = 0; i < NIMPL; i++) {
@@ -529,9 +517,9 @@ int main(int argc, char **argv)
 		if (base)
 			printf(" add_ratio_vs_libev=%.3f fire_ratio_vs_libev=%.3f "
 			       "del_ratio_vs_libev=%.3f",
-			       ratio_median(im->add, base->add, rounds, v),
-			       ratio_median(im->fire_t, base->fire_t, rounds, v),
-			       ratio_median(im->del_t, base->del_t, rounds, v));
+			       bench_ratio_median_i64(im->add, base->add, rounds),
+			       bench_ratio_median_i64(im->fire_t, base->fire_t, rounds),
+			       bench_ratio_median_i64(im->del_t, base->del_t, rounds));
 		printf("\n");
 	}
 	return 0;

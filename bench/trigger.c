@@ -33,6 +33,7 @@
  *      a wakeup has to bring an idle one back)
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -532,7 +533,7 @@ struct impl {
 	const char *missing;
 	struct ops pingpong, self;
 	int selected;
-	int64_t *ns; /* per round */
+	double *ns; /* per round, per op */
 };
 
 static struct impl impls[] = {
@@ -562,58 +563,55 @@ static struct impl impls[] = {
 };
 #define NIMPL ((int)(sizeof impls / sizeof impls[0]))
 
+struct mode {
+	const char *name;
+	int self;
+	long m;
+};
+
+static int one_round(int cand, int r, void *ctx)
+{
+	const struct mode *md = ctx;
+	struct impl *im = &impls[cand];
+	const struct ops *o = md->self ? &im->self : &im->pingpong;
+	int64_t t0, t1;
+
+	if (im->missing || !im->selected)
+		return 0;
+	o->open();
+	for (int i = 0; i < WARMUP; i++)
+		o->op();
+	t0 = now_ns();
+	for (long i = 0; i < md->m; i++)
+		o->op();
+	t1 = now_ns();
+	o->close();
+	if (r >= 0)
+		im->ns[r] = (double)(t1 - t0) / (double)md->m;
+	if (r >= 0 && verbose)
+		printf("# round=%d mode=%s impl=%s ns=%.0f\n", r, md->name,
+		       im->name, im->ns[r]);
+	return 0;
+}
+
 static void run_mode(const char *mode, int self, long m, int rounds)
 {
-	double *v = malloc(sizeof *v * (size_t)rounds);
 	struct impl *base = &impls[0];
 
-	if (!v)
-		die("malloc", ENOMEM);
 	for (int i = 0; i < NIMPL; i++)
 		if (!impls[i].missing && impls[i].selected &&
-		    !(impls[i].ns = calloc((size_t)rounds, sizeof(int64_t))))
+		    !(impls[i].ns = calloc((size_t)rounds, sizeof(double))))
 			die("calloc", ENOMEM);
 	/* round -1 warms up and is not recorded */
-	for (int r = -1; r < rounds; r++)
-		for (int k = 0; k < NIMPL; k++) {
-			struct impl *im = &impls[(r + 1 + k) % NIMPL];
-			const struct ops *o = self ? &im->self : &im->pingpong;
-			int64_t t0, t1;
-
-			if (im->missing || !im->selected)
-				continue;
-			o->open();
-			for (int i = 0; i < WARMUP; i++)
-				o->op();
-			t0 = now_ns();
-			for (long i = 0; i < m; i++)
-				o->op();
-			t1 = now_ns();
-			o->close();
-			if (r >= 0)
-				im->ns[r] = t1 - t0;
-			if (r >= 0 && verbose)
-				printf("# round=%d mode=%s impl=%s ns=%.0f\n", r, mode,
-				       im->name, (double)(t1 - t0) / (double)m);
-		}
+	bench_rounds(rounds, NIMPL, 1, one_round, &(struct mode){ mode, self, m });
 	for (int i = 0; i < NIMPL; i++) {
 		struct impl *im = &impls[i];
-		double med, min;
 
 		if (im->missing || !im->selected)
 			continue;
-		for (int r = 0; r < rounds; r++)
-			v[r] = (double)im->ns[r] / (double)m;
-		med = median(v, rounds);
-		min = v[0]; /* median() sorted v */
-		printf("bench=trigger mode=%s impl=%s m=%ld rounds=%d "
-		       "ns_median=%.0f ns_min=%.0f", mode, im->name, m, rounds,
-		       med, min);
-		if (base->selected) {
-			for (int r = 0; r < rounds; r++)
-				v[r] = (double)im->ns[r] / (double)base->ns[r];
-			printf(" ratio_vs_epoll=%.3f", median(v, rounds));
-		}
+		printf("bench=trigger mode=%s impl=%s m=%ld rounds=%d", mode, im->name,
+		       m, rounds);
+		bench_ns_figures(im->ns, base->selected ? base->ns : NULL, "epoll", 3, rounds);
 		printf("\n");
 		fflush(stdout);
 	}
@@ -621,7 +619,6 @@ static void run_mode(const char *mode, int self, long m, int rounds)
 		free(impls[i].ns);
 		impls[i].ns = NULL;
 	}
-	free(v);
 }
 
 static void usage(void)
@@ -634,31 +631,19 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	long m = 10000;
-	int rounds = 11, opt;
+	struct bench_opts o = { .rounds = 11 };
+	int opt;
 
 	while ((opt = getopt(argc, argv, "m:r:i:v")) != -1) {
-		switch (opt) {
-		case 'v':
-			verbose = 1;
-			break;
-		case 'm':
-			if ((m = atol(optarg)) <= 0)
-				usage();
-			break;
-		case 'r':
-			if ((rounds = atoi(optarg)) <= 0)
-				usage();
-			break;
-		case 'i':
-			for (int i = 0; i < NIMPL; i++)
-				impls[i].selected = bench_listed(optarg, impls[i].name);
-			break;
-		default:
+		if (opt == 'm')
+			m = bench_num(optarg, 1, LONG_MAX, usage);
+		else if (!bench_opt(&o, opt, optarg))
 			usage();
-		}
 	}
-	if (optind != argc)
-		usage();
+	bench_opts_end(&o, argc, usage);
+	verbose = o.verbose;
+	for (int i = 0; i < NIMPL; i++)
+		impls[i].selected = bench_listed(o.impls, impls[i].name);
 #ifdef BENCH_LIBEVENT
 	if (evthread_use_pthreads() < 0)
 		die("evthread_use_pthreads", EINVAL);
@@ -666,13 +651,12 @@ int main(int argc, char **argv)
 	printf("# trigger: pingpong = round trip between two threads, each "
 	       "asleep in its own loop; self = trigger + non-blocking wait in "
 	       "one thread; ns per op, medians of %d interleaved rounds; "
-	       "ratio = median of per-round impl/epoll\n", rounds);
+	       "ratio = median of per-round impl/epoll\n", o.rounds);
 	for (int i = 0; i < NIMPL; i++)
 		if (impls[i].selected && impls[i].missing)
-			printf("bench=trigger impl=%s skipped: %s\n",
-			       impls[i].name, impls[i].missing);
+			bench_skipped("trigger", impls[i].name, impls[i].missing);
 	fflush(stdout);
-	run_mode("pingpong", 0, m, rounds);
-	run_mode("self", 1, m * 10, rounds);
+	run_mode("pingpong", 0, m, o.rounds);
+	run_mode("self", 1, m * 10, o.rounds);
 	return 0;
 }

@@ -80,20 +80,17 @@ static const char *names[3][NIMPL] = {
 
 static int nimpl(int test) { return test == 2 ? 6 : 3; }
 
-/* res[impl][round] in ns; impl 0 is the floor */
-static void report(int test, const char *what, double res[NIMPL][MAXR], int rounds)
+/* the figures of the table being run, res[impl][round] in ns; impl 0 is
+ * the floor */
+static double res[NIMPL][MAXR];
+
+static void report(int test, const char *what, int rounds)
 {
 	static const char *tests[] = { "pipes", "trigger", "latch" };
-	for (int i = 0; i < nimpl(test); i++) {
-		double ratio[MAXR], v[MAXR];
-		for (int r = 0; r < rounds; r++) {
-			ratio[r] = res[i][r] / res[0][r];
-			v[r] = res[i][r];
-		}
+	for (int i = 0; i < nimpl(test); i++)
 		printf("bench=uring test=%s impl=%s %s rounds=%d ns_median=%.0f "
 		       "ratio_vs_floor=%.3f\n", tests[test], names[test][i], what, rounds,
-		       median(v, rounds), median(ratio, rounds));
-	}
+		       bench_median(res[i], rounds), bench_ratio_median(res[i], res[0], rounds));
 	fflush(stdout);
 }
 
@@ -167,19 +164,26 @@ static double pipes_evq(int backend, int a, long w)
 	return (double)dt / (double)(a + w);
 }
 
+struct config {
+	int a;
+	long w;
+};
+
+static int pipes_round(int i, int r, void *ctx)
+{
+	const struct config *c = ctx;
+	res[i][r] = i == 0 ? pipes_raw(c->a, c->w)
+		    : pipes_evq(i == 1 ? EVQ_BACKEND_EPOLL : EVQ_BACKEND_URING, c->a, c->w);
+	return 0;
+}
+
 static void bench_pipes(int rounds, int n, int a, long w)
 {
-	double res[NIMPL][MAXR];
 	npairs = n;
-	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < nimpl(0); j++) {
-			int i = (j + r) % nimpl(0);
-			res[i][r] = i == 0 ? pipes_raw(a, w)
-				    : pipes_evq(i == 1 ? EVQ_BACKEND_EPOLL : EVQ_BACKEND_URING, a, w);
-		}
+	bench_rounds(rounds, nimpl(0), 0, pipes_round, &(struct config){ a, w });
 	char what[64];
 	snprintf(what, sizeof what, "n=%d a=%d w=%ld", n, a, w);
-	report(0, what, res, rounds);
+	report(0, what, rounds);
 }
 
 /* ------------------------------------------------------------------ */
@@ -427,17 +431,24 @@ static double roundtrip(int impl, int latchmode, long m)
 	return (double)dt / (double)m;
 }
 
+struct trips {
+	int latch; /* else trigger */
+	long m;
+};
+
+static int roundtrip_round(int i, int r, void *ctx)
+{
+	const struct trips *t = ctx;
+	res[i][r] = roundtrip(i, t->latch, t->m);
+	return 0;
+}
+
 static void bench_roundtrip(int test, int rounds, long m)
 {
-	double res[NIMPL][MAXR];
-	for (int r = 0; r < rounds; r++)
-		for (int j = 0; j < nimpl(test); j++) {
-			int i = (j + r) % nimpl(test);
-			res[i][r] = roundtrip(i, test == 2, m);
-		}
+	bench_rounds(rounds, nimpl(test), 0, roundtrip_round, &(struct trips){ test == 2, m });
 	char what[32];
 	snprintf(what, sizeof what, "m=%ld", m);
-	report(test, what, res, rounds);
+	report(test, what, rounds);
 }
 
 int main(int argc, char **argv)

@@ -86,7 +86,7 @@ static double run(int impl)
 				return -1;
 	}
 	pthread_t t;
-	int64_t t0 = wb_now();
+	int64_t t0 = now_ns();
 	if (pthread_create(&t, NULL, side_b, NULL) != 0)
 		return -1;
 	for (long i = 0; i < m_trips; i++) {
@@ -116,14 +116,35 @@ static double run(int impl)
 		ack_b();
 	}
 	pthread_join(t, NULL);
-	int64_t t1 = wb_now();
+	int64_t t1 = now_ns();
 	evq_free(q);
 	return (double)(t1 - t0) / (double)m_trips;
 }
 
+static const char *impls; /* -i */
+static double ns[NIMPL][256];
+
+/* futex waits on one word only */
+static int runs(int impl)
+{
+	return bench_listed(impls, names[impl]) && (impl != FUTEX || nwords == 1);
+}
+
+static int one_round(int impl, int r, void *ctx)
+{
+	(void)ctx;
+	if (!runs(impl))
+		return 0;
+	if ((ns[impl][r] = run(impl)) < 0) {
+		printf("# n=%d impl=%s round %d FAILED\n", nwords, names[impl], r);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *nlist = "1,128", *impls = NULL;
+	const char *nlist = "1,128";
 	int rounds = 11, opt;
 	while ((opt = getopt(argc, argv, "n:m:r:i:")) != -1) {
 		switch (opt) {
@@ -139,35 +160,22 @@ int main(int argc, char **argv)
 	}
 	if (rounds < 1 || rounds > 256 || m_trips < 1)
 		return 2;
-	wb_header("waitv / word wait round trip between two threads");
+	bench_header("waitv / word wait round trip between two threads");
 	char *nl = strdup(nlist);
 	for (char *tok = strtok(nl, ","); tok; tok = strtok(NULL, ",")) {
 		nwords = atoi(tok);
 		if (nwords < 1 || nwords > 128)
 			continue;
-		static double ns[NIMPL][256];
-		for (int r = 0; r < rounds; r++)
-			for (int j = 0; j < NIMPL; j++) {
-				int impl = (j + r) % NIMPL;
-				if (!wb_wanted(impls, names[impl]) || (impl == FUTEX && nwords != 1))
-					continue;
-				if ((ns[impl][r] = run(impl)) < 0) {
-					printf("# n=%d impl=%s round %d FAILED\n", nwords, names[impl], r);
-					return 1;
-				}
-			}
+		if (bench_rounds(rounds, NIMPL, 0, one_round, NULL))
+			return 1;
 		for (int impl = 0; impl < NIMPL; impl++) {
-			if (!wb_wanted(impls, names[impl]) || (impl == FUTEX && nwords != 1))
+			if (!runs(impl))
 				continue;
-			double ratio[256];
-			int have = wb_wanted(impls, "futex_waitv");
-			for (int r = 0; r < rounds && have; r++)
-				ratio[r] = ns[impl][r] / ns[FUTEX_WAITV][r];
-			printf("bench=waitv n=%d impl=%s m=%ld rounds=%d ns_median=%.0f ns_min=%.0f",
-			       nwords, names[impl], m_trips, rounds, wb_median(ns[impl], rounds),
-			       wb_min(ns[impl], rounds));
-			if (have)
-				printf(" ratio_vs_futex_waitv=%.2f", wb_median(ratio, rounds));
+			printf("bench=waitv n=%d impl=%s m=%ld rounds=%d", nwords, names[impl],
+			       m_trips, rounds);
+			bench_ns_figures(ns[impl],
+					 bench_listed(impls, "futex_waitv") ? ns[FUTEX_WAITV] : NULL,
+					 "futex_waitv", 2, rounds);
 			printf("\n");
 			fflush(stdout);
 		}

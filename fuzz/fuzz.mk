@@ -2,7 +2,7 @@
 # make fuzz - the differential random test as a libFuzzer target (issue 11).
 #
 # fuzz/fuzz_evq.c feeds libFuzzer's inputs to the engine of tests/random.c
-# (tests/randengine.h).  It is built with clang -fsanitize=fuzzer,address,
+# (tests/helpers/randengine.h).  It is built with clang -fsanitize=fuzzer,address,
 # undefined against the library compiled with the same sanitizers (and
 # fuzzer coverage) in $(FUZZ_BUILD), then run once per backend for
 # FUZZ_SECONDS each over the committed seed corpus fuzz/corpus; new inputs
@@ -29,10 +29,10 @@ FUZZ_HAVE     := printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void
 .PHONY: fuzz fuzz-build
 
 # The library objects: the default rules, in their own BUILD dir.
-$(FUZZ_BIN): fuzz/fuzz_evq.c tests/randengine.h $(LIB_SRCS) $(LIB_HDRS) include/evq.h
+$(FUZZ_BIN): fuzz/fuzz_evq.c tests/helpers/randengine.h $(LIB_SRCS) $(LIB_HDRS) include/evq.h
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN=address,undefined \
 		CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all" $(FUZZ_BUILD)/libevq.a
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Itests -pthread \
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Iinclude -Itests/helpers -pthread \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -o $@ $< $(FUZZ_BUILD)/libevq.a -pthread -lrt
 

@@ -33,7 +33,7 @@ $(TCL_BUILD)/libtclevq.a: $(TCL_BUILD)/tclevq.o
 $(EVQTCLSH): bindings/tcl/evqtclsh.c bindings/tcl/tclevq.h $(TCL_BUILD)/tclevq.o $(STATIC)
 	$(CC) $(TCL_CFLAGS) -o $@ $< $(TCL_BUILD)/tclevq.o $(STATIC) $(TCL_LIBS) $(LDFLAGS_ALL)
 
-$(TCL_BUILD)/notifier: tests/tcl/notifier.c bindings/tcl/tclevq.h tests/tap.h \
+$(TCL_BUILD)/notifier: tests/tcl/notifier.c bindings/tcl/tclevq.h tests/helpers/tap.h \
 		$(TCL_BUILD)/tclevq.o $(STATIC)
 	$(CC) $(TCL_CFLAGS) -o $@ $< $(TCL_BUILD)/tclevq.o $(STATIC) $(TCL_LIBS) $(LDFLAGS_ALL)
 

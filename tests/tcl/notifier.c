@@ -22,7 +22,7 @@
 
 #include <evq.h>
 #include "tclevq.h"
-#include "../tap.h"
+#include "../helpers/tap.h"
 
 static int calls, last_mask, deadline;
 

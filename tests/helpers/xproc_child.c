@@ -2,8 +2,9 @@
 /*
  * xproc_child.c - helper program tests/xproc.c execs, so that semaphores,
  * latches and words are exercised by separately exec'ed programs mapping
- * the shared memory at their own addresses.  Run without arguments (as
- * prove does, since every test source is a test) it skips.
+ * the shared memory at their own addresses.  Not a test: prove does not
+ * run it (it lives in tests/helpers/), and run by hand without arguments
+ * it skips.
  *
  *   xproc_child sem FD CYCLES TOKENS    xp_sem_loop
  *   xproc_child pong FD ROUNDS          xp_pong_loop
