@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_evq.c - the random test's engine (tests/randengine.h) as a
+ * fuzz_evq.c - the random test's engine (tests/helpers/randengine.h) as a
  * libFuzzer target: each input is one sequence of operations on a fresh
  * queue, checked against the reference model; a violation prints the
  * model's message and the last operations, then aborts (libFuzzer keeps

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * random.c - the differential random test: long random sequences of
- * add/mod/del/trigger/timer-mod/word-wake/requeue/wait (tests/randengine.h)
+ * add/mod/del/trigger/timer-mod/word-wake/requeue/wait (tests/helpers/randengine.h)
  * checked against a small reference model: no event lost or duplicated,
  * nothing after evq_del() returned, coalescing exact, timers never early,
  * semaphore tokens conserved, and everything owed delivered by the drain
