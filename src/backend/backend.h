@@ -92,21 +92,4 @@ struct evq__backend {
 extern const struct evq__backend evq__backend_epoll;
 extern const struct evq__backend evq__backend_uring;
 
-/* The process-wide wake ring (backend_uring.c, "Wake ring"): wakes every
- * waiter of words[0..n) (n <= EVQ_WAKE_BATCH_MAX; bit i of shared_mask set:
- * words[i] is process-shared, else private) with IORING_OP_FUTEX_WAKE
- * requests submitted in one io_uring_enter, and returns n once every wake
- * has been issued (a request the kernel did not take or that failed is
- * redone with FUTEX_WAKE before returning).  Needs no queue.  Returns
- * -ENOSYS when this process has no wake ring (refused, or
- * -DEVQ_URING_ENABLED=0) and -EBUSY when another thread, or a signal
- * handler's interrupted caller, holds it: then nothing was woken and the
- * caller wakes the words itself.  Lock-free, async-signal-safe, preserves
- * errno. */
-#define EVQ_WAKE_BATCH_MAX 64
-int evq__uring_wake_batch(uint32_t *const *words, uint64_t shared_mask, int n);
-/* For tests: the wake ring's fd if this process has created its own,
- * -ENOSYS if it has none (yet), -EBUSY if it is in use. */
-int evq__wake_ring_fd(void);
-
 #endif /* EVQ_BACKEND_H */
