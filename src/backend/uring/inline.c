@@ -74,7 +74,7 @@ int evq__ur_inline_fits(struct uring_state *s)
 void evq__ur_cancel_ring_words(struct uring_state *s)
 {
 	for (struct uword *w = s->words; w; w = w->next_all) {
-		if (w->inflight)
+		if (w->state == UW_RING)
 			evq__ur_cancel_word(s, w);
 	}
 }
@@ -123,7 +123,7 @@ int evq__ur_sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	while (list) {
 		struct uword *w = list;
 		list = w->next_loose;
-		w->loose = 0;
+		w->state = UW_IDLE;
 		if (!w->it) {
 			evq__ur_word_free_if_done(s, w);
 		} else if (n == FUTEX_WAITV_MAX) {
@@ -134,7 +134,7 @@ int evq__ur_sleep_inline(struct uring_state *s, int64_t t, int *rc)
 			vec[n].uaddr = (uint64_t)(uintptr_t)w->addr;
 			vec[n].flags = evq__waitv_flags(w->shared);
 			vw[n++] = w;
-			w->inl = 1;
+			w->state = UW_INLINE; /* I2 */
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -161,7 +161,7 @@ void evq__ur_inline_end(struct uring_state *s, const struct futex_waitv *vec,
 	int failed = rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT && rc != -EINTR;
 	for (unsigned i = 1; i < n; i++) {
 		struct uword *w = vw[i];
-		w->inl = 0;
+		w->state = UW_IDLE;
 		if (!w->it) {
 			/* X2: pass one wake on if it may have taken one (a
 			 * spurious wakeup at worst; the word is valid until

@@ -38,7 +38,7 @@ static void on_cqe(struct uring_state *s, const struct io_uring_cqe *c)
 {
 	if (c->user_data >= UD_WORD_MIN) {
 		struct uword *w = (struct uword *)(uintptr_t)c->user_data;
-		w->inflight = 0;
+		w->state = UW_IDLE;
 		s->nring--;
 		evq__ur_collect_word(s, w, c->res);
 		return;

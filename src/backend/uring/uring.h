@@ -126,27 +126,58 @@ struct slot {
 	struct epoll_event *buf;
 };
 
+/* Where a word record is; exactly one at a time, all under s->lock.  Who
+ * watches the word in each state, and the moves (words.c, inline.c,
+ * requests.c; the steps of model/word.pml and model/inline.pml):
+ *
+ *   state      on list    the word is watched by     moves to
+ *   UW_IDLE    none       nobody                     LOOSE: make_loose (word_arm
+ *                                                    O1, a check() that keeps
+ *                                                    watching, an unchanged word
+ *                                                    after a sleep or a poll, a
+ *                                                    full SQ); freed once
+ *                                                    detached (it == NULL)
+ *   UW_LOOSE   s->loose   nobody yet: armed, for     RING: queue_loose (a ring
+ *                         the next sleeper           sleeper takes it); INLINE:
+ *                                                    the inline vector (I2);
+ *                                                    DONE: a poll saw it change;
+ *                                                    IDLE: taken off, detached
+ *   UW_RING    (kernel)   its FUTEX_WAIT in the      DONE: its completion
+ *                         ring (user_data = w)       (on_cqe, X3)
+ *   UW_INLINE  (vector)   the inline sleeper's       DONE: woken or changed;
+ *                         futex_waitv                IDLE -> LOOSE: unchanged
+ *                                                    (I3)
+ *   UW_DONE    s->done    nobody: res waits for      REARM: a check() posted,
+ *                         process_words's check()    nobody sleeps (deferred
+ *                                                    re-queue); LOOSE: check()
+ *                                                    keeps watching; IDLE:
+ *                                                    stopped or detached
+ *   UW_REARM   s->rearm   nobody: re-checked by      LOOSE: check() keeps
+ *                         the next wait() first      watching; IDLE: stopped
+ *                                                    or detached
+ *
+ * A record is taken off its list (state IDLE) before it moves on, so
+ * make_loose only ever moves an idle one.  Detaching (it = NULL, O2/O3)
+ * changes no state: a record in the ring is cancelled, one inline waits
+ * for I3, one on a list is freed when the list is next walked. */
+enum uword_state { UW_IDLE, UW_LOOSE, UW_RING, UW_INLINE, UW_DONE, UW_REARM };
+
 /* One IORING_OP_FUTEX_WAIT for a word, semaphore or latch registration.
  * Its address is the request's user_data, so it lives until its
  * completion has been processed, even after the registration let go. */
 struct uword {
 	struct uword *next_all;      /* every record of the queue, for fini */
-	struct uword *next_done;     /* completions waiting for evq__ur_process_words */
-	struct evq__watch_item *it;   /* NULL once detached */
+	struct uword *next_done;     /* UW_DONE: on s->done */
+	struct evq__watch_item *it;  /* NULL once detached */
 	uint32_t *addr;
 	int shared;
-	struct uword *next_rearm;    /* on s->rearm */
-	struct uword *next_loose;    /* on s->loose */
+	struct uword *next_rearm;    /* UW_REARM: on s->rearm */
+	struct uword *next_loose;    /* UW_LOOSE: on s->loose */
 	uint32_t expected;           /* it->expected as of the last arm or
 				      * check(), for sleepers holding only
 				      * s->lock */
-	int inflight;                /* the FUTEX_WAIT is in the kernel */
-	int collected;               /* its CQE waits on s->done */
-	int deferred;                /* on s->rearm: re-checked, then queued,
-				      * by the next wait() */
-	int loose;                   /* on s->loose: watched by nobody yet */
-	int inl;                     /* in the inline sleeper's vector */
-	int res;                     /* that CQE's result */
+	enum uword_state state;      /* see above */
+	int res;                     /* UW_DONE: the wait's result */
 };
 
 struct uring_state {

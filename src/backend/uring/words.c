@@ -42,7 +42,7 @@ __thread __attribute__((tls_model("initial-exec"))) unsigned evq__ur_kicked;
  * poll saw): evq__ur_process_words() runs its check().  Locked. */
 void evq__ur_collect_word(struct uring_state *s, struct uword *w, int res)
 {
-	w->collected = 1;
+	w->state = UW_DONE;
 	w->res = res;
 	w->next_done = s->done;
 	s->done = w;
@@ -64,13 +64,13 @@ static void queue_futex(struct uring_state *s, struct uword *w)
 	e->fd = (int)evq__waitv_flags(w->shared);
 	e->user_data = (uint64_t)(uintptr_t)w;
 	evq__sqe_push(&s->r);
-	w->inflight = 1;
+	w->state = UW_RING;
 	s->nring++;
 }
 
 void evq__ur_word_free_if_done(struct uring_state *s, struct uword *w)
 {
-	if (w->it || w->inflight || w->collected || w->deferred || w->loose || w->inl)
+	if (w->it || w->state != UW_IDLE)
 		return;
 	for (struct uword **p = &s->words; *p; p = &(*p)->next_all)
 		if (*p == w) {
@@ -84,9 +84,9 @@ void evq__ur_word_free_if_done(struct uring_state *s, struct uword *w)
  * the ring (evq__ur_queue_loose) or into its inline vector.  Locked. */
 void evq__ur_make_loose(struct uring_state *s, struct uword *w)
 {
-	if (w->loose || w->inflight || w->collected || w->deferred || w->inl)
+	if (w->state != UW_IDLE)
 		return;
-	w->loose = 1;
+	w->state = UW_LOOSE;
 	w->next_loose = s->loose;
 	s->loose = w;
 	s->nloose++;
@@ -110,7 +110,7 @@ void evq__ur_queue_loose(struct uring_state *s)
 	while (list) {
 		struct uword *w = list;
 		list = w->next_loose;
-		w->loose = 0;
+		w->state = UW_IDLE;
 		if (w->it)
 			queue_futex(s, w);
 		else
@@ -137,12 +137,12 @@ int evq__ur_cancel_word(struct uring_state *s, struct uword *w)
  * longer waits on the word.  Locked (q and s). */
 static void word_detach(struct uring_state *s, struct uword *w)
 {
-	int pass_on = 0, inl = w->inl;
+	int pass_on = 0, inl = w->state == UW_INLINE;
 	w->it = NULL;
-	if (w->inflight) {
+	if (w->state == UW_RING) {
 		/* not found: it completed already, maybe with a wake */
 		pass_on = evq__ur_cancel_word(s, w) != 0;
-	} else if (w->collected && w->res == 0) {
+	} else if (w->state == UW_DONE && w->res == 0) {
 		pass_on = 1;
 	}
 	if (pass_on)
@@ -184,18 +184,19 @@ int evq__ur_word_arm(struct evq *q, struct evq__reg *r)
 	struct uword *w = s->wmap[idx];
 	if (w && w->it == it)
 		w->expected = it->expected;
-	if (w && w->it == it && (w->collected || w->deferred || w->inl)) {
+	if (w && w->it == it && (w->state == UW_DONE || w->state == UW_REARM ||
+				    w->state == UW_INLINE)) {
 		/* its completion (or deferred re-check) is about to be
 		 * processed against the new expected value, and re-queued if
 		 * check() keeps watching; the inline sleeper compares the
 		 * word with the new value when it wakes, so wake it */
-		if (w->inl)
+		if (w->state == UW_INLINE)
 			evq__ur_ring_bell(s);
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
 	struct uword *nw = NULL;
-	if (!w || w->it != it || w->inflight) {
+	if (!w || w->it != it || w->state == UW_RING) {
 		/* first: if this fails, a record in flight keeps watching */
 		nw = calloc(1, sizeof *nw);
 		if (!nw) {
@@ -203,7 +204,7 @@ int evq__ur_word_arm(struct evq *q, struct evq__reg *r)
 			return -ENOMEM;
 		}
 	}
-	if (w && (w->it != it || w->inflight)) {
+	if (w && (w->it != it || w->state == UW_RING)) {
 		/* another tenant's, or waiting for an older expected value */
 		word_detach(s, w);
 		w = s->wmap[idx] = NULL;
@@ -279,7 +280,7 @@ void evq__ur_process_words(struct evq *q, struct uring_state *s, int *woken)
 	while (list) {
 		struct uword *w = list;
 		list = w->next_rearm;
-		w->deferred = 0;
+		w->state = UW_IDLE;
 		if (!w->it || !w->it->active) {
 			evq__ur_word_free_if_done(s, w);
 			continue;
@@ -296,7 +297,7 @@ void evq__ur_process_words(struct evq *q, struct uring_state *s, int *woken)
 	while (list) {
 		struct uword *w = list;
 		list = w->next_done;
-		w->collected = 0;
+		w->state = UW_IDLE;
 		if (!w->it || !w->it->active) {
 			if (w->it && w->res == 0)
 				evq__futex_wake(w->addr, 1, w->shared); /* X2 */
@@ -317,7 +318,7 @@ void evq__ur_process_words(struct evq *q, struct uring_state *s, int *woken)
 		if (!keep || !w->it->active) {
 			w->it->active = 0;
 		} else if (evq__ur_kicked != kicks && atomic_load(&s->sleepers) == 0) {
-			w->deferred = 1; /* posted: see above */
+			w->state = UW_REARM; /* posted: see above */
 			w->next_rearm = s->rearm;
 			s->rearm = w;
 		} else {
@@ -344,7 +345,7 @@ void evq__ur_poll_loose(struct uring_state *s)
 	while (list) {
 		struct uword *w = list;
 		list = w->next_loose;
-		w->loose = 0;
+		w->state = UW_IDLE;
 		if (!w->it)
 			evq__ur_word_free_if_done(s, w);
 		else if (evq__ld(w->addr) != w->expected)
