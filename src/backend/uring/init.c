@@ -207,11 +207,11 @@ static int ur_init(struct evq *q, int max_batch)
 static int drain_inflight(struct uring_state *s)
 {
 	s->fault = 0;
-	for (int i = 0; i < 50 && s->inflight > 0; i++) {
+	for (int i = 0; i < UR_DRAIN_TRIES && s->inflight > 0; i++) {
 		/* again each time: a cancel that raced with a completion or a
 		 * full SQ is simply repeated */
 		evq__ur_queue_cancels(s);
-		struct __kernel_timespec ts = { 0, 10 * 1000000 };
+		struct __kernel_timespec ts = { 0, UR_DRAIN_WAIT_NS };
 		struct io_uring_getevents_arg arg = { .ts = (uint64_t)(uintptr_t)&ts };
 		evq__ring_enter(s->r.fd, evq__sq_pending(&s->r), 1,
 			  IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);

@@ -87,7 +87,7 @@ static int inline_futex(uint32_t *bell, uint32_t seen, struct futex_waitv *vec,
 	int rc, old = evq__cancel_async();
 	if (n == 1) {
 		/* FUTEX_WAIT with a deadline: -EINTR after any handler */
-		dl = evq__deadline(t >= 0 ? t : (int64_t)86400 * 1000000000);
+		dl = evq__deadline(t >= 0 ? t : UR_FOREVER_NS);
 		rc = evq__futex_wait(bell, seen, &dl, 0);
 	} else {
 		if (t >= 0)

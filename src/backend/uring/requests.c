@@ -28,7 +28,7 @@ int evq__ur_enter(struct uring_state *s, unsigned to_submit, unsigned min_comple
 struct io_uring_sqe *evq__ur_sqe_get_flush(struct uring_state *s)
 {
 	struct io_uring_sqe *e;
-	for (int i = 0; i < 4 && !(e = evq__sqe_get(&s->r)); i++)
+	for (int i = 0; i < UR_FLUSH_TRIES && !(e = evq__sqe_get(&s->r)); i++)
 		if (evq__ur_enter(s, evq__sq_pending(&s->r), 0, 0, NULL, 0) < 0)
 			s->submit_errors++;
 	return e;

@@ -115,6 +115,29 @@
 
 #define UD_WORD_MIN 4096 /* user_data at or above: a struct uword * */
 
+/* "Forever" for the sleeps that need a deadline: FUTEX_WAIT with a
+ * timeout fails with -EINTR after a signal handler ran (without one the
+ * kernel restarts it under SA_RESTART), as epoll_wait and io_uring_enter
+ * do, so the followers and the inline bell sleep always pass one.  A day
+ * is beyond any real sleep; should it pass, the sleep ends like a
+ * spurious wakeup (an empty round) and the core waits again. */
+#define UR_FOREVER_NS ((int64_t)86400 * 1000000000)
+/* A ring sleep that something could not be armed for (the bell, a word,
+ * an EPOLL_WAIT: the kernel kept refusing submissions, or no buffer) lasts
+ * at most this long, so that the core asks again soon (1 ms). */
+#define UR_SHORT_NS ((int64_t)1000000)
+/* The enter's own timeout runs this much past an EPOLL_WAIT's
+ * LINK_TIMEOUT, which ends the sleep on time; the enter's only guards
+ * against another thread having reaped that completion (1 ms). */
+#define UR_GUARD_NS ((int64_t)1000000)
+/* sqe_get_flush: enters that hand queued SQEs to the kernel before giving
+ * up on a full SQ (a refusing kernel: -EBUSY/-EAGAIN). */
+#define UR_FLUSH_TRIES 4
+/* fini: rounds of cancel-and-wait for the EPOLL_WAITs in flight, each
+ * waiting up to UR_DRAIN_WAIT_NS for a completion (half a second in all). */
+#define UR_DRAIN_TRIES 50
+#define UR_DRAIN_WAIT_NS (10 * 1000000)
+
 /* One EPOLL_WAIT and the buffer the kernel fills.  The buffer belongs to
  * the kernel while inflight, to whoever holds s->lock otherwise. */
 struct slot {

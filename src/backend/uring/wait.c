@@ -231,180 +231,264 @@ static int ring_sleep(struct uring_state *s, unsigned to_submit,
 	return c.rc;
 }
 
-int evq__ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
-		 struct evq__ready *out, int max, struct evq__round *round)
+/* One wait() call: what its rounds share.  A round is the top of the
+ * loop (harvest, maybe return) and at most one sleep: as a follower (LF1),
+ * inline (inline.c) or in the ring (LF5). */
+struct ur_call {
+	struct evq *q;
+	struct uring_state *s;
+	const sigset_t *sigmask;
+	struct evq__ready *out;
+	int max;
+	int *woken;             /* round->woken */
+	int64_t timeout_ns;     /* the caller's; 0 once the time is up */
+	int64_t end;            /* its deadline (timeout_ns > 0) */
+	int64_t t;              /* what is left of it for the next sleep */
+	int frc;                /* the last follower sleep's result; 1: none */
+	int cancelled;          /* ring words were cancelled for an inline
+				 * sleep */
+	int slept;              /* slept as a follower (the ring and inline
+				 * sleeps end the call themselves) */
+	int k;                  /* the result */
+	int poll;               /* nothing came: poll the fds on the way out */
+};
+
+/* Reaps and hands out: completions, words (check()), a wake (LF2), events.
+ * A poll (timeout 0) first submits re-armed words (evq__ur_process_words)
+ * and reads the loose ones.  Returns the events taken, *got the
+ * completions reaped.  Locked. */
+static int harvest(struct ur_call *c, int *got)
 {
-	int *woken = &round->woken;
-	struct uring_state *s = st(q);
-	int64_t end = 0, t = timeout_ns;
-	if (timeout_ns > 0) {
-		end = mono_ns();
-		end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
+	struct uring_state *s = c->s;
+	unsigned n = evq__sq_pending(&s->r);
+	if (c->timeout_ns == 0 && n && evq__ur_enter(s, n, 0, 0, NULL, 0) < 0)
+		s->submit_errors++;
+	*got = evq__ur_reap(s);
+	if (c->timeout_ns == 0)
+		evq__ur_poll_loose(s);
+	evq__ur_process_words(c->q, s, c->woken);
+	take_wake(s, c->woken);
+	return evq__ur_take(s, c->out, c->max);
+}
+
+/* A failed EPOLL_WAIT is reported once, by a call that returns nothing
+ * else.  Locked. */
+static int take_err(struct uring_state *s, int k, int woken)
+{
+	if (k == 0 && !woken && s->err) {
+		k = s->err;
+		s->err = 0;
 	}
-	int frc = 1; /* the last follower sleep's result; 1: none yet */
-	int cancelled = 0; /* ring words were cancelled for an inline sleep */
-	int slept = 0; /* this call slept (as follower; the ring and inline
-			* sleeps return from where they are) */
-	int k;
-	*woken = 0;
+	return k;
+}
+
+/* The top of the loop: 1 if the call is over (c->k, c->poll set). */
+static int top(struct ur_call *c)
+{
+	int got;
+	int k = harvest(c, &got);
+	if (k > 0 || *c->woken || c->s->err || c->timeout_ns == 0) {
+		c->k = take_err(c->s, k, *c->woken);
+		/* A wake pending before this call slept says nothing about
+		 * the fds: look at them too, or a stream of wakes that
+		 * deliver nothing (say, triggers of a disabled user event)
+		 * keeps every ready fd from being reported. */
+		c->poll = c->k == 0 && (c->timeout_ns == 0 || (*c->woken && !c->slept));
+		return 1;
+	}
+	if (c->frc == -EINTR) {
+		c->k = -EINTR;
+		return 1;
+	}
+	return 0;
+}
+
+/* LF1: follow.  leave() first: this thread may have reaped the completion
+ * the ring's sleeper waits for (its submission and its wait are one
+ * enter, not atomic with our reaping), and then that sleeper needs a NOP,
+ * as in the old multi-sleeper design.  Locked, as on return. */
+static void follow(struct ur_call *c)
+{
+	struct uring_state *s = c->s;
+	evq__ur_leave(s);
+	uint32_t seq = evq__ld(&s->fword);
+	s->nfollow++;
+	pthread_mutex_unlock(&s->lock);
+	struct timespec dl = evq__deadline(c->timeout_ns > 0 ? c->t : UR_FOREVER_NS);
+	c->frc = follow_sleep(s, seq, &dl);
+	c->slept = 1;
 	pthread_mutex_lock(&s->lock);
-again:
-	for (;;) {
-		if (timeout_ns == 0 && evq__sq_pending(&s->r) &&
-		    evq__ur_enter(s, evq__sq_pending(&s->r), 0, 0, NULL, 0) < 0)
-			s->submit_errors++; /* re-armed words (evq__ur_process_words) */
-		evq__ur_reap(s);
-		if (timeout_ns == 0)
-			evq__ur_poll_loose(s);
-		evq__ur_process_words(q, s, woken);
-		take_wake(s, woken);
-		k = evq__ur_take(s, out, max);
-		if (k > 0 || *woken || s->err || timeout_ns == 0) {
-			if (k == 0 && !*woken && s->err) {
-				k = s->err;
-				s->err = 0;
-			}
-			evq__ur_leave(s);
-			evq__ur_pass_lead(s);
-			pthread_mutex_unlock(&s->lock);
-			/* A wake pending before this call slept says nothing
-			 * about the fds: look at them too, or a stream of wakes
-			 * that deliver nothing (say, triggers of a disabled user
-			 * event) keeps every ready fd from being reported. */
-			if (k == 0 && (timeout_ns == 0 || (*woken && !slept)))
-				k = poll_now(s, sigmask, out, max);
-			return k;
-		}
-		if (frc == -EINTR) {
-			evq__ur_leave(s);
-			evq__ur_pass_lead(s);
-			pthread_mutex_unlock(&s->lock);
-			return -EINTR;
-		}
-		if (timeout_ns > 0 && (t = end - mono_ns()) <= 0) {
-			/* the time is up before any sleep (a short timeout, or
-			 * a follower's sleep ran out): end with a poll, as
-			 * epoll_wait would, so that nothing ready is left out */
-			timeout_ns = 0;
-			continue;
-		}
-		if (sigmask || atomic_load(&s->sleepers) == 0)
-			break; /* the ring */
-		/* F1: follow.  evq__ur_leave() first: this thread may have reaped the
-		 * completion the ring's sleeper waits for (its submission and
-		 * its wait are one enter, not atomic with our reaping), and
-		 * then that sleeper needs a NOP, as in the old multi-sleeper
-		 * design. */
-		evq__ur_leave(s);
-		uint32_t seq = evq__ld(&s->fword);
-		s->nfollow++;
-		pthread_mutex_unlock(&s->lock);
-		struct timespec dl = evq__deadline(timeout_ns > 0 ? t : (int64_t)86400 * 1000000000);
-		frc = follow_sleep(s, seq, &dl);
-		slept = 1;
-		pthread_mutex_lock(&s->lock);
-		s->nfollow--;
-	}
+	s->nfollow--;
+}
 
-	if (!sigmask && evq__ur_inline_fits(s) && (s->nring == 0 || !cancelled)) {
-		int irc;
-		if (s->nring > 0) {
-			/* once per wait: if their completions are not in by
-			 * the next round, this wait sleeps in the ring */
-			evq__ur_cancel_ring_words(s);
-			cancelled = 1;
-			goto again;
-		}
-		if (evq__ur_sleep_inline(s, t, &irc))
-			goto again; /* I1: a wake() or a re-check is pending */
-		evq__ur_reap(s);
-		evq__ur_process_words(q, s, woken);
-		take_wake(s, woken);
-		k = evq__ur_take(s, out, max);
-		if (k > 0 || *woken || irc == -EINTR || irc == -ETIMEDOUT) {
-			evq__ur_leave(s);
-			evq__ur_pass_lead(s); /* L2 */
-			pthread_mutex_unlock(&s->lock);
-			return k > 0 || *woken ? k : irc == -EINTR ? -EINTR : 0;
-		}
-		goto again; /* a word changed without an event, or a ring */
+/* The inline sleep's round: 1 if the call is over.  Locked. */
+static int inline_round(struct ur_call *c)
+{
+	struct uring_state *s = c->s;
+	int irc, got;
+	if (s->nring > 0) {
+		/* once per wait: if their completions are not in by the
+		 * next round, this wait sleeps in the ring */
+		evq__ur_cancel_ring_words(s);
+		c->cancelled = 1;
+		return 0;
 	}
+	if (evq__ur_sleep_inline(s, c->t, &irc))
+		return 0; /* IN1: a wake() or a re-check is pending */
+	int k = harvest(c, &got);
+	if (k > 0 || *c->woken || irc == -EINTR || irc == -ETIMEDOUT) {
+		c->k = k > 0 || *c->woken ? k : irc == -EINTR ? -EINTR : 0;
+		return 1;
+	}
+	return 0; /* a word changed without an event, or a ring */
+}
 
+/* What ring_prepare() left for the ring's sleep and its aftermath. */
+struct ur_ring {
+	int64_t t;              /* the sleep's timeout (< 0: none) */
+	int epolling;           /* armed an EPOLL_WAIT + LINK_TIMEOUT */
+	unsigned to_submit;     /* SQEs the enter submits */
+	unsigned reaped;        /* s->reaped before the sleep */
+};
+
+/* LF5: enter the ring, unless a wake() or a deferred re-check came in
+ * meanwhile (then 0: back to the top).  Arms the bell, the loose words
+ * and an EPOLL_WAIT; returns 1 with s->lock dropped.  Locked. */
+static int ring_prepare(struct ur_call *c, struct ur_ring *rr)
+{
+	struct uring_state *s = c->s;
 	s->sleepers++;
-	uint32_t seen = evq__ld(&s->bell); /* B1: before wpend and nfds */
+	uint32_t seen = evq__ld(&s->bell); /* LF5: before wpend and nfds */
 	if (atomic_load(&s->wpend) || s->rearm) {
-		/* a wake() came in (K1: it saw no ring sleeper), or another
+		/* a wake() came in (LF4: it saw no ring sleeper), or another
 		 * thread deferred a word's re-queue: the top of the loop */
 		s->sleepers--;
-		goto again;
+		return 0;
 	}
 	evq__ur_arm_bell(s, seen);
 	evq__ur_queue_loose(s);
-	if ((!s->bell_armed || s->loose) && (t < 0 || t > 1000000))
-		t = 1000000; /* no SQE for the bell or a word (the kernel kept
-			      * refusing submissions): a wake() or the word
-			      * could not end this sleep, so it lasts 1 ms and
-			      * the core asks again */
-	int epolling = 0; /* this thread armed an EPOLL_WAIT + LINK_TIMEOUT */
-	if (atomic_load(&s->nfds) > 0 && s->inflight - s->cancelling < ring_sleepers(s)) {
-		if (evq__ur_arm_one(s, max, t))
-			epolling = t >= 0 && s->r.sq_entries >= 2;
-		else if (t < 0 || t > 1000000)
-			t = 1000000; /* no EPOLL_WAIT (its buffer could not be
-				      * mapped, or the SQ stayed full): as above,
-				      * for the fds */
+	rr->t = c->t;
+	if ((!s->bell_armed || s->loose) && (rr->t < 0 || rr->t > UR_SHORT_NS))
+		rr->t = UR_SHORT_NS; /* no SQE for the bell or a word (the
+				      * kernel kept refusing submissions): a
+				      * wake() or the word could not end this
+				      * sleep, so it is short and the core asks
+				      * again */
+	rr->epolling = 0;
+	if (atomic_load(&s->nfds) > 0 &&
+	    s->inflight - s->cancelling < ring_sleepers(s)) {
+		if (evq__ur_arm_one(s, c->max, rr->t))
+			rr->epolling = rr->t >= 0 && s->r.sq_entries >= 2;
+		else if (rr->t < 0 || rr->t > UR_SHORT_NS)
+			rr->t = UR_SHORT_NS; /* no EPOLL_WAIT (its buffer could
+					      * not be mapped, or the SQ stayed
+					      * full): as above, for the fds */
 	}
-	unsigned to_submit = evq__sq_pending(&s->r);
-	unsigned reaped = s->reaped;
+	rr->to_submit = evq__sq_pending(&s->r);
+	rr->reaped = s->reaped;
 	pthread_mutex_unlock(&s->lock);
+	return 1;
+}
 
-	/* The LINK_TIMEOUT ends the sleep on time; the enter's own timeout,
-	 * a little later, only guards against another thread having reaped
-	 * that completion. */
+/* The ring's sleep: returns the enter's result, *start when it began
+ * (timed sleeps only).  The LINK_TIMEOUT ends the sleep on time; the
+ * enter's own timeout, a little later, only guards against another thread
+ * having reaped that completion.  Unlocked. */
+static int ring_wait(struct ur_call *c, const struct ur_ring *rr, int64_t *start)
+{
 	struct __kernel_timespec ts;
 	struct io_uring_getevents_arg arg = { 0 };
-	int64_t start = 0;
-	if (sigmask) {
-		arg.sigmask = (uint64_t)(uintptr_t)sigmask;
+	if (c->sigmask) {
+		arg.sigmask = (uint64_t)(uintptr_t)c->sigmask;
 		arg.sigmask_sz = _NSIG / 8;
 	}
-	if (t > 0) {
+	if (rr->t > 0) {
 		/* with no LINK_TIMEOUT, the enter's own timeout is the one */
-		int64_t guard = !epolling || t > INT64_MAX - 1000000 ? t : t + 1000000;
+		int64_t guard = !rr->epolling || rr->t > INT64_MAX - UR_GUARD_NS
+				? rr->t : rr->t + UR_GUARD_NS;
 		ts.tv_sec = guard / 1000000000;
 		ts.tv_nsec = guard % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
-		start = mono_ns();
+		*start = mono_ns();
 	}
-	int rc = ring_sleep(s, to_submit, &arg);
+	return ring_sleep(c->s, rr->to_submit, &arg);
+}
 
+/* The ring's round (LF5): always ends the call.  Locked, as on return. */
+static int ring_round(struct ur_call *c)
+{
+	struct uring_state *s = c->s;
+	struct ur_ring rr;
+	int64_t start = 0;
+	if (!ring_prepare(c, &rr))
+		return 0;
+	int rc = ring_wait(c, &rr, &start);
 	pthread_mutex_lock(&s->lock);
 	s->sleepers--;
 	if (rc == -EBUSY || rc == -EAGAIN)
 		s->submit_errors++;
-	int got = evq__ur_reap(s);
-	evq__ur_process_words(q, s, woken);
-	take_wake(s, woken);
-	k = evq__ur_take(s, out, max);
-	if (k == 0 && !*woken && s->err) {
-		k = s->err;
-		s->err = 0;
-	} else if (k == 0 && !*woken && got == 0 && s->reaped == reaped) {
+	int got;
+	int k = take_err(s, harvest(c, &got), *c->woken);
+	if (k == 0 && !*c->woken && got == 0 && s->reaped == rr.reaped) {
 		if (rc == -EINTR)
 			k = -EINTR;
-		else if (rc > 0 && (unsigned)rc == to_submit &&
-			 (t < 0 || mono_ns() - start < t))
+		else if (rc > 0 && (unsigned)rc == rr.to_submit &&
+			 (rr.t < 0 || mono_ns() - start < rr.t))
 			/* the enter both submitted and waited, which hides the
 			 * wait's -EINTR: time left and nothing came, so it was
 			 * a signal */
 			k = -EINTR;
 	}
-	evq__ur_leave(s);
-	evq__ur_pass_lead(s); /* L2 */
-	pthread_mutex_unlock(&s->lock);
 	/* -ETIME: timeout; -EBUSY/-EAGAIN: the SQEs stay queued and go with
 	 * the next enter; both look like an empty round to the core */
-	return k;
+	c->k = k;
+	return 1;
+}
+
+/* One round: 1 if the call is over.  Locked, as on return. */
+static int round_once(struct ur_call *c)
+{
+	struct uring_state *s = c->s;
+	if (top(c))
+		return 1;
+	if (c->timeout_ns > 0 && (c->t = c->end - mono_ns()) <= 0) {
+		/* the time is up before any sleep (a short timeout, or a
+		 * follower's sleep ran out): end with a poll, as epoll_wait
+		 * would, so that nothing ready is left out */
+		c->timeout_ns = 0;
+		return 0;
+	}
+	if (!c->sigmask && atomic_load(&s->sleepers) > 0) {
+		follow(c);
+		return 0;
+	}
+	if (!c->sigmask && evq__ur_inline_fits(s) && (s->nring == 0 || !c->cancelled))
+		return inline_round(c);
+	return ring_round(c);
+}
+
+int evq__ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
+		 struct evq__ready *out, int max, struct evq__round *round)
+{
+	struct ur_call c = {
+		.q = q, .s = st(q), .sigmask = sigmask, .out = out, .max = max,
+		.woken = &round->woken, .timeout_ns = timeout_ns,
+		.t = timeout_ns, .frc = 1,
+	};
+	if (timeout_ns > 0) {
+		c.end = mono_ns();
+		c.end = timeout_ns > INT64_MAX - c.end ? INT64_MAX : c.end + timeout_ns;
+	}
+	*c.woken = 0;
+	pthread_mutex_lock(&c.s->lock);
+	while (!round_once(&c))
+		;
+	evq__ur_leave(c.s);
+	evq__ur_pass_lead(c.s); /* LF3 */
+	pthread_mutex_unlock(&c.s->lock);
+	if (c.poll)
+		c.k = poll_now(c.s, sigmask, out, max);
+	return c.k;
 }
 
 void evq__ur_wake(struct evq *q)
