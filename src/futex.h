@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * futex.h - raw futex system calls for word.c, sem.c, latch.c and watch.c.
+ * futex.h - raw futex system calls for word.c, sem.c, latch.c, watch.c and
+ * the io_uring backend.
  *
  * Every wrapper returns 0/a count or -errno and preserves errno, so the
  * wake paths stay async-signal-safe (evq_latch_set, evq_sem_post, evq_wake
@@ -47,7 +48,8 @@
 #endif
 
 /* struct futex_waitv arrived in <linux/futex.h> with kernel 5.16 headers;
- * Debian 12 has it.  Older headers: declare the ABI layout ourselves. */
+ * Debian 12 has it.  Older headers: declare the ABI layout ourselves.
+ * Either way it must be the kernel's. */
 #ifndef FUTEX_32
 struct futex_waitv {
 	uint64_t val;
@@ -57,8 +59,17 @@ struct futex_waitv {
 };
 #endif
 
-/* Relaxed-enough atomics on plain uint32_t words living in user structs
- * (the public header cannot use _Atomic: it must also compile as C++). */
+/* Atomics on plain uint32_t words living in user structs (the public
+ * header cannot use _Atomic: it must also compile as C++).  All of them
+ * are sequentially consistent, on purpose: the protocols built on them
+ * (word.c, sem.c, latch.c, the io_uring bell and follower word) pair a
+ * store to one variable with a load of another against a peer doing the
+ * opposite (Dekker: a setter stores the word, then reads whether anyone
+ * sleeps; a sleeper announces itself, then reads the word), and only
+ * seq_cst forbids the store-then-load reordering that would let both miss
+ * each other - acquire/release does not.  The price, a locked instruction
+ * per store or read-modify-write on x86, is small next to the futex
+ * system calls around them. */
 #define evq__ld(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define evq__st(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define evq__add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)

@@ -268,14 +268,14 @@ static int ur_fd_ctl(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
 	struct epoll_event ev = { .events = evq__epoll_interest(events, flags), .data.u64 = token };
 	if (epoll_ctl(s->epfd, ops[op], fd, &ev) < 0)
 		return -errno;
-	/* K2: an fd closed without DEL leaves nfds high, which only costs
+	/* LF6: an fd closed without DEL leaves nfds high, which only costs
 	 * handovers */
 	if (op == EVQ_FD_DEL) {
 		atomic_fetch_sub(&s->nfds, 1);
 		return 0;
 	}
 	/* a ring sleeper that saw no fds sleeps without an EPOLL_WAIT: ring
-	 * the bell so that it arms one (nfds/sleepers: Dekker, K2) */
+	 * the bell so that it arms one (nfds/sleepers: Dekker, LF6) */
 	if (op == EVQ_FD_ADD && atomic_fetch_add(&s->nfds, 1) == 0)
 		evq__ur_ring_bell(s);
 	if (atomic_load(&s->sleepers) == 0 && atomic_load(&s->nfollow) > 0)

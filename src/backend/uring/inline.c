@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * inline.c - the inline sleep: futex_waitv over the bell and the armed
- * words instead of the ring (uring.h).
+ * words instead of the ring (uring.h; model/inline.pml, steps IN1..IN3
+ * below; the leader/follower steps LF1..LF6 are wait.c's and
+ * model/leader.pml's).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,25 +27,25 @@
  * to hold, or FUTEX_WAIT on the bell alone when no word is armed.  That is
  * the watcher thread's protocol (model/word.pml) run by the waiter, with
  * the bell as its control word:
- *   I1 sleepers++, inl = 1; read the bell (B1); if a wake() is pending, a
- *      word waits for its deferred re-check or an fd was added (K2 rings
+ *   IN1 sleepers++, inl = 1; read the bell (LF5); if a wake() is pending, a
+ *      word waits for its deferred re-check or an fd was added (LF6 rings
  *      the bell after nfds++): back out;
- *   I2 take the loose words (armed, watched by nobody) into the vector,
- *      each marked inl, with its expected value as of its last arm or
+ *   IN2 take the loose words (armed, watched by nobody) into the vector,
+ *      each in state UW_INLINE, with its expected value as of its last arm or
  *      check(); drop s->lock; sleep;
- *   I3 retake s->lock; inl = 0, sleepers--, inl_gen++; a word woken or no
+ *   IN3 retake s->lock; inl = 0, sleepers--, inl_gen++; a word woken or no
  *      longer holding its value goes to check() (as a completion, on
  *      s->done); the others are loose again; after any wake, a word
  *      detached meanwhile gets one wake passed on (X2: futex_waitv names
  *      only the last entry woken, and the others may have taken a wake
  *      too); signal inl_cv.
  * Nothing is missed: the kernel compares every word and the bell as it
- * queues the sleep, so a change after I2 read them ends the sleep at once.
- * Whoever changes what the sleeper watches rings the bell: wake() (K1),
+ * queues the sleep, so a change after IN2 read them ends the sleep at once.
+ * Whoever changes what the sleeper watches rings the bell: wake() (LF4),
  * the first fd add (it needs the ring), word_arm() (a new word or a new
- * expected value), evq__ur_leave() (words made loose by another thread, or words
- * left in flight in the ring by a sigmask sleeper).  word_disarm() of a
- * word in the vector rings it and waits on inl_cv for I3, so that when it
+ * expected value), evq__ur_leave() (words made loose by another thread,
+ * or words left in flight in the ring by a sigmask sleeper).  word_disarm() of a
+ * word in the vector rings it and waits on inl_cv for IN3, so that when it
  * returns the kernel no longer sleeps on the word (O3) and a wake taken
  * for it has been passed on.  Words in flight in the ring are cancelled
  * (IORING_REGISTER_SYNC_CANCEL) before a sleep goes inline: a word is
@@ -106,9 +108,9 @@ int evq__ur_sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	struct uword *vw[FUTEX_WAITV_MAX];
 	atomic_fetch_add(&s->sleepers, 1);
 	s->inl = 1;
-	uint32_t seen = evq__ld(&s->bell); /* B1 */
-	/* nfds again after B1: an fd added since evq__ur_inline_fits() rang the bell
-	 * before we read it (K2), so the futex would sleep through it */
+	uint32_t seen = evq__ld(&s->bell); /* LF5 */
+	/* nfds again after LF5: an fd added since evq__ur_inline_fits() rang the bell
+	 * before we read it (LF6), so the futex would sleep through it */
 	if (atomic_load(&s->wpend) || s->rearm || atomic_load(&s->nfds) > 0) {
 		s->inl = 0;
 		atomic_fetch_sub(&s->sleepers, 1);
@@ -150,7 +152,7 @@ int evq__ur_sleep_inline(struct uring_state *s, int64_t t, int *rc)
 	return 0;
 }
 
-/* I3: the inline sleep ended with rc.  Locked. */
+/* IN3: the inline sleep ended with rc.  Locked. */
 void evq__ur_inline_end(struct uring_state *s, const struct futex_waitv *vec,
 			struct uword *const *vw, unsigned n, int rc)
 {

@@ -230,7 +230,7 @@ void evq__ur_leave(struct uring_state *s)
 		}
 	}
 	/* We may have reaped the bell's completion: the sleepers need it
-	 * armed again.  B1 as in evq__ur_wait: read the bell before looking at
+	 * armed again.  LF5 as in evq__ur_wait: read the bell before looking at
 	 * wpend and nfds; a wake() or fd add seen here needs a NOP. */
 	int rearm_bell = rs > 0 && !s->bell_armed;
 	uint32_t seen = rearm_bell ? evq__ld(&s->bell) : 0;

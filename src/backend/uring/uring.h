@@ -162,14 +162,14 @@ struct slot {
  *                                                    detached (it == NULL)
  *   UW_LOOSE   s->loose   nobody yet: armed, for     RING: queue_loose (a ring
  *                         the next sleeper           sleeper takes it); INLINE:
- *                                                    the inline vector (I2);
+ *                                                    the inline vector (IN2);
  *                                                    DONE: a poll saw it change;
  *                                                    IDLE: taken off, detached
  *   UW_RING    (kernel)   its FUTEX_WAIT in the      DONE: its completion
  *                         ring (user_data = w)       (on_cqe, X3)
  *   UW_INLINE  (vector)   the inline sleeper's       DONE: woken or changed;
  *                         futex_waitv                IDLE -> LOOSE: unchanged
- *                                                    (I3)
+ *                                                    (IN3)
  *   UW_DONE    s->done    nobody: res waits for      REARM: a check() posted,
  *                         process_words's check()    nobody sleeps (deferred
  *                                                    re-queue); LOOSE: check()
@@ -182,7 +182,7 @@ struct slot {
  * A record is taken off its list (state IDLE) before it moves on, so
  * make_loose only ever moves an idle one.  Detaching (it = NULL, O2/O3)
  * changes no state: a record in the ring is cancelled, one inline waits
- * for I3, one on a list is freed when the list is next walked. */
+ * for IN3, one on a list is freed when the list is next walked. */
 enum uword_state { UW_IDLE, UW_LOOSE, UW_RING, UW_INLINE, UW_DONE, UW_REARM };
 
 /* One IORING_OP_FUTEX_WAIT for a word, semaphore or latch registration.

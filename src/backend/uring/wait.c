@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wait.c - the io_uring backend's wait(): leader and followers, the
- * bell, wake() (uring.h; the inline sleep is inline.c).
+ * wait.c - the io_uring backend's wait() and wake() (uring.h): leader and
+ * followers and the bell (model/leader.pml, steps LF1..LF6 below), and the
+ * rounds of one wait(), each ending in one sleep - as a follower, inline
+ * (inline.c, model/inline.pml, steps IN1..IN3) or in the ring.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,27 +32,28 @@
  * The ring is left empty (no handover, so one event costs one wakeup)
  * when only a wake() could end a sleep; otherwise a leaving thread hands
  * the ring to one follower.  The rules:
- *   F1 follow only if sleepers > 0, nfollow++ - both under s->lock, after
- *      evq__ur_leave() (a NOP for a ring sleeper whose completion we reaped);
- *   L1 a wake() is consumed by whichever wait() clears wpend
+ *   LF1 follow only if sleepers > 0, nfollow++ - both under s->lock,
+ *      after evq__ur_leave() (a NOP for a ring sleeper whose completion
+ *      we reaped);
+ *   LF2 a wake() is consumed by whichever wait() clears wpend
  *      (take_wake, under s->lock);
- *   L2 every thread leaving wait(): sleepers-- (if it was in the ring),
- *      then evq__ur_pass_lead(): if sleepers == 0 and nfollow > 0 and (wpend, or
- *      fds registered (nfds), or word records, evq__ur_leftovers, an error):
- *      FUTEX_WAKE one follower;
- *   K1 wake(): wpend = 1, ring the bell (FUTEX_WAKE of the ring's bell
+ *   LF3 every thread leaving wait(): sleepers-- (if it was in the ring),
+ *      then evq__ur_pass_lead(): if sleepers == 0 and nfollow > 0 and
+ *      (wpend, or fds registered (nfds), or word records, leftovers, an
+ *      error): FUTEX_WAKE one follower;
+ *   LF4 wake(): wpend = 1, ring the bell (FUTEX_WAKE of the ring's bell
  *      request if sleepers > 0), then if sleepers == 0 and nfollow > 0:
  *      FUTEX_WAKE one follower;
- *   B1 a ring sleeper: sleepers++, read the bell, then look at wpend
- *      (set: back to the top, where L1 consumes it) and nfds, then arm
+ *   LF5 a ring sleeper: sleepers++, read the bell, then look at wpend
+ *      (set: back to the top, where LF2 consumes it) and nfds, then arm
  *      the bell's FUTEX_WAIT for the value read (evq__ur_arm_bell);
- *   K2 fd_ctl ADD/MOD: nfds++ (ADD), then as K1's last step; word_arm:
+ *   LF6 fd_ctl ADD/MOD: nfds++ (ADD), then as LF4's last step; word_arm:
  *      evq__ur_pass_lead().
  * wpend/sleepers and nfds/sleepers are seq_cst pairs (Dekker): either the
  * leaving leader sees the wake (or the fd) and hands over, or wake()
  * (fd_ctl) sees the ring empty and wakes a follower itself; a follower
  * registers under the lock the leader leaves under, so the leader counts
- * it.  The wake itself is wpend, consumed by exactly one wait() (L1; the
+ * it.  The wake itself is wpend, consumed by exactly one wait() (LF2; the
  * core sends one wake() at a time: wake_sent).
  * While fds or words are registered every leaving thread hands over (two
  * wakeups per event with followers, not one per thread), because their
@@ -60,6 +63,7 @@
  * inline sleep and fds: while a thread waits, no wake() and no fd event is
  * left pending (teeth NOPASSLEAD, LATEBELL, NOKFOLLOW, NOKBELL, NOINLFDS).
  */
+
 /* A follower's sleep on fword, a cancellation point. */
 static int follow_futex(uint32_t *fword, uint32_t seq, const struct timespec *dl)
 {
@@ -69,7 +73,7 @@ static int follow_futex(uint32_t *fword, uint32_t seq, const struct timespec *dl
 	return rc;
 }
 
-/* L1: a wake() is consumed by exactly one wait(): whoever clears wpend. */
+/* LF2: a wake() is consumed by exactly one wait(): whoever clears wpend. */
 static void take_wake(struct uring_state *s, int *woken)
 {
 	if (atomic_load(&s->wpend) && atomic_exchange(&s->wpend, 0))
@@ -109,7 +113,7 @@ void evq__ur_ring_bell(struct uring_state *s)
 
 /* Queues the bell's FUTEX_WAIT, for as long as the bell still reads
  * `seen`, unless one is in flight.  A sleeper reads `seen` after its
- * sleepers++ and before it looks for a pending wake() or fds (B1 in
+ * sleepers++ and before it looks for a pending wake() or fds (LF5 in
  * evq__ur_wait): a ring it did not see then changed the bell after `seen`
  * was read, and either completes the request (the kernel's comparison)
  * or finds sleepers > 0 and wakes it.  Locked. */
@@ -131,9 +135,9 @@ void evq__ur_arm_bell(struct uring_state *s, uint32_t seen)
 }
 
 /* Called by every thread leaving wait(), under s->lock, after its
- * sleepers-- (L2 below): with nobody in the ring and followers asleep, one
+ * sleepers-- (LF3 above): with nobody in the ring and followers asleep, one
  * follower must take the ring if a wake()'s edge is pending or anything
- * but wake() could end a sleep (fds, words, evq__ur_leftovers, an error). */
+ * but wake() could end a sleep (fds, words, leftovers, an error). */
 void evq__ur_pass_lead(struct uring_state *s)
 {
 	if (atomic_load(&s->sleepers) > 0 || atomic_load(&s->nfollow) == 0)
@@ -197,7 +201,7 @@ void evq__ur_cancelled(void *arg)
 		evq__ur_reap(s);
 	}
 	evq__ur_leave(s);
-	evq__ur_pass_lead(s); /* L2 */
+	evq__ur_pass_lead(s); /* LF3 */
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -501,7 +505,7 @@ void evq__ur_wake(struct evq *q)
 		return;
 	}
 	int saved = errno;
-	atomic_store(&s->wpend, 1); /* K1 */
+	atomic_store(&s->wpend, 1); /* LF4 */
 	evq__ur_ring_bell(s);
 	if (atomic_load(&s->sleepers) == 0 && atomic_load(&s->nfollow) > 0)
 		evq__ur_wake_follower(s);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * words.c - native word waits: IORING_OP_FUTEX_WAIT (or the inline sleep)
- * instead of the watcher thread (uring.h).
+ * instead of the watcher thread (uring.h; the watcher's protocol,
+ * model/word.pml, and the inline sleep's, model/inline.pml; a record's
+ * states: enum uword_state in uring.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -149,9 +151,9 @@ static void word_detach(struct uring_state *s, struct uword *w)
 		evq__futex_wake(w->addr, 1, w->shared);
 	evq__ur_word_free_if_done(s, w);
 	/* O3: the inline sleeper may sleep on the word; once its sleep ended
-	 * (I3 passes on a wake it may have taken for the word, X2) the kernel
+	 * (IN3 passes on a wake it may have taken for the word, X2) the kernel
 	 * no longer does, and the word may be freed.  Waiting releases
-	 * s->lock, never q->lock: I3 needs only s->lock. */
+	 * s->lock, never q->lock: IN3 needs only s->lock. */
 	if (inl) {
 		unsigned gen = s->inl_gen;
 		evq__ur_ring_bell(s);
@@ -231,7 +233,7 @@ int evq__ur_word_arm(struct evq *q, struct evq__reg *r)
 	} else if (s->inl) {
 		evq__ur_ring_bell(s); /* the inline sleeper adds it to its vector */
 	}
-	evq__ur_pass_lead(s); /* K2: followers only, nobody watches the ring */
+	evq__ur_pass_lead(s); /* LF6: followers only, nobody watches the ring */
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
