@@ -20,30 +20,49 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_futex_waitv
+/* Each value is defined here where the header lacks it and checked
+ * against the header where it has it (the kernel never changes them). */
+#define EVQ__ABI(name, value)                                                  \
+	_Static_assert((name) == (value), #name " is " #value)
+#ifdef SYS_futex_waitv
+EVQ__ABI(SYS_futex_waitv, 449);
+#else
 #define SYS_futex_waitv 449
 #endif
-#ifndef SYS_futex_wake
+#ifdef SYS_futex_wake
+EVQ__ABI(SYS_futex_wake, 454);
+#else
 #define SYS_futex_wake 454
 #endif
-#ifndef SYS_futex_wait
+#ifdef SYS_futex_wait
+EVQ__ABI(SYS_futex_wait, 455);
+#else
 #define SYS_futex_wait 455
 #endif
-#ifndef FUTEX2_SIZE_U32
+#ifdef FUTEX2_SIZE_U32
+EVQ__ABI(FUTEX2_SIZE_U32, 0x02);
+#else
 #define FUTEX2_SIZE_U32 0x02
 #endif
-#ifndef FUTEX2_PRIVATE
+#ifdef FUTEX2_PRIVATE
+EVQ__ABI(FUTEX2_PRIVATE, 128);
+#else
 #define FUTEX2_PRIVATE 128
 #endif
-#ifndef FUTEX_WAITV_MAX
+#ifdef FUTEX_WAITV_MAX
+EVQ__ABI(FUTEX_WAITV_MAX, 128);
+#else
 #define FUTEX_WAITV_MAX 128
 #endif
-#ifndef FUTEX_BITSET_MATCH_ANY
+#ifdef FUTEX_BITSET_MATCH_ANY
+EVQ__ABI(FUTEX_BITSET_MATCH_ANY, 0xffffffff);
+#else
 #define FUTEX_BITSET_MATCH_ANY 0xffffffff
 #endif
 
@@ -58,6 +77,12 @@ struct futex_waitv {
 	uint32_t __reserved;
 };
 #endif
+_Static_assert(sizeof(struct futex_waitv) == 24 &&
+	       offsetof(struct futex_waitv, val) == 0 &&
+	       offsetof(struct futex_waitv, uaddr) == 8 &&
+	       offsetof(struct futex_waitv, flags) == 16 &&
+	       offsetof(struct futex_waitv, __reserved) == 20,
+	       "struct futex_waitv is the kernel's");
 
 /* Atomics on plain uint32_t words living in user structs (the public
  * header cannot use _Atomic: it must also compile as C++).  All of them

@@ -52,7 +52,9 @@
  * every word directly.  No wake is lost; some are doubled.
  */
 
-#ifndef MADV_WIPEONFORK
+#ifdef MADV_WIPEONFORK
+EVQ__ABI(MADV_WIPEONFORK, 18);
+#else
 #define MADV_WIPEONFORK 18
 #endif
 
@@ -143,22 +145,28 @@ static int wr_open(void)
 
 static int wr_shared(uint64_t mask, int i) { return (int)(mask >> i & 1); }
 
+/* Rounds of reaping while the kernel reports an overflow backlog: bounded,
+ * since the enter that flushes it may keep failing, and the caller must
+ * not spin (a later batch reaps what is left; stale CQEs are told apart
+ * by their batch number). */
+#define WR_REAP_ROUNDS 4
+
 /* Redoes the wakes whose requests failed (the only completions: success
  * skips its CQE), flushing a kernel CQ backlog too.  wr_busy held. */
 static void wr_reap(uint32_t *const *words, uint64_t shared_mask, int n, unsigned seq)
 {
 	struct evq__ring *r = &wr.r;
-	for (int round = 0; round < 4; round++) {
+	for (int round = 0; round < WR_REAP_ROUNDS; round++) {
 		unsigned head = *r->cq_head;
-		unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+		unsigned tail = evq__cq_tail(r);
 		for (; head != tail; head++) {
 			const struct io_uring_cqe *c = &r->cqes[head & r->cq_mask];
 			int i = (int)(c->user_data & 0xff);
 			if (c->res < 0 && (unsigned)(c->user_data >> 8) == seq && i < n)
 				evq__futex_wake(words[i], INT_MAX, wr_shared(shared_mask, i));
 		}
-		__atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
-		if (!(__atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW))
+		evq__cq_set_head(r, head);
+		if (!evq__cq_overflowed(r))
 			break;
 		if (evq__ring_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
 			break;
@@ -182,15 +190,14 @@ static void wr_submit(uint32_t *const *words, uint64_t shared_mask, int n)
 		e->addr3 = FUTEX_BITSET_MATCH_ANY;
 		e->user_data = (uint64_t)seq << 8 | (unsigned)i;
 	}
-	__atomic_store_n(r->sq_tail, tail + (unsigned)n, __ATOMIC_RELEASE);
+	evq__sq_set_tail(r, tail + (unsigned)n);
 	int got = evq__ring_enter(r->fd, (unsigned)n, 0, 0, NULL, 0);
 	if (got < n) {
 		/* -EBUSY, -EAGAIN, -EINTR, or short: take the rest back (the
 		 * head is where the kernel stopped) and wake it directly */
 		if (got < 0)
 			got = 0;
-		__atomic_store_n(r->sq_tail, __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE),
-				 __ATOMIC_RELEASE);
+		evq__sq_set_tail(r, evq__sq_head(r));
 		for (int i = got; i < n; i++)
 			evq__futex_wake(words[i], INT_MAX, wr_shared(shared_mask, i));
 	}

@@ -85,10 +85,14 @@ static int probe_queue_ops(int ringfd)
  * first thread would.  slots < 0: a kernel before 6.17 (one global table,
  * no transition); slots == 0 after a thread ran: the program pinned the
  * global table (PR_FUTEX_HASH_SET_SLOTS 0), which also has no transition. */
-#ifndef PR_FUTEX_HASH
+#ifdef PR_FUTEX_HASH
+EVQ__ABI(PR_FUTEX_HASH, 78);
+#else
 #define PR_FUTEX_HASH 78
 #endif
-#ifndef PR_FUTEX_HASH_GET_SLOTS
+#ifdef PR_FUTEX_HASH_GET_SLOTS
+EVQ__ABI(PR_FUTEX_HASH_GET_SLOTS, 2);
+#else
 #define PR_FUTEX_HASH_GET_SLOTS 2
 #endif
 

@@ -100,7 +100,17 @@ static int inline_futex(uint32_t *bell, uint32_t seen, struct futex_waitv *vec,
 	return rc;
 }
 
-/* I1-I3.  Returns 1 if it backed out at I1 (nothing slept), else 0 with
+/* One entry of a futex_waitv vector: sleep while *addr == val. */
+static void set_waitv(struct futex_waitv *v, uint32_t *addr, uint32_t val,
+		      int shared)
+{
+	memset(v, 0, sizeof *v);
+	v->val = val;
+	v->uaddr = (uint64_t)(uintptr_t)addr;
+	v->flags = evq__waitv_flags(shared);
+}
+
+/* IN1-IN3.  Returns 1 if it backed out at IN1 (nothing slept), else 0 with
  * *rc the futex call's result.  Locked, as on return. */
 int evq__ur_sleep_inline(struct uring_state *s, int64_t t, int *rc)
 {
@@ -116,28 +126,18 @@ int evq__ur_sleep_inline(struct uring_state *s, int64_t t, int *rc)
 		atomic_fetch_sub(&s->sleepers, 1);
 		return 1;
 	}
-	memset(&vec[0], 0, sizeof vec[0]);
-	vec[0].val = seen;
-	vec[0].uaddr = (uint64_t)(uintptr_t)&s->bell;
-	vec[0].flags = evq__waitv_flags(0);
+	set_waitv(&vec[0], &s->bell, seen, 0);
 	unsigned n = 1;
-	struct uword *list = evq__ur_take_loose(s);
-	while (list) {
-		struct uword *w = list;
-		list = w->next_loose;
-		w->state = UW_IDLE;
-		if (!w->it) {
-			evq__ur_word_free_if_done(s, w);
-		} else if (n == FUTEX_WAITV_MAX) {
-			evq__ur_make_loose(s, w); /* not reached: evq__ur_inline_fits() */
-		} else {
-			memset(&vec[n], 0, sizeof vec[n]);
-			vec[n].val = w->expected;
-			vec[n].uaddr = (uint64_t)(uintptr_t)w->addr;
-			vec[n].flags = evq__waitv_flags(w->shared);
-			vw[n++] = w;
-			w->state = UW_INLINE; /* I2 */
+	struct uword *list = evq__ur_take_loose(s), *w;
+	while ((w = evq__ur_pop_loose(s, &list))) {
+		if (n == FUTEX_WAITV_MAX) {
+			/* not reached: evq__ur_inline_fits() */
+			evq__ur_make_loose(s, w);
+			continue;
 		}
+		set_waitv(&vec[n], w->addr, w->expected, w->shared);
+		vw[n++] = w;
+		w->state = UW_INLINE; /* IN2 */
 	}
 	pthread_mutex_unlock(&s->lock);
 

@@ -74,13 +74,13 @@ int evq__ur_reap(struct uring_state *s)
 	int n = 0;
 	for (;;) {
 		unsigned head = *r->cq_head;
-		unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+		unsigned tail = evq__cq_tail(r);
 		for (; head != tail; head++, n++)
 			on_cqe(s, &r->cqes[head & r->cq_mask]);
-		__atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+		evq__cq_set_head(r, head);
 		/* IORING_FEAT_NODROP: completions that did not fit wait in the
 		 * kernel; entering with GETEVENTS moves them into the CQ */
-		if (!(__atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW))
+		if (!evq__cq_overflowed(r))
 			break;
 		s->overflows++;
 		if (evq__ring_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0) < 0)

@@ -11,35 +11,84 @@
 #define EVQ_URING_RING_H
 
 #include <linux/io_uring.h>
+#include <linux/version.h>
 #include <stddef.h>
 #include <string.h>
 
-/* Ops newer than Debian 12's <linux/io_uring.h> (kernel ABI values). */
-#ifndef IORING_OP_WAITID
+/*
+ * Kernel ABI values and layouts this code hands to the kernel, each
+ * checked at compile time (the kernel never changes them: the op enum
+ * only grows, flags and structs are fixed).
+ *
+ * Ops: <linux/io_uring.h> declares them in an enum, which #ifdef cannot
+ * see, so the header's version says whether it has them (futex and waitid
+ * ops: 6.7; EPOLL_WAIT: 6.15).  A header that has them must agree with the
+ * values below; an older one (Debian 12's are 6.1) gets them from here.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+_Static_assert(IORING_OP_WAITID == 50, "IORING_OP_WAITID is 50");
+_Static_assert(IORING_OP_FUTEX_WAIT == 51, "IORING_OP_FUTEX_WAIT is 51");
+_Static_assert(IORING_OP_FUTEX_WAKE == 52, "IORING_OP_FUTEX_WAKE is 52");
+_Static_assert(IORING_OP_FUTEX_WAITV == 53, "IORING_OP_FUTEX_WAITV is 53");
+#else
 #define IORING_OP_WAITID 50
-#endif
-#ifndef IORING_OP_FUTEX_WAIT
 #define IORING_OP_FUTEX_WAIT 51
-#endif
-#ifndef IORING_OP_FUTEX_WAKE
 #define IORING_OP_FUTEX_WAKE 52
-#endif
-#ifndef IORING_OP_FUTEX_WAITV
 #define IORING_OP_FUTEX_WAITV 53
 #endif
-#ifndef IORING_OP_EPOLL_WAIT
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
+_Static_assert(IORING_OP_EPOLL_WAIT == 59, "IORING_OP_EPOLL_WAIT is 59");
+#else
 #define IORING_OP_EPOLL_WAIT 59
 #endif
-#ifndef IORING_SETUP_SUBMIT_ALL
+/* the older ops it uses, from every header since 5.6 */
+_Static_assert(IORING_OP_NOP == 0, "IORING_OP_NOP is 0");
+_Static_assert(IORING_OP_ASYNC_CANCEL == 14, "IORING_OP_ASYNC_CANCEL is 14");
+_Static_assert(IORING_OP_LINK_TIMEOUT == 15, "IORING_OP_LINK_TIMEOUT is 15");
+
+/* Flags: macros, defined here where the header lacks them, checked where
+ * it has them. */
+#ifdef IORING_SETUP_SUBMIT_ALL
+_Static_assert(IORING_SETUP_SUBMIT_ALL == (1U << 7), "IORING_SETUP_SUBMIT_ALL");
+#else
 #define IORING_SETUP_SUBMIT_ALL (1U << 7)
 #endif
-
-#ifndef IORING_FEAT_CQE_SKIP
+#ifdef IORING_FEAT_CQE_SKIP
+_Static_assert(IORING_FEAT_CQE_SKIP == (1U << 11), "IORING_FEAT_CQE_SKIP");
+#else
 #define IORING_FEAT_CQE_SKIP (1U << 11)
 #endif
-#ifndef IOSQE_CQE_SKIP_SUCCESS
+#ifdef IOSQE_CQE_SKIP_SUCCESS
+_Static_assert(IOSQE_CQE_SKIP_SUCCESS == (1U << 6), "IOSQE_CQE_SKIP_SUCCESS");
+#else
 #define IOSQE_CQE_SKIP_SUCCESS (1U << 6)
 #endif
+
+/* The structs the kernel reads or writes, as the kernel lays them out. */
+_Static_assert(sizeof(struct io_uring_sqe) == 64, "an SQE is 64 bytes");
+_Static_assert(offsetof(struct io_uring_sqe, opcode) == 0 &&
+	       offsetof(struct io_uring_sqe, flags) == 1 &&
+	       offsetof(struct io_uring_sqe, fd) == 4 &&
+	       offsetof(struct io_uring_sqe, off) == 8 &&
+	       offsetof(struct io_uring_sqe, addr) == 16 &&
+	       offsetof(struct io_uring_sqe, len) == 24 &&
+	       offsetof(struct io_uring_sqe, user_data) == 32,
+	       "SQE layout");
+_Static_assert(sizeof(struct io_uring_cqe) == 16 &&
+	       offsetof(struct io_uring_cqe, user_data) == 0 &&
+	       offsetof(struct io_uring_cqe, res) == 8,
+	       "CQE layout (no IORING_SETUP_CQE32)");
+_Static_assert(sizeof(struct io_uring_getevents_arg) == 24 &&
+	       offsetof(struct io_uring_getevents_arg, ts) == 16,
+	       "io_uring_getevents_arg layout");
+_Static_assert(sizeof(struct io_uring_sync_cancel_reg) == 64 &&
+	       offsetof(struct io_uring_sync_cancel_reg, timeout) == 16,
+	       "io_uring_sync_cancel_reg layout");
+_Static_assert(sizeof(struct io_uring_probe) == 16 &&
+	       sizeof(struct io_uring_probe_op) == 8,
+	       "io_uring_probe layout");
+_Static_assert(sizeof(struct __kernel_timespec) == 16,
+	       "__kernel_timespec is 64-bit seconds and nanoseconds");
 
 /* -DEVQ_URING_ENABLED=0 makes init refuse (AUTO and `make check` then skip
  * this backend), e.g. to bisect a failure between backends. */
@@ -70,10 +119,46 @@ int evq__ring_map(struct evq__ring *r, const struct io_uring_params *p);
 void evq__ring_unmap(struct evq__ring *r);
 int evq__ring_probe(int fd, const unsigned *need, size_t n);
 
+/*
+ * The shared indices.  Every acquire and release on them pairs with the
+ * kernel's side (io_uring/io_uring.c; no SQPOLL here, so the kernel reads
+ * the SQ only inside our io_uring_enter, but posts completions from any
+ * context, e.g. task work or a waker on another CPU):
+ *   sq.head  the kernel stores it with smp_store_release once it has read
+ *            the SQEs (io_commit_sqring); our acquire load pairs with it,
+ *            so an SQE slot is reused only after the kernel read it.
+ *   sq.tail  our release store pairs with the kernel's smp_load_acquire of
+ *            sq.tail (io_sqring_entries): the SQEs written before it are
+ *            visible to the kernel.  Only we write it: plain reads.
+ *   cq.tail  the kernel fills the CQEs, then stores cq.tail with
+ *            smp_store_release (io_commit_cqring); our acquire load pairs
+ *            with it, so the CQEs below it are complete.
+ *   cq.head  our release store, after the CQEs are read, pairs with the
+ *            kernel's load of cq.head before it reuses a slot (the free
+ *            space in __io_cqring_events/io_cqe_cache_refill): it never
+ *            overwrites a CQE being read.  Only we write it: plain reads.
+ *   sq_flags IORING_SQ_CQ_OVERFLOW is set with atomic_or by the kernel; a
+ *            relaxed load is enough: it is a hint that completions wait in
+ *            the kernel's backlog, and one missed now is seen by the next
+ *            reap, while a sleeping enter flushes the backlog itself.
+ */
+
+/* The kernel's SQ head: SQEs before it have been read by the kernel. */
+static inline unsigned evq__sq_head(const struct evq__ring *r)
+{
+	return __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE); /* sq.head */
+}
+
+/* Publishes the SQEs up to tail to the kernel. */
+static inline void evq__sq_set_tail(struct evq__ring *r, unsigned tail)
+{
+	__atomic_store_n(r->sq_tail, tail, __ATOMIC_RELEASE); /* sq.tail */
+}
+
 /* Next free SQE, zeroed, or NULL when the SQ is full.  Locked. */
 static inline struct io_uring_sqe *evq__sqe_get(struct evq__ring *r)
 {
-	unsigned head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+	unsigned head = evq__sq_head(r);
 	unsigned tail = *r->sq_tail;
 	if (tail - head >= r->sq_entries)
 		return NULL;
@@ -85,13 +170,33 @@ static inline struct io_uring_sqe *evq__sqe_get(struct evq__ring *r)
 /* Publishes the SQE evq__sqe_get() returned.  Locked. */
 static inline void evq__sqe_push(struct evq__ring *r)
 {
-	__atomic_store_n(r->sq_tail, *r->sq_tail + 1, __ATOMIC_RELEASE);
+	evq__sq_set_tail(r, *r->sq_tail + 1);
 }
 
 /* SQEs published but not consumed by the kernel yet. */
 static inline unsigned evq__sq_pending(struct evq__ring *r)
 {
-	return *r->sq_tail - __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+	return *r->sq_tail - evq__sq_head(r);
+}
+
+/* The kernel's CQ tail: the CQEs from *r->cq_head up to it are complete. */
+static inline unsigned evq__cq_tail(const struct evq__ring *r)
+{
+	return __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE); /* cq.tail */
+}
+
+/* Hands the CQEs before head back to the kernel, once read. */
+static inline void evq__cq_set_head(struct evq__ring *r, unsigned head)
+{
+	__atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE); /* cq.head */
+}
+
+/* Completions wait in the kernel's overflow backlog (IORING_FEAT_NODROP):
+ * an enter with IORING_ENTER_GETEVENTS moves them into the CQ. */
+static inline int evq__cq_overflowed(const struct evq__ring *r)
+{
+	return (__atomic_load_n(r->sq_flags, __ATOMIC_RELAXED) & /* sq_flags */
+		IORING_SQ_CQ_OVERFLOW) != 0;
 }
 
 #endif /* EVQ_URING_RING_H */

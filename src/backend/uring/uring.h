@@ -305,6 +305,7 @@ void evq__ur_collect_word(struct uring_state *s, struct uword *w, int res);
 void evq__ur_word_free_if_done(struct uring_state *s, struct uword *w);
 void evq__ur_make_loose(struct uring_state *s, struct uword *w);
 struct uword *evq__ur_take_loose(struct uring_state *s);
+struct uword *evq__ur_pop_loose(struct uring_state *s, struct uword **list);
 void evq__ur_queue_loose(struct uring_state *s);
 int evq__ur_cancel_word(struct uring_state *s, struct uword *w);
 int evq__ur_word_arm(struct evq *q, struct evq__reg *r);

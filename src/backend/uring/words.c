@@ -94,8 +94,9 @@ void evq__ur_make_loose(struct uring_state *s, struct uword *w)
 	s->nloose++;
 }
 
-/* Takes the loose words off the list, for the ring (evq__ur_queue_loose) or the
- * inline vector; the caller frees records detached meanwhile.  Locked. */
+/* Takes the loose words off the list, for the ring (evq__ur_queue_loose),
+ * the inline vector or a poll, which go through it with
+ * evq__ur_pop_loose().  Locked. */
 struct uword *evq__ur_take_loose(struct uring_state *s)
 {
 	struct uword *list = s->loose;
@@ -104,20 +105,29 @@ struct uword *evq__ur_take_loose(struct uring_state *s)
 	return list;
 }
 
+/* The next word of a list evq__ur_take_loose() returned, idle again, or
+ * NULL at its end; records detached meanwhile are freed on the way.
+ * Locked. */
+struct uword *evq__ur_pop_loose(struct uring_state *s, struct uword **list)
+{
+	struct uword *w;
+	while ((w = *list)) {
+		*list = w->next_loose;
+		w->state = UW_IDLE;
+		if (w->it)
+			return w;
+		evq__ur_word_free_if_done(s, w);
+	}
+	return NULL;
+}
+
 /* Queues a FUTEX_WAIT for every loose word; the next enter submits them.
  * Locked. */
 void evq__ur_queue_loose(struct uring_state *s)
 {
-	struct uword *list = evq__ur_take_loose(s);
-	while (list) {
-		struct uword *w = list;
-		list = w->next_loose;
-		w->state = UW_IDLE;
-		if (w->it)
-			queue_futex(s, w);
-		else
-			evq__ur_word_free_if_done(s, w);
-	}
+	struct uword *list = evq__ur_take_loose(s), *w;
+	while ((w = evq__ur_pop_loose(s, &list)))
+		queue_futex(s, w);
 }
 
 /* Cancels w's FUTEX_WAIT synchronously: when this returns 0 the kernel no
@@ -343,14 +353,9 @@ void evq__ur_process_words(struct evq *q, struct uring_state *s, int *woken)
  * then), would never see them (evq.c, fairness).  Locked. */
 void evq__ur_poll_loose(struct uring_state *s)
 {
-	struct uword *list = evq__ur_take_loose(s);
-	while (list) {
-		struct uword *w = list;
-		list = w->next_loose;
-		w->state = UW_IDLE;
-		if (!w->it)
-			evq__ur_word_free_if_done(s, w);
-		else if (evq__ld(w->addr) != w->expected)
+	struct uword *list = evq__ur_take_loose(s), *w;
+	while ((w = evq__ur_pop_loose(s, &list))) {
+		if (evq__ld(w->addr) != w->expected)
 			evq__ur_collect_word(s, w, -EAGAIN);
 		else
 			evq__ur_make_loose(s, w);
