@@ -190,12 +190,11 @@ enum uword_state { UW_IDLE, UW_LOOSE, UW_RING, UW_INLINE, UW_DONE, UW_REARM };
  * completion has been processed, even after the registration let go. */
 struct uword {
 	struct uword *next_all;      /* every record of the queue, for fini */
-	struct uword *next_done;     /* UW_DONE: on s->done */
 	struct evq__watch_item *it;  /* NULL once detached */
 	uint32_t *addr;
 	int shared;
-	struct uword *next_rearm;    /* UW_REARM: on s->rearm */
-	struct uword *next_loose;    /* UW_LOOSE: on s->loose */
+	struct uword *next;          /* on s->loose, s->done or s->rearm
+				      * (one at a time: see state) */
 	uint32_t expected;           /* it->expected as of the last arm or
 				      * check(), for sleepers holding only
 				      * s->lock */

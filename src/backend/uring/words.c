@@ -46,7 +46,7 @@ void evq__ur_collect_word(struct uring_state *s, struct uword *w, int res)
 {
 	w->state = UW_DONE;
 	w->res = res;
-	w->next_done = s->done;
+	w->next = s->done;
 	s->done = w;
 }
 
@@ -89,7 +89,7 @@ void evq__ur_make_loose(struct uring_state *s, struct uword *w)
 	if (w->state != UW_IDLE)
 		return;
 	w->state = UW_LOOSE;
-	w->next_loose = s->loose;
+	w->next = s->loose;
 	s->loose = w;
 	s->nloose++;
 }
@@ -105,20 +105,27 @@ struct uword *evq__ur_take_loose(struct uring_state *s)
 	return list;
 }
 
+/* The next record of a list taken off s->loose, s->done or s->rearm,
+ * idle (on no list) from now on, or NULL at the list's end.  Locked. */
+static struct uword *pop(struct uword **list)
+{
+	struct uword *w = *list;
+	if (w) {
+		*list = w->next;
+		w->state = UW_IDLE;
+	}
+	return w;
+}
+
 /* The next word of a list evq__ur_take_loose() returned, idle again, or
  * NULL at its end; records detached meanwhile are freed on the way.
  * Locked. */
 struct uword *evq__ur_pop_loose(struct uring_state *s, struct uword **list)
 {
 	struct uword *w;
-	while ((w = *list)) {
-		*list = w->next_loose;
-		w->state = UW_IDLE;
-		if (w->it)
-			return w;
+	while ((w = pop(list)) && !w->it)
 		evq__ur_word_free_if_done(s, w);
-	}
-	return NULL;
+	return w;
 }
 
 /* Queues a FUTEX_WAIT for every loose word; the next enter submits them.
@@ -263,6 +270,62 @@ void evq__ur_word_disarm(struct evq *q, struct evq__reg *r)
 }
 #endif /* EVQ_URING_NATIVE_WORDS */
 
+/* Deferred re-checks (UW_REARM): check() each again, then watch it or
+ * stop.  Both locks. */
+static void recheck_deferred(struct uring_state *s)
+{
+	struct uword *list = s->rearm, *w;
+	s->rearm = NULL;
+	while ((w = pop(&list))) {
+		if (!w->it || !w->it->active) {
+			evq__ur_word_free_if_done(s, w);
+			continue;
+		}
+		if (w->it->check(w->it, 0) && w->it->active) {
+			w->expected = w->it->expected;
+			evq__ur_make_loose(s, w);
+		} else {
+			w->it->active = 0;
+		}
+	}
+}
+
+/* Collected completions (UW_DONE): check() each, then watch it again,
+ * defer its re-queue (see evq__ur_process_words) or stop.  Both locks. */
+static void check_done(struct uring_state *s)
+{
+	struct uword *list = s->done, *w;
+	s->done = NULL;
+	while ((w = pop(&list))) {
+		if (!w->it || !w->it->active) {
+			if (w->it && w->res == 0)
+				evq__futex_wake(w->addr, 1, w->shared); /* X2 */
+			evq__ur_word_free_if_done(s, w);
+			continue;
+		}
+		if (w->res < 0 && w->res != -EAGAIN && w->res != -ECANCELED &&
+		    w->res != -EINTR) {
+			/* -EFAULT, -EINVAL: report (EVQ_ERR), stop, never spin */
+			w->it->check(w->it, EVQ_WATCH_FAULT);
+			w->it->active = 0;
+			s->inline_fail = 0; /* the vector lost the bad word */
+			continue;
+		}
+		unsigned kicks = evq__ur_kicked;
+		int keep = w->res == -ECANCELED || w->it->check(w->it, w->res == 0);
+		w->expected = w->it->expected;
+		if (!keep || !w->it->active) {
+			w->it->active = 0;
+		} else if (evq__ur_kicked != kicks && atomic_load(&s->sleepers) == 0) {
+			w->state = UW_REARM; /* posted: deferred */
+			w->next = s->rearm;
+			s->rearm = w;
+		} else {
+			evq__ur_make_loose(s, w); /* for the next sleeper (evq__ur_leave()) */
+		}
+	}
+}
+
 /* Runs check() for collected completions, and for words whose re-queue
  * was deferred.  Called with s->lock held and q->lock not held; returns
  * with s->lock held.  *woken = 1 if a check() posted and so kicked this
@@ -287,56 +350,8 @@ void evq__ur_process_words(struct evq *q, struct uring_state *s, int *woken)
 		pthread_mutex_lock(&s->lock);
 	}
 	evq__ur_checking = s;
-	struct uword *list = s->rearm;
-	s->rearm = NULL;
-	while (list) {
-		struct uword *w = list;
-		list = w->next_rearm;
-		w->state = UW_IDLE;
-		if (!w->it || !w->it->active) {
-			evq__ur_word_free_if_done(s, w);
-			continue;
-		}
-		if (w->it->check(w->it, 0) && w->it->active) {
-			w->expected = w->it->expected;
-			evq__ur_make_loose(s, w);
-		} else {
-			w->it->active = 0;
-		}
-	}
-	list = s->done;
-	s->done = NULL;
-	while (list) {
-		struct uword *w = list;
-		list = w->next_done;
-		w->state = UW_IDLE;
-		if (!w->it || !w->it->active) {
-			if (w->it && w->res == 0)
-				evq__futex_wake(w->addr, 1, w->shared); /* X2 */
-			evq__ur_word_free_if_done(s, w);
-			continue;
-		}
-		if (w->res < 0 && w->res != -EAGAIN && w->res != -ECANCELED &&
-		    w->res != -EINTR) {
-			/* -EFAULT, -EINVAL: report (EVQ_ERR), stop, never spin */
-			w->it->check(w->it, EVQ_WATCH_FAULT);
-			w->it->active = 0;
-			s->inline_fail = 0; /* the vector lost the bad word */
-			continue;
-		}
-		unsigned kicks = evq__ur_kicked;
-		int keep = w->res == -ECANCELED || w->it->check(w->it, w->res == 0);
-		w->expected = w->it->expected;
-		if (!keep || !w->it->active) {
-			w->it->active = 0;
-		} else if (evq__ur_kicked != kicks && atomic_load(&s->sleepers) == 0) {
-			w->state = UW_REARM; /* posted: see above */
-			w->next_rearm = s->rearm;
-			s->rearm = w;
-		} else {
-			evq__ur_make_loose(s, w); /* for the next sleeper (evq__ur_leave()) */
-		}
-	}
+	recheck_deferred(s);
+	check_done(s);
 	evq__ur_checking = NULL;
 	if (evq__ur_kicked) {
 		evq__ur_kicked = 0;
