@@ -1,25 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * inline.pml - the io_uring backend's inline sleep (src/backend_uring.c,
- * "Inline sleep." above ur_wait; sleep_inline, ur_wake/ring_bell,
- * ur_word_arm, ur_word_disarm, process_words): the waiter sleeps in
+ * inline.pml - the io_uring backend's inline sleep (src/backend/uring/
+ * inline.c, "Inline sleep": IN1..IN3; sleep_inline, ur_wake/ring_bell in
+ * wait.c, ur_word_arm, ur_word_disarm, process_words in words.c; C names
+ * without their evq__ur_ prefix): the waiter sleeps in
  * futex_waitv over the bell and the armed words, with a waker, a setter of
  * the word, another (plain, synchronous) futex waiter of the word, and the
  * registration's owner, over a model of the kernel futex and futex_waitv.
  *
  *   waiter (ur_wait, s->lock held)       waker (wake(), lock-free)
- *   T  top: process_words (q->lock,      K1 wpend = 1; bell++;
+ *   T  top: process_words (q->lock,      LF4 wpend = 1; bell++;
  *      then s->lock): check() collected     if sleepers > 0:
- *      and deferred words; take_wake (L1):     futex_wake(bell, 2)
+ *      and deferred words; take_wake (LF2):     futex_wake(bell, 2)
  *      a wake() or a post ends wait(), the
  *      caller waits again                setter: word = 1; futex_wake(word, 1)
- *   I1 sleepers++, inl = 1; seen = bell  other: while word == 0:
- *      (B1); wpend or a deferred re-check:        futex_wait(word, 0)
+ *   IN1 sleepers++, inl = 1; seen = bell  other: while word == 0:
+ *      (LF5); wpend or a deferred re-check:        futex_wait(word, 0)
  *      undo, back to T                   owner (q->lock, then s->lock):
- *   I2 vector: the bell (seen) and every O1 word_arm (-DARM: a new word;
+ *   IN2 vector: the bell (seen) and every O1 word_arm (-DARM: a new word;
  *      loose word (expected), marked inl;   -DREARM: a new expected value):
  *      unlock; futex_waitv                  make it loose; if the sleeper
- *   I3 lock; inl = 0, sleepers--,           has it inl or sleeps inline:
+ *   IN3 lock; inl = 0, sleepers--,           has it inl or sleeps inline:
  *      inl_gen++; per vector word:          ring the bell (bell++, wake)
  *      detached: after any wake, pass    O2 word_disarm, at any moment or
  *      one on (X2); woken (the result,      never: detach (pass on a wake a
@@ -36,19 +37,19 @@
  * wakes) until the task runs; it returns the index of the last woken
  * entry (futex_unqueue_multiple).  FUTEX_WAIT on the bell alone is the
  * same with no word.  Abstracted away: a second waiter thread (it would
- * follow, F1: model/leader.pml), the ring, fds (leader.pml -DINLINE -DFD),
+ * follow, LF1: model/leader.pml), the ring, fds (leader.pml -DINLINE -DFD),
  * timeouts.
  *
  * Checked (safety, exhaustive; the timeout monitor is the "never sleeps
  * forever" check): (1) no lost wake(): when nothing can move, wpend was
- * consumed, exactly once (L1); (2) no lost word change: when nothing can
+ * consumed, exactly once (LF2); (2) no lost word change: when nothing can
  * move, an attached active word holds the value check() last saw (every
  * change was posted) - unless the setter's wake-one went to the other
  * waiter while the sleeper was queued on the word too (as in word.pml) -
  * and the other waiter sleeps on after the setter's wake only if the
  * queue took it and posted the change (-DWAKEALL: never sleeps on): a
  * wake the sleeper took for a word detached meanwhile is passed on (X2 in
- * I3, word_detach for a collected completion); (3) O3: when word_disarm
+ * IN3, word_detach for a collected completion); (3) O3: when word_disarm
  * returns the kernel no longer has the waiter queued on the word, and
  * afterwards the waiter never reads it, futex-waits on it or wakes it
  * (asserts); (4) a word added (-DARM) or re-armed with a new expected
@@ -56,9 +57,9 @@
  * the waiter sleeps inline is watched: the waiter rebuilds its vector and
  * posts the change.
  * Teeth (each must make pan find an error; make model runs them):
- *   LATEBELL    the waiter reads the bell after looking at wpend (B1 late)
+ *   LATEBELL    the waiter reads the bell after looking at wpend (LF5 late)
  *   NOGEN       word_disarm does not wait for inl_gen to move (no O3)
- *   NOPASS      no pass-on in I3 (X2)
+ *   NOPASS      no pass-on in IN3 (X2)
  *   NODETPASS   no pass-on in word_detach for a collected completion
  *   NOARMBELL   (-DARM, -DREARM) word_arm does not ring the bell
  *   LASTONLY    (-DTWO) only the entry futex_waitv reports counts as woken
@@ -67,7 +68,7 @@
  * vector.  futex_waitv reports only the last woken entry, so when both
  * words' entries took a wake (the second's setter, then the first's
  * wake-one while the task was not yet running), the result does not show
- * the first; I3 therefore passes one wake on for every detached word
+ * the first; IN3 therefore passes one wake on for every detached word
  * after any wake, and counts a word whose value moved from its vector
  * value as woken (res 0, so that an idle word passes it on).  With
  * -DLASTONLY (only the reported entry counts, as first written; src/
@@ -106,7 +107,7 @@
 byte bell;
 byte word[NW];
 bool wpend;
-byte woke;              /* wake()s consumed (L1) */
+byte woke;              /* wake()s consumed (LF2) */
 byte sleepers;
 bool mu;                /* s->lock */
 bool qmu;               /* q->lock */
@@ -181,7 +182,7 @@ inline check(i) {
 
 active proctype waker()
 {
-	wpend = true;                                     /* K1 */
+	wpend = true;                                     /* LF4 */
 	ring_bell()
 }
 
@@ -349,7 +350,7 @@ top:
 		qunlock()
 	:: else -> skip
 	fi;
-	if                                                /* take_wake, L1 */
+	if                                                /* take_wake, LF2 */
 	:: atomic { wpend -> wpend = false; woke++ }; kicked = true
 	:: else -> skip
 	fi;
@@ -358,9 +359,9 @@ top:
 	:: else -> skip
 	fi;
 
-	sleepers++; inl = true;                           /* I1 */
+	sleepers++; inl = true;                           /* IN1 */
 #ifndef LATEBELL
-	seen = bell;                                      /* B1 */
+	seen = bell;                                      /* LF5 */
 #endif
 	if
 	:: wpend || ANY(deferred) -> inl = false; sleepers--; goto top
@@ -369,7 +370,7 @@ top:
 #ifdef LATEBELL
 	seen = bell;
 #endif
-	for (i : 0 .. NW - 1) {                           /* I2 */
+	for (i : 0 .. NW - 1) {                           /* IN2 */
 		vw[i] = false;
 		if
 		:: loose[i] ->
@@ -412,7 +413,7 @@ end_sleep:	atomic { wk0 != 0 -> q0 = 0; rc = HIGH(wk0); wk0 = 0 }
 	:: else -> skip
 	fi;
 
-	lock();                                           /* I3 */
+	lock();                                           /* IN3 */
 	inl = false; sleepers--; inl_gen++;
 	for (i : 0 .. NW - 1) {
 		if

@@ -1,38 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * leader.pml - the io_uring backend's leader and followers (src/
- * backend_uring.c, "Leader and followers" above ur_wait: F1, L1, L2, K1,
- * B1, K2, and the bell: ring_bell, arm_bell, leave, pass_lead,
- * wake_follower, ur_wake, ur_fd_ctl), over a model of the ring's
- * completion wait and of the kernel futex.
+ * leader.pml - the io_uring backend's leader and followers (src/backend/
+ * uring/wait.c, "Leader and followers": LF1, LF2, LF3, LF4, LF5, LF6, and
+ * the bell: ring_bell, arm_bell, leave (requests.c), pass_lead,
+ * wake_follower, ur_wake, ur_fd_ctl (init.c)), over a model of the ring's
+ * completion wait and of the kernel futex.  C names are given without
+ * their evq__ur_ prefix.
  *
  *   waiter thread (ur_wait; s->lock held but in the sleeps)
  *   T  top: reap the CQ (the bell's completion: bell_armed = 0; an
- *      EPOLL_WAIT's: its events are "filled"); take_wake (L1: whoever
+ *      EPOLL_WAIT's: its events are "filled"); take_wake (LF2: whoever
  *      clears wpend consumes the wake()); take an event; either: return
- *      (leave(), pass_lead(): L2)
- *   F1 if sleepers > 0: follow - leave(); seq = fword; nfollow++; unlock;
+ *      (leave(), pass_lead(): LF3)
+ *   LF1 if sleepers > 0: follow - leave(); seq = fword; nfollow++; unlock;
  *      futex_wait(fword, seq); lock; nfollow--; back to T
- *   (-DINLINE, no fd registered: I1 sleepers++, inl = 1, seen = bell; if
+ *   (-DINLINE, no fd registered: IN1 sleepers++, inl = 1, seen = bell; if
  *      wpend: undo, back to T; unlock; futex_wait(bell, seen); lock;
- *      inl = 0, sleepers--; reap, L1, take: something: return (L2), else
+ *      inl = 0, sleepers--; reap, LF2, take: something: return (LF3), else
  *      back to T)
- *   B1 the ring: sleepers++; seen = bell; if wpend: sleepers--, back to T;
+ *   LF5 the ring: sleepers++; seen = bell; if wpend: sleepers--, back to T;
  *      arm_bell(seen) (the bell's FUTEX_WAIT, unless one is in flight);
  *      with fds: an EPOLL_WAIT of its own if fewer are in flight than ring
  *      sleepers; unlock; io_uring_enter(wait for 1 completion); lock;
- *      sleepers--; reap, L1, take; return (leave(), pass_lead(): L2)
+ *      sleepers--; reap, LF2, take; return (leave(), pass_lead(): LF3)
  *   leave(): cancel this thread's EPOLL_WAITs in flight; if ring sleepers
  *      remain: re-arm the bell if its request was reaped (seen = bell
  *      first), and end one ring sleep with a NOP for each EPOLL_WAIT
  *      missing, or for leftovers or a pending wpend; submit now
- *   L2 pass_lead(): if sleepers == 0 and nfollow > 0 and (wpend, or fds
+ *   LF3 pass_lead(): if sleepers == 0 and nfollow > 0 and (wpend, or fds
  *      registered, or leftovers): wake_follower (fword++, FUTEX_WAKE 1)
- *   waker: K1 wpend = 1; ring_bell (bell++; if sleepers > 0:
+ *   waker: LF4 wpend = 1; ring_bell (bell++; if sleepers > 0:
  *      futex_wake(bell, 2)); if sleepers == 0 and nfollow > 0:
  *      wake_follower.  One wake() at a time: the next only after the
  *      last was consumed (the core's wake_sent)
- *   adder (-DFD): K2 fd_ctl ADD: nfds++, ring the bell if it was the
+ *   adder (-DFD): LF6 fd_ctl ADD: nfds++, ring the bell if it was the
  *      first; if sleepers == 0 and nfollow > 0: wake_follower; then the
  *      fd becomes ready (once)
  *
@@ -55,19 +56,19 @@
  *
  * Checked (safety, exhaustive): (1) no lost wake(): when nothing can move
  * and some thread still waits (as follower, ring or inline sleeper), no
- * wake() is pending - it ended one wait, which consumed it (L1), exactly
+ * wake() is pending - it ended one wait, which consumed it (LF2), exactly
  * once (asserted where consumed); (2) -DFD: no thread sleeps forever while
  * the fd's event is pending (ready in epoll, in the CQ or harvested and
  * not handed out); (3) the EPOLL_WAIT slots suffice (NSLOT).
  *
  * Teeth (each must make pan find an error; make model runs them):
- *   NOPASSLEAD  leaving threads skip pass_lead (L2): with fds (-DFD), the
+ *   NOPASSLEAD  leaving threads skip pass_lead (LF3): with fds (-DFD), the
  *               fd's event waits while every thread follows
- *   LATEBELL    B1 swapped: the ring sleeper reads the bell after looking
+ *   LATEBELL    LF5 swapped: the ring sleeper reads the bell after looking
  *               at wpend, and sleeps through a wake() in between
- *   NOKFOLLOW   K1 without the follower wake: a wake() after the leader
+ *   NOKFOLLOW   LF4 without the follower wake: a wake() after the leader
  *               left is never seen by the sleeping follower
- *   NOKBELL     -DFD: K2 without ringing the bell: the leader, asleep with
+ *   NOKBELL     -DFD: LF6 without ringing the bell: the leader, asleep with
  *               no EPOLL_WAIT (no fd when it armed), never arms one
  *
  * @run | -DSAFETY |
@@ -105,7 +106,7 @@ byte bell;              /* the bell's futex word */
 bool bell_armed;        /* (mu) its FUTEX_WAIT is in flight, as far as
 			 * user space knows (until its completion is reaped) */
 bool inl;               /* (mu) the inline sleeper */
-byte sent, woke;        /* wake()s made, and consumed (L1) */
+byte sent, woke;        /* wake()s made, and consumed (LF2) */
 
 /* EPOLL_WAIT slots (mu) */
 bool sinfl[NSLOT];      /* in flight (until its completion is reaped) */
@@ -162,7 +163,7 @@ inline reap() {
 	}
 }
 
-/* L1 */
+/* LF2 */
 inline take_wake() {
 	atomic {
 		if
@@ -233,7 +234,7 @@ inline arm_bell(sv) {
 	fi
 }
 
-/* L2 (mu).  Each atomic step below holds at most one access to a
+/* LF3 (mu).  Each atomic step below holds at most one access to a
  * variable that others touch without s->lock (wpend, nfds, bell, the
  * kernel's); the rest of a step is s->lock's or the thread's own. */
 inline pass_lead() {
@@ -271,7 +272,7 @@ inline leave() {
 		j = 0;
 		rearm = rs > 0 && !bell_armed;
 		if
-		:: rearm -> seen = bell   /* B1: before wpend and nfds */
+		:: rearm -> seen = bell   /* LF5: before wpend and nfds */
 		:: else -> skip
 		fi
 	};
@@ -291,7 +292,7 @@ inline leave() {
 	atomic { seen = 0; rs = 0; rearm = false; urgent = false; nudges = 0 }
 }
 
-/* Reap, L1, take (mu) */
+/* Reap, LF2, take (mu) */
 inline collect() {
 	reap();
 	atomic { take_wake(); take() }
@@ -307,7 +308,7 @@ call:
 again:
 	do
 	:: true ->
-		collect();                                /* T, L1 */
+		collect();                                /* T, LF2 */
 		if
 		:: k > 0 || woken -> leave(); pass_lead(); unlock(); goto ret
 		:: else -> skip
@@ -316,7 +317,7 @@ again:
 		:: sleepers == 0 -> break
 		:: else -> skip
 		fi;
-		leave();                                  /* F1: follow */
+		leave();                                  /* LF1: follow */
 		fmoved[me] = false;                       /* seq = fword */
 		atomic { nfollow++; mu = false };
 		atomic {
@@ -331,8 +332,8 @@ end_follow:	atomic { !fq[me] -> insleep[me] = false };
 #ifdef INLINE
 	if
 	:: nfds == 0 ->                                   /* inline_fits */
-		atomic { sleepers++; inl = true };        /* I1 */
-		seen = bell;                              /* B1 */
+		atomic { sleepers++; inl = true };        /* IN1 */
+		seen = bell;                              /* LF5 */
 		if
 		:: wpend -> atomic { inl = false; sleepers--; seen = 0 }; goto again
 #ifndef NOINLFDS
@@ -358,7 +359,7 @@ end_inline:	atomic { !iq[me] -> insleep[me] = false };
 	:: else -> skip
 	fi;
 #endif
-	sleepers++;                                       /* B1 */
+	sleepers++;                                       /* LF5 */
 #ifndef LATEBELL
 	seen = bell;
 #endif
@@ -415,7 +416,7 @@ active proctype waker()
 	do
 	:: sent < NWAKE ->
 end_waker:	atomic { woke == sent -> sent++ };
-		wpend = true;                             /* K1 */
+		wpend = true;                             /* LF4 */
 		ring_bell();
 #ifndef NOKFOLLOW
 		if                      /* two loads: sleepers, then nfollow */
@@ -435,7 +436,7 @@ end_waker:	atomic { woke == sent -> sent++ };
 active proctype adder()
 {
 	byte old, j;
-	atomic { old = nfds; nfds++ };                    /* K2: fd_ctl ADD */
+	atomic { old = nfds; nfds++ };                    /* LF6: fd_ctl ADD */
 #ifndef NOKBELL
 	if
 	:: old == 0 -> ring_bell()

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * futex.h - raw futex system calls for word.c, sem.c, latch.c and watch.c.
+ * futex.h - raw futex system calls for word.c, sem.c, latch.c, watch.c and
+ * the io_uring backend.
  *
  * Every wrapper returns 0/a count or -errno and preserves errno, so the
  * wake paths stay async-signal-safe (evq_latch_set, evq_sem_post, evq_wake
@@ -19,35 +20,55 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_futex_waitv
+/* Each value is defined here where the header lacks it and checked
+ * against the header where it has it (the kernel never changes them). */
+#define EVQ__ABI(name, value)                                                  \
+	_Static_assert((name) == (value), #name " is " #value)
+#ifdef SYS_futex_waitv
+EVQ__ABI(SYS_futex_waitv, 449);
+#else
 #define SYS_futex_waitv 449
 #endif
-#ifndef SYS_futex_wake
+#ifdef SYS_futex_wake
+EVQ__ABI(SYS_futex_wake, 454);
+#else
 #define SYS_futex_wake 454
 #endif
-#ifndef SYS_futex_wait
+#ifdef SYS_futex_wait
+EVQ__ABI(SYS_futex_wait, 455);
+#else
 #define SYS_futex_wait 455
 #endif
-#ifndef FUTEX2_SIZE_U32
+#ifdef FUTEX2_SIZE_U32
+EVQ__ABI(FUTEX2_SIZE_U32, 0x02);
+#else
 #define FUTEX2_SIZE_U32 0x02
 #endif
-#ifndef FUTEX2_PRIVATE
+#ifdef FUTEX2_PRIVATE
+EVQ__ABI(FUTEX2_PRIVATE, 128);
+#else
 #define FUTEX2_PRIVATE 128
 #endif
-#ifndef FUTEX_WAITV_MAX
+#ifdef FUTEX_WAITV_MAX
+EVQ__ABI(FUTEX_WAITV_MAX, 128);
+#else
 #define FUTEX_WAITV_MAX 128
 #endif
-#ifndef FUTEX_BITSET_MATCH_ANY
+#ifdef FUTEX_BITSET_MATCH_ANY
+EVQ__ABI(FUTEX_BITSET_MATCH_ANY, 0xffffffff);
+#else
 #define FUTEX_BITSET_MATCH_ANY 0xffffffff
 #endif
 
 /* struct futex_waitv arrived in <linux/futex.h> with kernel 5.16 headers;
- * Debian 12 has it.  Older headers: declare the ABI layout ourselves. */
+ * Debian 12 has it.  Older headers: declare the ABI layout ourselves.
+ * Either way it must be the kernel's. */
 #ifndef FUTEX_32
 struct futex_waitv {
 	uint64_t val;
@@ -56,9 +77,24 @@ struct futex_waitv {
 	uint32_t __reserved;
 };
 #endif
+_Static_assert(sizeof(struct futex_waitv) == 24 &&
+	       offsetof(struct futex_waitv, val) == 0 &&
+	       offsetof(struct futex_waitv, uaddr) == 8 &&
+	       offsetof(struct futex_waitv, flags) == 16 &&
+	       offsetof(struct futex_waitv, __reserved) == 20,
+	       "struct futex_waitv is the kernel's");
 
-/* Relaxed-enough atomics on plain uint32_t words living in user structs
- * (the public header cannot use _Atomic: it must also compile as C++). */
+/* Atomics on plain uint32_t words living in user structs (the public
+ * header cannot use _Atomic: it must also compile as C++).  All of them
+ * are sequentially consistent, on purpose: the protocols built on them
+ * (word.c, sem.c, latch.c, the io_uring bell and follower word) pair a
+ * store to one variable with a load of another against a peer doing the
+ * opposite (Dekker: a setter stores the word, then reads whether anyone
+ * sleeps; a sleeper announces itself, then reads the word), and only
+ * seq_cst forbids the store-then-load reordering that would let both miss
+ * each other - acquire/release does not.  The price, a locked instruction
+ * per store or read-modify-write on x86, is small next to the futex
+ * system calls around them. */
 #define evq__ld(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define evq__st(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define evq__add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)

@@ -25,7 +25,8 @@
 #include <sys/wait.h>
 
 #include "evqtest.h"
-#include "internal.h" /* evq__latch_batch_min, the wake ring's test hooks */
+#include "internal.h" /* evq__latch_batch_min */
+#include "core/wakering.h" /* the wake ring's test hooks */
 
 #define NEV 16
 #define QUIET (30 * EVQT_MS)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend_epoll.c - the epoll backend.
+ * epoll.c - the epoll backend (the reference one: backend.h B1..B13).
  *
  * One epoll instance per queue plus one eventfd for wake().  The eventfd is
  * registered edge-triggered and never read: every write() queues a fresh edge

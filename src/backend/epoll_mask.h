@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * epoll_mask.h - evq's readiness bits <-> epoll's, for the two backends that
- * wait on an epoll set (backend_epoll.c directly, backend_uring.c through
+ * wait on an epoll set (epoll.c directly, uring/ through
  * IORING_OP_EPOLL_WAIT), so both translate in exactly the same way.
  */
 #ifndef EVQ_EPOLL_MASK_H

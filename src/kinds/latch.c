@@ -52,6 +52,7 @@
 #include "config.h"
 #include "futex.h"
 #include "core/watch.h"
+#include "core/wakering.h"
 
 #define SET 1u
 
