@@ -102,7 +102,6 @@ struct evq__reg {
 	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
 	uint64_t dev, ino;
 
-	const struct evq__kind_ops *ops; /* NULL for fd, timer, user */
 	void *ext;              /* kind-specific state (words, masks, ...) */
 };
 _Static_assert(sizeof(struct evq__reg) <= 128, "a registration fits in 128 bytes");
@@ -119,8 +118,15 @@ struct evq__heap {
 	uint32_t n, cap;
 };
 
-/* Hooks an event-kind file gives the core; any may be NULL. */
-struct evq__kind_ops {
+/* An event kind: one per file in src/kinds/, each defining one
+ * `const struct evq__kind evq__kind_<name>`, and one line in the table
+ * evq__kinds[] (kinds/kinds.c) that the core looks it up in by the kind
+ * number in a registration's state word (evq__kind_of).  Any hook may be
+ * NULL. */
+struct evq__kind {
+	const char *name;
+	uint32_t mod_flags;     /* the flags evq_mod() accepts */
+	uint32_t caps;          /* EVQ__KIND_* below */
 	/* A post was drained: fold count/bits into r->pend_data (and
 	 * r->pend_events).  Default: bits ? pend_data |= bits
 	 *                                  : pend_data += count. */
@@ -147,9 +153,36 @@ struct evq__kind_ops {
 	 * drop it (e.g. nothing to read after all). */
 	int (*ready)(struct evq *q, struct evq__reg *r, uint32_t events,
 		     struct evq_event *ev);
-	/* Flags changed through evq_mod() (under q->lock). */
-	int (*mod)(struct evq *q, struct evq__reg *r, uint32_t old_flags);
+	/* evq_mod() (under q->lock): the core checked flags against
+	 * mod_flags (and events == 0 unless EVQ__KIND_EVENTS) and set them;
+	 * old_flags are the flags before.  On failure the core restores the
+	 * mod_flags bits of r->flags. */
+	int (*mod)(struct evq *q, struct evq__reg *r, uint32_t events,
+		   uint32_t old_flags);
+	/* Folds an event taken but not handed out (evq_requeue, or harvested
+	 * by a cancelled waiter) back into r's pending occurrence.  Default:
+	 * counts add, events OR. */
+	void (*merge)(struct evq__reg *r, const struct evq_event *ev);
 };
+
+/* caps: */
+/* evq_mod() passes `events` to the mod hook (fds), else they must be 0 */
+#define EVQ__KIND_EVENTS       0x1u
+/* a kernel report and a record given back that is still pending make one
+ * event, not two in one batch (fds: readiness ORs) */
+#define EVQ__KIND_READY_MERGES 0x2u
+/* its words may wait natively in the backend (backend->word_arm); a kind
+ * without it stays on the watcher threads (core/watch.c) */
+#define EVQ__KIND_NATIVE_WORDS 0x4u
+
+/* A hidden kind no public constant names: the registration through which a
+ * queue watches evq_sigevent()'s signal (kinds/sigevent.c).  Its events
+ * are never delivered. */
+#define EVQ__KIND_CARRIER 63
+#define EVQ__NKINDS 64
+
+/* kinds/kinds.c: by kind number; [0] (a free slot) has no hooks. */
+extern const struct evq__kind *const evq__kinds[EVQ__NKINDS];
 
 struct evq {
 	const struct evq__backend *backend;
@@ -244,6 +277,14 @@ static inline uint32_t evq__reg_gen(uint64_t state)
 }
 static inline uint32_t evq__reg_kind(uint64_t state) { return state & 0xff; }
 
+/* r's kind (a free slot's has no hooks).  q->lock held, or r's state
+ * otherwise stable. */
+static inline const struct evq__kind *evq__kind_of(const struct evq__reg *r)
+{
+	return evq__kinds[evq__reg_kind(atomic_load_explicit(&r->state,
+							      memory_order_relaxed))];
+}
+
 /* A backend token: the full generation and the slot, as the id. */
 static inline uint64_t evq__token(uint64_t state, uint32_t idx)
 {
@@ -311,9 +352,8 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 
 /* core (evq.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
-int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
-		 uint32_t flags, uint64_t cookie, int32_t ident,
-		 struct evq__reg **out);   /* -> id; locked */
+int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, struct evq__reg **out);   /* -> id; locked */
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
  * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
@@ -364,10 +404,7 @@ void evq__hold(struct evq *q, const struct evq_event *out, int n); /* requeue.c 
 /* Folds an event taken but not handed out back into r (requeue.c); 1 if
  * it linked r (the caller kicks). */
 int evq__merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *ev);
-/* fds (kinds/fd.c) */
-int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags);
-void evq__fd_del(struct evq *q, struct evq__reg *r);
-/* Level-triggered regular files ready again after a kernel round. */
+/* fds (kinds/fd.c): level-triggered regular files ready again after a kernel round. */
 void evq__fd_again(struct evq *q);
 
 /* Lock-free: record `count` occurrences (and whatever the caller stored in

@@ -492,14 +492,15 @@ int evq__word_probe(const uint32_t *addr, uint32_t likely, int shared)
 	return rc == -EFAULT ? -EFAULT : 0;
 }
 
-/* Native backend or watcher.  Semaphores stay on the watcher even where the
- * backend waits natively: a wake their watch takes while no thread is
- * inside evq_wait() must be passed on at once (sem.c Q4), and a ring
- * request's completion is looked at only inside a wait(). */
+/* Native backend or watcher: as the kind says (EVQ__KIND_NATIVE_WORDS).
+ * Semaphores stay on the watcher even where the backend waits natively: a
+ * wake their watch takes while no thread is inside evq_wait() must be
+ * passed on at once (sem.c Q4), and a ring request's completion is looked
+ * at only inside a wait(). */
 static int native(struct evq *q, struct evq__reg *r)
 {
 	return q->backend->word_arm &&
-	       evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_SEM;
+	       (evq__kind_of(r)->caps & EVQ__KIND_NATIVE_WORDS);
 }
 
 int evq__word_arm(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,

@@ -74,7 +74,7 @@ int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
 	int64_t rc = fdmap_reserve(q, fd);
 	if (rc < 0)
 		goto out;
-	int64_t id = evq__reg_new(q, EVQ_KIND_FD, NULL, flags, cookie, fd, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_FD, flags, cookie, fd, &r);
 	if (id < 0) {
 		rc = id;
 		goto out;
@@ -118,21 +118,23 @@ out:
 	return rc;
 }
 
-int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
+/* evq_mod(): the core checked and set the flags (FD_FLAGS). */
+static int fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t old_flags)
 {
-	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+	(void)old_flags;
+	if (events & ~FD_EVENTS)
 		return -EINVAL;
 	if (r->flags & EVQ_R_DEFUNCT)
 		return -EBADF;
 	if (r->flags & EVQ_R_ALWAYS) {
-		r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 		r->events = events;
 		evq__unlink(q, r);
 		r->pend_events = events & FD_ALWAYS_EVENTS;
 		evq__make_pending_kick(q, r);
 		return 0;
 	}
-	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events, flags,
+	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events,
+				    r->flags & EVQ_R_PUBLIC,
 				    evq__token(atomic_load(&r->state), r->idx));
 	if (rc == -ENOENT || rc == -EBADF) {
 		fd_defunct(q, r);
@@ -140,21 +142,30 @@ int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t fla
 	}
 	if (rc < 0)
 		return rc;
-	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 	r->events = events;
 	return 0;
 }
 
-void evq__fd_del(struct evq *q, struct evq__reg *r)
+static void fd_del(struct evq *q, struct evq__reg *r)
 {
 	int fd = r->ident;
-	if (q->fdmap[fd] != (int32_t)r->idx)
-		return; /* defunct: the number belongs to someone else */
+	/* defunct: the number belongs to someone else; or the queue is being
+	 * freed and has dropped its fd map (core/queue.c destroy) */
+	if ((uint32_t)fd >= q->fdmap_len || q->fdmap[fd] != (int32_t)r->idx)
+		return;
 	q->fdmap[fd] = -1;
 	if (!(r->flags & (EVQ_R_ALWAYS | EVQ_R_DEFUNCT)))
 		/* ENOENT/EBADF: the file was closed, and epoll forgot it then */
 		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, fd, 0, 0, 0);
 }
+
+const struct evq__kind evq__kind_fd = {
+	.name = "fd",
+	.mod_flags = FD_FLAGS,
+	.caps = EVQ__KIND_EVENTS | EVQ__KIND_READY_MERGES,
+	.del = fd_del,
+	.mod = fd_mod,
+};
 
 
 /* Level-triggered regular files come back once per kernel round.  The kernel

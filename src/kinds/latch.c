@@ -393,10 +393,11 @@ static void latch_stop(struct evq *q, struct evq__reg *r, struct latch_reg *lr,
 	}
 }
 
-static int latch_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int latch_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		     uint32_t old_flags)
 {
 	struct latch_reg *lr = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	if (r->flags & EVQ_DISABLED) {
 		latch_stop(q, r, lr, 0);
 		return 0;
@@ -415,7 +416,10 @@ static void latch_del(struct evq *q, struct evq__reg *r)
 	free(lr);
 }
 
-static const struct evq__kind_ops latch_ops = {
+const struct evq__kind evq__kind_latch = {
+	.name = "latch",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.caps = EVQ__KIND_NATIVE_WORDS,
 	.posted = latch_posted,
 	.del = latch_del,
 	.mod = latch_mod,
@@ -441,7 +445,7 @@ int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, flags, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(lr);

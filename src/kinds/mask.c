@@ -548,9 +548,19 @@ static void mask_del(struct evq *q, struct evq__reg *r)
 	free(m);
 }
 
-static const struct evq__kind_ops mask_ops = {
+/* evq_requeue: bits OR. */
+static void mask_merge(struct evq__reg *r, const struct evq_event *ev)
+{
+	r->pend_data |= ev->data;
+	r->pend_events |= ev->events;
+}
+
+const struct evq__kind evq__kind_mask = {
+	.name = "mask",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.posted = mask_posted,
 	.del = mask_del,
+	.merge = mask_merge,
 };
 
 int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
@@ -570,7 +580,7 @@ int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
 	m->q = q;
 	struct evq__reg *r;
 	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_MASK, 0, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(m);

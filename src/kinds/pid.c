@@ -77,10 +77,11 @@ static int pid_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 }
 
 /* Enabling re-arms the watch unless the exit was reported already. */
-static int pid_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int pid_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		   uint32_t old_flags)
 {
 	struct pid_reg *p = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	return p->done ? 0 : pid_arm(q, r, EVQ_FD_MOD);
 }
 
@@ -95,7 +96,9 @@ static void pid_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops pid_ops = {
+const struct evq__kind evq__kind_pid = {
+	.name = "pid",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.del = pid_del,
 	.ready = pid_ready,
 	.mod = pid_mod,
@@ -131,14 +134,13 @@ static int64_t add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie
 	}
 	struct evq__reg *r;
 	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_PID, &pid_ops, flags, cookie, pid, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_PID, flags, cookie, pid, &r);
 	if (id >= 0) {
 		r->events = EVQ_READ;
 		r->ext = p;
 		int rc = pid_arm(q, r, EVQ_FD_ADD);
 		if (rc < 0) {
 			r->ext = NULL;
-			r->ops = NULL;
 			evq__reg_free(q, r);
 			id = rc;
 		}

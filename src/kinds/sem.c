@@ -398,10 +398,11 @@ static void sem_delivered(struct evq *q, struct evq__reg *r)
 		sem_arm(q, r, sr);
 }
 
-static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		   uint32_t old_flags)
 {
 	struct sem_reg *sr = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	if (r->flags & EVQ_DISABLED) {
 		sem_stop(q, r, sr, 0);
 		return 0;
@@ -442,7 +443,9 @@ static void sem_del(struct evq *q, struct evq__reg *r)
 	free(sr);
 }
 
-static const struct evq__kind_ops sem_ops = {
+const struct evq__kind evq__kind_sem = {
+	.name = "sem",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.posted = sem_posted,
 	.del = sem_del,
 	.claim = sem_claim,
@@ -473,7 +476,7 @@ int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, flags, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		pthread_mutex_destroy(&sr->mu);

@@ -293,7 +293,9 @@ static void carrier_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops carrier_ops = {
+const struct evq__kind evq__kind_carrier = {
+	.name = "sigevent carrier",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.del = carrier_del,
 	.ready = carrier_ready,
 };
@@ -318,7 +320,7 @@ static int carrier_get(struct evq *q)
 		return -e;
 	}
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_SIGEVENT, &carrier_ops, 0, 0, SIGRTMAX, &r);
+	int64_t id = evq__reg_new(q, EVQ__KIND_CARRIER, 0, 0, SIGRTMAX, &r);
 	int rc = id < 0 ? (int)id : 0;
 	if (rc == 0) {
 		r->events = EVQ_READ;
@@ -327,7 +329,6 @@ static int carrier_get(struct evq *q)
 					evq__token(atomic_load(&r->state), r->idx));
 		if (rc < 0) {
 			r->ext = NULL;
-			r->ops = NULL;
 			evq__reg_free(q, r);
 		}
 	}
@@ -362,7 +363,9 @@ static void sev_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops sev_ops = {
+const struct evq__kind evq__kind_sigevent = {
+	.name = "sigevent",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.del = sev_del,
 };
 
@@ -403,7 +406,7 @@ int64_t evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 		rc = i;
 		goto out;
 	}
-	rc = evq__reg_new(q, EVQ_KIND_SIGEVENT, &sev_ops, 0, cookie, -1, &r);
+	rc = evq__reg_new(q, EVQ_KIND_SIGEVENT, 0, cookie, -1, &r);
 	if (rc < 0) {
 		struct entry *e = entry_at((uint32_t)i);
 		e->next_free = free_head;

@@ -225,9 +225,10 @@ static void signal_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 	r->pend_events = (uint32_t)(info >> 32);
 }
 
-static int signal_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int signal_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		      uint32_t old_flags)
 {
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	return signal_arm(q, r, EVQ_FD_MOD);
 }
 
@@ -265,11 +266,25 @@ static void signal_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops signal_ops = {
+/* evq_requeue: data is the count in the low half (add, saturating) and
+ * the newest value in the high half; events is the newest sender. */
+static void signal_merge(struct evq__reg *r, const struct evq_event *ev)
+{
+	uint64_t c = (r->pend_data & UINT32_MAX) + (ev->data & UINT32_MAX);
+	uint64_t hi = r->pend_data ? r->pend_data >> 32 : ev->data >> 32;
+	r->pend_data = hi << 32 | (c > UINT32_MAX ? UINT32_MAX : c);
+	if (!r->pend_events)
+		r->pend_events = ev->events;
+}
+
+const struct evq__kind evq__kind_signal = {
+	.name = "signal",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.posted = signal_posted,
 	.del = signal_del,
 	.ready = signal_ready,
 	.mod = signal_mod,
+	.merge = signal_merge,
 };
 
 static int64_t add_signal(struct evq *q, int signo, uint64_t cookie);
@@ -316,7 +331,7 @@ static int64_t add_signal(struct evq *q, int signo, uint64_t cookie)
 	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE && !takeover ? -EBUSY : 0;
 	int64_t id = 0;
 	if (rc == 0) {
-		id = evq__reg_new(q, EVQ_KIND_SIGNAL, &signal_ops, 0, cookie, signo, &r);
+		id = evq__reg_new(q, EVQ_KIND_SIGNAL, 0, cookie, signo, &r);
 		rc = id < 0 ? (int)id : 0;
 	}
 	if (rc < 0)
@@ -346,7 +361,6 @@ static int64_t add_signal(struct evq *q, int signo, uint64_t cookie)
 	return id;
 fail_reg:
 	r->ext = NULL;
-	r->ops = NULL;
 	evq__reg_free(q, r);
 fail:
 	evq__sig_unlock();

@@ -284,7 +284,7 @@ int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 	if (ci < 0)
 		return ci;
 	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_TIMER, NULL, flags, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_TIMER, flags, cookie, -1, &r);
 	if (id >= 0) {
 		r->clock = (uint8_t)ci;
 		int rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
@@ -327,3 +327,8 @@ out:
 	evq__unlock(q);
 	return rc;
 }
+
+const struct evq__kind evq__kind_timer = {
+	.name = "timer",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+};

@@ -121,10 +121,11 @@ static void word_del(struct evq *q, struct evq__reg *r)
 
 /* evq_mod(): disabling stops the wait; enabling (or re-enabling a fired
  * oneshot) waits again for a change from the last value seen. */
-static int word_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int word_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		    uint32_t old_flags)
 {
 	struct word_reg *w = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	if (r->flags & EVQ_DISABLED) {
 		evq__word_idle(q, r, &w->it);
 		return 0;
@@ -134,11 +135,22 @@ static int word_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 	return evq__word_arm(q, r, &w->it, expect, !!(r->flags & EVQ_ONESHOT));
 }
 
-static const struct evq__kind_ops word_ops = {
+/* evq_requeue: the value given back is the latest one. */
+static void word_merge(struct evq__reg *r, const struct evq_event *ev)
+{
+	r->pend_data = ev->data;
+	r->pend_events |= ev->events;
+}
+
+const struct evq__kind evq__kind_word = {
+	.name = "word",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.caps = EVQ__KIND_NATIVE_WORDS,
 	.posted = word_posted,
 	.del = word_del,
 	.delivered = word_delivered,
 	.mod = word_mod,
+	.merge = word_merge,
 };
 
 int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
@@ -160,7 +172,7 @@ int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 
 	evq__lock(q);
 	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
+	int64_t id = evq__reg_new(q, EVQ_KIND_WORD, flags, cookie, -1, &r);
 	if (id < 0) {
 		evq__unlock(q);
 		free(w);
@@ -176,7 +188,6 @@ int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 				   !!(flags & EVQ_ONESHOT));
 	if (rc < 0) {
 		r->ext = NULL;
-		r->ops = NULL;
 		evq__reg_free(q, r);
 		evq__unlock(q);
 		free(w);
