@@ -123,6 +123,7 @@ struct evq__heap {
  * evq__kinds[] (kinds/kinds.c) that the core looks it up in by the kind
  * number in a registration's state word (evq__kind_of).  Any hook may be
  * NULL. */
+struct evq__add;
 struct evq__kind {
 	const char *name;
 	uint32_t mod_flags;     /* the flags evq_mod() accepts */
@@ -163,6 +164,35 @@ struct evq__kind {
 	 * by a cancelled waiter) back into r's pending occurrence.  Default:
 	 * counts add, events OR. */
 	void (*merge)(struct evq__reg *r, const struct evq_event *ev);
+
+	/* Adding (evq__reg_add, in this order; see there): make: check the
+	 * arguments and create a->ext, outside q->lock, cleaning up itself
+	 * on failure; lock/unlock: a second lock held after q->lock while
+	 * the registration is made (the signal table's); prepare: under the
+	 * locks, before a slot is taken, may refuse; start: r is made, with
+	 * r->ext = a->ext: watch, arm, publish - on failure it undoes its own
+	 * work; drop: frees a->ext after any failure (under the locks;
+	 * NULL: free()). */
+	int (*make)(struct evq *q, struct evq__add *a);
+	void (*lock)(void);
+	void (*unlock)(void);
+	int (*prepare)(struct evq *q, struct evq__add *a);
+	int (*start)(struct evq *q, struct evq__reg *r, struct evq__add *a);
+	void (*drop)(struct evq *q, struct evq__add *a);
+};
+
+/* What an evq_add_* hands evq__reg_add (core/queue.c): the registration's
+ * first fields, the kind's state (ext: evq__reg_add consumes it - the
+ * registration's on success, the kind's drop hook frees it on failure),
+ * and the kind's own arguments for its hooks (arg). */
+struct evq__add {
+	int kind;               /* EVQ_KIND_* */
+	uint32_t flags;
+	uint64_t cookie;
+	int32_t ident;
+	uint32_t events;        /* r->events */
+	void *ext;
+	void *arg;
 };
 
 /* caps: */
@@ -291,6 +321,15 @@ static inline uint64_t evq__token(uint64_t state, uint32_t idx)
 	return (uint64_t)evq__reg_gen(state) << 32 | idx;
 }
 
+/* q->backend->fd_ctl for an fd registration r watches (its own fd, or a
+ * signalfd or pidfd of its kind's), with r's token.  locked */
+static inline int evq__fd_ctl(struct evq *q, struct evq__reg *r, enum evq__fd_op op,
+			      int fd, uint32_t events, uint32_t flags)
+{
+	return q->backend->fd_ctl(q, op, fd, events, flags,
+				  evq__token(atomic_load(&r->state), r->idx));
+}
+
 /* q->lock.  Cancellation is disabled while a thread holds it: the locked
  * sections reach cancellation points (read() of a signalfd, waitid(),
  * close(), pthread_cond_wait(), pthread_join()), and a thread cancelled
@@ -354,6 +393,15 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
 int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		     int32_t ident, struct evq__reg **out);   /* -> id; locked */
+/* Adds a registration of kind `kind` (every evq_add_*): evq__check, the
+ * kind's make (arg: the kind's own arguments), q->lock (and the kind's
+ * lock), then evq__reg_add_locked.  -> id or -errno. */
+int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, void *arg);
+/* The kind's prepare, a slot, r->ext = a->ext, the kind's start; on
+ * failure the slot goes again and the kind's drop (default: free) frees
+ * a->ext.  locked */
+int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a);
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
  * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
@@ -415,6 +463,11 @@ int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count);
 /* The ctl tag: the generation's low 24 bits (all that fit beside the count);
  * a post through a tag 2^24 generations old is the only confusion left. */
 static inline uint32_t evq__ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
+/* r's ctl tag now: what a producer posting to r keeps (kinds' start hooks) */
+static inline uint32_t evq__reg_tag(struct evq__reg *r)
+{
+	return evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
+}
 
 /* Test hook (tests/ids.c): the next registration made in free slot idx gets
  * generation gen.  For a queue no other thread uses.  Locked or quiet. */

@@ -324,6 +324,56 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 	return evq__reg_id(q, r);
 }
 
+/* The one way every kind adds a registration.  Failure after make leaves
+ * nothing behind: start undid its own work, the slot is freed (its del
+ * hook sees r->ext == NULL) and drop frees a->ext. */
+int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a)
+{
+	const struct evq__kind *k = evq__kinds[a->kind];
+	struct evq__reg *r = NULL;
+	int64_t id = k->prepare ? k->prepare(q, a) : 0;
+	if (id >= 0)
+		id = evq__reg_new(q, a->kind, a->flags, a->cookie, a->ident, &r);
+	if (id >= 0) {
+		r->events = a->events;
+		r->ext = a->ext;
+		int rc = k->start ? k->start(q, r, a) : 0;
+		if (rc < 0) {
+			r->ext = NULL;
+			evq__reg_free(q, r);
+			id = rc;
+		}
+	}
+	if (id < 0 && a->ext) {
+		if (k->drop)
+			k->drop(q, a);
+		else
+			free(a->ext);
+	}
+	return id;
+}
+
+int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, void *arg)
+{
+	const struct evq__kind *k = evq__kinds[kind];
+	struct evq__add a = { .kind = kind, .flags = flags, .cookie = cookie,
+			      .ident = ident, .arg = arg };
+	int rc = evq__check(q);
+	if (rc == 0 && k->make)
+		rc = k->make(q, &a);
+	if (rc < 0)
+		return rc;
+	lock(q);
+	if (k->lock)
+		k->lock();
+	int64_t id = evq__reg_add_locked(q, &a);
+	if (k->unlock)
+		k->unlock();
+	unlock(q);
+	return id;
+}
+
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id)
 {
 	uint64_t st;

@@ -416,6 +416,34 @@ static void latch_del(struct evq *q, struct evq__reg *r)
 	free(lr);
 }
 
+static int latch_make(struct evq *q, struct evq__add *a)
+{
+	struct evq_latch *l = a->arg;
+	if (!latch_ok(l) || (a->flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
+		return -EINVAL;
+	struct latch_reg *lr = calloc(1, sizeof *lr);
+	if (!lr)
+		return -ENOMEM;
+	evq__watch_init(&lr->it, &l->state, shared(l), latch_check);
+	lr->q = q;
+	lr->l = l;
+	a->ext = lr;
+	return 0;
+}
+
+static int latch_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct latch_reg *lr = r->ext;
+	(void)a;
+	lr->r = r;
+	lr->tag = evq__reg_tag(r);
+	/* EVQ_DISABLED: registered, watching nothing until evq_mod() */
+	int rc = (r->flags & EVQ_DISABLED) ? 0 : latch_arm(q, r, lr);
+	if (rc < 0)
+		latch_stop(q, r, lr, 1);
+	return rc;
+}
+
 const struct evq__kind evq__kind_latch = {
 	.name = "latch",
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
@@ -423,41 +451,12 @@ const struct evq__kind evq__kind_latch = {
 	.posted = latch_posted,
 	.del = latch_del,
 	.mod = latch_mod,
+	.make = latch_make,
+	.start = latch_start,
 };
 
 int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 		      uint64_t cookie)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!latch_ok(l) || (flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
-		return -EINVAL;
-	struct latch_reg *lr = calloc(1, sizeof *lr);
-	if (!lr)
-		return -ENOMEM;
-	lr->it.addr = &l->state;
-	lr->it.shared = shared(l);
-	lr->it.check = latch_check;
-	lr->it.slot = -1;
-	lr->q = q;
-	lr->l = l;
-
-	evq__lock(q);
-	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, flags, cookie, -1, &r);
-	if (id < 0) {
-		evq__unlock(q);
-		free(lr);
-		return id;
-	}
-	lr->r = r;
-	lr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
-	r->ext = lr;
-	/* EVQ_DISABLED: registered, watching nothing until evq_mod() */
-	int rc = (flags & EVQ_DISABLED) ? 0 : latch_arm(q, r, lr);
-	if (rc < 0)
-		evq__reg_free(q, r);
-	evq__unlock(q);
-	return rc < 0 ? rc : id;
+	return evq__reg_add(q, EVQ_KIND_LATCH, flags, cookie, -1, l);
 }

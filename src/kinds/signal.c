@@ -154,6 +154,7 @@ struct sig_reg {
 	int was_blocked;      /* in the registering thread, before */
 	uint64_t target;      /* claims[signo].target while it is ours */
 	pthread_t thread;     /* the registering thread */
+	int takeover;         /* (adding) the claim is a forked queue's */
 };
 
 /* Signals a queue may take: 1..SIGRTMAX except the unblockable ones, those
@@ -176,9 +177,8 @@ static int signo_ok(int signo)
 static int signal_arm(struct evq *q, struct evq__reg *r, enum evq__fd_op op)
 {
 	struct sig_reg *s = r->ext;
-	return q->backend->fd_ctl(q, op, s->fd, EVQ_READ,
-				  r->flags & (EVQ_ONESHOT | EVQ_DISABLED),
-				  evq__token(atomic_load(&r->state), r->idx));
+	return evq__fd_ctl(q, r, op, s->fd, EVQ_READ,
+			   r->flags & (EVQ_ONESHOT | EVQ_DISABLED));
 }
 
 /* Reads every pending instance (up to a bound: a flood is picked up again
@@ -277,6 +277,80 @@ static void signal_merge(struct evq__reg *r, const struct evq_event *ev)
 		r->pend_events = ev->events;
 }
 
+static int signal_make(struct evq *q, struct evq__add *a)
+{
+	(void)q;
+	if (!signo_ok(a->ident))
+		return -EINVAL;
+	struct sig_reg *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, a->ident);
+	s->signo = a->ident;
+	s->thread = pthread_self();
+	s->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (s->fd < 0) {
+		int e = errno;
+		free(s);
+		return -e;
+	}
+	a->ext = s;
+	a->events = EVQ_READ;
+	return 0;
+}
+
+/* (q->lock, sig lock) A claim left by a queue inherited through fork() is
+ * stale: the child may register the signal anew (the handler and the saved
+ * disposition stay; the inherited registration then lets go). */
+static int signal_prepare(struct evq *q, struct evq__add *a)
+{
+	struct sig_reg *s = a->ext;
+	struct evq *holder = atomic_load(&claims[s->signo].q);
+	(void)q;
+	s->takeover = evq__sig_owner(s->signo) == EVQ_SIG_SIGNAL && holder &&
+		      evq__forked(holder);
+	return evq__sig_owner(s->signo) != EVQ_SIG_FREE && !s->takeover ? -EBUSY : 0;
+}
+
+/* (q->lock, sig lock) Watch the signalfd, then block, then publish the
+ * handler's target, then install the handler: no instance falls between
+ * signalfd and handler. */
+static int signal_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct sig_reg *s = r->ext;
+	int signo = s->signo;
+	(void)a;
+	int rc = signal_arm(q, r, EVQ_FD_ADD);
+	if (rc < 0)
+		return rc;
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	s->was_blocked = sigismember(&old, signo);
+	s->target = (uint64_t)evq__reg_tag(r) << 32 | r->idx;
+	atomic_store(&claims[signo].target, s->target);
+	atomic_store(&claims[signo].q, q);
+	rc = s->takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
+	if (rc < 0) {
+		atomic_store(&claims[signo].q, NULL);
+		if (!s->was_blocked)
+			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
+	}
+	return rc;
+}
+
+static void signal_drop(struct evq *q, struct evq__add *a)
+{
+	struct sig_reg *s = a->ext;
+	(void)q;
+	close(s->fd);
+	free(s);
+}
+
 const struct evq__kind evq__kind_signal = {
 	.name = "signal",
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
@@ -285,87 +359,15 @@ const struct evq__kind evq__kind_signal = {
 	.ready = signal_ready,
 	.mod = signal_mod,
 	.merge = signal_merge,
+	.make = signal_make,
+	.lock = evq__sig_lock,
+	.unlock = evq__sig_unlock,
+	.prepare = signal_prepare,
+	.start = signal_start,
+	.drop = signal_drop,
 };
-
-static int64_t add_signal(struct evq *q, int signo, uint64_t cookie);
 
 int64_t evq_add_signal(struct evq *q, int signo, uint64_t cookie)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!signo_ok(signo))
-		return -EINVAL;
-	evq__nocancel_enter(); /* close() on the way out of a failure */
-	int64_t rc = add_signal(q, signo, cookie);
-	evq__nocancel_leave();
-	return rc;
-}
-
-static int64_t add_signal(struct evq *q, int signo, uint64_t cookie)
-{
-	struct sig_reg *s = calloc(1, sizeof *s);
-	if (!s)
-		return -ENOMEM;
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, signo);
-	s->signo = signo;
-	s->thread = pthread_self();
-	s->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (s->fd < 0) {
-		int e = errno;
-		free(s);
-		return -e;
-	}
-
-	struct evq__reg *r;
-	evq__lock(q);
-	evq__sig_lock();
-	/* A claim left by a queue inherited through fork() is stale: the
-	 * child may register the signal anew (the handler and the saved
-	 * disposition stay; the inherited registration then lets go). */
-	struct evq *holder = atomic_load(&claims[signo].q);
-	int takeover = evq__sig_owner(signo) == EVQ_SIG_SIGNAL && holder &&
-		       evq__forked(holder);
-	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE && !takeover ? -EBUSY : 0;
-	int64_t id = 0;
-	if (rc == 0) {
-		id = evq__reg_new(q, EVQ_KIND_SIGNAL, 0, cookie, signo, &r);
-		rc = id < 0 ? (int)id : 0;
-	}
-	if (rc < 0)
-		goto fail;
-	r->events = EVQ_READ;
-	r->ext = s;
-	rc = signal_arm(q, r, EVQ_FD_ADD);
-	if (rc < 0)
-		goto fail_reg;
-	/* Block, then publish the handler's target, then install the
-	 * handler: no instance falls between signalfd and handler. */
-	pthread_sigmask(SIG_BLOCK, &set, &old);
-	s->was_blocked = sigismember(&old, signo);
-	s->target = (uint64_t)evq__ctl_tag(evq__reg_gen(atomic_load(&r->state))) << 32 | r->idx;
-	atomic_store(&claims[signo].target, s->target);
-	atomic_store(&claims[signo].q, q);
-	rc = takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
-	if (rc < 0) {
-		atomic_store(&claims[signo].q, NULL);
-		if (!s->was_blocked)
-			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
-		goto fail_reg;
-	}
-	evq__sig_unlock();
-	evq__unlock(q);
-	return id;
-fail_reg:
-	r->ext = NULL;
-	evq__reg_free(q, r);
-fail:
-	evq__sig_unlock();
-	evq__unlock(q);
-	close(s->fd);
-	free(s);
-	return rc;
+	return evq__reg_add(q, EVQ_KIND_SIGNAL, 0, cookie, signo, NULL);
 }

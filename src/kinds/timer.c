@@ -273,28 +273,33 @@ static int timer_args(clockid_t clock, int64_t when_ns, int64_t interval_ns,
 	return ci;
 }
 
+struct timer_add {
+	clockid_t clock;
+	int ci;                 /* its index (make) */
+	int64_t when_ns, interval_ns;
+};
+
+static int timer_make(struct evq *q, struct evq__add *a)
+{
+	struct timer_add *t = a->arg;
+	(void)q;
+	t->ci = timer_args(t->clock, t->when_ns, t->interval_ns, a->flags);
+	return t->ci < 0 ? t->ci : 0;
+}
+
+static int timer_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct timer_add *t = a->arg;
+	r->clock = (uint8_t)t->ci;
+	return evq__timer_arm(q, r, t->when_ns, t->interval_ns, a->flags);
+}
+
 int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
 {
-	struct evq__reg *r;
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	int ci = timer_args(clock, when_ns, interval_ns, flags);
-	if (ci < 0)
-		return ci;
-	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_TIMER, flags, cookie, -1, &r);
-	if (id >= 0) {
-		r->clock = (uint8_t)ci;
-		int rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
-		if (rc < 0) {
-			evq__reg_free(q, r);
-			id = rc;
-		}
-	}
-	evq__unlock(q);
-	return id;
+	struct timer_add t = { .clock = clock, .when_ns = when_ns,
+			       .interval_ns = interval_ns };
+	return evq__reg_add(q, EVQ_KIND_TIMER, flags, cookie, -1, &t);
 }
 
 int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_ns,
@@ -331,4 +336,6 @@ out:
 const struct evq__kind evq__kind_timer = {
 	.name = "timer",
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.make = timer_make,
+	.start = timer_start,
 };

@@ -142,6 +142,37 @@ static void word_merge(struct evq__reg *r, const struct evq_event *ev)
 	r->pend_events |= ev->events;
 }
 
+struct word_add {
+	uint32_t *addr;
+	uint32_t expected;
+};
+
+static int word_make(struct evq *q, struct evq__add *a)
+{
+	struct word_add *wa = a->arg;
+	if (!evq__word_ok(wa->addr) || (a->flags & ~WORD_FLAGS))
+		return -EINVAL;
+	struct word_reg *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	evq__watch_init(&w->it, wa->addr, !!(a->flags & EVQ_SHARED), word_check);
+	w->q = q;
+	a->ext = w;
+	return 0;
+}
+
+static int word_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct word_reg *w = r->ext;
+	struct word_add *wa = a->arg;
+	w->r = r;
+	w->tag = evq__reg_tag(r);
+	atomic_store(&w->seen, wa->expected);
+	if (r->flags & EVQ_DISABLED)
+		return 0;
+	return evq__word_arm(q, r, &w->it, wa->expected, !!(r->flags & EVQ_ONESHOT));
+}
+
 const struct evq__kind evq__kind_word = {
 	.name = "word",
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
@@ -151,50 +182,15 @@ const struct evq__kind evq__kind_word = {
 	.delivered = word_delivered,
 	.mod = word_mod,
 	.merge = word_merge,
+	.make = word_make,
+	.start = word_start,
 };
 
 int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		 uint32_t flags, uint64_t cookie)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!evq__word_ok(addr) || (flags & ~WORD_FLAGS))
-		return -EINVAL;
-	struct word_reg *w = calloc(1, sizeof *w);
-	if (!w)
-		return -ENOMEM;
-	w->it.addr = addr;
-	w->it.shared = !!(flags & EVQ_SHARED);
-	w->it.check = word_check;
-	w->it.slot = -1;
-	w->q = q;
-
-	evq__lock(q);
-	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_WORD, flags, cookie, -1, &r);
-	if (id < 0) {
-		evq__unlock(q);
-		free(w);
-		return id;
-	}
-	w->r = r;
-	w->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
-	atomic_store(&w->seen, expected);
-	r->ext = w;
-	int rc = 0;
-	if (!(flags & EVQ_DISABLED))
-		rc = evq__word_arm(q, r, &w->it, expected,
-				   !!(flags & EVQ_ONESHOT));
-	if (rc < 0) {
-		r->ext = NULL;
-		evq__reg_free(q, r);
-		evq__unlock(q);
-		free(w);
-		return rc;
-	}
-	evq__unlock(q);
-	return id;
+	struct word_add wa = { addr, expected };
+	return evq__reg_add(q, EVQ_KIND_WORD, flags, cookie, -1, &wa);
 }
 
 int evq_mod_word(struct evq *q, int64_t id, uint32_t expected, uint32_t flags)
