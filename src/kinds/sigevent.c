@@ -43,10 +43,10 @@
  * registration that watches a signalfd for the signal.  Its ready hook reads
  * every pending instance and posts each to the entry its token names
  * (evq__post: lock-free), into this queue or another one.  evq's handler for
- * the signal (signal.c) does the same for an instance a thread that had not
+ * the signal (sigtable.c) does the same for an instance a thread that had not
  * blocked it received.  Readers bracket their use of an entry with
  * evq__sig_enter/leave; evq_del unpublishes the entry and quiesces before
- * the slot may go (the protocol of signal.c).
+ * the slot may go (the protocol of sigtable.c).
  *
  * The kernel drops a real-time notification (mq_notify, AIO) whose signal
  * it cannot queue because RLIMIT_SIGPENDING, counted per real user, is

@@ -1,158 +1,37 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signal.c - signals as events (evq_add_signal), and the process-wide table
- * of the signals evq owns, shared with sigevent.c.
+ * signal.c - signals as events (evq_add_signal).  The process-wide table of
+ * the signals evq owns, which evq's handler reads, is sigtable.c.
  *
  * A registered signal reaches the queue by one of two paths:
  *  1. signalfd, the normal one.  The signal is blocked in the registering
  *     thread (and, by the documented rule, in every thread), so the kernel
  *     keeps it pending; the queue watches a signalfd, and the ready hook
  *     reads every pending instance into one event: data = count.
- *  2. evq's handler, the safety net.  evq installs a SA_SIGINFO handler for
- *     the signal.  A thread that did not block it receives it
+ *  2. evq's handler (sigtable.c), the safety net.  evq installs a SA_SIGINFO
+ *     handler for the signal.  A thread that did not block it receives it
  *     asynchronously; the handler posts it into the queue (evq__post:
  *     lock-free, async-signal-safe) instead of letting the old disposition
  *     kill the process or drop it.  Having a handler also stops SIG_IGN and
  *     default-ignored signals (SIGCHLD, SIGWINCH, SIGURG) from being
  *     discarded when they are sent.
  *
- * Handler protocol: a claim's target is stored before claims[s].q is
- * published; the handler increments evq__sig_inflight before it loads q and
- * decrements it after posting; evq_del clears q and then waits until
- * inflight is 0 before the registration may be freed.  A handler that loaded
- * q before the clear is counted, so del waits for it; one that loads after
- * sees NULL and does nothing.  No handler ever posts into freed memory, and
- * evq__post's tag check refuses a post into a reused slot.
- *
  * One registration per signal per process: two signalfds for one signal
  * would split its instances between queues at random, and restoring the
  * mask and disposition of a shared signal has no right answer.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "kinds/sigtable.h"
 
-struct claim {
-	_Atomic(struct evq *) q;      /* handler's target queue, or NULL */
-	_Atomic uint64_t target;      /* slot idx | ctl tag << 32 */
-	_Atomic int owner;            /* EVQ_SIG_*; written under tab_lock */
-	struct sigaction old;         /* disposition before the claim */
-};
-
-static struct claim claims[NSIG];
-static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-_Atomic int evq__sig_inflight;
-
-/* fork() in another thread must not leave tab_lock held forever in the
- * child, whose evq_free() takes it. */
-static void atfork_prepare(void) { pthread_mutex_lock(&tab_lock); }
-static void atfork_release(void) { pthread_mutex_unlock(&tab_lock); }
-static void register_atfork(void)
-{
-	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
-}
-
-void evq__sig_lock(void)
-{
-	pthread_once(&atfork_once, register_atfork);
-	pthread_mutex_lock(&tab_lock);
-}
-
-void evq__sig_unlock(void) { pthread_mutex_unlock(&tab_lock); }
-
-void evq__sig_quiesce(void)
-{
-	while (atomic_load(&evq__sig_inflight) != 0)
-		sched_yield(); /* a handler's post is a few atomic operations */
-}
-
-/* siginfo fields worth an event, only where the kernel's layout for this
- * signal and si_code has them (si_value overlaps SIGCHLD's si_status). */
-static uint64_t pack_info(int signo, const siginfo_t *si)
-{
-	uint32_t pid = 0, value = 0;
-	int code = si->si_code;
-	if (code == SI_QUEUE || code == SI_MESGQ || code == SI_ASYNCIO) {
-		pid = (uint32_t)si->si_pid;
-		value = (uint32_t)si->si_value.sival_int;
-	} else if (code == SI_TIMER) {
-		value = (uint32_t)si->si_value.sival_int;
-	} else if (code == SI_USER || code == SI_TKILL ||
-		   (signo == SIGCHLD && code > 0)) {
-		pid = (uint32_t)si->si_pid;
-	}
-	return (uint64_t)pid << 32 | value;
-}
-
-static void on_signal(int signo, siginfo_t *si, void *uctx)
-{
-	(void)uctx;
-	int saved = errno;
-	evq__sig_enter();
-	int owner = atomic_load(&claims[signo].owner);
-	if (owner == EVQ_SIG_SIGEVENT) {
-		evq__sigevent_forward(si->si_code, si->si_value.sival_ptr,
-				      si->si_overrun, si->si_timerid);
-	} else if (owner == EVQ_SIG_SIGNAL) {
-		struct evq *q = atomic_load(&claims[signo].q);
-		/* an inherited queue in a forked child is not ours to post to */
-		if (q && !evq__forked(q)) {
-			uint64_t t = atomic_load(&claims[signo].target);
-			struct evq__reg *r = evq__slot(q, (uint32_t)t);
-			atomic_store(&r->val, pack_info(signo, si));
-			evq__post(q, r, (uint32_t)(t >> 32), 1);
-		}
-	}
-	evq__sig_leave();
-	errno = saved;
-}
-
-int evq__sig_owner(int signo) { return atomic_load(&claims[signo].owner); }
-
-int evq__sig_claim(int signo, int owner)
-{
-	struct claim *c = &claims[signo];
-	if (atomic_load(&c->owner) != EVQ_SIG_FREE)
-		return -EBUSY;
-	struct sigaction sa = { 0 };
-	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(signo, NULL, &c->old) < 0)
-		return -errno;
-	/* keep the caller's choice about stop/continue notifications */
-	if (signo == SIGCHLD)
-		sa.sa_flags |= c->old.sa_flags & SA_NOCLDSTOP;
-	atomic_store(&c->owner, owner);
-	if (sigaction(signo, &sa, NULL) < 0) {
-		int e = errno;
-		atomic_store(&c->owner, EVQ_SIG_FREE);
-		return -e;
-	}
-	return 0;
-}
-
-void evq__sig_release(int signo)
-{
-	struct claim *c = &claims[signo];
-	sigaction(signo, &c->old, NULL);
-	atomic_store(&c->owner, EVQ_SIG_FREE);
-}
-
-/* ------------------------------------------------------------------ */
-/* evq_add_signal                                                       */
-/* ------------------------------------------------------------------ */
-
 struct sig_reg {
 	int fd;               /* signalfd */
 	int signo;
 	int was_blocked;      /* in the registering thread, before */
-	uint64_t target;      /* claims[signo].target while it is ours */
+	uint64_t target;      /* the table's target while it is ours */
 	pthread_t thread;     /* the registering thread */
 	int takeover;         /* (adding) the claim is a forked queue's */
 };
@@ -238,14 +117,13 @@ static void signal_del(struct evq *q, struct evq__reg *r)
 	struct signalfd_siginfo si[16];
 	if (!s)
 		return;
-	struct claim *c = &claims[s->signo];
 	(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
 	evq__sig_lock();
 	/* Still ours?  Not if this is a queue inherited through fork() whose
 	 * signal the child has registered anew in a queue of its own. */
-	int mine = atomic_load(&c->q) == q && atomic_load(&c->target) == s->target;
+	int mine = evq__sig_is_target(s->signo, q, s->target);
 	if (mine) {
-		atomic_store(&c->q, NULL);
+		evq__sig_publish(s->signo, NULL, 0);
 		evq__sig_quiesce();
 		/* Instances pending now arrived while registered: they die
 		 * with the registration instead of meeting the restored
@@ -307,7 +185,7 @@ static int signal_make(struct evq *q, struct evq__add *a)
 static int signal_prepare(struct evq *q, struct evq__add *a)
 {
 	struct sig_reg *s = a->ext;
-	struct evq *holder = atomic_load(&claims[s->signo].q);
+	struct evq *holder = evq__sig_queue(s->signo);
 	(void)q;
 	s->takeover = evq__sig_owner(s->signo) == EVQ_SIG_SIGNAL && holder &&
 		      evq__forked(holder);
@@ -331,11 +209,10 @@ static int signal_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	s->was_blocked = sigismember(&old, signo);
 	s->target = (uint64_t)evq__reg_tag(r) << 32 | r->idx;
-	atomic_store(&claims[signo].target, s->target);
-	atomic_store(&claims[signo].q, q);
+	evq__sig_publish(signo, q, s->target);
 	rc = s->takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
 	if (rc < 0) {
-		atomic_store(&claims[signo].q, NULL);
+		evq__sig_publish(signo, NULL, 0);
 		if (!s->was_blocked)
 			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
