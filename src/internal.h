@@ -62,7 +62,6 @@
 #define EVQ_R_PUBLIC  0x00ffu
 #define EVQ_R_ALWAYS  0x0100u /* fd the kernel cannot watch: always ready */
 #define EVQ_R_DEFUNCT 0x0200u /* fd closed (number reused): silent */
-#define EVQ_R_FIRED   0x0400u /* one-shot timer has expired */
 #define EVQ_R_ZOMBIE  0x0800u /* deleted while on the post stack */
 #define EVQ_R_SPENT   0x1000u /* oneshot fired: disabled until evq_mod */
 
@@ -260,6 +259,10 @@ struct evq {
 	 * TFD_TIMER_CANCEL_ON_SET so a clock step wakes the waiter (timer.c) */
 	int rt_fd;                     /* -1 until a REALTIME timer exists */
 	int64_t rt_armed;              /* deadline it is armed for, 0 none */
+
+	/* the futex watcher threads of this queue's words (core/watch.c),
+	 * NULL while it watches none */
+	struct evq__watch *watch;
 };
 
 /* backend token of the REALTIME timerfd: no slot has this index */
@@ -406,7 +409,6 @@ struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
  * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
 int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out);
-uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r);
 int64_t evq__reg_id(struct evq *q, struct evq__reg *r);
 void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
 void evq__link(struct evq *q, struct evq__reg *r, int list); /* locked */

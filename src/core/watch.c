@@ -31,7 +31,7 @@
  * the word's memory is touched again; a wake that X5 took for a detached or
  * idle word is handed on to another waiter of that word (X2), so no waiter
  * loses a wake-up to a watcher that no longer wanted it.
- * model/word.pml checks X2, D1 and O3 (once detach returned the watcher
+ * model/word.pml checks X2, WD1 and O3 (once detach returned the watcher
  * neither reads the item or the word nor stays queued on it) with a word
  * that changes twice and is re-armed; model/sem.pml the same thread for a
  * semaphore (X2 matters there with one token).
@@ -91,59 +91,28 @@ struct evq__watch_thread {
 	struct evq__watch_item *vitem[FUTEX_WAITV_MAX];
 };
 
-/* The watchers of one queue.  Guarded by q->lock (every caller holds it);
- * the registry list itself by registry_mu.  struct evq has no field for
- * it, so the registry maps queue -> watchers. */
+/* The watchers of one queue (q->watch), guarded by q->lock (every caller
+ * holds it).  A forked child never reaches them: an inherited queue may
+ * only be freed, and its kinds' del hooks skip the watcher there (its
+ * threads are the parent's), so the child's copy is left as it is. */
 struct evq__watch {
-	struct evq *q;
-	struct evq__watch *next;
 	struct evq__watch_thread **thr;
 	int nthr, cap;
 	int nitems;
-	unsigned fork_gen;  /* evq__fork_gen when made: threads of a parent
-			       process do not exist in a forked child */
 };
-
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct evq__watch *registry;
 
 static struct evq__watch *watch_find(struct evq *q, int create)
 {
-	struct evq__watch *w, **p;
-	unsigned gen = atomic_load(&evq__fork_gen);
-	pthread_mutex_lock(&registry_mu);
-	for (p = &registry; (w = *p) != NULL;) {
-		if (w->fork_gen != gen) {
-			/* inherited through fork(): its threads are the
-			 * parent's; forget it (a new queue may reuse q) */
-			*p = w->next;
-			continue;
-		}
-		if (w->q == q)
-			break;
-		p = &w->next;
-	}
-	if (!w && create && (w = calloc(1, sizeof *w)) != NULL) {
-		w->q = q;
-		w->fork_gen = gen;
-		w->next = registry;
-		registry = w;
-	}
-	pthread_mutex_unlock(&registry_mu);
-	return w;
+	if (!q->watch && create)
+		q->watch = calloc(1, sizeof *q->watch);
+	return q->watch;
 }
 
-static void watch_forget(struct evq__watch *w)
+static void watch_forget(struct evq *q)
 {
-	pthread_mutex_lock(&registry_mu);
-	for (struct evq__watch **p = &registry; *p; p = &(*p)->next)
-		if (*p == w) {
-			*p = w->next;
-			break;
-		}
-	pthread_mutex_unlock(&registry_mu);
-	free(w->thr);
-	free(w);
+	free(q->watch->thr);
+	free(q->watch);
+	q->watch = NULL;
 }
 
 /* Is it still in t's table and active?  (mu held) */
@@ -403,7 +372,7 @@ static int attach(struct evq *q, struct evq__watch_item *it)
 	return 0;
 fail:
 	if (w->nitems == 0 && w->nthr == 0)
-		watch_forget(w); /* frees w */
+		watch_forget(q); /* frees w */
 	return rc;
 }
 
@@ -470,7 +439,7 @@ int evq__watch_detach(struct evq *q, struct evq__watch_item *it)
 		/* the queue watches nothing more: stop its threads */
 		for (int i = 0; i < w->nthr; i++)
 			thread_stop(w->thr[i]);
-		watch_forget(w);
+		watch_forget(q);
 	}
 	return was;
 }

@@ -145,7 +145,6 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 	evq__timer_disarm(q, r);
 	r->deadline = deadline;
 	r->interval = interval_ns;
-	r->flags &= ~EVQ_R_FIRED;
 	int rc = heap_push(q, &q->heap[ci], r);
 	if (rc < 0)
 		return rc;
@@ -239,7 +238,6 @@ int64_t evq__timer_run(struct evq *q)
 				sift_down(q, h, 0);
 			} else {
 				heap_remove(q, h, 0);
-				r->flags |= EVQ_R_FIRED;
 			}
 			/* saturate: undelivered expirations of an absurd timer */
 			r->pend_data = r->pend_data > UINT64_MAX - exp ? UINT64_MAX

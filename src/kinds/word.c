@@ -6,17 +6,17 @@
  * Protocol (model/word.pml, which changes the word twice and re-arms;
  * watcher steps X1..X5 are in watch.c):
  *   waker                         registration, in the watcher thread
- *   K1 store the new value        X3 v = *addr; if v != expected: post v
- *   K2 futex_wake(addr)              and expect v from now on (ONESHOT:
+ *   WO1 store the new value       X3 v = *addr; if v != expected: post v
+ *   WO2 futex_wake(addr)             and expect v from now on (ONESHOT:
  *                                    go idle)
  *                                 X5 futex_waitv sleeps only while *addr
  *                                    == expected (checked atomically by
- *                                    the kernel against K1/K2)
+ *                                    the kernel against WO1/WO2)
  * A wake between X3 and X5 finds *addr != expected at X5, which returns at
  * once and X3 runs again: no change followed by a wake is missed.  The
  * registration is one waiter of the word: a wake-one may reach it alone.
  * A wake it took but no longer wants is passed on: by the watcher (X2) if
- * the registration went idle or was deleted first, by word_del (D1) if it
+ * the registration went idle or was deleted first, by word_del (WD1) if it
  * was deleted with its event undelivered.
  *
  * Every value is a valid value, so a word can only be bad by not being
@@ -113,7 +113,7 @@ static void word_del(struct evq *q, struct evq__reg *r)
 		 * for another waiter too (wake-one): pass one on.  At worst a
 		 * spurious wake, which every futex waiter tolerates. */
 		if (w->has_pending || (atomic_load(&r->ctl) & EVQ_CTL_COUNT))
-			evq__futex_wake(w->it.addr, 1, w->it.shared);  /* D1 */
+			evq__futex_wake(w->it.addr, 1, w->it.shared);  /* WD1 */
 	}
 	r->ext = NULL;
 	free(w);
@@ -224,7 +224,7 @@ int evq_wake(uint32_t *addr, int n, uint32_t flags)
 {
 	if (!evq__word_ok(addr) || n < 1 || (flags & ~EVQ_SHARED))
 		return -EINVAL;
-	return evq__futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* K2 */
+	return evq__futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* WO2 */
 }
 
 struct waitv_sleep {
