@@ -57,6 +57,7 @@
 #define EVQ_BATCH_MAX 512
 #define EVQ_BATCH_DEFAULT 256
 #define EVQ_NCLOCKS 3 /* MONOTONIC, REALTIME, BOOTTIME */
+#define EVQ_NSEC_PER_SEC 1000000000
 
 /* Internal registration flags, above the public EVQ_* ones. */
 #define EVQ_R_PUBLIC  0x00ffu

@@ -31,6 +31,8 @@ struct held {
 	struct evq_event *ev; /* kind 0 (no event has it): given back */
 };
 
+#define HELD_FIRST_CAP 16
+
 static pthread_key_t held_key;
 static int held_key_ok;
 static pthread_once_t held_once = PTHREAD_ONCE_INIT;
@@ -68,7 +70,7 @@ void evq__hold(struct evq *q, const struct evq_event *out, int n)
 			pthread_setspecific(held_key, h);
 	}
 	if (n > h->cap) {
-		int cap = n < 16 ? 16 : n;
+		int cap = n < HELD_FIRST_CAP ? HELD_FIRST_CAP : n;
 		struct evq_event *ev = malloc((size_t)cap * sizeof *ev);
 		if (!ev) {
 			h->serial = 0;

@@ -76,6 +76,11 @@
 #include "core/watch.h"
 
 #define WATCH_WORDS (FUTEX_WAITV_MAX - 1) /* one slot is the ctl word */
+#define WATCH_STACK (64 * 1024)  /* a watcher thread's stack: it only waits */
+#define THREADS_FIRST_CAP 4      /* a queue's first table of watcher threads */
+/* a watcher that saw a fault it cannot find again pauses this long (ns),
+ * so a word that keeps flickering costs at most one round a millisecond */
+#define FAULT_PAUSE_NS 1000000
 
 struct evq__watch_thread {
 	pthread_t tid;
@@ -189,7 +194,7 @@ static void check_faults(struct evq__watch_thread *t, uint32_t n)
 		/* mapped again meanwhile, or the bad word left the table:
 		 * X5 decides; a word that keeps flickering costs at most one
 		 * round a millisecond */
-		struct timespec ms = { 0, 1000000 };
+		struct timespec ms = { 0, FAULT_PAUSE_NS };
 		nanosleep(&ms, NULL);
 	}
 }
@@ -291,8 +296,8 @@ static int thread_start(struct evq__watch_thread **out)
 	sigfillset(&all);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 64 * 1024 > PTHREAD_STACK_MIN
-					 ? 64 * 1024 : PTHREAD_STACK_MIN);
+	pthread_attr_setstacksize(&attr, WATCH_STACK > PTHREAD_STACK_MIN
+					 ? WATCH_STACK : PTHREAD_STACK_MIN);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&t->tid, &attr, watch_main, t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -349,7 +354,7 @@ static int attach(struct evq *q, struct evq__watch_item *it)
 			t = w->thr[i]; /* nitems only changes under q->lock */
 	if (!t) {
 		if (w->nthr == w->cap) {
-			int cap = w->cap ? 2 * w->cap : 4;
+			int cap = w->cap ? 2 * w->cap : THREADS_FIRST_CAP;
 			void *p = realloc(w->thr, (size_t)cap * sizeof *w->thr);
 			if (!p) {
 				rc = -ENOMEM;

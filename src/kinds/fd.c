@@ -18,6 +18,8 @@
 /* File descriptors                                                     */
 /* ------------------------------------------------------------------ */
 
+#define FDMAP_FIRST 64 /* the fd map's first length */
+
 static int fdmap_reserve(struct evq *q, int fd)
 {
 	if ((uint32_t)fd < q->fdmap_len)
@@ -28,7 +30,7 @@ static int fdmap_reserve(struct evq *q, int fd)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)fd >= rl.rlim_cur && fcntl(fd, F_GETFD) < 0)
 		return -EBADF;
-	uint32_t len = q->fdmap_len ? q->fdmap_len : 64;
+	uint32_t len = q->fdmap_len ? q->fdmap_len : FDMAP_FIRST;
 	while (len <= (uint32_t)fd)
 		len *= 2;
 	int32_t *m = realloc(q->fdmap, len * sizeof *m);

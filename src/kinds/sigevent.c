@@ -250,8 +250,10 @@ static int entry_alloc(void)
 /* ------------------------------------------------------------------ */
 
 /* Reads the pending instances one by one (the top of the file says why),
- * at most 256 a call: a flood is picked up again next round, the signalfd
- * stays readable. */
+ * at most CARRIER_READ_MAX a call: a flood is picked up again next round,
+ * the signalfd stays readable. */
+#define CARRIER_READ_MAX 256
+
 static int carrier_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 			 struct evq_event *ev)
 {
@@ -259,7 +261,7 @@ static int carrier_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 	struct signalfd_siginfo si;
 	(void)q, (void)events, (void)ev;
 	pthread_once(&read_lock_once, read_lock_atfork);
-	for (int k = 0; k < 256; k++) {
+	for (int k = 0; k < CARRIER_READ_MAX; k++) {
 		pthread_mutex_lock(&read_lock);
 		ssize_t n = evq__read(c->fd, &si, sizeof si);
 		if (n == (ssize_t)sizeof si) {
@@ -419,7 +421,7 @@ static int sev_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	int signo = SIGRTMAX;
 	uintptr_t key = entry_key(e, sa->rnd);
 	atomic_store(&e->key, key);
-	atomic_store(&e->target, (uint64_t)evq__reg_tag(r) << 32 | r->idx);
+	atomic_store(&e->target, evq__sig_target(r));
 	atomic_store_explicit(&e->q, q, memory_order_release);
 
 	sigset_t set;

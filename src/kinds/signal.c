@@ -53,6 +53,11 @@ static int signo_ok(int signo)
 	return signo < SIGSYS || signo >= SIGRTMIN;
 }
 
+/* A ready signalfd is read SIG_READ_BATCH instances a read() and at most
+ * SIG_READ_ROUNDS reads a kernel round. */
+#define SIG_READ_BATCH 16
+#define SIG_READ_ROUNDS 16
+
 static int signal_arm(struct evq *q, struct evq__reg *r, enum evq__fd_op op)
 {
 	struct sig_reg *s = r->ext;
@@ -67,11 +72,11 @@ static int signal_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 			struct evq_event *ev)
 {
 	struct sig_reg *s = r->ext;
-	struct signalfd_siginfo si[16];
+	struct signalfd_siginfo si[SIG_READ_BATCH];
 	uint64_t count = 0;
 	uint32_t pid = 0, value = 0;
 	(void)events;
-	for (int round = 0; round < 16; round++) {
+	for (int round = 0; round < SIG_READ_ROUNDS; round++) {
 		ssize_t n = evq__read(s->fd, si, sizeof si);
 		if (n < (ssize_t)sizeof si[0])
 			break;
@@ -114,7 +119,7 @@ static int signal_mod(struct evq *q, struct evq__reg *r, uint32_t events,
 static void signal_del(struct evq *q, struct evq__reg *r)
 {
 	struct sig_reg *s = r->ext;
-	struct signalfd_siginfo si[16];
+	struct signalfd_siginfo si[SIG_READ_BATCH];
 	if (!s)
 		return;
 	(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
@@ -208,7 +213,7 @@ static int signal_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	sigaddset(&set, signo);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	s->was_blocked = sigismember(&old, signo);
-	s->target = (uint64_t)evq__reg_tag(r) << 32 | r->idx;
+	s->target = evq__sig_target(r);
 	evq__sig_publish(signo, q, s->target);
 	rc = s->takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
 	if (rc < 0) {

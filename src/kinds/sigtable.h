@@ -28,6 +28,13 @@ int evq__sig_owner(int signo);
 int evq__sig_claim(int signo, int owner);
 void evq__sig_release(int signo);
 
+/* What a handler posts to: r's slot and ctl tag in one word (the slot in
+ * the low half), published by a store the handler loads at once. */
+static inline uint64_t evq__sig_target(struct evq__reg *r)
+{
+	return (uint64_t)evq__reg_tag(r) << 32 | r->idx;
+}
+
 /* evq_add_signal's registration for signo, which the handler posts to
  * (target: slot idx | ctl tag << 32).  publish stores the target before
  * the queue, so a handler that sees q sees its target; q NULL unpublishes.

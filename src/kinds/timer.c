@@ -26,6 +26,8 @@
 
 #include "internal.h"
 
+#define HEAP_FIRST_CAP 64 /* a timer heap's first size */
+
 static const clockid_t clock_ids[EVQ_NCLOCKS] = {
 	CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME,
 };
@@ -42,7 +44,7 @@ int64_t evq__now(int ci)
 {
 	struct timespec ts;
 	clock_gettime(clock_ids[ci], &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)ts.tv_sec * EVQ_NSEC_PER_SEC + ts.tv_nsec;
 }
 
 /* ---- heap ---- */
@@ -87,7 +89,7 @@ static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 static int heap_reserve(struct evq__heap *h)
 {
 	if (h->n == h->cap) {
-		uint32_t cap = h->cap ? h->cap * 2 : 64;
+		uint32_t cap = h->cap ? h->cap * 2 : HEAP_FIRST_CAP;
 		struct evq__heap_entry *a = realloc(h->a, cap * sizeof *a);
 		if (!a)
 			return -ENOMEM;
@@ -177,8 +179,8 @@ static void rt_arm(struct evq *q)
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
 	if (want) {
 		int64_t at = want > 0 ? want : 1; /* before 1970: at once */
-		its.it_value.tv_sec = (time_t)(at / 1000000000);
-		its.it_value.tv_nsec = (long)(at % 1000000000);
+		its.it_value.tv_sec = (time_t)(at / EVQ_NSEC_PER_SEC);
+		its.it_value.tv_nsec = (long)(at % EVQ_NSEC_PER_SEC);
 	}
 	if (timerfd_settime(q->rt_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
 			    &its, NULL) == 0 || errno == ECANCELED)

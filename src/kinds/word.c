@@ -276,8 +276,8 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 	if (flags & EVQ_ABSTIME) {
 		if (timeout_ns < 0)
 			return -EINVAL;
-		ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-		ts.tv_nsec = (long)(timeout_ns % 1000000000);
+		ts.tv_sec = (time_t)(timeout_ns / EVQ_NSEC_PER_SEC);
+		ts.tv_nsec = (long)(timeout_ns % EVQ_NSEC_PER_SEC);
 		tsp = &ts;
 	} else if (timeout_ns >= 0) {
 		ts = evq__deadline(timeout_ns);
