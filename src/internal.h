@@ -213,6 +213,9 @@ struct evq__add {
 
 /* kinds/kinds.c: by kind number; [0] (a free slot) has no hooks. */
 extern const struct evq__kind *const evq__kinds[EVQ__NKINDS];
+/* drop for kinds whose ext starts with `int fd`, a kernel fd of their own
+ * (signalfd, pidfd): closes it and frees ext (kinds.c) */
+void evq__drop_fd_ext(struct evq *q, struct evq__add *a);
 
 struct evq {
 	const struct evq__backend *backend;

@@ -401,15 +401,22 @@ int evq__watch_arm(struct evq *q, struct evq__watch_item *it,
 	return 0;
 }
 
+/* O1: takes t->mu and makes it inactive; 1 if it was active. */
+static int deactivate(struct evq__watch_thread *t, struct evq__watch_item *it)
+{
+	pthread_mutex_lock(&t->mu);               /* O1 */
+	int was = it->active;
+	it->active = 0;
+	return was;
+}
+
 int evq__watch_idle(struct evq *q, struct evq__watch_item *it)
 {
 	(void)q;
 	struct evq__watch_thread *t = it->thr;
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&t->mu);               /* O1 */
-	int was = it->active;
-	it->active = 0;
+	int was = deactivate(t, it);
 	if (was)
 		ctl_bump(t);
 	pthread_mutex_unlock(&t->mu);
@@ -423,9 +430,7 @@ int evq__watch_detach(struct evq *q, struct evq__watch_item *it)
 	struct evq__watch_thread *t = it->thr;
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&t->mu);               /* O1 */
-	int was = it->active;
-	it->active = 0;
+	int was = deactivate(t, it);
 	int last = --t->nitems;
 	if (it->slot != last) {
 		t->items[it->slot] = t->items[last];
@@ -477,6 +482,19 @@ static int native(struct evq *q, struct evq__reg *r)
 	       (evq__kind_of(r)->caps & EVQ__KIND_NATIVE_WORDS);
 }
 
+/* A native item stops: the backend's record goes if it was active, or
+ * always (detach: an idle item may still have a record in the backend
+ * that points at it, and it is about to be freed). */
+static int native_stop(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
+		       int always)
+{
+	int was = it->active;
+	it->active = 0;
+	if ((was || always) && q->backend->word_disarm)
+		q->backend->word_disarm(q, r);
+	return was;
+}
+
 int evq__word_arm(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
 		  uint32_t expected, int oneshot)
 {
@@ -491,27 +509,15 @@ int evq__word_arm(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
 
 int evq__word_idle(struct evq *q, struct evq__reg *r, struct evq__watch_item *it)
 {
-	if (native(q, r)) {
-		int was = it->active;
-		it->active = 0;
-		if (was && q->backend->word_disarm)
-			q->backend->word_disarm(q, r);
-		return was;
-	}
+	if (native(q, r))
+		return native_stop(q, r, it, 0);
 	return evq__watch_idle(q, it);
 }
 
 int evq__word_detach(struct evq *q, struct evq__reg *r,
 		     struct evq__watch_item *it)
 {
-	if (native(q, r)) {
-		/* always: an idle item may still have a record in the backend
-		 * that points at it, and it is about to be freed */
-		int was = it->active;
-		it->active = 0;
-		if (q->backend->word_disarm)
-			q->backend->word_disarm(q, r);
-		return was;
-	}
+	if (native(q, r))
+		return native_stop(q, r, it, 1);
 	return evq__watch_detach(q, it);
 }

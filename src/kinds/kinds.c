@@ -5,7 +5,20 @@
  * in src/kinds/ defining `const struct evq__kind evq__kind_<name>`, and one
  * line in KINDS below (plus its public constant and API in include/evq.h).
  */
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "internal.h"
+
+/* The drop hook of kinds whose ext starts with a kernel fd of their own
+ * (signalfd, pidfd): close it, free ext. */
+void evq__drop_fd_ext(struct evq *q, struct evq__add *a)
+{
+	int *fd = a->ext; /* the first member */
+	(void)q;
+	close(*fd);
+	free(a->ext);
+}
 
 #define KINDS(X)                               \
 	X(EVQ_KIND_FD, fd)                     \

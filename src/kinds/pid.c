@@ -29,7 +29,7 @@
 #define PID_FLAGS (EVQ_NOREAP | EVQ_ONESHOT | EVQ_DISABLED)
 
 struct pid_reg {
-	int fd;      /* pidfd */
+	int fd;      /* pidfd; first: evq__drop_fd_ext */
 	int done;    /* the exit was reported */
 };
 
@@ -122,14 +122,6 @@ static int pid_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	return pid_arm(q, r, EVQ_FD_ADD);
 }
 
-static void pid_drop(struct evq *q, struct evq__add *a)
-{
-	struct pid_reg *p = a->ext;
-	(void)q;
-	close(p->fd);
-	free(p);
-}
-
 const struct evq__kind evq__kind_pid = {
 	.name = "pid",
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
@@ -138,7 +130,7 @@ const struct evq__kind evq__kind_pid = {
 	.mod = pid_mod,
 	.make = pid_make,
 	.start = pid_start,
-	.drop = pid_drop,
+	.drop = evq__drop_fd_ext,
 };
 
 int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)

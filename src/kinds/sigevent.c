@@ -91,8 +91,9 @@ static _Atomic uint32_t nentries;      /* atomic: readers bound-check */
 static int32_t free_head = -1;
 
 struct carrier {
+	int fd;                        /* signalfd for SIGRTMAX; first:
+					  evq__drop_fd_ext */
 	struct evq *q;
-	int fd;                        /* signalfd for SIGRTMAX */
 	struct carrier *next;
 };
 static struct carrier *carriers;
@@ -302,20 +303,12 @@ static int carrier_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	return evq__fd_ctl(q, r, EVQ_FD_ADD, c->fd, EVQ_READ, 0);
 }
 
-static void carrier_drop(struct evq *q, struct evq__add *a)
-{
-	struct carrier *c = a->ext;
-	(void)q;
-	close(c->fd);
-	free(c);
-}
-
 const struct evq__kind evq__kind_carrier = {
 	.name = "carrier",
 	.del = carrier_del,
 	.ready = carrier_ready,
 	.start = carrier_start,
-	.drop = carrier_drop,
+	.drop = evq__drop_fd_ext,
 };
 
 /* (q->lock, sig lock) Makes sure q watches the sigevent signal. */

@@ -28,7 +28,7 @@
 #include "kinds/sigtable.h"
 
 struct sig_reg {
-	int fd;               /* signalfd */
+	int fd;               /* signalfd; first: evq__drop_fd_ext */
 	int signo;
 	int was_blocked;      /* in the registering thread, before */
 	uint64_t target;      /* the table's target while it is ours */
@@ -225,14 +225,6 @@ static int signal_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	return rc;
 }
 
-static void signal_drop(struct evq *q, struct evq__add *a)
-{
-	struct sig_reg *s = a->ext;
-	(void)q;
-	close(s->fd);
-	free(s);
-}
-
 const struct evq__kind evq__kind_signal = {
 	.name = "signal",
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
@@ -246,7 +238,7 @@ const struct evq__kind evq__kind_signal = {
 	.unlock = evq__sig_unlock,
 	.prepare = signal_prepare,
 	.start = signal_start,
-	.drop = signal_drop,
+	.drop = evq__drop_fd_ext,
 };
 
 int64_t evq_add_signal(struct evq *q, int signo, uint64_t cookie)
