@@ -130,11 +130,9 @@ int evq__merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *e
 
 int evq_requeue(struct evq *q, const struct evq_event *ev)
 {
-	if (!q || !ev)
-		return -EINVAL;
-	if (evq__forked(q))
-		return -ECHILD;
-	int rc = unhold(q, ev);
+	int rc = ev ? evq__check(q) : -EINVAL;
+	if (rc == 0)
+		rc = unhold(q, ev);
 	if (rc < 0)
 		return rc;
 	lock(q);
