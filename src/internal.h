@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * internal.h - the queue's private state, shared by the core (evq.c,
- * timer.c) and the event-kind files (word.c, mask.c, ...).  Not installed.
+ * internal.h - the queue's private state, shared by the core (src/core/)
+ * and the event-kind files (src/kinds/), and the kind table's contract
+ * (struct evq__kind).  Not installed.
  *
  * Locking: q->lock protects every field of struct evq and of struct
  * evq__reg except those marked "atomic", which lock-free producers
@@ -17,7 +18,7 @@
  * itself while it harvests a kernel round (a kind's ready hook, io_uring's
  * word checks) go on a second stack, round_head, whose registrations are
  * linked at the front of the pending list: they are what the kernel
- * reported (evq.c, fairness rule F2).
+ * reported (core/wait.c, fairness rule F2).
  */
 #ifndef EVQ_INTERNAL_H
 #define EVQ_INTERNAL_H
@@ -244,13 +245,13 @@ struct evq {
 					  waiter's own kernel round (F2) */
 	_Atomic int sleepers;          /* threads inside backend->wait() */
 	_Atomic int wake_sent;         /* a wake() is on its way */
-	_Atomic int shut;              /* evq_shutdown() was called (evq.c,
+	_Atomic int shut;              /* evq_shutdown() was called (wait.c,
 					  "Shutdown") */
 	/* Many waiters: only the sleeper(s) whose timeout covers the nearest
 	 * timer wake for it; this is the earliest deadline (monotonic ns) a
 	 * sleeper covers, INT64_MAX if none. */
 	int64_t keeper_deadline;
-	/* Fairness (evq.c, F1/F2): the last evq_wait handed out pending
+	/* Fairness (wait.c, F1/F2): the last evq_wait handed out pending
 	 * events without asking the kernel, so the next one must ask. */
 	int kernel_owed;
 
@@ -351,7 +352,7 @@ void evq__nocancel_enter(void);
 void evq__nocancel_leave(void);
 
 /* AddressSanitizer builds: a cancellation cleanup handler runs over stale
- * stack redzones (evq.c, above round_cancelled).  Each handler calls
+ * stack redzones (wait.c, above round_cancelled).  Each handler calls
  * evq__asan_unstale() first; evq_wait notes the thread's stack before its
  * backend sleeps (evq__asan_stack_note).  Nothing in other builds. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -396,7 +397,7 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 }
 
 
-/* core (evq.c); "locked" ones need q->lock held */
+/* core (queue.c, post.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
 int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		     int32_t ident, struct evq__reg **out);   /* -> id; locked */

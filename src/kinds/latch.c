@@ -22,8 +22,8 @@
  *
  * evq_latch_set_many does LA1-LA2 for each latch and then the LA3s of up to
  * EVQ_WAKE_BATCH_MAX (64) latches together: through the process's wake
- * ring (backend_uring.c; one io_uring_enter of IORING_OP_FUTEX_WAKEs, all
- * issued before it returns) when at least batch_min of them need a wake,
+ * ring (evq__uring_wake_batch; one io_uring_enter of IORING_OP_FUTEX_WAKEs,
+ * all issued before it returns) when at least batch_min of them need a wake,
  * else, or when the ring is busy or missing, two per FUTEX_WAKE_OP.  Only
  * how LA3's wakes travel changes: each still follows its latch's LA2, so the
  * argument above holds as it is; model/latch.pml -DMANY checks it with two

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proc.c - process exits as events (evq_add_pid), through a pidfd.
+ * pid.c - process exits as events (evq_add_pid), through a pidfd.
  *
  * A pidfd names one process, not a number: once it is open, a recycled pid
  * cannot be mistaken for the process we watch.  It polls readable when the
