@@ -7,23 +7,23 @@
  *
  * state = times_set << 1 | set
  *   setter (evq_latch_set)               owner, sync (evq_latch_wait)
- *   (work++ first: the reason to wake)     R1 state &= ~1 (evq_latch_reset)
- *   L1 v = state; if set: done, no call    then take all work; stop when
- *   L2 CAS(state, v, (v + 2) | 1), else L1    all of it was taken
- *   L3 if waiters > 0: futex_wake(all)     A1 waiters++
- *                                          A2 v = state; if set: leave
- *                                          A3 futex_wait(state, v)
- *                                          A4 back to A2; waiters-- on leaving
- *   owner, -DQUEUE: the registration did A1 when armed; the watcher's
- *   check (W1) reads v = state and, if v != expected, sets expected = v
+ *   (work++ first: the reason to wake)      LR1 state &= ~1 (evq_latch_reset)
+ *   LA1 v = state; if set: done, no call        then take all work; stop when
+ *   LA2 CAS(state, v, (v + 2) | 1), else LA1    all of it was taken
+ *   LA3 if waiters > 0: futex_wake(all)     LW1 waiters++
+ *                                           LW2 v = state; if set: leave
+ *                                           LW3 futex_wait(state, v)
+ *                                           LW4 back to LW2; waiters-- on leaving
+ *   owner, -DQUEUE: the registration did LW1 when armed; the watcher's
+ *   check (LC1) reads v = state and, if v != expected, sets expected = v
  *   and posts an event when v is set; then futex_wait(state, expected).
  *   The owner waits for the event (the queue itself is model/queue.pml).
  *   -DMANY: each setter calls evq_latch_set_many over both latches: work
- *   for both first, then L1-L2 and L3's load of waiters for each latch in
+ *   for both first, then LA1-LA2 and LA3's load of waiters for each latch in
  *   turn, and only after all of them the wakes of the latches that need
  *   one - in any order (the wake ring issues them all in one
  *   io_uring_enter, FUTEX_WAKE_OP two at a time: either way after every
- *   L2 of the call, in an order the model leaves open).
+ *   LA2 of the call, in an order the model leaves open).
  *
  * Checked (safety, exhaustive): no latch set is missed - an owner never
  * sleeps forever after work was added to its latch (its sleep is not a
@@ -37,10 +37,10 @@
  *   NOCOUNT       (-DQUEUE) the state does not count sets: with a set bit
  *                 alone the watcher mistakes a set after a reset for the
  *                 set it already reported
- *   EARLYWAITERS  a setter loads waiters (L3) before its CAS (L2) - sync
+ *   EARLYWAITERS  a setter loads waiters (LA3) before its CAS (LA2) - sync
  *                 and queue owners both miss the set
  *   EARLYWAKE     (-DMANY) set_many wakes a latch (load waiters, wake)
- *                 after L1 saw it unset but before that latch's L2
+ *                 after LA1 saw it unset but before that latch's LA2
  *   SKIPLAST      (-DMANY) set_many leaves the last latch of its batch
  *                 unwoken (as if a pairing lost the odd one out)
  *
@@ -81,25 +81,25 @@ byte expected[NL];
 #define NEXT(v) (((v) + 2) | SETBIT)
 #endif
 
-/* L1, L2 (and L3's load) for latch l: need = a wake is due */
+/* LA1, LA2 (and LA3's load) for latch l: need = a wake is due */
 inline set_bit(l) {
 	need = false;
 	do
-	:: v = state[l];                                  /* L1 */
+	:: v = state[l];                                  /* LA1 */
 		if
 		:: v & SETBIT -> break
 		:: else -> skip
 		fi;
 #ifdef EARLYWAITERS
-		need = waiters[l] > 0;                    /* L3 first: wrong */
+		need = waiters[l] > 0;                    /* LA3 first: wrong */
 #endif
 #ifdef EARLYWAKE
-		if                                        /* L3 whole: wrong */
+		if                                        /* LA3 whole: wrong */
 		:: waiters[l] > 0 -> asleep[l] = false
 		:: else -> skip
 		fi;
 #endif
-		atomic {                                  /* L2 */
+		atomic {                                  /* LA2 */
 			if
 			:: state[l] == v -> state[l] = NEXT(v); set = true
 			:: else -> set = false
@@ -108,7 +108,7 @@ inline set_bit(l) {
 		if
 		:: set ->
 #ifndef EARLYWAITERS
-			need = waiters[l] > 0;            /* L3: load */
+			need = waiters[l] > 0;            /* LA3: load */
 #endif
 			break
 		:: else -> skip
@@ -123,7 +123,7 @@ active [NSET] proctype setter()
 	bool need, set;
 	work[0]++;
 	set_bit(0);
-	if                                                /* L3: wake */
+	if                                                /* LA3: wake */
 	:: need -> asleep[0] = false
 	:: else -> skip
 	fi
@@ -142,13 +142,13 @@ active [NSET] proctype setter()
 #ifndef EARLYWAKE
 		wake[l] = need
 #else
-		wake[l] = false           /* it woke before its L2 */
+		wake[l] = false           /* it woke before its LA2 */
 #endif
 	}
 #ifdef SKIPLAST
 	wake[NL - 1] = false;
 #endif
-	do                                                /* L3s, any order */
+	do                                                /* LA3s, any order */
 	:: wake[0] -> wake[0] = false; asleep[0] = false
 	:: wake[1] -> wake[1] = false; asleep[1] = false
 	:: else -> break
@@ -161,26 +161,26 @@ active [NL] proctype owner()
 {
 	byte v, me = _pid - NSET;
 	do
-	:: state[me] = state[me] & ~SETBIT;               /* R1 */
+	:: state[me] = state[me] & ~SETBIT;               /* LR1 */
 		taken[me] = work[me];
 		if
 		:: taken[me] == NSET -> break
 		:: else -> skip
 		fi;
-		waiters[me]++;                            /* A1 */
+		waiters[me]++;                            /* LW1 */
 		do
-		:: v = state[me];                         /* A2 */
+		:: v = state[me];                         /* LW2 */
 			if
 			:: v & SETBIT -> break
 			:: else -> skip
 			fi;
-			atomic {                          /* A3 */
+			atomic {                          /* LW3 */
 				if
 				:: state[me] == v -> asleep[me] = true
 				:: else -> skip
 				fi
 			};
-			!asleep[me]                       /* A4 */
+			!asleep[me]                       /* LW4 */
 		od;
 		waiters[me]--
 	od
@@ -190,7 +190,7 @@ active [NL] proctype owner()
 {
 	byte me = _pid - NSET;
 	do
-	:: state[me] = state[me] & ~SETBIT;               /* R1 */
+	:: state[me] = state[me] & ~SETBIT;               /* LR1 */
 		taken[me] = work[me];
 		if
 		:: taken[me] == NSET -> break
@@ -204,12 +204,12 @@ active [NL] proctype watcher()
 {
 	byte v, me = _pid - NSET - NL;
 	atomic {                                          /* arm */
-		waiters[me]++;                            /* A1 */
+		waiters[me]++;                            /* LW1 */
 		v = state[me];
 		expected[me] = (v & SETBIT -> v ^ SETBIT : v)
 	};
 	do
-	:: v = state[me];                                 /* W1 */
+	:: v = state[me];                                 /* LC1 */
 		if
 		:: v != expected[me] ->
 			expected[me] = v;

@@ -6,14 +6,14 @@
  * of the kernel futex and futex_waitv.
  *
  *   waker (NCHG times)    owner (q->lock held)       watcher thread
- *   K1 word = i           O1 lock mu; change the     X1 lock mu
- *   K2 futex_wake(1)         item; ctl++; unlock     X2 after a wake: for the
+ *   WO1 word = i          O1 lock mu; change the     X1 lock mu
+ *   WO2 futex_wake(1)        item; ctl++; unlock     X2 after a wake: for the
  *                         O2 futex_wake(ctl)            word of the last vector,
  *   other waiter          O3 detach only: wait for      if no item wants it
  *   v = word; until v ==     acked >= ctl of O1;        now, futex_wake(1) on
  *   NCHG: futex_wait(v)      then, if an event is    X3 watched item: v = word;
  *                            still undelivered, pass    v != expected: post v
- *                            one wake on (D1,           (seen = v), expected = v
+ *                            one wake on (WD1,          (seen = v), expected = v
  *                            word_del); the item and    (-DONESHOT: go idle)
  *                            (after evq_del) the     X4 c = ctl; vector = ctl
  *                            word may be freed          (+ word if watched);
@@ -43,7 +43,7 @@
  *     it - its owner received the latest value, or it still holds that
  *     value as an undelivered event; a wake taken by a registration that
  *     is idle, deleted, or deleted before delivering its event is passed
- *     on (X2, D1).  An owner waiting for events sleeps on only once it has
+ *     on (X2, WD1).  An owner waiting for events sleeps on only once it has
  *     received the latest value (or the last wake-one went to the other
  *     waiter, as in (1)).  With -DWAKEALL: the other waiter never sleeps
  *     on, and a waiting owner has the latest value;
@@ -53,7 +53,7 @@
  *
  * Teeth (each must make pan find an error; make model runs them):
  *   NOPASS     no X2 pass-on
- *   NODELPASS  no pass-on in word_del (D1)
+ *   NODELPASS  no pass-on in word_del (WD1)
  *   LATECTL    the watcher reads ctl (X4) after releasing the mutex
  *   NOO3       detach does not wait for the watcher's ack (O3)
  *   NOCOMPARE  X5 queues on the word without comparing it (as if the
@@ -102,7 +102,7 @@ bool owner_waiting;     /* the owner sleeps in evq_wait for it */
 /* the kernel: each sleeper's queued and woken entries */
 byte qd[NP];
 byte wk[NP];
-bool wto;               /* the last K2 went to the other waiter while the
+bool wto;               /* the last WO2 went to the other waiter while the
 			 * watcher was queued on the word */
 
 inline lock() { atomic { !mu -> mu = true } }
@@ -123,9 +123,9 @@ active proctype waker()
 	byte i = 1;
 	do
 	:: i <= NCHG ->
-		word = i;                                 /* K1 */
+		word = i;                                 /* WO1 */
 #ifdef WAKEALL
-		atomic {                                  /* K2, n = all */
+		atomic {                                  /* WO2, n = all */
 			if
 			:: qd[0] & WORD -> qd[0] = qd[0] & ~WORD; wk[0] = wk[0] | WORD
 			:: else -> skip
@@ -136,7 +136,7 @@ active proctype waker()
 			fi
 		};
 #else
-		atomic {                                  /* K2, n = 1 */
+		atomic {                                  /* WO2, n = 1 */
 			wto = false;
 			if
 			:: qd[0] & WORD -> qd[0] = qd[0] & ~WORD; wk[0] = wk[0] | WORD
@@ -211,7 +211,7 @@ end_wait:	atomic { pending -> pending = false; dv = seen;
 	detached = true;
 #ifndef NODELPASS
 	if
-	:: pending -> wake1(WORD)        /* D1 word_del: pass one wake on */
+	:: pending -> wake1(WORD)        /* WD1 word_del: pass one wake on */
 	:: else -> skip
 	fi;
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * internal.h - the queue's private state, shared by the core (evq.c,
- * timer.c) and the event-kind files (word.c, mask.c, ...).  Not installed.
+ * internal.h - the queue's private state, shared by the core (src/core/)
+ * and the event-kind files (src/kinds/), and the kind table's contract
+ * (struct evq__kind).  Not installed.
  *
  * Locking: q->lock protects every field of struct evq and of struct
  * evq__reg except those marked "atomic", which lock-free producers
@@ -17,7 +18,7 @@
  * itself while it harvests a kernel round (a kind's ready hook, io_uring's
  * word checks) go on a second stack, round_head, whose registrations are
  * linked at the front of the pending list: they are what the kernel
- * reported (evq.c, fairness rule F2).
+ * reported (core/wait.c, fairness rule F2).
  */
 #ifndef EVQ_INTERNAL_H
 #define EVQ_INTERNAL_H
@@ -57,12 +58,12 @@
 #define EVQ_BATCH_MAX 512
 #define EVQ_BATCH_DEFAULT 256
 #define EVQ_NCLOCKS 3 /* MONOTONIC, REALTIME, BOOTTIME */
+#define EVQ_NSEC_PER_SEC 1000000000
 
 /* Internal registration flags, above the public EVQ_* ones. */
 #define EVQ_R_PUBLIC  0x00ffu
 #define EVQ_R_ALWAYS  0x0100u /* fd the kernel cannot watch: always ready */
 #define EVQ_R_DEFUNCT 0x0200u /* fd closed (number reused): silent */
-#define EVQ_R_FIRED   0x0400u /* one-shot timer has expired */
 #define EVQ_R_ZOMBIE  0x0800u /* deleted while on the post stack */
 #define EVQ_R_SPENT   0x1000u /* oneshot fired: disabled until evq_mod */
 
@@ -102,7 +103,6 @@ struct evq__reg {
 	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
 	uint64_t dev, ino;
 
-	const struct evq__kind_ops *ops; /* NULL for fd, timer, user */
 	void *ext;              /* kind-specific state (words, masks, ...) */
 };
 _Static_assert(sizeof(struct evq__reg) <= 128, "a registration fits in 128 bytes");
@@ -119,8 +119,16 @@ struct evq__heap {
 	uint32_t n, cap;
 };
 
-/* Hooks an event-kind file gives the core; any may be NULL. */
-struct evq__kind_ops {
+/* An event kind: one per file in src/kinds/, each defining one
+ * `const struct evq__kind evq__kind_<name>`, and one line in the table
+ * evq__kinds[] (kinds/kinds.c) that the core looks it up in by the kind
+ * number in a registration's state word (evq__kind_of).  Any hook may be
+ * NULL. */
+struct evq__add;
+struct evq__kind {
+	const char *name;
+	uint32_t mod_flags;     /* the flags evq_mod() accepts */
+	uint32_t caps;          /* EVQ__KIND_* below */
 	/* A post was drained: fold count/bits into r->pend_data (and
 	 * r->pend_events).  Default: bits ? pend_data |= bits
 	 *                                  : pend_data += count. */
@@ -147,9 +155,68 @@ struct evq__kind_ops {
 	 * drop it (e.g. nothing to read after all). */
 	int (*ready)(struct evq *q, struct evq__reg *r, uint32_t events,
 		     struct evq_event *ev);
-	/* Flags changed through evq_mod() (under q->lock). */
-	int (*mod)(struct evq *q, struct evq__reg *r, uint32_t old_flags);
+	/* evq_mod() (under q->lock): the core checked flags against
+	 * mod_flags (and events == 0 unless EVQ__KIND_EVENTS) and set them;
+	 * old_flags are the flags before.  On failure the core restores the
+	 * mod_flags bits of r->flags. */
+	int (*mod)(struct evq *q, struct evq__reg *r, uint32_t events,
+		   uint32_t old_flags);
+	/* Folds an event taken but not handed out (evq_requeue, or harvested
+	 * by a cancelled waiter) back into r's pending occurrence.  Default:
+	 * counts add, events OR. */
+	void (*merge)(struct evq__reg *r, const struct evq_event *ev);
+
+	/* Adding (evq__reg_add, in this order; see there): make: check the
+	 * arguments and create a->ext, outside q->lock, cleaning up itself
+	 * on failure; lock/unlock: a second lock held after q->lock while
+	 * the registration is made (the signal table's); prepare: under the
+	 * locks, before a slot is taken, may refuse; start: r is made, with
+	 * r->ext = a->ext: watch, arm, publish - on failure it undoes its own
+	 * work; drop: frees a->ext after any failure (under the locks;
+	 * NULL: free()). */
+	int (*make)(struct evq *q, struct evq__add *a);
+	void (*lock)(void);
+	void (*unlock)(void);
+	int (*prepare)(struct evq *q, struct evq__add *a);
+	int (*start)(struct evq *q, struct evq__reg *r, struct evq__add *a);
+	void (*drop)(struct evq *q, struct evq__add *a);
 };
+
+/* What an evq_add_* hands evq__reg_add (core/queue.c): the registration's
+ * first fields, the kind's state (ext: evq__reg_add consumes it - the
+ * registration's on success, the kind's drop hook frees it on failure),
+ * and the kind's own arguments for its hooks (arg). */
+struct evq__add {
+	int kind;               /* EVQ_KIND_* */
+	uint32_t flags;
+	uint64_t cookie;
+	int32_t ident;
+	uint32_t events;        /* r->events */
+	void *ext;
+	void *arg;
+};
+
+/* caps: */
+/* evq_mod() passes `events` to the mod hook (fds), else they must be 0 */
+#define EVQ__KIND_EVENTS       0x1u
+/* a kernel report and a record given back that is still pending make one
+ * event, not two in one batch (fds: readiness ORs) */
+#define EVQ__KIND_READY_MERGES 0x2u
+/* its words may wait natively in the backend (backend->word_arm); a kind
+ * without it stays on the watcher threads (core/watch.c) */
+#define EVQ__KIND_NATIVE_WORDS 0x4u
+
+/* A hidden kind no public constant names: the registration through which a
+ * queue watches evq_sigevent()'s signal (kinds/sigevent.c).  Its events
+ * are never delivered. */
+#define EVQ__KIND_CARRIER 63
+#define EVQ__NKINDS 64
+
+/* kinds/kinds.c: by kind number; [0] (a free slot) has no hooks. */
+extern const struct evq__kind *const evq__kinds[EVQ__NKINDS];
+/* drop for kinds whose ext starts with `int fd`, a kernel fd of their own
+ * (signalfd, pidfd): closes it and frees ext (kinds.c) */
+void evq__drop_fd_ext(struct evq *q, struct evq__add *a);
 
 struct evq {
 	const struct evq__backend *backend;
@@ -178,13 +245,13 @@ struct evq {
 					  waiter's own kernel round (F2) */
 	_Atomic int sleepers;          /* threads inside backend->wait() */
 	_Atomic int wake_sent;         /* a wake() is on its way */
-	_Atomic int shut;              /* evq_shutdown() was called (evq.c,
+	_Atomic int shut;              /* evq_shutdown() was called (wait.c,
 					  "Shutdown") */
 	/* Many waiters: only the sleeper(s) whose timeout covers the nearest
 	 * timer wake for it; this is the earliest deadline (monotonic ns) a
 	 * sleeper covers, INT64_MAX if none. */
 	int64_t keeper_deadline;
-	/* Fairness (evq.c, F1/F2): the last evq_wait handed out pending
+	/* Fairness (wait.c, F1/F2): the last evq_wait handed out pending
 	 * events without asking the kernel, so the next one must ask. */
 	int kernel_owed;
 
@@ -197,6 +264,10 @@ struct evq {
 	 * TFD_TIMER_CANCEL_ON_SET so a clock step wakes the waiter (timer.c) */
 	int rt_fd;                     /* -1 until a REALTIME timer exists */
 	int64_t rt_armed;              /* deadline it is armed for, 0 none */
+
+	/* the futex watcher threads of this queue's words (core/watch.c),
+	 * NULL while it watches none */
+	struct evq__watch *watch;
 };
 
 /* backend token of the REALTIME timerfd: no slot has this index */
@@ -244,10 +315,27 @@ static inline uint32_t evq__reg_gen(uint64_t state)
 }
 static inline uint32_t evq__reg_kind(uint64_t state) { return state & 0xff; }
 
+/* r's kind (a free slot's has no hooks).  q->lock held, or r's state
+ * otherwise stable. */
+static inline const struct evq__kind *evq__kind_of(const struct evq__reg *r)
+{
+	return evq__kinds[evq__reg_kind(atomic_load_explicit(&r->state,
+							      memory_order_relaxed))];
+}
+
 /* A backend token: the full generation and the slot, as the id. */
 static inline uint64_t evq__token(uint64_t state, uint32_t idx)
 {
 	return (uint64_t)evq__reg_gen(state) << 32 | idx;
+}
+
+/* q->backend->fd_ctl for an fd registration r watches (its own fd, or a
+ * signalfd or pidfd of its kind's), with r's token.  locked */
+static inline int evq__fd_ctl(struct evq *q, struct evq__reg *r, enum evq__fd_op op,
+			      int fd, uint32_t events, uint32_t flags)
+{
+	return q->backend->fd_ctl(q, op, fd, events, flags,
+				  evq__token(atomic_load(&r->state), r->idx));
 }
 
 /* q->lock.  Cancellation is disabled while a thread holds it: the locked
@@ -264,7 +352,7 @@ void evq__nocancel_enter(void);
 void evq__nocancel_leave(void);
 
 /* AddressSanitizer builds: a cancellation cleanup handler runs over stale
- * stack redzones (evq.c, above round_cancelled).  Each handler calls
+ * stack redzones (wait.c, above round_cancelled).  Each handler calls
  * evq__asan_unstale() first; evq_wait notes the thread's stack before its
  * backend sleeps (evq__asan_stack_note).  Nothing in other builds. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -309,16 +397,23 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 }
 
 
-/* core (evq.c); "locked" ones need q->lock held */
+/* core (queue.c, post.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
-int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
-		 uint32_t flags, uint64_t cookie, int32_t ident,
-		 struct evq__reg **out);   /* -> id; locked */
+int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, struct evq__reg **out);   /* -> id; locked */
+/* Adds a registration of kind `kind` (every evq_add_*): evq__check, the
+ * kind's make (arg: the kind's own arguments), q->lock (and the kind's
+ * lock), then evq__reg_add_locked.  -> id or -errno. */
+int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, void *arg);
+/* The kind's prepare, a slot, r->ext = a->ext, the kind's start; on
+ * failure the slot goes again and the kind's drop (default: free) frees
+ * a->ext.  locked */
+int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a);
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
  * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
 int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out);
-uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r);
 int64_t evq__reg_id(struct evq *q, struct evq__reg *r);
 void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
 void evq__link(struct evq *q, struct evq__reg *r, int list); /* locked */
@@ -364,10 +459,7 @@ void evq__hold(struct evq *q, const struct evq_event *out, int n); /* requeue.c 
 /* Folds an event taken but not handed out back into r (requeue.c); 1 if
  * it linked r (the caller kicks). */
 int evq__merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *ev);
-/* fds (kinds/fd.c) */
-int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags);
-void evq__fd_del(struct evq *q, struct evq__reg *r);
-/* Level-triggered regular files ready again after a kernel round. */
+/* fds (kinds/fd.c): level-triggered regular files ready again after a kernel round. */
 void evq__fd_again(struct evq *q);
 
 /* Lock-free: record `count` occurrences (and whatever the caller stored in
@@ -378,6 +470,11 @@ int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count);
 /* The ctl tag: the generation's low 24 bits (all that fit beside the count);
  * a post through a tag 2^24 generations old is the only confusion left. */
 static inline uint32_t evq__ctl_tag(uint32_t gen) { return gen & 0xffffffu; }
+/* r's ctl tag now: what a producer posting to r keeps (kinds' start hooks) */
+static inline uint32_t evq__reg_tag(struct evq__reg *r)
+{
+	return evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
+}
 
 /* Test hook (tests/ids.c): the next registration made in free slot idx gets
  * generation gen.  For a queue no other thread uses.  Locked or quiet. */

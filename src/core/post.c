@@ -126,8 +126,9 @@ int evq__posts_waiting(struct evq *q)
 
 static void fold(struct evq *q, struct evq__reg *r, uint64_t count, uint64_t bits)
 {
-	if (r->ops && r->ops->posted)
-		r->ops->posted(q, r, count, bits);
+	const struct evq__kind *k = evq__kind_of(r);
+	if (k->posted)
+		k->posted(q, r, count, bits);
 	else if (bits)
 		r->pend_data |= bits;
 	else

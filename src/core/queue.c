@@ -186,12 +186,18 @@ static void destroy(struct evq *q)
 	} else {
 		lock(q);
 	}
+	/* The fd map goes first: fds need no EVQ_FD_DEL each (kinds/fd.c),
+	 * their kernel registrations go with the backend. */
+	free(q->fdmap);
+	q->fdmap = NULL;
+	q->fdmap_len = 0;
 	uint32_t n = atomic_load(&q->nslots);
 	for (uint32_t i = 0; i < n; i++) {
 		struct evq__reg *r = evq__slot(q, i);
-		if (evq__reg_kind(atomic_load(&r->state)) != 0 && r->ops && r->ops->del) {
+		const struct evq__kind *k = evq__kind_of(r);
+		if (k->del) {
 			evq__take_post(q, r, 0); /* as evq_del: del sees every occurrence */
-			r->ops->del(q, r);
+			k->del(q, r);
 		}
 	}
 	evq__timer_fini(q);
@@ -202,7 +208,6 @@ static void destroy(struct evq *q)
 		free(atomic_load(&q->chunk[c]));  /* NULL beyond the last one */
 	for (int i = 0; i < EVQ_NCLOCKS; i++)
 		free(q->heap[i].a);
-	free(q->fdmap);
 	if (!child)
 		pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -216,12 +221,6 @@ const char *evq_backend_name(const struct evq *q)
 /* ------------------------------------------------------------------ */
 /* Registration slots                                                   */
 /* ------------------------------------------------------------------ */
-
-uint32_t evq__reg_idx(struct evq *q, struct evq__reg *r)
-{
-	(void)q;
-	return r->idx;
-}
 
 /* id = generation << 32 | slot (internal.h): the state word's generation
  * half with the kind replaced by the index. */
@@ -289,9 +288,8 @@ static int grow_slots(struct evq *q)
 	return 0;
 }
 
-int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
-		 uint32_t flags, uint64_t cookie, int32_t ident,
-		 struct evq__reg **out)
+int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, struct evq__reg **out)
 {
 	if (q->free_head < 0) {
 		int rc = grow_slots(q);
@@ -318,13 +316,62 @@ int64_t evq__reg_new(struct evq *q, int kind, const struct evq__kind_ops *ops,
 	r->heap_pos = -1;
 	r->deadline = r->interval = 0;
 	r->dev = r->ino = 0;
-	r->ops = ops;
 	r->ext = NULL;
 	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT | (uint32_t)kind,
 			      memory_order_release);
 	q->nlive++;
 	*out = r;
 	return evq__reg_id(q, r);
+}
+
+/* The one way every kind adds a registration.  Failure after make leaves
+ * nothing behind: start undid its own work, the slot is freed (its del
+ * hook sees r->ext == NULL) and drop frees a->ext. */
+int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a)
+{
+	const struct evq__kind *k = evq__kinds[a->kind];
+	struct evq__reg *r = NULL;
+	int64_t id = k->prepare ? k->prepare(q, a) : 0;
+	if (id >= 0)
+		id = evq__reg_new(q, a->kind, a->flags, a->cookie, a->ident, &r);
+	if (id >= 0) {
+		r->events = a->events;
+		r->ext = a->ext;
+		int rc = k->start ? k->start(q, r, a) : 0;
+		if (rc < 0) {
+			r->ext = NULL;
+			evq__reg_free(q, r);
+			id = rc;
+		}
+	}
+	if (id < 0 && a->ext) {
+		if (k->drop)
+			k->drop(q, a);
+		else
+			free(a->ext);
+	}
+	return id;
+}
+
+int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
+		     int32_t ident, void *arg)
+{
+	const struct evq__kind *k = evq__kinds[kind];
+	struct evq__add a = { .kind = kind, .flags = flags, .cookie = cookie,
+			      .ident = ident, .arg = arg };
+	int rc = evq__check(q);
+	if (rc == 0 && k->make)
+		rc = k->make(q, &a);
+	if (rc < 0)
+		return rc;
+	lock(q);
+	if (k->lock)
+		k->lock();
+	int64_t id = evq__reg_add_locked(q, &a);
+	if (k->unlock)
+		k->unlock();
+	unlock(q);
+	return id;
 }
 
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id)
@@ -354,8 +401,9 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 {
 	/* fold undelivered posts so the kind's del hook sees them all */
 	evq__take_post(q, r, 0);
-	if (r->ops && r->ops->del)
-		r->ops->del(q, r);
+	const struct evq__kind *k = evq__kind_of(r);
+	if (k->del)
+		k->del(q, r);
 	evq__unlink(q, r);
 	evq__timer_disarm(q, r);
 	/* EVQ_GEN_MAX + 1 = EVQ_GEN_RETIRED: evq__slot_recycle() retires the slot */
@@ -371,7 +419,6 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 	r->pend_data = 0;
 	r->pend_events = 0;
 	r->ext = NULL;
-	r->ops = NULL;
 	q->nlive--;
 	if (n & EVQ_CTL_QUEUED)
 		r->flags = EVQ_R_ZOMBIE; /* still on the post stack */
@@ -383,43 +430,36 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 /* Changing and removing                                                */
 /* ------------------------------------------------------------------ */
 
+/* The kind checks events (EVQ__KIND_EVENTS: fds) in its mod hook; every
+ * other kind takes none. */
+static int mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
+{
+	const struct evq__kind *k = evq__kind_of(r);
+	if ((events != 0 && !(k->caps & EVQ__KIND_EVENTS)) || (flags & ~k->mod_flags))
+		return -EINVAL;
+	uint32_t old = r->flags, mine = k->mod_flags | EVQ_R_SPENT;
+	r->flags = (r->flags & ~mine) | flags;
+	int rc = k->mod ? k->mod(q, r, events, old) : 0;
+	if (rc < 0) {
+		/* the hook may have set flags of its own (EVQ_R_DEFUNCT) */
+		r->flags = (r->flags & ~mine) | (old & mine);
+		return rc;
+	}
+	if (r->flags & EVQ_DISABLED)
+		evq__unlink(q, r); /* occurrences stay parked in pend_data */
+	else
+		evq__make_pending_kick(q, r);
+	return 0;
+}
+
 int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags)
 {
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
 	lock(q);
-	int rc = -ENOENT;
 	struct evq__reg *r = evq__reg_get(q, id);
-	if (!r)
-		goto out;
-	if (evq__reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD) {
-		rc = evq__fd_mod(q, r, events, flags);
-		/* a requeued record waits while disabled, as other kinds' do */
-		if (rc == 0 && (r->flags & EVQ_DISABLED))
-			evq__unlink(q, r);
-		else if (rc == 0)
-			evq__make_pending_kick(q, r);
-		goto out;
-	}
-	rc = -EINVAL;
-	if (events != 0 || (flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
-		goto out;
-	uint32_t old = r->flags;
-	r->flags = (r->flags & ~(EVQ_ONESHOT | EVQ_DISABLED | EVQ_R_SPENT)) | flags;
-	rc = 0;
-	if (r->ops && r->ops->mod) {
-		rc = r->ops->mod(q, r, old);
-		if (rc < 0) {
-			r->flags = old;
-			goto out;
-		}
-	}
-	if (r->flags & EVQ_DISABLED)
-		evq__unlink(q, r); /* occurrences stay parked in pend_data */
-	else
-		evq__make_pending_kick(q, r);
-out:
+	int rc = r ? mod(q, r, events, flags) : -ENOENT;
 	unlock(q);
 	return rc;
 }
@@ -431,11 +471,8 @@ int evq_del(struct evq *q, int64_t id)
 		return ck;
 	lock(q);
 	struct evq__reg *r = evq__reg_get(q, id);
-	if (r) {
-		if (evq__reg_kind(atomic_load(&r->state)) == EVQ_KIND_FD)
-			evq__fd_del(q, r);
+	if (r)
 		evq__reg_free(q, r);
-	}
 	unlock(q);
 	return r ? 0 : -ENOENT;
 }

@@ -31,6 +31,8 @@ struct held {
 	struct evq_event *ev; /* kind 0 (no event has it): given back */
 };
 
+#define HELD_FIRST_CAP 16
+
 static pthread_key_t held_key;
 static int held_key_ok;
 static pthread_once_t held_once = PTHREAD_ONCE_INIT;
@@ -68,7 +70,7 @@ void evq__hold(struct evq *q, const struct evq_event *out, int n)
 			pthread_setspecific(held_key, h);
 	}
 	if (n > h->cap) {
-		int cap = n < 16 ? 16 : n;
+		int cap = n < HELD_FIRST_CAP ? HELD_FIRST_CAP : n;
 		struct evq_event *ev = malloc((size_t)cap * sizeof *ev);
 		if (!ev) {
 			h->serial = 0;
@@ -104,28 +106,18 @@ static int unhold(struct evq *q, const struct evq_event *ev)
 
 /* Folds an event that was taken but not handed out (given back by
  * evq_requeue, or harvested by a waiter cancelled before it could return
- * it) into r's pending occurrence: counts add, bits and readiness OR, a
- * signal's newest sender and value stay the newest.  Returns 1 if it
- * linked r (the caller kicks a sleeper).  Locked. */
+ * it) into r's pending occurrence, as r's kind says (default: counts add,
+ * bits and readiness OR).  Returns 1 if it linked r (the caller kicks a
+ * sleeper).  Locked. */
 int evq__merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *ev)
 {
-	if (ev->kind == EVQ_KIND_MASK) {
-		r->pend_data |= ev->data;
-	} else if (ev->kind == EVQ_KIND_WORD) {
-		r->pend_data = ev->data;
-	} else if (ev->kind == EVQ_KIND_SIGNAL) {
-		/* data: count in the low half (add, saturating), the newest
-		 * value in the high half; events: the newest sender */
-		uint64_t c = (r->pend_data & 0xffffffffu) + (ev->data & 0xffffffffu);
-		uint64_t hi = r->pend_data ? r->pend_data >> 32 : ev->data >> 32;
-		r->pend_data = hi << 32 | (c > 0xffffffffu ? 0xffffffffu : c);
-		if (!r->pend_events)
-			r->pend_events = ev->events;
+	const struct evq__kind *k = evq__kind_of(r);
+	if (k->merge) {
+		k->merge(r, ev);
 	} else {
 		r->pend_data += ev->data;
-	}
-	if (ev->kind != EVQ_KIND_SIGNAL)
 		r->pend_events |= ev->events;
+	}
 	/* A fired oneshot gives its event back too; one the caller disabled
 	 * keeps it parked until enabled. */
 	if (r->list == EVQ_LIST_NONE &&
@@ -138,11 +130,9 @@ int evq__merge_back(struct evq *q, struct evq__reg *r, const struct evq_event *e
 
 int evq_requeue(struct evq *q, const struct evq_event *ev)
 {
-	if (!q || !ev)
-		return -EINVAL;
-	if (evq__forked(q))
-		return -ECHILD;
-	int rc = unhold(q, ev);
+	int rc = ev ? evq__check(q) : -EINVAL;
+	if (rc == 0)
+		rc = unhold(q, ev);
 	if (rc < 0)
 		return rc;
 	lock(q);

@@ -104,7 +104,8 @@ static inline int deliver_pending(struct evq *q, struct evq_event *out, int max)
 	while (n < max && q->pend_head >= 0) {
 		struct evq__reg *r = evq__slot(q, (uint32_t)q->pend_head);
 		evq__unlink(q, r);
-		if (r->ops && r->ops->claim && !r->ops->claim(q, r))
+		const struct evq__kind *k = evq__kind_of(r);
+		if (k->claim && !k->claim(q, r))
 			continue; /* nothing after all (a semaphore's token
 				     went elsewhere) */
 		fill(q, &out[n++], r, r->pend_events, r->pend_data);
@@ -118,8 +119,8 @@ static inline int deliver_pending(struct evq *q, struct evq_event *out, int max)
 			evq__link(q, r, EVQ_LIST_AGAIN);
 		else
 			r->pend_events = 0;
-		if (r->ops && r->ops->delivered)
-			r->ops->delivered(q, r);
+		if (k->delivered)
+			k->delivered(q, r);
 	}
 	return n;
 }
@@ -160,7 +161,8 @@ static inline int take_ready(struct evq *q, const struct evq__ready *rd,
 	if (!e)
 		return 0;
 	fill(q, ev, r, e, 0);
-	return !(r->ops && r->ops->ready && !r->ops->ready(q, r, e, ev));
+	const struct evq__kind *k = evq__kind_of(r);
+	return !(k->ready && !k->ready(q, r, e, ev));
 }
 
 static int harvest(struct evq *q, const struct evq__ready *ready, int k,
@@ -171,9 +173,10 @@ static int harvest(struct evq *q, const struct evq__ready *ready, int k,
 		if (!take_ready(q, &ready[i], &out[n]))
 			continue;
 		struct evq__reg *r = evq__slot(q, (uint32_t)ready[i].token);
-		if (r->list == EVQ_LIST_PENDING && !r->ops) {
-			/* an fd record given back (evq_requeue) is pending:
-			 * one record for both, not two in this batch */
+		if (r->list == EVQ_LIST_PENDING &&
+		    (evq__kind_of(r)->caps & EVQ__KIND_READY_MERGES)) {
+			/* a record given back (evq_requeue) is pending: one
+			 * record for both, not two in this batch (fds) */
 			out[n].events |= r->pend_events;
 			r->pend_events = 0;
 			evq__unlink(q, r);

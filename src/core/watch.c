@@ -31,7 +31,7 @@
  * the word's memory is touched again; a wake that X5 took for a detached or
  * idle word is handed on to another waiter of that word (X2), so no waiter
  * loses a wake-up to a watcher that no longer wanted it.
- * model/word.pml checks X2, D1 and O3 (once detach returned the watcher
+ * model/word.pml checks X2, WD1 and O3 (once detach returned the watcher
  * neither reads the item or the word nor stays queued on it) with a word
  * that changes twice and is re-armed; model/sem.pml the same thread for a
  * semaphore (X2 matters there with one token).
@@ -76,6 +76,11 @@
 #include "core/watch.h"
 
 #define WATCH_WORDS (FUTEX_WAITV_MAX - 1) /* one slot is the ctl word */
+#define WATCH_STACK (64 * 1024)  /* a watcher thread's stack: it only waits */
+#define THREADS_FIRST_CAP 4      /* a queue's first table of watcher threads */
+/* a watcher that saw a fault it cannot find again pauses this long (ns),
+ * so a word that keeps flickering costs at most one round a millisecond */
+#define FAULT_PAUSE_NS 1000000
 
 struct evq__watch_thread {
 	pthread_t tid;
@@ -91,59 +96,28 @@ struct evq__watch_thread {
 	struct evq__watch_item *vitem[FUTEX_WAITV_MAX];
 };
 
-/* The watchers of one queue.  Guarded by q->lock (every caller holds it);
- * the registry list itself by registry_mu.  struct evq has no field for
- * it, so the registry maps queue -> watchers. */
+/* The watchers of one queue (q->watch), guarded by q->lock (every caller
+ * holds it).  A forked child never reaches them: an inherited queue may
+ * only be freed, and its kinds' del hooks skip the watcher there (its
+ * threads are the parent's), so the child's copy is left as it is. */
 struct evq__watch {
-	struct evq *q;
-	struct evq__watch *next;
 	struct evq__watch_thread **thr;
 	int nthr, cap;
 	int nitems;
-	unsigned fork_gen;  /* evq__fork_gen when made: threads of a parent
-			       process do not exist in a forked child */
 };
-
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct evq__watch *registry;
 
 static struct evq__watch *watch_find(struct evq *q, int create)
 {
-	struct evq__watch *w, **p;
-	unsigned gen = atomic_load(&evq__fork_gen);
-	pthread_mutex_lock(&registry_mu);
-	for (p = &registry; (w = *p) != NULL;) {
-		if (w->fork_gen != gen) {
-			/* inherited through fork(): its threads are the
-			 * parent's; forget it (a new queue may reuse q) */
-			*p = w->next;
-			continue;
-		}
-		if (w->q == q)
-			break;
-		p = &w->next;
-	}
-	if (!w && create && (w = calloc(1, sizeof *w)) != NULL) {
-		w->q = q;
-		w->fork_gen = gen;
-		w->next = registry;
-		registry = w;
-	}
-	pthread_mutex_unlock(&registry_mu);
-	return w;
+	if (!q->watch && create)
+		q->watch = calloc(1, sizeof *q->watch);
+	return q->watch;
 }
 
-static void watch_forget(struct evq__watch *w)
+static void watch_forget(struct evq *q)
 {
-	pthread_mutex_lock(&registry_mu);
-	for (struct evq__watch **p = &registry; *p; p = &(*p)->next)
-		if (*p == w) {
-			*p = w->next;
-			break;
-		}
-	pthread_mutex_unlock(&registry_mu);
-	free(w->thr);
-	free(w);
+	free(q->watch->thr);
+	free(q->watch);
+	q->watch = NULL;
 }
 
 /* Is it still in t's table and active?  (mu held) */
@@ -220,7 +194,7 @@ static void check_faults(struct evq__watch_thread *t, uint32_t n)
 		/* mapped again meanwhile, or the bad word left the table:
 		 * X5 decides; a word that keeps flickering costs at most one
 		 * round a millisecond */
-		struct timespec ms = { 0, 1000000 };
+		struct timespec ms = { 0, FAULT_PAUSE_NS };
 		nanosleep(&ms, NULL);
 	}
 }
@@ -322,8 +296,8 @@ static int thread_start(struct evq__watch_thread **out)
 	sigfillset(&all);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 64 * 1024 > PTHREAD_STACK_MIN
-					 ? 64 * 1024 : PTHREAD_STACK_MIN);
+	pthread_attr_setstacksize(&attr, WATCH_STACK > PTHREAD_STACK_MIN
+					 ? WATCH_STACK : PTHREAD_STACK_MIN);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&t->tid, &attr, watch_main, t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -380,7 +354,7 @@ static int attach(struct evq *q, struct evq__watch_item *it)
 			t = w->thr[i]; /* nitems only changes under q->lock */
 	if (!t) {
 		if (w->nthr == w->cap) {
-			int cap = w->cap ? 2 * w->cap : 4;
+			int cap = w->cap ? 2 * w->cap : THREADS_FIRST_CAP;
 			void *p = realloc(w->thr, (size_t)cap * sizeof *w->thr);
 			if (!p) {
 				rc = -ENOMEM;
@@ -403,7 +377,7 @@ static int attach(struct evq *q, struct evq__watch_item *it)
 	return 0;
 fail:
 	if (w->nitems == 0 && w->nthr == 0)
-		watch_forget(w); /* frees w */
+		watch_forget(q); /* frees w */
 	return rc;
 }
 
@@ -427,15 +401,22 @@ int evq__watch_arm(struct evq *q, struct evq__watch_item *it,
 	return 0;
 }
 
+/* O1: takes t->mu and makes it inactive; 1 if it was active. */
+static int deactivate(struct evq__watch_thread *t, struct evq__watch_item *it)
+{
+	pthread_mutex_lock(&t->mu);               /* O1 */
+	int was = it->active;
+	it->active = 0;
+	return was;
+}
+
 int evq__watch_idle(struct evq *q, struct evq__watch_item *it)
 {
 	(void)q;
 	struct evq__watch_thread *t = it->thr;
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&t->mu);               /* O1 */
-	int was = it->active;
-	it->active = 0;
+	int was = deactivate(t, it);
 	if (was)
 		ctl_bump(t);
 	pthread_mutex_unlock(&t->mu);
@@ -449,9 +430,7 @@ int evq__watch_detach(struct evq *q, struct evq__watch_item *it)
 	struct evq__watch_thread *t = it->thr;
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&t->mu);               /* O1 */
-	int was = it->active;
-	it->active = 0;
+	int was = deactivate(t, it);
 	int last = --t->nitems;
 	if (it->slot != last) {
 		t->items[it->slot] = t->items[last];
@@ -470,7 +449,7 @@ int evq__watch_detach(struct evq *q, struct evq__watch_item *it)
 		/* the queue watches nothing more: stop its threads */
 		for (int i = 0; i < w->nthr; i++)
 			thread_stop(w->thr[i]);
-		watch_forget(w);
+		watch_forget(q);
 	}
 	return was;
 }
@@ -492,14 +471,28 @@ int evq__word_probe(const uint32_t *addr, uint32_t likely, int shared)
 	return rc == -EFAULT ? -EFAULT : 0;
 }
 
-/* Native backend or watcher.  Semaphores stay on the watcher even where the
- * backend waits natively: a wake their watch takes while no thread is
- * inside evq_wait() must be passed on at once (sem.c Q4), and a ring
- * request's completion is looked at only inside a wait(). */
+/* Native backend or watcher: as the kind says (EVQ__KIND_NATIVE_WORDS).
+ * Semaphores stay on the watcher even where the backend waits natively: a
+ * wake their watch takes while no thread is inside evq_wait() must be
+ * passed on at once (sem.c Q4), and a ring request's completion is looked
+ * at only inside a wait(). */
 static int native(struct evq *q, struct evq__reg *r)
 {
 	return q->backend->word_arm &&
-	       evq__reg_kind(atomic_load(&r->state)) != EVQ_KIND_SEM;
+	       (evq__kind_of(r)->caps & EVQ__KIND_NATIVE_WORDS);
+}
+
+/* A native item stops: the backend's record goes if it was active, or
+ * always (detach: an idle item may still have a record in the backend
+ * that points at it, and it is about to be freed). */
+static int native_stop(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
+		       int always)
+{
+	int was = it->active;
+	it->active = 0;
+	if ((was || always) && q->backend->word_disarm)
+		q->backend->word_disarm(q, r);
+	return was;
 }
 
 int evq__word_arm(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
@@ -516,27 +509,15 @@ int evq__word_arm(struct evq *q, struct evq__reg *r, struct evq__watch_item *it,
 
 int evq__word_idle(struct evq *q, struct evq__reg *r, struct evq__watch_item *it)
 {
-	if (native(q, r)) {
-		int was = it->active;
-		it->active = 0;
-		if (was && q->backend->word_disarm)
-			q->backend->word_disarm(q, r);
-		return was;
-	}
+	if (native(q, r))
+		return native_stop(q, r, it, 0);
 	return evq__watch_idle(q, it);
 }
 
 int evq__word_detach(struct evq *q, struct evq__reg *r,
 		     struct evq__watch_item *it)
 {
-	if (native(q, r)) {
-		/* always: an idle item may still have a record in the backend
-		 * that points at it, and it is about to be freed */
-		int was = it->active;
-		it->active = 0;
-		if (q->backend->word_disarm)
-			q->backend->word_disarm(q, r);
-		return was;
-	}
+	if (native(q, r))
+		return native_stop(q, r, it, 1);
 	return evq__watch_detach(q, it);
 }

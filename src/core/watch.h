@@ -40,6 +40,17 @@ struct evq__watch_item {
 	uint32_t arm_ctl;   /* (mu) thr's ctl value of the last arm */
 };
 
+/* The owner's part of an item, before its first arm. */
+static inline void evq__watch_init(struct evq__watch_item *it, uint32_t *addr,
+				   int shared,
+				   int (*check)(struct evq__watch_item *, int))
+{
+	it->addr = addr;
+	it->shared = shared;
+	it->check = check;
+	it->slot = -1;
+}
+
 /* check()'s woken argument when a futex call on the word failed with
  * -EFAULT (its page is unmapped, or a shared file was truncated under it):
  * the registration is broken, not the queue. */

@@ -14,12 +14,11 @@
 
 #include "internal.h"
 
-static void lock(struct evq *q) { evq__lock(q); }
-static void unlock(struct evq *q) { evq__unlock(q); }
-
 /* ------------------------------------------------------------------ */
 /* File descriptors                                                     */
 /* ------------------------------------------------------------------ */
+
+#define FDMAP_FIRST 64 /* the fd map's first length */
 
 static int fdmap_reserve(struct evq *q, int fd)
 {
@@ -31,7 +30,7 @@ static int fdmap_reserve(struct evq *q, int fd)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)fd >= rl.rlim_cur && fcntl(fd, F_GETFD) < 0)
 		return -EBADF;
-	uint32_t len = q->fdmap_len ? q->fdmap_len : 64;
+	uint32_t len = q->fdmap_len ? q->fdmap_len : FDMAP_FIRST;
 	while (len <= (uint32_t)fd)
 		len *= 2;
 	int32_t *m = realloc(q->fdmap, len * sizeof *m);
@@ -59,102 +58,114 @@ static void fd_defunct(struct evq *q, struct evq__reg *r)
 #define FD_ALWAYS_EVENTS (EVQ_READ | EVQ_WRITE)
 #define FD_FLAGS (EVQ_EDGE | EVQ_ONESHOT | EVQ_DISABLED)
 
-int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
-	       uint64_t cookie)
+/* arg: the events asked for */
+static int fd_make(struct evq *q, struct evq__add *a)
 {
-	struct evq__reg *r;
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (fd < 0)
+	(void)q;
+	a->events = *(const uint32_t *)a->arg;
+	if (a->ident < 0)
 		return -EBADF;
-	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+	if ((a->events & ~FD_EVENTS) || (a->flags & ~FD_FLAGS))
 		return -EINVAL;
-	lock(q);
-	int64_t rc = fdmap_reserve(q, fd);
-	if (rc < 0)
-		goto out;
-	int64_t id = evq__reg_new(q, EVQ_KIND_FD, NULL, flags, cookie, fd, &r);
-	if (id < 0) {
-		rc = id;
-		goto out;
+	return 0;
+}
+
+static int fd_prepare(struct evq *q, struct evq__add *a)
+{
+	return fdmap_reserve(q, a->ident);
+}
+
+/* A regular file or directory, which epoll refuses: always ready, unless
+ * the fd's number is registered for the same file already. */
+static int fd_always(struct evq *q, struct evq__reg *r, int32_t old)
+{
+	struct stat sb;
+	if (fstat(r->ident, &sb) < 0)
+		return -errno;
+	if (old >= 0) {
+		struct evq__reg *o = evq__slot(q, (uint32_t)old);
+		if ((o->flags & EVQ_R_ALWAYS) && !(o->flags & EVQ_R_DEFUNCT) &&
+		    o->dev == (uint64_t)sb.st_dev && o->ino == (uint64_t)sb.st_ino)
+			return -EEXIST;
 	}
-	r->events = events;
+	r->flags |= EVQ_R_ALWAYS;
+	r->dev = (uint64_t)sb.st_dev;
+	r->ino = (uint64_t)sb.st_ino;
+	r->pend_events = r->events & FD_ALWAYS_EVENTS;
+	evq__make_pending_kick(q, r);
+	return 0;
+}
+
+static int fd_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	int fd = r->ident;
 	int32_t old = q->fdmap[fd];
-	rc = q->backend->fd_ctl(q, EVQ_FD_ADD, fd, events, flags,
-				evq__token(atomic_load(&r->state), r->idx));
-	if (rc == -EPERM) {
-		/* A regular file or directory: always ready (epoll refuses it). */
-		struct stat sb;
-		if (fstat(fd, &sb) < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		if (old >= 0) {
-			struct evq__reg *o = evq__slot(q, (uint32_t)old);
-			if ((o->flags & EVQ_R_ALWAYS) && !(o->flags & EVQ_R_DEFUNCT) &&
-			    o->dev == (uint64_t)sb.st_dev && o->ino == (uint64_t)sb.st_ino) {
-				rc = -EEXIST;
-				goto fail;
-			}
-		}
-		r->flags |= EVQ_R_ALWAYS;
-		r->dev = (uint64_t)sb.st_dev;
-		r->ino = (uint64_t)sb.st_ino;
-		r->pend_events = events & FD_ALWAYS_EVENTS;
-		evq__make_pending_kick(q, r);
-	} else if (rc < 0) {
-		goto fail;
-	}
+	int rc = evq__fd_ctl(q, r, EVQ_FD_ADD, fd, r->events, a->flags);
+	if (rc == -EPERM)
+		rc = fd_always(q, r, old);
+	if (rc < 0)
+		return rc;
 	if (old >= 0)
 		fd_defunct(q, evq__slot(q, (uint32_t)old));
 	q->fdmap[fd] = (int32_t)r->idx;
-	rc = id;
-	goto out;
-fail:
-	evq__reg_free(q, r);
-out:
-	unlock(q);
-	return rc;
+	return 0;
 }
 
-int evq__fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
+int64_t evq_add_fd(struct evq *q, int fd, uint32_t events, uint32_t flags,
+	       uint64_t cookie)
 {
-	if ((events & ~FD_EVENTS) || (flags & ~FD_FLAGS))
+	return evq__reg_add(q, EVQ_KIND_FD, flags, cookie, fd, &events);
+}
+
+/* evq_mod(): the core checked and set the flags (FD_FLAGS). */
+static int fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t old_flags)
+{
+	(void)old_flags;
+	if (events & ~FD_EVENTS)
 		return -EINVAL;
 	if (r->flags & EVQ_R_DEFUNCT)
 		return -EBADF;
 	if (r->flags & EVQ_R_ALWAYS) {
-		r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 		r->events = events;
 		evq__unlink(q, r);
 		r->pend_events = events & FD_ALWAYS_EVENTS;
 		evq__make_pending_kick(q, r);
 		return 0;
 	}
-	int rc = q->backend->fd_ctl(q, EVQ_FD_MOD, r->ident, events, flags,
-				    evq__token(atomic_load(&r->state), r->idx));
+	int rc = evq__fd_ctl(q, r, EVQ_FD_MOD, r->ident, events, r->flags & EVQ_R_PUBLIC);
 	if (rc == -ENOENT || rc == -EBADF) {
 		fd_defunct(q, r);
 		return -EBADF;
 	}
 	if (rc < 0)
 		return rc;
-	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 	r->events = events;
 	return 0;
 }
 
-void evq__fd_del(struct evq *q, struct evq__reg *r)
+static void fd_del(struct evq *q, struct evq__reg *r)
 {
 	int fd = r->ident;
-	if (q->fdmap[fd] != (int32_t)r->idx)
-		return; /* defunct: the number belongs to someone else */
+	/* defunct: the number belongs to someone else; or the queue is being
+	 * freed and has dropped its fd map (core/queue.c destroy) */
+	if ((uint32_t)fd >= q->fdmap_len || q->fdmap[fd] != (int32_t)r->idx)
+		return;
 	q->fdmap[fd] = -1;
 	if (!(r->flags & (EVQ_R_ALWAYS | EVQ_R_DEFUNCT)))
 		/* ENOENT/EBADF: the file was closed, and epoll forgot it then */
 		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, fd, 0, 0, 0);
 }
+
+const struct evq__kind evq__kind_fd = {
+	.name = "fd",
+	.mod_flags = FD_FLAGS,
+	.caps = EVQ__KIND_EVENTS | EVQ__KIND_READY_MERGES,
+	.del = fd_del,
+	.mod = fd_mod,
+	.make = fd_make,
+	.prepare = fd_prepare,
+	.start = fd_start,
+};
 
 
 /* Level-triggered regular files come back once per kernel round.  The kernel

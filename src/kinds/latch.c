@@ -9,36 +9,36 @@
  * same as before the reset, so no set is mistaken for an older one.
  *
  * Protocol (model/latch.pml; every access is seq_cst):
- *   setter (evq_latch_set)            waiter (evq_latch_wait, or a queue)
- *   L1 v = state; if set: done        A1 waiters++
- *      (no system call)               A2 v = state; if set: done
- *   L2 CAS(v, (v + 2) | 1)            A3 futex_wait(state, v): sleeps only
- *   L3 if waiters > 0:                   while state == v (kernel checks)
- *      futex_wake(state, all)         A4 go to A2; waiters-- when leaving
- * No set missed: A1 precedes A3's check and L2 precedes L3's load, so A3
- * sees the new state or L3 sees the waiter and wakes it.
- * The owner resets (R1: state &= ~1) without any wake: nobody waits for a
+ *   setter (evq_latch_set)             waiter (evq_latch_wait, or a queue)
+ *   LA1 v = state; if set: done        LW1 waiters++
+ *       (no system call)               LW2 v = state; if set: done
+ *   LA2 CAS(v, (v + 2) | 1)            LW3 futex_wait(state, v): sleeps only
+ *   LA3 if waiters > 0:                    while state == v (kernel checks)
+ *       futex_wake(state, all)         LW4 go to LW2; waiters-- when leaving
+ * No set missed: LW1 precedes LW3's check and LA2 precedes LA3's load, so
+ * LW3 sees the new state or LA3 sees the waiter and wakes it.
+ * The owner resets (LR1: state &= ~1) without any wake: nobody waits for a
  * latch to become unset.
  *
- * evq_latch_set_many does L1-L2 for each latch and then the L3s of up to
+ * evq_latch_set_many does LA1-LA2 for each latch and then the LA3s of up to
  * EVQ_WAKE_BATCH_MAX (64) latches together: through the process's wake
- * ring (backend_uring.c; one io_uring_enter of IORING_OP_FUTEX_WAKEs, all
- * issued before it returns) when at least batch_min of them need a wake,
+ * ring (evq__uring_wake_batch; one io_uring_enter of IORING_OP_FUTEX_WAKEs,
+ * all issued before it returns) when at least batch_min of them need a wake,
  * else, or when the ring is busy or missing, two per FUTEX_WAKE_OP.  Only
- * how L3's wakes travel changes: each still follows its latch's L2, so the
+ * how LA3's wakes travel changes: each still follows its latch's LA2, so the
  * argument above holds as it is; model/latch.pml -DMANY checks it with two
  * latches and their wakes after all the sets, in any order (teeth
- * EARLYWAKE: a wake before its latch's L2; SKIPLAST: a latch not woken).
+ * EARLYWAKE: a wake before its latch's LA2; SKIPLAST: a latch not woken).
  *
- * A queue registration keeps A1 for as long as it is armed; its watcher
- * check() is A2 with "done" replaced by "post an event, then expect the
- * state just seen": the next event needs another L2.
+ * A queue registration keeps LW1 for as long as it is armed; its watcher
+ * check() is LW2 with "done" replaced by "post an event, then expect the
+ * state just seen": the next event needs another LA2.
  *
  * Hostile memory: every state is a valid state, but a latch in shared
  * memory may have its magic or flags overwritten.  Direct calls return
  * -EINVAL, evq_latch_wait also when that happens while it sleeps; a queue
  * registration posts one EVQ_ERR event and goes idle until evq_mod()
- * enables it again (G1, latch_check and latch_arm), which looks again.
+ * enables it again (LG1, latch_check and latch_arm), which looks again.
  * When the kernel cannot read the state (futex -EFAULT) the registration
  * reports the same way and touches the memory no more until a probe says
  * it is back.
@@ -86,20 +86,20 @@ int evq_latch_init(struct evq_latch *l, uint32_t flags)
 	return 0;
 }
 
-/* L1, L2; l is valid.  Returns 1 if the caller must do L3 (wake). */
+/* LA1, LA2; l is valid.  Returns 1 if the caller must do LA3 (wake). */
 static int set_bit(struct evq_latch *l)
 {
 	uint32_t v = evq__ld(&l->state), nv;
 	do {
 		if (v & SET)
-			return 0;                         /* L1 */
+			return 0;                         /* LA1 */
 		/* count the set; the count skips 0 when it wraps, so a latch
 		 * that was ever set never reads 0 again (wake_two relies on it) */
 		nv = (v + 2) | SET;
 		if (nv == SET)
 			nv = 2 | SET;
-	} while (!evq__cas(&l->state, &v, nv));            /* L2 */
-	return evq__ld(&l->waiters) > 0;                   /* L3 */
+	} while (!evq__cas(&l->state, &v, nv));            /* LA2 */
+	return evq__ld(&l->waiters) > 0;                   /* LA3 */
 }
 
 int evq_latch_set(struct evq_latch *l)
@@ -107,11 +107,11 @@ int evq_latch_set(struct evq_latch *l)
 	if (!latch_ok(l))
 		return -EINVAL;
 	if (set_bit(l))
-		evq__futex_wake(&l->state, INT_MAX, shared(l));   /* L3 */
+		evq__futex_wake(&l->state, INT_MAX, shared(l));   /* LA3 */
 	return 0;
 }
 
-/* L3 for two latches in one system call: FUTEX_WAKE_OP wakes a's waiters,
+/* LA3 for two latches in one system call: FUTEX_WAKE_OP wakes a's waiters,
  * applies "OR 0" (no change) to b's word and, since b was set (its word is
  * never 0 again, even if reset meanwhile), wakes b's waiters too.  Both
  * must have the same sharing. */
@@ -151,7 +151,7 @@ void evq__latch_batch_min(int min)
 	atomic_store(&batch_min, min < 0 ? BATCH_MIN_DEFAULT : min);
 }
 
-/* L3 for k latch words (k <= EVQ_WAKE_BATCH_MAX; bit i of shm: w[i] is
+/* LA3 for k latch words (k <= EVQ_WAKE_BATCH_MAX; bit i of shm: w[i] is
  * shared): all in one io_uring_enter when there are enough of them and the
  * wake ring is free, else in pairs of the same sharing. */
 static void wake_words(uint32_t *const *w, uint64_t shm, int k)
@@ -167,7 +167,7 @@ static void wake_words(uint32_t *const *w, uint64_t shm, int k)
 			held = w[i];
 			held_sh = sh;
 		} else if (sh == held_sh && w[i] != held) {
-			wake_two(held, w[i], sh);                 /* L3 x 2 */
+			wake_two(held, w[i], sh);                 /* LA3 x 2 */
 			held = NULL;
 		} else {
 			evq__futex_wake(held, INT_MAX, held_sh);
@@ -176,7 +176,7 @@ static void wake_words(uint32_t *const *w, uint64_t shm, int k)
 		}
 	}
 	if (held)
-		evq__futex_wake(held, INT_MAX, held_sh);   /* L3 */
+		evq__futex_wake(held, INT_MAX, held_sh);   /* LA3 */
 }
 
 int evq_latch_set_many(struct evq_latch *const *latches, int n)
@@ -186,7 +186,7 @@ int evq_latch_set_many(struct evq_latch *const *latches, int n)
 	for (int i = 0; i < n; i++)
 		if (!latch_ok(latches[i]))
 			return -EINVAL;
-	/* L2 for each; the L3s of up to EVQ_WAKE_BATCH_MAX latches go
+	/* LA2 for each; the LA3s of up to EVQ_WAKE_BATCH_MAX latches go
 	 * together (no malloc: this may run in a signal handler) */
 	uint32_t *w[EVQ_WAKE_BATCH_MAX];
 	uint64_t shm = 0;
@@ -199,13 +199,13 @@ int evq_latch_set_many(struct evq_latch *const *latches, int n)
 			shm |= 1ull << k;
 		w[k++] = &l->state;
 		if (k == EVQ_WAKE_BATCH_MAX) {
-			wake_words(w, shm, k);            /* L3 x k */
+			wake_words(w, shm, k);            /* LA3 x k */
 			k = 0;
 			shm = 0;
 		}
 	}
 	if (k)
-		wake_words(w, shm, k);                    /* L3 x k */
+		wake_words(w, shm, k);                    /* LA3 x k */
 	return 0;
 }
 
@@ -213,7 +213,7 @@ int evq_latch_reset(struct evq_latch *l)
 {
 	if (!latch_ok(l))
 		return -EINVAL;
-	evq__and(&l->state, ~SET);                         /* R1 */
+	evq__and(&l->state, ~SET);                         /* LR1 */
 	return 0;
 }
 
@@ -224,7 +224,7 @@ int evq_latch_is_set(const struct evq_latch *l)
 	return (int)(evq__ld(&l->state) & SET);
 }
 
-/* A2-A4 until the latch is set, garbage, the deadline or a signal. */
+/* LW2-LW4 until the latch is set, garbage, the deadline or a signal. */
 static int latch_sleep(struct evq_latch *l, int sh, const struct timespec *dlp)
 {
 	int rc = 0;
@@ -233,26 +233,26 @@ static int latch_sleep(struct evq_latch *l, int sh, const struct timespec *dlp)
 			rc = -EINVAL; /* garbage written while we slept */
 			break;
 		}
-		uint32_t v = evq__ld(&l->state);           /* A2 */
+		uint32_t v = evq__ld(&l->state);           /* LW2 */
 		if (v & SET) {
 			rc = 0;
 			break;
 		}
 		if (rc < 0)
 			break; /* timed out or interrupted, and still unset */
-		int w = evq__futex_wait_cancel(&l->state, v, dlp, sh); /* A3 */
+		int w = evq__futex_wait_cancel(&l->state, v, dlp, sh); /* LW3 */
 		if (w < 0 && w != -EAGAIN)
-			rc = w; /* A4: check once more, then give up */
+			rc = w; /* LW4: check once more, then give up */
 	}
 	return rc;
 }
 
-/* Cancelled in A3: leave as A4 does (a set wakes every waiter: there is
+/* Cancelled in LW3: leave as LW4 does (a set wakes every waiter: there is
  * no wake to pass on). */
 static void latch_cancelled(void *arg)
 {
 	struct evq_latch *l = arg;
-	evq__sub(&l->waiters, 1);                          /* A4 */
+	evq__sub(&l->waiters, 1);                          /* LW4 */
 }
 
 static int latch_sleep_cancellable(struct evq_latch *l, int sh,
@@ -280,9 +280,9 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 		dl = evq__deadline(timeout_ns);
 		dlp = &dl;
 	}
-	evq__add(&l->waiters, 1);                          /* A1 */
+	evq__add(&l->waiters, 1);                          /* LW1 */
 	int rc = latch_sleep_cancellable(l, shared(l), dlp);
-	evq__sub(&l->waiters, 1);                          /* A4 */
+	evq__sub(&l->waiters, 1);                          /* LW4 */
 	return rc;
 }
 
@@ -296,11 +296,11 @@ struct latch_reg {
 	struct evq__reg *r;
 	uint32_t tag;
 	struct evq_latch *l;
-	int waiting;              /* (q->lock) counted in l->waiters (A1) */
+	int waiting;              /* (q->lock) counted in l->waiters (LW1) */
 	_Atomic int fault;        /* enum evq__fault: reported, idle until evq_mod */
 };
 
-/* G1: the latch is garbage or unreadable: post one EVQ_ERR event; the
+/* LG1: the latch is garbage or unreadable: post one EVQ_ERR event; the
  * caller goes idle until evq_mod() enables the registration again. */
 static void latch_report(struct latch_reg *lr, int fault)
 {
@@ -308,7 +308,7 @@ static void latch_report(struct latch_reg *lr, int fault)
 	evq__watch_report(lr->q, lr->r, lr->tag);
 }
 
-/* W1 of model/latch.pml, in the watcher thread (watch.c X3) or a native
+/* LC1 of model/latch.pml, in the watcher thread (watch.c X3) or a native
  * backend's completion. */
 static int latch_check(struct evq__watch_item *it, int woken)
 {
@@ -323,7 +323,7 @@ static int latch_check(struct evq__watch_item *it, int woken)
 	}
 	uint32_t v = evq__ld(&lr->l->state);
 	if (v == it->expected)
-		return 1;                                 /* A3 again */
+		return 1;                                 /* LW3 again */
 	it->expected = v;
 	if (v & SET) {
 		evq__post(lr->q, lr->r, lr->tag, 1);
@@ -334,7 +334,7 @@ static int latch_check(struct evq__watch_item *it, int woken)
 }
 
 /* One event per set; sets while one is pending coalesce.  bits: EVQ_ERR
- * (G1), merged with a set still pending. */
+ * (LG1), merged with a set still pending. */
 static void latch_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 			 uint64_t bits)
 {
@@ -345,8 +345,8 @@ static void latch_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 		r->pend_events |= EVQ_ERR;
 }
 
-/* A1, then watch; a latch set now fires at once.  Memory found bad now is
- * reported (G1) instead of watched.  q->lock held. */
+/* LW1, then watch; a latch set now fires at once.  Memory found bad now is
+ * reported (LG1) instead of watched.  q->lock held. */
 static int latch_arm(struct evq *q, struct evq__reg *r, struct latch_reg *lr)
 {
 	int was = atomic_load(&lr->fault), fault = EVQ_FAULT_NONE;
@@ -362,7 +362,7 @@ static int latch_arm(struct evq *q, struct evq__reg *r, struct latch_reg *lr)
 	}
 	atomic_store(&lr->fault, EVQ_FAULT_NONE);
 	if (!lr->waiting || was != EVQ_FAULT_NONE) {
-		/* A1; again after a fault, as whoever repaired the latch may
+		/* LW1; again after a fault, as whoever repaired the latch may
 		 * have zeroed waiters: one count too many only costs setters
 		 * a wake nobody needs, one too few would lose sets */
 		evq__add(&lr->l->waiters, 1);
@@ -386,7 +386,7 @@ static void latch_stop(struct evq *q, struct evq__reg *r, struct latch_reg *lr,
 	else
 		evq__word_idle(q, r, &lr->it);
 	if (lr->waiting) {
-		/* A4, unless the memory is gone: then the count stays one
+		/* LW4, unless the memory is gone: then the count stays one
 		 * too high, which costs setters a wake nobody needs */
 		if (atomic_load(&lr->fault) != EVQ_FAULT_UNREADABLE)
 			evq__sub(&lr->l->waiters, 1);
@@ -394,10 +394,11 @@ static void latch_stop(struct evq *q, struct evq__reg *r, struct latch_reg *lr,
 	}
 }
 
-static int latch_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int latch_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		     uint32_t old_flags)
 {
 	struct latch_reg *lr = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	if (r->flags & EVQ_DISABLED) {
 		latch_stop(q, r, lr, 0);
 		return 0;
@@ -416,45 +417,47 @@ static void latch_del(struct evq *q, struct evq__reg *r)
 	free(lr);
 }
 
-static const struct evq__kind_ops latch_ops = {
+static int latch_make(struct evq *q, struct evq__add *a)
+{
+	struct evq_latch *l = a->arg;
+	if (!latch_ok(l) || (a->flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
+		return -EINVAL;
+	struct latch_reg *lr = calloc(1, sizeof *lr);
+	if (!lr)
+		return -ENOMEM;
+	evq__watch_init(&lr->it, &l->state, shared(l), latch_check);
+	lr->q = q;
+	lr->l = l;
+	a->ext = lr;
+	return 0;
+}
+
+static int latch_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct latch_reg *lr = r->ext;
+	(void)a;
+	lr->r = r;
+	lr->tag = evq__reg_tag(r);
+	/* EVQ_DISABLED: registered, watching nothing until evq_mod() */
+	int rc = (r->flags & EVQ_DISABLED) ? 0 : latch_arm(q, r, lr);
+	if (rc < 0)
+		latch_stop(q, r, lr, 1);
+	return rc;
+}
+
+const struct evq__kind evq__kind_latch = {
+	.name = "latch",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.caps = EVQ__KIND_NATIVE_WORDS,
 	.posted = latch_posted,
 	.del = latch_del,
 	.mod = latch_mod,
+	.make = latch_make,
+	.start = latch_start,
 };
 
 int64_t evq_add_latch(struct evq *q, struct evq_latch *l, uint32_t flags,
 		      uint64_t cookie)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!latch_ok(l) || (flags & ~(EVQ_ONESHOT | EVQ_DISABLED)))
-		return -EINVAL;
-	struct latch_reg *lr = calloc(1, sizeof *lr);
-	if (!lr)
-		return -ENOMEM;
-	lr->it.addr = &l->state;
-	lr->it.shared = shared(l);
-	lr->it.check = latch_check;
-	lr->it.slot = -1;
-	lr->q = q;
-	lr->l = l;
-
-	evq__lock(q);
-	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_LATCH, &latch_ops, flags, cookie, -1, &r);
-	if (id < 0) {
-		evq__unlock(q);
-		free(lr);
-		return id;
-	}
-	lr->r = r;
-	lr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
-	r->ext = lr;
-	/* EVQ_DISABLED: registered, watching nothing until evq_mod() */
-	int rc = (flags & EVQ_DISABLED) ? 0 : latch_arm(q, r, lr);
-	if (rc < 0)
-		evq__reg_free(q, r);
-	evq__unlock(q);
-	return rc < 0 ? rc : id;
+	return evq__reg_add(q, EVQ_KIND_LATCH, flags, cookie, -1, l);
 }

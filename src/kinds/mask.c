@@ -548,44 +548,61 @@ static void mask_del(struct evq *q, struct evq__reg *r)
 	free(m);
 }
 
-static const struct evq__kind_ops mask_ops = {
-	.posted = mask_posted,
-	.del = mask_del,
+/* evq_requeue: bits OR. */
+static void mask_merge(struct evq__reg *r, const struct evq_event *ev)
+{
+	r->pend_data |= ev->data;
+	r->pend_events |= ev->events;
+}
+
+struct mask_add {
+	struct evq_bcast *b;
+	evq_mask_t mask;
 };
 
-int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
-		 uint64_t cookie)
+static int mask_make(struct evq *q, struct evq__add *a)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!bcast_ok(b) || !mask)
+	struct mask_add *ma = a->arg;
+	if (!bcast_ok(ma->b) || !ma->mask)
 		return -EINVAL;
 	struct mask_reg *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
 	evq_receiver_init(&m->recv, forward, m);
 	m->sub = -1;
-	m->b = b;
+	m->b = ma->b;
 	m->q = q;
-	struct evq__reg *r;
-	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_MASK, &mask_ops, 0, cookie, -1, &r);
-	if (id < 0) {
-		evq__unlock(q);
-		free(m);
-		return id;
-	}
+	a->ext = m;
+	return 0;
+}
+
+static int mask_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct mask_reg *m = r->ext;
+	struct mask_add *ma = a->arg;
+	(void)q;
 	m->r = r;
-	m->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
-	r->ext = m;
-	int64_t sub = evq_bcast_subscribe(b, &m->recv, mask);
-	if (sub < 0) {
-		evq__reg_free(q, r); /* mask_del frees m */
-		id = sub;
-	} else {
-		m->sub = sub;
-	}
-	evq__unlock(q);
-	return id;
+	m->tag = evq__reg_tag(r);
+	int64_t sub = evq_bcast_subscribe(ma->b, &m->recv, ma->mask);
+	if (sub < 0)
+		return (int)sub;
+	m->sub = sub;
+	return 0;
+}
+
+const struct evq__kind evq__kind_mask = {
+	.name = "mask",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.posted = mask_posted,
+	.del = mask_del,
+	.merge = mask_merge,
+	.make = mask_make,
+	.start = mask_start,
+};
+
+int64_t evq_add_mask(struct evq *q, struct evq_bcast *b, evq_mask_t mask,
+		 uint64_t cookie)
+{
+	struct mask_add ma = { b, mask };
+	return evq__reg_add(q, EVQ_KIND_MASK, 0, cookie, -1, &ma);
 }

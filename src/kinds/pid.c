@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proc.c - process exits as events (evq_add_pid), through a pidfd.
+ * pid.c - process exits as events (evq_add_pid), through a pidfd.
  *
  * A pidfd names one process, not a number: once it is open, a recycled pid
  * cannot be mistaken for the process we watch.  It polls readable when the
@@ -29,7 +29,7 @@
 #define PID_FLAGS (EVQ_NOREAP | EVQ_ONESHOT | EVQ_DISABLED)
 
 struct pid_reg {
-	int fd;      /* pidfd */
+	int fd;      /* pidfd; first: evq__drop_fd_ext */
 	int done;    /* the exit was reported */
 };
 
@@ -52,9 +52,8 @@ static uint64_t wait_status(const siginfo_t *si)
 static int pid_arm(struct evq *q, struct evq__reg *r, enum evq__fd_op op)
 {
 	struct pid_reg *p = r->ext;
-	return q->backend->fd_ctl(q, op, p->fd, EVQ_READ,
-				  EVQ_ONESHOT | (r->flags & EVQ_DISABLED),
-				  evq__token(atomic_load(&r->state), r->idx));
+	return evq__fd_ctl(q, r, op, p->fd, EVQ_READ,
+			   EVQ_ONESHOT | (r->flags & EVQ_DISABLED));
 }
 
 static int pid_ready(struct evq *q, struct evq__reg *r, uint32_t events,
@@ -77,10 +76,11 @@ static int pid_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 }
 
 /* Enabling re-arms the watch unless the exit was reported already. */
-static int pid_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int pid_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		   uint32_t old_flags)
 {
 	struct pid_reg *p = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	return p->done ? 0 : pid_arm(q, r, EVQ_FD_MOD);
 }
 
@@ -95,58 +95,45 @@ static void pid_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops pid_ops = {
-	.del = pid_del,
-	.ready = pid_ready,
-	.mod = pid_mod,
-};
-
-static int64_t add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie);
-
-int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
+static int pid_make(struct evq *q, struct evq__add *a)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (pid <= 0 || (flags & ~PID_FLAGS))
+	(void)q;
+	if (a->ident <= 0 || (a->flags & ~PID_FLAGS))
 		return -EINVAL;
-	evq__nocancel_enter(); /* close() on the way out of a failure */
-	int64_t id = add_pid(q, pid, flags, cookie);
-	evq__nocancel_leave();
-	return id;
-}
-
-static int64_t add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
-{
 	struct pid_reg *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	/* pidfds are always close-on-exec */
-	p->fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	p->fd = (int)syscall(SYS_pidfd_open, (pid_t)a->ident, 0);
 	if (p->fd < 0) {
 		/* a thread's id, not a process's: EINVAL, or ENOENT since 6.9 */
 		int e = errno == ENOENT ? EINVAL : errno;
 		free(p);
 		return -e;
 	}
-	struct evq__reg *r;
-	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_PID, &pid_ops, flags, cookie, pid, &r);
-	if (id >= 0) {
-		r->events = EVQ_READ;
-		r->ext = p;
-		int rc = pid_arm(q, r, EVQ_FD_ADD);
-		if (rc < 0) {
-			r->ext = NULL;
-			r->ops = NULL;
-			evq__reg_free(q, r);
-			id = rc;
-		}
-	}
-	evq__unlock(q);
-	if (id < 0) {
-		close(p->fd);
-		free(p);
-	}
-	return id;
+	a->ext = p;
+	a->events = EVQ_READ;
+	return 0;
+}
+
+static int pid_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	(void)a;
+	return pid_arm(q, r, EVQ_FD_ADD);
+}
+
+const struct evq__kind evq__kind_pid = {
+	.name = "pid",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.del = pid_del,
+	.ready = pid_ready,
+	.mod = pid_mod,
+	.make = pid_make,
+	.start = pid_start,
+	.drop = evq__drop_fd_ext,
+};
+
+int64_t evq_add_pid(struct evq *q, pid_t pid, uint32_t flags, uint64_t cookie)
+{
+	return evq__reg_add(q, EVQ_KIND_PID, flags, cookie, pid, NULL);
 }

@@ -398,10 +398,11 @@ static void sem_delivered(struct evq *q, struct evq__reg *r)
 		sem_arm(q, r, sr);
 }
 
-static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int sem_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		   uint32_t old_flags)
 {
 	struct sem_reg *sr = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	if (r->flags & EVQ_DISABLED) {
 		sem_stop(q, r, sr, 0);
 		return 0;
@@ -442,50 +443,59 @@ static void sem_del(struct evq *q, struct evq__reg *r)
 	free(sr);
 }
 
-static const struct evq__kind_ops sem_ops = {
+#define SEM_FLAGS (EVQ_ONESHOT | EVQ_DISABLED)
+
+static int sem_make(struct evq *q, struct evq__add *a)
+{
+	struct evq_sem *s = a->arg;
+	if (!sem_ok(s) || (a->flags & ~SEM_FLAGS) || evq__ld(&s->count) > EVQ_SEM_MAX)
+		return -EINVAL;
+	struct sem_reg *sr = calloc(1, sizeof *sr);
+	if (!sr)
+		return -ENOMEM;
+	evq__watch_init(&sr->it, &s->count, shared(s), sem_check);
+	sr->q = q;
+	sr->s = s;
+	pthread_mutex_init(&sr->mu, NULL);
+	a->ext = sr;
+	return 0;
+}
+
+static int sem_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct sem_reg *sr = r->ext;
+	(void)a;
+	sr->r = r;
+	sr->tag = evq__reg_tag(r);
+	int rc = sem_arm(q, r, sr); /* EVQ_DISABLED: nothing */
+	if (rc < 0)
+		sem_stop(q, r, sr, 1);
+	return rc;
+}
+
+static void sem_drop(struct evq *q, struct evq__add *a)
+{
+	struct sem_reg *sr = a->ext;
+	(void)q;
+	pthread_mutex_destroy(&sr->mu);
+	free(sr);
+}
+
+const struct evq__kind evq__kind_sem = {
+	.name = "sem",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.posted = sem_posted,
 	.del = sem_del,
 	.claim = sem_claim,
 	.delivered = sem_delivered,
 	.mod = sem_mod,
+	.make = sem_make,
+	.start = sem_start,
+	.drop = sem_drop,
 };
-
-#define SEM_FLAGS (EVQ_ONESHOT | EVQ_DISABLED)
 
 int64_t evq_add_sem(struct evq *q, struct evq_sem *s, uint32_t flags,
 		    uint64_t cookie)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!sem_ok(s) || (flags & ~SEM_FLAGS) || evq__ld(&s->count) > EVQ_SEM_MAX)
-		return -EINVAL;
-	struct sem_reg *sr = calloc(1, sizeof *sr);
-	if (!sr)
-		return -ENOMEM;
-	sr->it.addr = &s->count;
-	sr->it.shared = shared(s);
-	sr->it.check = sem_check;
-	sr->it.slot = -1;
-	sr->q = q;
-	sr->s = s;
-	pthread_mutex_init(&sr->mu, NULL);
-
-	evq__lock(q);
-	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_SEM, &sem_ops, flags, cookie, -1, &r);
-	if (id < 0) {
-		evq__unlock(q);
-		pthread_mutex_destroy(&sr->mu);
-		free(sr);
-		return id;
-	}
-	sr->r = r;
-	sr->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
-	r->ext = sr;
-	int rc = sem_arm(q, r, sr); /* EVQ_DISABLED: nothing */
-	if (rc < 0)
-		evq__reg_free(q, r); /* sem_del frees sr */
-	evq__unlock(q);
-	return rc < 0 ? rc : id;
+	return evq__reg_add(q, EVQ_KIND_SEM, flags, cookie, -1, s);
 }

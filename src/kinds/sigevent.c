@@ -43,10 +43,10 @@
  * registration that watches a signalfd for the signal.  Its ready hook reads
  * every pending instance and posts each to the entry its token names
  * (evq__post: lock-free), into this queue or another one.  evq's handler for
- * the signal (signal.c) does the same for an instance a thread that had not
+ * the signal (sigtable.c) does the same for an instance a thread that had not
  * blocked it received.  Readers bracket their use of an entry with
  * evq__sig_enter/leave; evq_del unpublishes the entry and quiesces before
- * the slot may go (the protocol of signal.c).
+ * the slot may go (the protocol of sigtable.c).
  *
  * The kernel drops a real-time notification (mq_notify, AIO) whose signal
  * it cannot queue because RLIMIT_SIGPENDING, counted per real user, is
@@ -91,8 +91,9 @@ static _Atomic uint32_t nentries;      /* atomic: readers bound-check */
 static int32_t free_head = -1;
 
 struct carrier {
+	int fd;                        /* signalfd for SIGRTMAX; first:
+					  evq__drop_fd_ext */
 	struct evq *q;
-	int fd;                        /* signalfd for SIGRTMAX */
 	struct carrier *next;
 };
 static struct carrier *carriers;
@@ -250,8 +251,10 @@ static int entry_alloc(void)
 /* ------------------------------------------------------------------ */
 
 /* Reads the pending instances one by one (the top of the file says why),
- * at most 256 a call: a flood is picked up again next round, the signalfd
- * stays readable. */
+ * at most CARRIER_READ_MAX a call: a flood is picked up again next round,
+ * the signalfd stays readable. */
+#define CARRIER_READ_MAX 256
+
 static int carrier_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 			 struct evq_event *ev)
 {
@@ -259,7 +262,7 @@ static int carrier_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 	struct signalfd_siginfo si;
 	(void)q, (void)events, (void)ev;
 	pthread_once(&read_lock_once, read_lock_atfork);
-	for (int k = 0; k < 256; k++) {
+	for (int k = 0; k < CARRIER_READ_MAX; k++) {
 		pthread_mutex_lock(&read_lock);
 		ssize_t n = evq__read(c->fd, &si, sizeof si);
 		if (n == (ssize_t)sizeof si) {
@@ -293,9 +296,19 @@ static void carrier_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops carrier_ops = {
+static int carrier_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct carrier *c = r->ext;
+	(void)a;
+	return evq__fd_ctl(q, r, EVQ_FD_ADD, c->fd, EVQ_READ, 0);
+}
+
+const struct evq__kind evq__kind_carrier = {
+	.name = "carrier",
 	.del = carrier_del,
 	.ready = carrier_ready,
+	.start = carrier_start,
+	.drop = evq__drop_fd_ext,
 };
 
 /* (q->lock, sig lock) Makes sure q watches the sigevent signal. */
@@ -317,25 +330,11 @@ static int carrier_get(struct evq *q)
 		free(c);
 		return -e;
 	}
-	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_SIGEVENT, &carrier_ops, 0, 0, SIGRTMAX, &r);
-	int rc = id < 0 ? (int)id : 0;
-	if (rc == 0) {
-		r->events = EVQ_READ;
-		r->ext = c;
-		rc = q->backend->fd_ctl(q, EVQ_FD_ADD, c->fd, EVQ_READ, 0,
-					evq__token(atomic_load(&r->state), r->idx));
-		if (rc < 0) {
-			r->ext = NULL;
-			r->ops = NULL;
-			evq__reg_free(q, r);
-		}
-	}
-	if (rc < 0) {
-		close(c->fd);
-		free(c);
-		return rc;
-	}
+	struct evq__add a = { .kind = EVQ__KIND_CARRIER, .ident = SIGRTMAX,
+			      .events = EVQ_READ, .ext = c };
+	int64_t id = evq__reg_add_locked(q, &a); /* frees c on failure */
+	if (id < 0)
+		return (int)id;
 	c->next = carriers;
 	carriers = c;
 	return 0;
@@ -362,27 +361,29 @@ static void sev_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops sev_ops = {
-	.del = sev_del,
+struct sev_add {
+	struct sigevent *sev;
+	uint64_t rnd;           /* for the entry's key */
 };
 
-int64_t evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
+static int sev_make(struct evq *q, struct evq__add *a)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!sev)
+	struct sev_add *sa = a->arg;
+	(void)q;
+	if (!sa->sev)
 		return -EINVAL;
 	/* A notification the kernel cannot queue is dropped: say so now if
 	 * it would be (later losses are documented). */
 	if (sigqueue_full())
 		return -EAGAIN;
-	uint64_t rnd = random64(); /* system calls outside the locks */
-	int signo = SIGRTMAX;
-	struct evq__reg *r;
-	evq__lock(q);
-	evq__sig_lock();
-	int64_t rc = 0;
+	sa->rnd = random64(); /* system calls outside the locks */
+	return 0;
+}
+
+/* (q->lock, sig lock) The signal, the queue's carrier, a table entry. */
+static int sev_prepare(struct evq *q, struct evq__add *a)
+{
+	int signo = SIGRTMAX, rc = 0;
 	int owner = evq__sig_owner(signo);
 	if (owner == EVQ_SIG_SIGNAL) {
 		rc = -EBUSY; /* evq_add_signal(SIGRTMAX) holds it */
@@ -398,36 +399,59 @@ int64_t evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
 	}
 	if (rc == 0)
 		rc = carrier_get(q);
-	int i = rc < 0 ? (int)rc : entry_alloc();
-	if (i < 0) {
-		rc = i;
-		goto out;
-	}
-	rc = evq__reg_new(q, EVQ_KIND_SIGEVENT, &sev_ops, 0, cookie, -1, &r);
-	if (rc < 0) {
-		struct entry *e = entry_at((uint32_t)i);
-		e->next_free = free_head;
-		free_head = i;
-		goto out;
-	}
-	struct entry *e = entry_at((uint32_t)i);
-	uintptr_t key = entry_key(e, rnd);
-	r->ext = e;
+	int i = rc < 0 ? rc : entry_alloc();
+	if (i < 0)
+		return i;
+	a->ext = entry_at((uint32_t)i);
+	return 0;
+}
+
+/* (q->lock, sig lock) Publishes the entry and fills in the sigevent. */
+static int sev_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct sev_add *sa = a->arg;
+	struct entry *e = r->ext;
+	int signo = SIGRTMAX;
+	uintptr_t key = entry_key(e, sa->rnd);
 	atomic_store(&e->key, key);
-	atomic_store(&e->target,
-		     (uint64_t)evq__ctl_tag(evq__reg_gen(atomic_load(&r->state))) << 32 | r->idx);
+	atomic_store(&e->target, evq__sig_target(r));
 	atomic_store_explicit(&e->q, q, memory_order_release);
 
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, signo);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	struct sigevent *sev = sa->sev;
 	memset(sev, 0, sizeof *sev);
 	sev->sigev_notify = SIGEV_SIGNAL;
 	sev->sigev_signo = signo;
-	sev->sigev_value.sival_ptr = (void *)(key << ENTRY_BITS | (uintptr_t)i);
-out:
-	evq__sig_unlock();
-	evq__unlock(q);
-	return rc;
+	sev->sigev_value.sival_ptr = (void *)(key << ENTRY_BITS | (uintptr_t)e->self);
+	return 0;
+}
+
+/* (sig lock) An entry no registration got goes back. */
+static void sev_drop(struct evq *q, struct evq__add *a)
+{
+	struct entry *e = a->ext;
+	(void)q;
+	e->next_free = free_head;
+	free_head = (int32_t)e->self;
+}
+
+const struct evq__kind evq__kind_sigevent = {
+	.name = "sigevent",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.del = sev_del,
+	.make = sev_make,
+	.lock = evq__sig_lock,
+	.unlock = evq__sig_unlock,
+	.prepare = sev_prepare,
+	.start = sev_start,
+	.drop = sev_drop,
+};
+
+int64_t evq_sigevent(struct evq *q, uint64_t cookie, struct sigevent *sev)
+{
+	struct sev_add sa = { .sev = sev };
+	return evq__reg_add(q, EVQ_KIND_SIGEVENT, 0, cookie, -1, &sa);
 }

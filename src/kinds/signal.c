@@ -1,159 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signal.c - signals as events (evq_add_signal), and the process-wide table
- * of the signals evq owns, shared with sigevent.c.
+ * signal.c - signals as events (evq_add_signal).  The process-wide table of
+ * the signals evq owns, which evq's handler reads, is sigtable.c.
  *
  * A registered signal reaches the queue by one of two paths:
  *  1. signalfd, the normal one.  The signal is blocked in the registering
  *     thread (and, by the documented rule, in every thread), so the kernel
  *     keeps it pending; the queue watches a signalfd, and the ready hook
  *     reads every pending instance into one event: data = count.
- *  2. evq's handler, the safety net.  evq installs a SA_SIGINFO handler for
- *     the signal.  A thread that did not block it receives it
+ *  2. evq's handler (sigtable.c), the safety net.  evq installs a SA_SIGINFO
+ *     handler for the signal.  A thread that did not block it receives it
  *     asynchronously; the handler posts it into the queue (evq__post:
  *     lock-free, async-signal-safe) instead of letting the old disposition
  *     kill the process or drop it.  Having a handler also stops SIG_IGN and
  *     default-ignored signals (SIGCHLD, SIGWINCH, SIGURG) from being
  *     discarded when they are sent.
  *
- * Handler protocol: a claim's target is stored before claims[s].q is
- * published; the handler increments evq__sig_inflight before it loads q and
- * decrements it after posting; evq_del clears q and then waits until
- * inflight is 0 before the registration may be freed.  A handler that loaded
- * q before the clear is counted, so del waits for it; one that loads after
- * sees NULL and does nothing.  No handler ever posts into freed memory, and
- * evq__post's tag check refuses a post into a reused slot.
- *
  * One registration per signal per process: two signalfds for one signal
  * would split its instances between queues at random, and restoring the
  * mask and disposition of a shared signal has no right answer.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "kinds/sigtable.h"
 
-struct claim {
-	_Atomic(struct evq *) q;      /* handler's target queue, or NULL */
-	_Atomic uint64_t target;      /* slot idx | ctl tag << 32 */
-	_Atomic int owner;            /* EVQ_SIG_*; written under tab_lock */
-	struct sigaction old;         /* disposition before the claim */
-};
-
-static struct claim claims[NSIG];
-static pthread_mutex_t tab_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-_Atomic int evq__sig_inflight;
-
-/* fork() in another thread must not leave tab_lock held forever in the
- * child, whose evq_free() takes it. */
-static void atfork_prepare(void) { pthread_mutex_lock(&tab_lock); }
-static void atfork_release(void) { pthread_mutex_unlock(&tab_lock); }
-static void register_atfork(void)
-{
-	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
-}
-
-void evq__sig_lock(void)
-{
-	pthread_once(&atfork_once, register_atfork);
-	pthread_mutex_lock(&tab_lock);
-}
-
-void evq__sig_unlock(void) { pthread_mutex_unlock(&tab_lock); }
-
-void evq__sig_quiesce(void)
-{
-	while (atomic_load(&evq__sig_inflight) != 0)
-		sched_yield(); /* a handler's post is a few atomic operations */
-}
-
-/* siginfo fields worth an event, only where the kernel's layout for this
- * signal and si_code has them (si_value overlaps SIGCHLD's si_status). */
-static uint64_t pack_info(int signo, const siginfo_t *si)
-{
-	uint32_t pid = 0, value = 0;
-	int code = si->si_code;
-	if (code == SI_QUEUE || code == SI_MESGQ || code == SI_ASYNCIO) {
-		pid = (uint32_t)si->si_pid;
-		value = (uint32_t)si->si_value.sival_int;
-	} else if (code == SI_TIMER) {
-		value = (uint32_t)si->si_value.sival_int;
-	} else if (code == SI_USER || code == SI_TKILL ||
-		   (signo == SIGCHLD && code > 0)) {
-		pid = (uint32_t)si->si_pid;
-	}
-	return (uint64_t)pid << 32 | value;
-}
-
-static void on_signal(int signo, siginfo_t *si, void *uctx)
-{
-	(void)uctx;
-	int saved = errno;
-	evq__sig_enter();
-	int owner = atomic_load(&claims[signo].owner);
-	if (owner == EVQ_SIG_SIGEVENT) {
-		evq__sigevent_forward(si->si_code, si->si_value.sival_ptr,
-				      si->si_overrun, si->si_timerid);
-	} else if (owner == EVQ_SIG_SIGNAL) {
-		struct evq *q = atomic_load(&claims[signo].q);
-		/* an inherited queue in a forked child is not ours to post to */
-		if (q && !evq__forked(q)) {
-			uint64_t t = atomic_load(&claims[signo].target);
-			struct evq__reg *r = evq__slot(q, (uint32_t)t);
-			atomic_store(&r->val, pack_info(signo, si));
-			evq__post(q, r, (uint32_t)(t >> 32), 1);
-		}
-	}
-	evq__sig_leave();
-	errno = saved;
-}
-
-int evq__sig_owner(int signo) { return atomic_load(&claims[signo].owner); }
-
-int evq__sig_claim(int signo, int owner)
-{
-	struct claim *c = &claims[signo];
-	if (atomic_load(&c->owner) != EVQ_SIG_FREE)
-		return -EBUSY;
-	struct sigaction sa = { 0 };
-	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(signo, NULL, &c->old) < 0)
-		return -errno;
-	/* keep the caller's choice about stop/continue notifications */
-	if (signo == SIGCHLD)
-		sa.sa_flags |= c->old.sa_flags & SA_NOCLDSTOP;
-	atomic_store(&c->owner, owner);
-	if (sigaction(signo, &sa, NULL) < 0) {
-		int e = errno;
-		atomic_store(&c->owner, EVQ_SIG_FREE);
-		return -e;
-	}
-	return 0;
-}
-
-void evq__sig_release(int signo)
-{
-	struct claim *c = &claims[signo];
-	sigaction(signo, &c->old, NULL);
-	atomic_store(&c->owner, EVQ_SIG_FREE);
-}
-
-/* ------------------------------------------------------------------ */
-/* evq_add_signal                                                       */
-/* ------------------------------------------------------------------ */
-
 struct sig_reg {
-	int fd;               /* signalfd */
+	int fd;               /* signalfd; first: evq__drop_fd_ext */
 	int signo;
 	int was_blocked;      /* in the registering thread, before */
-	uint64_t target;      /* claims[signo].target while it is ours */
+	uint64_t target;      /* the table's target while it is ours */
 	pthread_t thread;     /* the registering thread */
+	int takeover;         /* (adding) the claim is a forked queue's */
 };
 
 /* Signals a queue may take: 1..SIGRTMAX except the unblockable ones, those
@@ -173,12 +53,16 @@ static int signo_ok(int signo)
 	return signo < SIGSYS || signo >= SIGRTMIN;
 }
 
+/* A ready signalfd is read SIG_READ_BATCH instances a read() and at most
+ * SIG_READ_ROUNDS reads a kernel round. */
+#define SIG_READ_BATCH 16
+#define SIG_READ_ROUNDS 16
+
 static int signal_arm(struct evq *q, struct evq__reg *r, enum evq__fd_op op)
 {
 	struct sig_reg *s = r->ext;
-	return q->backend->fd_ctl(q, op, s->fd, EVQ_READ,
-				  r->flags & (EVQ_ONESHOT | EVQ_DISABLED),
-				  evq__token(atomic_load(&r->state), r->idx));
+	return evq__fd_ctl(q, r, op, s->fd, EVQ_READ,
+			   r->flags & (EVQ_ONESHOT | EVQ_DISABLED));
 }
 
 /* Reads every pending instance (up to a bound: a flood is picked up again
@@ -188,11 +72,11 @@ static int signal_ready(struct evq *q, struct evq__reg *r, uint32_t events,
 			struct evq_event *ev)
 {
 	struct sig_reg *s = r->ext;
-	struct signalfd_siginfo si[16];
+	struct signalfd_siginfo si[SIG_READ_BATCH];
 	uint64_t count = 0;
 	uint32_t pid = 0, value = 0;
 	(void)events;
-	for (int round = 0; round < 16; round++) {
+	for (int round = 0; round < SIG_READ_ROUNDS; round++) {
 		ssize_t n = evq__read(s->fd, si, sizeof si);
 		if (n < (ssize_t)sizeof si[0])
 			break;
@@ -225,26 +109,26 @@ static void signal_posted(struct evq *q, struct evq__reg *r, uint64_t count,
 	r->pend_events = (uint32_t)(info >> 32);
 }
 
-static int signal_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int signal_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		      uint32_t old_flags)
 {
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	return signal_arm(q, r, EVQ_FD_MOD);
 }
 
 static void signal_del(struct evq *q, struct evq__reg *r)
 {
 	struct sig_reg *s = r->ext;
-	struct signalfd_siginfo si[16];
+	struct signalfd_siginfo si[SIG_READ_BATCH];
 	if (!s)
 		return;
-	struct claim *c = &claims[s->signo];
 	(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
 	evq__sig_lock();
 	/* Still ours?  Not if this is a queue inherited through fork() whose
 	 * signal the child has registered anew in a queue of its own. */
-	int mine = atomic_load(&c->q) == q && atomic_load(&c->target) == s->target;
+	int mine = evq__sig_is_target(s->signo, q, s->target);
 	if (mine) {
-		atomic_store(&c->q, NULL);
+		evq__sig_publish(s->signo, NULL, 0);
 		evq__sig_quiesce();
 		/* Instances pending now arrived while registered: they die
 		 * with the registration instead of meeting the restored
@@ -265,37 +149,29 @@ static void signal_del(struct evq *q, struct evq__reg *r)
 	r->ext = NULL;
 }
 
-static const struct evq__kind_ops signal_ops = {
-	.posted = signal_posted,
-	.del = signal_del,
-	.ready = signal_ready,
-	.mod = signal_mod,
-};
-
-static int64_t add_signal(struct evq *q, int signo, uint64_t cookie);
-
-int64_t evq_add_signal(struct evq *q, int signo, uint64_t cookie)
+/* evq_requeue: data is the count in the low half (add, saturating) and
+ * the newest value in the high half; events is the newest sender. */
+static void signal_merge(struct evq__reg *r, const struct evq_event *ev)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!signo_ok(signo))
-		return -EINVAL;
-	evq__nocancel_enter(); /* close() on the way out of a failure */
-	int64_t rc = add_signal(q, signo, cookie);
-	evq__nocancel_leave();
-	return rc;
+	uint64_t c = (r->pend_data & UINT32_MAX) + (ev->data & UINT32_MAX);
+	uint64_t hi = r->pend_data ? r->pend_data >> 32 : ev->data >> 32;
+	r->pend_data = hi << 32 | (c > UINT32_MAX ? UINT32_MAX : c);
+	if (!r->pend_events)
+		r->pend_events = ev->events;
 }
 
-static int64_t add_signal(struct evq *q, int signo, uint64_t cookie)
+static int signal_make(struct evq *q, struct evq__add *a)
 {
+	(void)q;
+	if (!signo_ok(a->ident))
+		return -EINVAL;
 	struct sig_reg *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	sigset_t set, old;
+	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, signo);
-	s->signo = signo;
+	sigaddset(&set, a->ident);
+	s->signo = a->ident;
 	s->thread = pthread_self();
 	s->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s->fd < 0) {
@@ -303,55 +179,69 @@ static int64_t add_signal(struct evq *q, int signo, uint64_t cookie)
 		free(s);
 		return -e;
 	}
+	a->ext = s;
+	a->events = EVQ_READ;
+	return 0;
+}
 
-	struct evq__reg *r;
-	evq__lock(q);
-	evq__sig_lock();
-	/* A claim left by a queue inherited through fork() is stale: the
-	 * child may register the signal anew (the handler and the saved
-	 * disposition stay; the inherited registration then lets go). */
-	struct evq *holder = atomic_load(&claims[signo].q);
-	int takeover = evq__sig_owner(signo) == EVQ_SIG_SIGNAL && holder &&
-		       evq__forked(holder);
-	int rc = evq__sig_owner(signo) != EVQ_SIG_FREE && !takeover ? -EBUSY : 0;
-	int64_t id = 0;
-	if (rc == 0) {
-		id = evq__reg_new(q, EVQ_KIND_SIGNAL, &signal_ops, 0, cookie, signo, &r);
-		rc = id < 0 ? (int)id : 0;
-	}
+/* (q->lock, sig lock) A claim left by a queue inherited through fork() is
+ * stale: the child may register the signal anew (the handler and the saved
+ * disposition stay; the inherited registration then lets go). */
+static int signal_prepare(struct evq *q, struct evq__add *a)
+{
+	struct sig_reg *s = a->ext;
+	struct evq *holder = evq__sig_queue(s->signo);
+	(void)q;
+	s->takeover = evq__sig_owner(s->signo) == EVQ_SIG_SIGNAL && holder &&
+		      evq__forked(holder);
+	return evq__sig_owner(s->signo) != EVQ_SIG_FREE && !s->takeover ? -EBUSY : 0;
+}
+
+/* (q->lock, sig lock) Watch the signalfd, then block, then publish the
+ * handler's target, then install the handler: no instance falls between
+ * signalfd and handler. */
+static int signal_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct sig_reg *s = r->ext;
+	int signo = s->signo;
+	(void)a;
+	int rc = signal_arm(q, r, EVQ_FD_ADD);
 	if (rc < 0)
-		goto fail;
-	r->events = EVQ_READ;
-	r->ext = s;
-	rc = signal_arm(q, r, EVQ_FD_ADD);
-	if (rc < 0)
-		goto fail_reg;
-	/* Block, then publish the handler's target, then install the
-	 * handler: no instance falls between signalfd and handler. */
+		return rc;
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, signo);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	s->was_blocked = sigismember(&old, signo);
-	s->target = (uint64_t)evq__ctl_tag(evq__reg_gen(atomic_load(&r->state))) << 32 | r->idx;
-	atomic_store(&claims[signo].target, s->target);
-	atomic_store(&claims[signo].q, q);
-	rc = takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
+	s->target = evq__sig_target(r);
+	evq__sig_publish(signo, q, s->target);
+	rc = s->takeover ? 0 : evq__sig_claim(signo, EVQ_SIG_SIGNAL);
 	if (rc < 0) {
-		atomic_store(&claims[signo].q, NULL);
+		evq__sig_publish(signo, NULL, 0);
 		if (!s->was_blocked)
 			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 		(void)q->backend->fd_ctl(q, EVQ_FD_DEL, s->fd, 0, 0, 0);
-		goto fail_reg;
 	}
-	evq__sig_unlock();
-	evq__unlock(q);
-	return id;
-fail_reg:
-	r->ext = NULL;
-	r->ops = NULL;
-	evq__reg_free(q, r);
-fail:
-	evq__sig_unlock();
-	evq__unlock(q);
-	close(s->fd);
-	free(s);
 	return rc;
+}
+
+const struct evq__kind evq__kind_signal = {
+	.name = "signal",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.posted = signal_posted,
+	.del = signal_del,
+	.ready = signal_ready,
+	.mod = signal_mod,
+	.merge = signal_merge,
+	.make = signal_make,
+	.lock = evq__sig_lock,
+	.unlock = evq__sig_unlock,
+	.prepare = signal_prepare,
+	.start = signal_start,
+	.drop = evq__drop_fd_ext,
+};
+
+int64_t evq_add_signal(struct evq *q, int signo, uint64_t cookie)
+{
+	return evq__reg_add(q, EVQ_KIND_SIGNAL, 0, cookie, signo, NULL);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sigtable.h - what signal.c (evq_add_signal) and sigevent.c (evq_sigevent)
- * share: the process-wide table of signals evq owns and the in-flight count
+ * sigtable.h - sigtable.c, what signal.c (evq_add_signal) and sigevent.c
+ * (evq_sigevent) share: the process-wide table of signals evq owns and the in-flight count
  * that lets a registration die while signal handlers may still be posting.
  * Not installed.
  */
@@ -27,6 +27,22 @@ void evq__sig_unlock(void);
 int evq__sig_owner(int signo);
 int evq__sig_claim(int signo, int owner);
 void evq__sig_release(int signo);
+
+/* What a handler posts to: r's slot and ctl tag in one word (the slot in
+ * the low half), published by a store the handler loads at once. */
+static inline uint64_t evq__sig_target(struct evq__reg *r)
+{
+	return (uint64_t)evq__reg_tag(r) << 32 | r->idx;
+}
+
+/* evq_add_signal's registration for signo, which the handler posts to
+ * (target: slot idx | ctl tag << 32).  publish stores the target before
+ * the queue, so a handler that sees q sees its target; q NULL unpublishes.
+ * is_target: signo's is this one.  queue: the queue published, or NULL.
+ * (sig lock) */
+struct evq *evq__sig_queue(int signo);
+void evq__sig_publish(int signo, struct evq *q, uint64_t target);
+int evq__sig_is_target(int signo, struct evq *q, uint64_t target);
 
 /* Lock-free readers (signal handlers, the sigevent carrier) bracket every
  * use of a table entry with enter/leave; a writer that unpublished an entry

@@ -26,6 +26,8 @@
 
 #include "internal.h"
 
+#define HEAP_FIRST_CAP 64 /* a timer heap's first size */
+
 static const clockid_t clock_ids[EVQ_NCLOCKS] = {
 	CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME,
 };
@@ -42,7 +44,7 @@ int64_t evq__now(int ci)
 {
 	struct timespec ts;
 	clock_gettime(clock_ids[ci], &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)ts.tv_sec * EVQ_NSEC_PER_SEC + ts.tv_nsec;
 }
 
 /* ---- heap ---- */
@@ -87,7 +89,7 @@ static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 static int heap_reserve(struct evq__heap *h)
 {
 	if (h->n == h->cap) {
-		uint32_t cap = h->cap ? h->cap * 2 : 64;
+		uint32_t cap = h->cap ? h->cap * 2 : HEAP_FIRST_CAP;
 		struct evq__heap_entry *a = realloc(h->a, cap * sizeof *a);
 		if (!a)
 			return -ENOMEM;
@@ -145,7 +147,6 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 	evq__timer_disarm(q, r);
 	r->deadline = deadline;
 	r->interval = interval_ns;
-	r->flags &= ~EVQ_R_FIRED;
 	int rc = heap_push(q, &q->heap[ci], r);
 	if (rc < 0)
 		return rc;
@@ -178,8 +179,8 @@ static void rt_arm(struct evq *q)
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
 	if (want) {
 		int64_t at = want > 0 ? want : 1; /* before 1970: at once */
-		its.it_value.tv_sec = (time_t)(at / 1000000000);
-		its.it_value.tv_nsec = (long)(at % 1000000000);
+		its.it_value.tv_sec = (time_t)(at / EVQ_NSEC_PER_SEC);
+		its.it_value.tv_nsec = (long)(at % EVQ_NSEC_PER_SEC);
 	}
 	if (timerfd_settime(q->rt_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
 			    &its, NULL) == 0 || errno == ECANCELED)
@@ -239,7 +240,6 @@ int64_t evq__timer_run(struct evq *q)
 				sift_down(q, h, 0);
 			} else {
 				heap_remove(q, h, 0);
-				r->flags |= EVQ_R_FIRED;
 			}
 			/* saturate: undelivered expirations of an absurd timer */
 			r->pend_data = r->pend_data > UINT64_MAX - exp ? UINT64_MAX
@@ -273,28 +273,33 @@ static int timer_args(clockid_t clock, int64_t when_ns, int64_t interval_ns,
 	return ci;
 }
 
+struct timer_add {
+	clockid_t clock;
+	int ci;                 /* its index (make) */
+	int64_t when_ns, interval_ns;
+};
+
+static int timer_make(struct evq *q, struct evq__add *a)
+{
+	struct timer_add *t = a->arg;
+	(void)q;
+	t->ci = timer_args(t->clock, t->when_ns, t->interval_ns, a->flags);
+	return t->ci < 0 ? t->ci : 0;
+}
+
+static int timer_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct timer_add *t = a->arg;
+	r->clock = (uint8_t)t->ci;
+	return evq__timer_arm(q, r, t->when_ns, t->interval_ns, a->flags);
+}
+
 int64_t evq_add_timer(struct evq *q, clockid_t clock, int64_t when_ns,
 		  int64_t interval_ns, uint32_t flags, uint64_t cookie)
 {
-	struct evq__reg *r;
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	int ci = timer_args(clock, when_ns, interval_ns, flags);
-	if (ci < 0)
-		return ci;
-	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_TIMER, NULL, flags, cookie, -1, &r);
-	if (id >= 0) {
-		r->clock = (uint8_t)ci;
-		int rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
-		if (rc < 0) {
-			evq__reg_free(q, r);
-			id = rc;
-		}
-	}
-	evq__unlock(q);
-	return id;
+	struct timer_add t = { .clock = clock, .when_ns = when_ns,
+			       .interval_ns = interval_ns };
+	return evq__reg_add(q, EVQ_KIND_TIMER, flags, cookie, -1, &t);
 }
 
 int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_ns,
@@ -327,3 +332,10 @@ out:
 	evq__unlock(q);
 	return rc;
 }
+
+const struct evq__kind evq__kind_timer = {
+	.name = "timer",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.make = timer_make,
+	.start = timer_start,
+};

@@ -10,15 +10,13 @@
 
 int64_t evq_add_user(struct evq *q, uint64_t cookie)
 {
-	struct evq__reg *r;
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	evq__lock(q);
-	int64_t id = evq__reg_new(q, EVQ_KIND_USER, NULL, 0, cookie, -1, &r);
-	evq__unlock(q);
-	return id;
+	return evq__reg_add(q, EVQ_KIND_USER, 0, cookie, -1, NULL);
 }
+
+const struct evq__kind evq__kind_user = {
+	.name = "user",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+};
 
 int evq_trigger(struct evq *q, int64_t id)
 {

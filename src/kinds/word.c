@@ -6,17 +6,17 @@
  * Protocol (model/word.pml, which changes the word twice and re-arms;
  * watcher steps X1..X5 are in watch.c):
  *   waker                         registration, in the watcher thread
- *   K1 store the new value        X3 v = *addr; if v != expected: post v
- *   K2 futex_wake(addr)              and expect v from now on (ONESHOT:
+ *   WO1 store the new value       X3 v = *addr; if v != expected: post v
+ *   WO2 futex_wake(addr)             and expect v from now on (ONESHOT:
  *                                    go idle)
  *                                 X5 futex_waitv sleeps only while *addr
  *                                    == expected (checked atomically by
- *                                    the kernel against K1/K2)
+ *                                    the kernel against WO1/WO2)
  * A wake between X3 and X5 finds *addr != expected at X5, which returns at
  * once and X3 runs again: no change followed by a wake is missed.  The
  * registration is one waiter of the word: a wake-one may reach it alone.
  * A wake it took but no longer wants is passed on: by the watcher (X2) if
- * the registration went idle or was deleted first, by word_del (D1) if it
+ * the registration went idle or was deleted first, by word_del (WD1) if it
  * was deleted with its event undelivered.
  *
  * Every value is a valid value, so a word can only be bad by not being
@@ -113,7 +113,7 @@ static void word_del(struct evq *q, struct evq__reg *r)
 		 * for another waiter too (wake-one): pass one on.  At worst a
 		 * spurious wake, which every futex waiter tolerates. */
 		if (w->has_pending || (atomic_load(&r->ctl) & EVQ_CTL_COUNT))
-			evq__futex_wake(w->it.addr, 1, w->it.shared);  /* D1 */
+			evq__futex_wake(w->it.addr, 1, w->it.shared);  /* WD1 */
 	}
 	r->ext = NULL;
 	free(w);
@@ -121,10 +121,11 @@ static void word_del(struct evq *q, struct evq__reg *r)
 
 /* evq_mod(): disabling stops the wait; enabling (or re-enabling a fired
  * oneshot) waits again for a change from the last value seen. */
-static int word_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
+static int word_mod(struct evq *q, struct evq__reg *r, uint32_t events,
+		    uint32_t old_flags)
 {
 	struct word_reg *w = r->ext;
-	(void)old_flags;
+	(void)events, (void)old_flags;
 	if (r->flags & EVQ_DISABLED) {
 		evq__word_idle(q, r, &w->it);
 		return 0;
@@ -134,56 +135,62 @@ static int word_mod(struct evq *q, struct evq__reg *r, uint32_t old_flags)
 	return evq__word_arm(q, r, &w->it, expect, !!(r->flags & EVQ_ONESHOT));
 }
 
-static const struct evq__kind_ops word_ops = {
+/* evq_requeue: the value given back is the latest one. */
+static void word_merge(struct evq__reg *r, const struct evq_event *ev)
+{
+	r->pend_data = ev->data;
+	r->pend_events |= ev->events;
+}
+
+struct word_add {
+	uint32_t *addr;
+	uint32_t expected;
+};
+
+static int word_make(struct evq *q, struct evq__add *a)
+{
+	struct word_add *wa = a->arg;
+	if (!evq__word_ok(wa->addr) || (a->flags & ~WORD_FLAGS))
+		return -EINVAL;
+	struct word_reg *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	evq__watch_init(&w->it, wa->addr, !!(a->flags & EVQ_SHARED), word_check);
+	w->q = q;
+	a->ext = w;
+	return 0;
+}
+
+static int word_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
+{
+	struct word_reg *w = r->ext;
+	struct word_add *wa = a->arg;
+	w->r = r;
+	w->tag = evq__reg_tag(r);
+	atomic_store(&w->seen, wa->expected);
+	if (r->flags & EVQ_DISABLED)
+		return 0;
+	return evq__word_arm(q, r, &w->it, wa->expected, !!(r->flags & EVQ_ONESHOT));
+}
+
+const struct evq__kind evq__kind_word = {
+	.name = "word",
+	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
+	.caps = EVQ__KIND_NATIVE_WORDS,
 	.posted = word_posted,
 	.del = word_del,
 	.delivered = word_delivered,
 	.mod = word_mod,
+	.merge = word_merge,
+	.make = word_make,
+	.start = word_start,
 };
 
 int64_t evq_add_word(struct evq *q, uint32_t *addr, uint32_t expected,
 		 uint32_t flags, uint64_t cookie)
 {
-	int ck = evq__check(q);
-	if (ck < 0)
-		return ck;
-	if (!evq__word_ok(addr) || (flags & ~WORD_FLAGS))
-		return -EINVAL;
-	struct word_reg *w = calloc(1, sizeof *w);
-	if (!w)
-		return -ENOMEM;
-	w->it.addr = addr;
-	w->it.shared = !!(flags & EVQ_SHARED);
-	w->it.check = word_check;
-	w->it.slot = -1;
-	w->q = q;
-
-	evq__lock(q);
-	struct evq__reg *r;
-	int64_t id = evq__reg_new(q, EVQ_KIND_WORD, &word_ops, flags, cookie, -1, &r);
-	if (id < 0) {
-		evq__unlock(q);
-		free(w);
-		return id;
-	}
-	w->r = r;
-	w->tag = evq__ctl_tag(evq__reg_gen(atomic_load(&r->state)));
-	atomic_store(&w->seen, expected);
-	r->ext = w;
-	int rc = 0;
-	if (!(flags & EVQ_DISABLED))
-		rc = evq__word_arm(q, r, &w->it, expected,
-				   !!(flags & EVQ_ONESHOT));
-	if (rc < 0) {
-		r->ext = NULL;
-		r->ops = NULL;
-		evq__reg_free(q, r);
-		evq__unlock(q);
-		free(w);
-		return rc;
-	}
-	evq__unlock(q);
-	return id;
+	struct word_add wa = { addr, expected };
+	return evq__reg_add(q, EVQ_KIND_WORD, flags, cookie, -1, &wa);
 }
 
 int evq_mod_word(struct evq *q, int64_t id, uint32_t expected, uint32_t flags)
@@ -217,7 +224,7 @@ int evq_wake(uint32_t *addr, int n, uint32_t flags)
 {
 	if (!evq__word_ok(addr) || n < 1 || (flags & ~EVQ_SHARED))
 		return -EINVAL;
-	return evq__futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* K2 */
+	return evq__futex_wake(addr, n, !!(flags & EVQ_SHARED));  /* WO2 */
 }
 
 struct waitv_sleep {
@@ -269,8 +276,8 @@ int evq_waitv(const struct evq_waitv *words, int n, int64_t timeout_ns,
 	if (flags & EVQ_ABSTIME) {
 		if (timeout_ns < 0)
 			return -EINVAL;
-		ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-		ts.tv_nsec = (long)(timeout_ns % 1000000000);
+		ts.tv_sec = (time_t)(timeout_ns / EVQ_NSEC_PER_SEC);
+		ts.tv_nsec = (long)(timeout_ns % EVQ_NSEC_PER_SEC);
 		tsp = &ts;
 	} else if (timeout_ns >= 0) {
 		ts = evq__deadline(timeout_ns);
