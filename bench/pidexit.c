@@ -3,7 +3,7 @@
  * pidexit.c - learning of a child's exit (issue 4: "process exits through
  * WAITID or pidfd poll, whichever is better - measure").
  *
- * evq_add_pid (src/proc.c) polls a pidfd: on the epoll backend it sits in
+ * evq_add_pid (src/kinds/pid.c) polls a pidfd: on the epoll backend it sits in
  * the queue's epoll set, on the io_uring backend in the private epoll set
  * that IORING_OP_EPOLL_WAIT harvests; on the report, waitid(P_PIDFD) takes
  * the status and reaps.  The alternative on io_uring is IORING_OP_WAITID

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * latch.pml - latches (src/latch.c): setters, and an owner per latch that
+ * latch.pml - latches (src/kinds/latch.c): setters, and an owner per latch that
  * resets, takes the work it finds, and waits, either with evq_latch_wait
  * or (-DQUEUE) through a queue registration watched by the futex watcher;
  * with -DMANY two latches, set together by evq_latch_set_many.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mask.pml - the event-mask protocols of src/mask.c, checked exhaustively.
+ * mask.pml - the event-mask protocols of src/kinds/mask.c, checked exhaustively.
  * Step names (N0.., W1.., G1.., U1.., Q1..) are those of the comment block
- * at the top of src/mask.c.  Every shared access of the C code is a seq_cst
+ * at the top of src/kinds/mask.c.  Every shared access of the C code is a seq_cst
  * atomic; here each is one Promela statement (one interleaving point).
  *
  * Seven models, picked with -D at "spin -a" time (model/check.sh runs each

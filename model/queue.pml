@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * queue.pml - the queue's sleep protocol and the hand-on of leftovers
- * (src/evq.c: evq_wait, evq__kick, pass_on; backend wake/wait as
- * src/backend_epoll.c does them).
+ * (src/core/wait.c: evq_wait, pass_on; src/core/post.c: evq__kick;
+ * backend wake/wait as src/backend/epoll.c does them).
  *
  *   waiter (evq_wait(max))                  producer (evq__post, evq__kick)
  *   C  lock; collect: drain the post stack  P1 push on post_head

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sem.pml - counting semaphore (src/sem.c) with synchronous takers and a
+ * sem.pml - counting semaphore (src/kinds/sem.c) with synchronous takers and a
  * queue registration (evq_add_sem: owner thread + futex watcher thread,
- * src/watch.c), over a model of the kernel futex and futex_waitv.
+ * src/core/watch.c), over a model of the kernel futex and futex_waitv.
  *
  * Taker (evq_sem_wait)                 Poster (evq_sem_post)
  *   S1 take: count > 0 -> count--         P1 count += 1

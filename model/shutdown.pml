@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shutdown.pml - evq_shutdown's relay (src/evq.c, "Shutdown"; steps named
+ * shutdown.pml - evq_shutdown's relay (src/core/wait.c, "Shutdown"; steps named
  * there), on top of the sleep protocol of queue.pml.
  *
  *   evq_shutdown                       waiter (a pool thread: it calls

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * word.pml - a word registration watched by the futex watcher thread
- * (src/word.c, src/watch.c), a waker that changes the word NCHG times, and
+ * (src/kinds/word.c, src/core/watch.c), a waker that changes the word NCHG times, and
  * another (plain, synchronous) futex waiter of the same word, over a model
  * of the kernel futex and futex_waitv.
  *

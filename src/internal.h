@@ -8,6 +8,38 @@
  * evq__reg except those marked "atomic", which lock-free producers
  * (evq_trigger, mask notifiers, word watchers, signal handlers) touch.
  *
+ * Lock order.  The library's six mutexes; a thread holding one may take
+ * only those below it, never one above:
+ *
+ *   1. q->lock           the queue (core/queue.c evq__lock; evq_wait's own
+ *                        wait_lock in core/wait.c)
+ *   2. the signal table  evq__sig_lock (kinds/sigtable.c): after q->lock in
+ *                        evq_add_signal/evq_sigevent and their del hooks;
+ *                        never in a signal handler
+ *   3. s->lock           the io_uring backend's (backend/uring/uring.h);
+ *                        its wait() holds it without q->lock and takes
+ *                        q->lock only by trylock, or by dropping s->lock
+ *                        first (backend.h B4)
+ *   4. t->mu             a watcher thread's (core/watch.c): taken under
+ *                        q->lock by evq__watch_arm/idle/detach; the watcher
+ *                        calls check() with it held
+ *   5. sr->mu            a semaphore registration's (kinds/sem.c Q3):
+ *                        taken by sem_arm under q->lock (and released
+ *                        before it arms the watch: 4 is never taken under
+ *                        5), and by the sem's check() under t->mu
+ *   6. read_lock         the sigevent carrier's signalfd reads
+ *                        (kinds/sigevent.c), under q->lock in its ready
+ *                        hook
+ *
+ * No path holds 2 and 3, or 5 and 6, together today (fd_ctl, which the
+ * signal kinds call under 2, takes no backend lock); one that must takes
+ * them in this order.  Nothing is taken while
+ * a lock-free path runs (evq__post, evq__kick, backend wake(), the wake
+ * ring in core/wakering.c, which refuses with -EBUSY instead of waiting):
+ * those run in signal handlers and under any of the locks.  check() hooks
+ * never take q->lock (watch.h).  pthread_atfork handlers take 2 and 6
+ * around fork() (prepare) and release them in both processes.
+ *
  * Lock-free posting (evq__post): a producer records an occurrence in a
  * registration's ctl word and, if the registration was not queued yet, pushes
  * its index on q->post_head (a Treiber stack the waiter takes whole with one

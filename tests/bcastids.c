@@ -2,7 +2,7 @@
 /*
  * bcastids.c - a broadcaster's subscription slot whose generation is spent
  * is retired: never handed out again, so no id is ever handed out twice
- * (evq_bcast_subscribe(3)).  White-box: includes src/mask.c to start a
+ * (evq_bcast_subscribe(3)).  White-box: includes src/kinds/mask.c to start a
  * slot's generation next to the end.
  */
 #include "../src/kinds/mask.c"

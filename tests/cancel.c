@@ -29,7 +29,7 @@
  * and reports an overflow that is not ours.  So such threads start here: a
  * frame without redzones whose outermost cleanup handler unpoisons the
  * stack below it.  (The library's own handlers do the same for the frames
- * below them: evq.c, evq__asan_unstale.) */
+ * below them: src/core/wait.c, evq__asan_unstale.) */
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define CANCEL_ASAN 1

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fairness.c - no ready source starves while another keeps the queue busy
- * (evq_wait(3) FAIRNESS; src/evq.c F1-F3).
+ * (evq_wait(3) FAIRNESS; src/core/wait.c F1-F3).
  *
  * Every pair of
  *   busy source: a user event its handler re-triggers, an always-ready

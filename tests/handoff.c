@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * handoff.c - a waiter that takes one of two pending events and then
- * blocks hands the other to another sleeper (src/evq.c pass_on(), and on
+ * blocks hands the other to another sleeper (src/core/wait.c pass_on(), and on
  * io_uring the ring's handover to a follower).
  *
  * Two threads sleep in evq_wait() on one queue, each with max = 1.  Two

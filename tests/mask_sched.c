@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mask_sched.c - the mask stress test (tests/mask_stress.c) again, against
- * a copy of src/mask.c compiled with a hook at every step boundary of its
+ * a copy of src/kinds/mask.c compiled with a hook at every step boundary of its
  * protocols (EVQ_MASK_STEP: N1, N2, W3, W4, G1, G2, U2, Q2..Q4) that yields
  * or sleeps at random.  Real races are a few instructions wide and rarely
  * hit; stretching the gaps makes the interleavings the spin model explores

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mask_stop.c - a mask notifier stopped at each point of its protocol
- * (src/mask.c: G1/G2 of the broadcaster, N0..N2 of the receiver, Q1..Q4 of
+ * (src/kinds/mask.c: G1/G2 of the broadcaster, N0..N2 of the receiver, Q1..Q4 of
  * a queue registration's callback) while other notifies go on and the
  * queue is waited on.  Like tests/mask_sched.c, this compiles its own copy
- * of src/mask.c with a hook at every step boundary (EVQ_MASK_STEP), plus
+ * of src/kinds/mask.c with a hook at every step boundary (EVQ_MASK_STEP), plus
  * one right after Q4's post returned ("Q4_done", through evq__post); the
  * hook parks the notifier thread at the one point chosen, until released.
  * Every point, deterministically:

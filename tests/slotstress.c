@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * slotstress.c - registration slots published by one thread while others
- * trigger them (a ThreadSanitizer stress of src/evq.c grow_slots() and
+ * trigger them (a ThreadSanitizer stress of src/core/queue.c grow_slots() and
  * the lock-free evq_trigger()).
  *
  * One thread adds user events on a fresh queue, growing it past several

@@ -384,7 +384,7 @@ static void test_fork_child_queue(void)
 /* A program whose only thread adds a word and a latch, then starts the
  * thread that changes them (kernel 6.17+ gives a process its own futex
  * table at its first thread: an io_uring FUTEX_WAIT queued before that
- * was lost; src/backend_uring.c futex_hash_settle).  A forked child is
+ * was lost; src/backend/uring/init.c futex_hash_settle).  A forked child is
  * such a program: it starts single-threaded, on the global table. */
 static uint32_t ft_word;
 static struct evq_latch ft_latch;

@@ -2,7 +2,7 @@
 /*
  * wordsleep.c - what a thread asleep in evq_wait on memory words must
  * notice while it sleeps (on io_uring: the inline futex_waitv sleep, see
- * backend_uring.c "Inline sleep"; on epoll: the watcher thread):
+ * src/backend/uring/inline.c; on epoll: the watcher thread):
  *   - a latch or word added, or re-armed with a new value, by another
  *     thread is watched at once;
  *   - after evq_del of a word returns, the sleeper no longer sleeps on it:

@@ -47,7 +47,7 @@
  *      sleep shape may consume a wake() without returning (a follower or
  *      an inline sleeper that takes it returns too), and no broadcast is
  *      needed: the core sends one wake() at a time (wake_sent, reset only
- *      after the wait() that consumed it returned: queue.c W4) and relays
+ *      after the wait() that consumed it returned: core/wait.c W4) and relays
  *      it itself (evq_shutdown, pass_on).
  *   B7 Self-wake: a check() that wait() runs (B8) may post, and the
  *      post's kick calls wake() on the same thread, inside wait(), with
@@ -71,7 +71,7 @@
  *      (O3); a futex wake the backend may have taken for it meanwhile has
  *      been passed on (FUTEX_WAKE 1, X2).  word_disarm may find r->ext
  *      cleared already (a del hook clears it first): records are found by
- *      r->idx.  Semaphores never go native (watch.c native()): a wake
+ *      r->idx.  Semaphores never go native (their kind lacks EVQ__KIND_NATIVE_WORDS, internal.h): a wake
  *      their watch takes must be passed on at once (sem.c Q4), and a
  *      backend runs check() only inside wait().
  *
@@ -79,7 +79,7 @@
  *   B9 wait() with timeout 0 is a poll: it must not sleep, and it must
  *      look at everything the backend watches on the core's behalf (fds,
  *      and words for a backend with word_arm), since the core polls to
- *      keep kernel-side sources from starving (queue.c, F2).
+ *      keep kernel-side sources from starving (core/wait.c, F2).
  *   B10 A wake() or a kernel event should end the sleep of one waiter, not
  *      all (no thundering herd).
  *   B11 Cancellation: wait()'s sleep is a cancellation point (evq_wait(3)
@@ -98,7 +98,7 @@
  *      or cleared); EVQ_BACKEND_AUTO then tries the next backend.
  *   B13 Fork: a child never waits, wakes, arms or adds on an inherited
  *      queue (evq_wait returns -ECHILD first).  When the child frees it,
- *      the core swaps in no-op fd_ctl, wake and word_disarm (queue.c,
+ *      the core swaps in no-op fd_ctl, wake and word_disarm (core/queue.c,
  *      destroy) and calls fini, which must release only the child's own
  *      references: no submission, no cancel, no wait for the parent's
  *      kernel requests (they may still write into buffers: leave those
@@ -154,7 +154,7 @@ struct evq__backend {
 		    struct evq__ready *out, int max, struct evq__round *round);
 
 	/* Makes one concurrent or the next wait() return: B6, B7.
-	 * evq_shutdown() relies on exactly this (queue.c, "Shutdown"). */
+	 * evq_shutdown() relies on exactly this (core/wait.c, "Shutdown"). */
 	void (*wake)(struct evq *q);
 
 	/* Word waits (evq_add_word/sem/latch).  NULL: the mechanism cannot

@@ -121,7 +121,7 @@ struct ep_sleep {
  * write still read UNWRITTEN).  Hand them to the core, which parks them. */
 static void ep_cancelled(void *arg)
 {
-	evq__asan_unstale(); /* first: stale redzones below (evq.c) */
+	evq__asan_unstale(); /* first: stale redzones below (core/wait.c) */
 	struct ep_sleep *c = arg;
 	int n = 0;
 	while (n < c->max && c->evs[n].data.u64 != UNWRITTEN)

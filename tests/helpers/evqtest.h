@@ -321,7 +321,7 @@ static inline int evqt_asleep_in(pid_t tid, long nr, const void *arg0)
  * sleep on the bell alone, or a follower behind the ring's leader) - not a
  * lock, which sleeps in plain FUTEX_WAIT.  A test that knows tid is inside
  * evq_wait() and also sees q->sleepers > 0 then knows it sleeps in the
- * backend's wait (W3 in src/evq.c): a poll sleeps nowhere. */
+ * backend's wait (W3 in src/core/wait.c): a poll sleeps nowhere. */
 static inline int evqt_asleep_in_wait(pid_t tid)
 {
 	unsigned long a[2];
@@ -336,7 +336,7 @@ static inline int evqt_asleep_in_wait(pid_t tid)
 }
 
 /* 1 if thread tid sleeps in the backend's wait inside evq_wait(q): the
- * queue counts a sleeper (W1 in src/evq.c) and tid sleeps in a call
+ * queue counts a sleeper (W1 in src/core/wait.c) and tid sleeps in a call
  * evq_wait sleeps in.  Tests that use it include "internal.h". */
 #define evqt_sleeping_in(q, tid)                                             \
 	(atomic_load(&(q)->sleepers) > 0 && evqt_asleep_in_wait(tid))

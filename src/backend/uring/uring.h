@@ -80,7 +80,7 @@
  * futex_waitv sleep or with one IORING_OP_FUTEX_WAIT each in the ring (see
  * words.c; -DEVQ_URING_NATIVE_WORDS=0 sends them to the futex
  * watcher thread as on epoll).  Semaphores always use the watcher
- * (watch.c native()).
+ * (their kind lacks EVQ__KIND_NATIVE_WORDS: core/watch.c).
  *
  * Refusal (AUTO then falls back to epoll), in init: io_uring_setup failing
  * (seccomp, /proc/sys/kernel/io_uring_disabled, old kernel), a missing

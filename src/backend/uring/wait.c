@@ -188,7 +188,7 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
 
 void evq__ur_cancelled(void *arg)
 {
-	evq__asan_unstale(); /* first: stale redzones below (evq.c) */
+	evq__asan_unstale(); /* first: stale redzones below (core/wait.c) */
 	struct ur_sleep *c = arg;
 	struct uring_state *s = c->s;
 	pthread_mutex_lock(&s->lock);

@@ -365,7 +365,7 @@ void evq__ur_process_words(struct evq *q, struct uring_state *s, int *woken)
  * that no longer holds its expected value goes to check() as if its wait
  * had failed with -EAGAIN; the others stay loose.  Without this a caller
  * that only polls, or a queue kept busy by other sources (the core polls
- * then), would never see them (evq.c, fairness).  Locked. */
+ * then), would never see them (core/wait.c, fairness).  Locked. */
 void evq__ur_poll_loose(struct uring_state *s)
 {
 	struct uword *list = evq__ur_take_loose(s), *w;
