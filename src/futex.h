@@ -211,4 +211,15 @@ static inline struct timespec evq__deadline(int64_t timeout_ns)
 	return ts;
 }
 
+/* A relative timeout as a futex sleep's deadline: NULL (no deadline) when
+ * timeout_ns < 0, else *dl, set to evq__deadline(timeout_ns). */
+static inline const struct timespec *evq__deadline_or_forever(int64_t timeout_ns,
+							     struct timespec *dl)
+{
+	if (timeout_ns < 0)
+		return NULL;
+	*dl = evq__deadline(timeout_ns);
+	return dl;
+}
+
 #endif /* EVQ_FUTEX_H */

@@ -275,11 +275,8 @@ int evq_latch_wait(struct evq_latch *l, int64_t timeout_ns)
 		return 0;
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
-	struct timespec dl, *dlp = NULL;
-	if (timeout_ns > 0) {
-		dl = evq__deadline(timeout_ns);
-		dlp = &dl;
-	}
+	struct timespec dl;
+	const struct timespec *dlp = evq__deadline_or_forever(timeout_ns, &dl);
 	evq__add(&l->waiters, 1);                          /* LW1 */
 	int rc = latch_sleep_cancellable(l, shared(l), dlp);
 	evq__sub(&l->waiters, 1);                          /* LW4 */

@@ -227,12 +227,11 @@ evq_mask_t evq_waiter_wait(struct evq_waiter *w, evq_mask_t bits,
 		return got;
 	if (timeout_ns == 0)
 		return EVQ_MASK_TIMEOUT;
-	struct timespec deadline;
-	if (timeout_ns > 0)
-		deadline = evq__deadline(timeout_ns);
+	struct timespec dl;
+	const struct timespec *deadline = evq__deadline_or_forever(timeout_ns, &dl);
 	evq_mask_t got_[1];
 	pthread_cleanup_push(waiter_cancelled, w);
-	got_[0] = waiter_sleep(w, bits, timeout_ns > 0 ? &deadline : NULL);
+	got_[0] = waiter_sleep(w, bits, deadline);
 	pthread_cleanup_pop(0);
 	evq__st(&w->state, AWAKE);
 	return got_[0];

@@ -171,11 +171,8 @@ int evq_sem_wait(struct evq_sem *s, int64_t timeout_ns)
 		return rc;
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
-	struct timespec dl, *dlp = NULL;
-	if (timeout_ns > 0) {
-		dl = evq__deadline(timeout_ns);
-		dlp = &dl;
-	}
+	struct timespec dl;
+	const struct timespec *dlp = evq__deadline_or_forever(timeout_ns, &dl);
 	struct sem_sleeper c = { s, shared(s), 0 };
 	evq__add(&s->waiters, 1);                  /* S2 */
 	pthread_cleanup_push(sem_cancelled, &c);
