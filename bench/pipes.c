@@ -42,6 +42,7 @@
  *
  * The socketpairs are made once, for the largest N, and reused by every
  * implementation (9,000 pairs = 18,000 fds; the hard limit here is 20,000).
+ * The workload and its checks are bench/pipering.h, shared with peers.c.
  *
  * Output, one line per implementation and configuration:
  *   bench=pipes impl=evq n=1000 a=100 w=10000 rounds=41 setup_us_median=...
@@ -66,6 +67,7 @@
 
 #include "evq.h"
 #include "bench.h"
+#include "pipering.h"
 
 /* libev's enum and libevent's macros both name EV_READ (with different
  * values): include libev first and keep its value under another name. */
@@ -83,37 +85,12 @@ enum { LEV_READ = EV_READ };
 #define BATCH 256 /* events per wait for epoll and evq (evq's default) */
 #define MAX_LIST 16
 
-struct pair {
-	int r, w;
-};
-
-static struct pair *pairs;
-static int npairs;        /* N of the running configuration */
-static long writes_left;  /* of W */
-static long handled;      /* bytes read this round */
 static int persistent;    /* -P */
 
 static void die(const char *what, int err)
 {
 	fprintf(stderr, "pipes: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
-}
-
-/* The one read handler every implementation calls for pair i. */
-static inline void on_readable(int i)
-{
-	char c;
-
-	/* a spurious wakeup (none expected) reads nothing and counts nothing */
-	if (read(pairs[i].r, &c, 1) != 1)
-		return;
-	handled++;
-	if (writes_left > 0) {
-		int j = i + 1 == npairs ? 0 : i + 1;
-		writes_left--;
-		if (write(pairs[j].w, "e", 1) != 1)
-			die("write", errno);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -134,7 +111,7 @@ static void epoll_setup(int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct epoll_event e = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, pairs[i].r, &e) < 0)
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, pr.rfd[i], &e) < 0)
 			die("epoll_ctl ADD", errno);
 	}
 }
@@ -143,7 +120,7 @@ static void epoll_run(long total)
 {
 	struct epoll_event evs[BATCH];
 
-	while (handled < total) {
+	while (pr.handled < total) {
 		int n = epoll_wait(ep, evs, BATCH, -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -151,14 +128,14 @@ static void epoll_run(long total)
 			die("epoll_wait", errno);
 		}
 		for (int k = 0; k < n; k++)
-			on_readable((int)evs[k].data.u32);
+			pipering_readable((int)evs[k].data.u32);
 	}
 }
 
 static void epoll_teardown(int n)
 {
 	for (int i = 0; i < n; i++)
-		if (epoll_ctl(ep, EPOLL_CTL_DEL, pairs[i].r, NULL) < 0)
+		if (epoll_ctl(ep, EPOLL_CTL_DEL, pr.rfd[i], NULL) < 0)
 			die("epoll_ctl DEL", errno);
 }
 
@@ -192,7 +169,7 @@ static void evq_open(int n)
 static void evq_setup(int n)
 {
 	for (int i = 0; i < n; i++) {
-		evq_ids[i] = evq_add_fd(q, pairs[i].r, EVQ_READ, 0, (uint64_t)i);
+		evq_ids[i] = evq_add_fd(q, pr.rfd[i], EVQ_READ, 0, (uint64_t)i);
 		if (evq_ids[i] < 0)
 			die("evq_add_fd", (int)evq_ids[i]);
 	}
@@ -202,7 +179,7 @@ static void evq_run(long total)
 {
 	struct evq_event evs[BATCH];
 
-	while (handled < total) {
+	while (pr.handled < total) {
 		int n = evq_wait(q, evs, BATCH, -1, NULL);
 		if (n < 0) {
 			if (n == -EINTR)
@@ -210,7 +187,7 @@ static void evq_run(long total)
 			die("evq_wait", n);
 		}
 		for (int k = 0; k < n; k++)
-			on_readable((int)evs[k].cookie);
+			pipering_readable((int)evs[k].cookie);
 	}
 }
 
@@ -248,7 +225,7 @@ static void le_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	on_readable((int)(intptr_t)arg);
+	pipering_readable((int)(intptr_t)arg);
 }
 
 static void le_open(int n)
@@ -263,7 +240,7 @@ static void le_setup(int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct event *ev = le_event(i);
-		if (event_assign(ev, eb, pairs[i].r, EV_READ | EV_PERSIST, le_cb,
+		if (event_assign(ev, eb, pr.rfd[i], EV_READ | EV_PERSIST, le_cb,
 				 (void *)(intptr_t)i) < 0 ||
 		    event_add(ev, NULL) < 0)
 			die("event_add", EINVAL);
@@ -272,7 +249,7 @@ static void le_setup(int n)
 
 static void le_run(long total)
 {
-	while (handled < total)
+	while (pr.handled < total)
 		if (event_base_loop(eb, EVLOOP_ONCE) < 0)
 			die("event_base_loop", EINVAL);
 }
@@ -303,7 +280,7 @@ static void lev_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	on_readable((int)(w - lev_ios));
+	pipering_readable((int)(w - lev_ios));
 }
 
 static void lev_open(int n)
@@ -317,14 +294,14 @@ static void lev_open(int n)
 static void lev_setup(int n)
 {
 	for (int i = 0; i < n; i++) {
-		ev_io_init(&lev_ios[i], lev_cb, pairs[i].r, LEV_READ);
+		ev_io_init(&lev_ios[i], lev_cb, pr.rfd[i], LEV_READ);
 		ev_io_start(lev_loop, &lev_ios[i]);
 	}
 }
 
 static void lev_run(long total)
 {
-	while (handled < total)
+	while (pr.handled < total)
 		ev_run(lev_loop, EVRUN_ONCE);
 }
 
@@ -354,7 +331,7 @@ static void luv_cb(uv_poll_t *h, int status, int events)
 {
 	(void)status;
 	(void)events;
-	on_readable((int)(h - luv_polls));
+	pipering_readable((int)(h - luv_polls));
 }
 
 /* A uv_poll_t belongs to one loop: fresh loops need fresh handles, and
@@ -363,7 +340,7 @@ static void luv_cb(uv_poll_t *h, int status, int events)
 static void luv_init_handles(int n)
 {
 	for (int i = 0; i < n; i++) {
-		int err = uv_poll_init(&luv_loop, &luv_polls[i], pairs[i].r);
+		int err = uv_poll_init(&luv_loop, &luv_polls[i], pr.rfd[i]);
 		if (err < 0)
 			die("uv_poll_init", err);
 	}
@@ -398,7 +375,7 @@ static void luv_setup(int n)
 
 static void luv_run(long total)
 {
-	while (handled < total)
+	while (pr.handled < total)
 		uv_run(&luv_loop, UV_RUN_ONCE);
 }
 
@@ -477,24 +454,6 @@ static double median_ratio(const int64_t *num, const int64_t *den,
 	return m;
 }
 
-/* After a round every socket must be empty: nothing lost, nothing extra. */
-static void check_drained(const struct impl *im, int n, long total)
-{
-	char c;
-
-	if (handled != total) {
-		fprintf(stderr, "pipes: %s handled %ld of %ld\n", im->name,
-			handled, total);
-		exit(1);
-	}
-	for (int i = 0; i < n; i++)
-		if (recv(pairs[i].r, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
-			fprintf(stderr, "pipes: %s left a byte in pair %d\n",
-				im->name, i);
-			exit(1);
-		}
-}
-
 struct config {
 	int n, a;
 	long w;
@@ -506,7 +465,6 @@ static int one_round(int cand, int slot, void *ctx)
 	struct impl *im = &impls[cand];
 	int n = c->n, a = c->a;
 	long w = c->w, total = a + w;
-	int space = n / a;
 	int64_t t0, t1, t2, t3;
 
 	if (im->missing || !im->selected)
@@ -517,12 +475,8 @@ static int one_round(int cand, int slot, void *ctx)
 	im->setup(n);
 	t1 = now_ns();
 
-	npairs = n;
-	handled = 0;
-	writes_left = w;
-	for (int k = 0; k < a; k++)
-		if (write(pairs[k * space].w, "e", 1) != 1)
-			die("write", errno);
+	pr.ring = n;
+	pipering_start(a, w);
 	t2 = now_ns();
 	im->run(total);
 	t3 = now_ns();
@@ -538,7 +492,7 @@ static int one_round(int cand, int slot, void *ctx)
 	t1 = now_ns();
 	if (slot >= 0)
 		im->down_ns[slot] = t1 - t0;
-	check_drained(im, n, total);
+	pipering_check("pipes", im->name, total);
 	return 0;
 }
 
@@ -603,9 +557,8 @@ static void run_config(int n, int a, long w, int rounds)
 /* maxn socket pairs and every loop's per-pair records */
 static void make_pairs(int maxn)
 {
-	pairs = calloc((size_t)maxn, sizeof *pairs);
 	evq_ids = calloc((size_t)maxn, sizeof *evq_ids);
-	if (!pairs || !evq_ids)
+	if (!evq_ids)
 		die("calloc", ENOMEM);
 #ifdef HAVE_LIBEVENT
 	le_size = event_get_struct_event_size();
@@ -623,14 +576,7 @@ static void make_pairs(int maxn)
 	if (!luv_polls)
 		die("calloc", ENOMEM);
 #endif
-	for (int i = 0; i < maxn; i++) {
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			       0, sv) < 0)
-			die("socketpair", errno);
-		pairs[i].r = sv[0];
-		pairs[i].w = sv[1];
-	}
+	pipering_make(maxn, maxn);
 }
 
 static void usage(void)
