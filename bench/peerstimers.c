@@ -577,6 +577,12 @@ int main(int argc, char **argv)
 			bench_skipped("peers", im->name, im->missing);
 			continue;
 		}
+		if (im->open() < 0) {
+			bench_skipped("peers", im->name, "its backend is refused here");
+			im->missing = "unavailable";
+			continue;
+		}
+		im->close();
 		timermem(im); /* first, in a child: before the rounds free memory */
 		if (!o.impls && strcmp(im->name, "sd-event") == 0) {
 			/* one sd_event_run per timer, each an epoll_wait and a timerfd
