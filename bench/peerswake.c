@@ -65,7 +65,10 @@
 
 #define WARMUP 200
 
-static int woken[2];      /* set by side s's handler, read by its waiter */
+#if defined(BENCH_LIBEVENT) || defined(HAVE_LIBEV) || defined(HAVE_LIBUV) || \
+	defined(HAVE_SDEVENT)
+static int woken[2]; /* the peers': set by side s's handler, read by its waiter */
+#endif
 static atomic_int stop;
 
 static void die(const char *what, int err)
