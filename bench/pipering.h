@@ -38,6 +38,14 @@ static inline void pipering_die(const char *what, int err)
 	exit(1);
 }
 
+static inline void *pipering_calloc(int n, size_t size)
+{
+	void *p = calloc((size_t)(n > 0 ? n : 1), size);
+	if (!p)
+		pipering_die("calloc", ENOMEM);
+	return p;
+}
+
 /* the one read handler every implementation calls; all inline, so that
  * a program using only some of these gets no unused-function warning */
 static inline void pipering_readable(int i)
@@ -58,10 +66,8 @@ static inline void pipering_readable(int i)
 /* npairs socketpairs, then eventfds up to n fds in all */
 static inline void pipering_make(int npairs, int n)
 {
-	pr.rfd = calloc((size_t)(n > 0 ? n : 1), sizeof *pr.rfd);
-	pr.wfd = calloc((size_t)(npairs > 0 ? npairs : 1), sizeof *pr.wfd);
-	if (!pr.rfd || !pr.wfd)
-		pipering_die("calloc", ENOMEM);
+	pr.rfd = pipering_calloc(n, sizeof *pr.rfd);
+	pr.wfd = pipering_calloc(npairs, sizeof *pr.wfd);
 	for (int i = 0; i < n; i++) {
 		int sv[2];
 		if (i >= npairs) {
