@@ -58,6 +58,21 @@ double bench_median_i64(const int64_t *v, int n);
 double bench_ratio_median(const double *num, const double *den, int n);
 double bench_ratio_median_i64(const int64_t *num, const int64_t *den, int n);
 double bench_min(const double *v, int n);
+/* The spread of the per-round ratios num[r] / den[r]: their minimum and
+ * maximum over the n rounds, into *lo and *hi. */
+void bench_ratio_range(const double *num, const double *den, int n, double *lo, double *hi);
+
+/* The process's memory now, all in user space: the bytes malloc has
+ * handed out, uordblks + hblkhd (mallinfo2: in use in the sbrk arena, and
+ * the mmap'd blocks; the arena's size itself does not grow while freed
+ * space is reused), and the resident set (/proc/self/statm), both in
+ * bytes.  Differences of two readings around N registrations, divided by
+ * N, are the bytes per registration; the RSS one only counts while the
+ * process has no freed memory to reuse, so measure first. */
+struct bench_mem {
+	double heap, rss;
+};
+void bench_mem_now(struct bench_mem *m);
 
 /* The rounds of one table.  Every round runs each candidate 0..n-1 once
  * (one() returns at once for those not selected), in an order that

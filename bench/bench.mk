@@ -15,6 +15,8 @@
 #   make bench-latchmany [LATCHMANY_ARGS='-n 2,4,8,32,128 -m 300 -r 11 -v']
 #   make bench-uring    [URING_ARGS='-r 21 -m 10000 -t pipes,trigger,latch']
 #   make bench-pidexit  [PIDEXIT_ARGS='-r 11 -n 256 -c 1,64']
+#   make bench-peers    [PEERS_ARGS=... PEERSWAKE_ARGS=... PEERSTIMERS_ARGS=...]
+#                       [PEERS_OUT=bench/RESULTS-peers.md]   evq vs floors and peers
 #   make bench-jobpool  [JOBPOOL_ROUNDS=7]                    (bench/jobpool.sh)
 #   make bench-tcl      [TCLBENCH_ARGS='-d 3 -r 5 -n 500,1000,5000,9000']
 #                       [TCLBENCH_EVQTCLSH=/path/to/evqtclsh]  (bench/tcl/run.sh)
@@ -61,6 +63,16 @@ BENCH_PEER_LIBS := \
 	$(if $(BENCH_HAVE_LIBEV),$(if $(BENCH_HAVE_LIBEV_PC),$(shell pkg-config --libs libev),-lev)) \
 	$(if $(BENCH_HAVE_LIBUV),$(shell pkg-config --libs libuv))
 
+# make bench-peers: evq on each backend, the raw floors and every peer,
+# sd-event (libsystemd) included, in three programs; bench/peers.sh runs
+# them and writes the Markdown table (PEERS_OUT, default: stdout only).
+BENCH_HAVE_SDEVENT := $(call bench_pc,libsystemd)
+BENCH_SDEVENT_CFLAGS := $(if $(BENCH_HAVE_SDEVENT),-DHAVE_SDEVENT $(shell pkg-config --cflags libsystemd))
+BENCH_SDEVENT_LIBS := $(if $(BENCH_HAVE_SDEVENT),$(shell pkg-config --libs libsystemd))
+BENCH_PEERS_PROGS := peers peerswake peerstimers
+$(foreach p,$(BENCH_PEERS_PROGS),$(eval BENCH_PEERS_$(p) := yes)\
+	$(eval BENCH_CFLAGS_$(p) := $(BENCH_SDEVENT_CFLAGS))$(eval BENCH_LIBS_$(p) := $(BENCH_SDEVENT_LIBS)))
+
 # The one rule.  $* is the program's name below bench/ ("pipes",
 # "tcl/echo_client"); both libraries are prerequisites, as which one a
 # program links is a variable of its name.
@@ -99,6 +111,12 @@ bench: $(BENCH_MAIN)
 	 TRIGGER_ARGS='$(TRIGGER_ARGS)' TIMERS_ARGS='$(TIMERS_ARGS)' \
 	 sh bench/run.sh
 
+PEERS_OUT ?=
+bench-peers: $(addprefix $(BUILD)/bench/,$(BENCH_PEERS_PROGS))
+	@$(if $(BENCH_HAVE_SDEVENT),,echo "bench-peers: sd-event skipped: install libsystemd-dev";) \
+	 BENCH_BIN='$(BUILD)/bench' PEERS_ARGS='$(PEERS_ARGS)' PEERSWAKE_ARGS='$(PEERSWAKE_ARGS)' \
+	 PEERSTIMERS_ARGS='$(PEERSTIMERS_ARGS)' sh bench/peers.sh $(PEERS_OUT)
+
 BENCH_WORDS := $(addprefix $(BUILD)/bench/,jobtoken latch waitv)
 bench-words: $(BENCH_WORDS)
 	$(BUILD)/bench/jobtoken $(JOBTOKEN_ARGS)
@@ -130,4 +148,4 @@ bench-tcl: $(BUILD)/bench/tcl/echo_client $(if $(wildcard bindings/tcl/tcl.mk),t
 # io_uring, evq_latch_set_many, process exits
 bench-all: bench bench-waiters bench-mask bench-words bench-uring bench-latchmany bench-pidexit
 
-.PHONY: bench bench-build bench-all bench-words bench-jobpool bench-tcl $(BENCH_ONE:%=bench-%)
+.PHONY: bench bench-build bench-all bench-words bench-peers bench-jobpool bench-tcl $(BENCH_ONE:%=bench-%)

@@ -3,6 +3,7 @@
  * harness.c - what every evq benchmark shares (bench.h says what each
  * part is for); compiled into each program by bench/bench.mk.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -81,6 +82,33 @@ double bench_min(const double *v, int n)
 		if (v[i] < m)
 			m = v[i];
 	return m;
+}
+
+void bench_ratio_range(const double *num, const double *den, int n, double *lo, double *hi)
+{
+	*lo = *hi = num[0] / den[0];
+	for (int i = 1; i < n; i++) {
+		double x = num[i] / den[i];
+		if (x < *lo)
+			*lo = x;
+		if (x > *hi)
+			*hi = x;
+	}
+}
+
+void bench_mem_now(struct bench_mem *m)
+{
+	struct mallinfo2 mi = mallinfo2();
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	m->heap = (double)mi.uordblks + (double)mi.hblkhd;
+	m->rss = (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
 int bench_rounds(int rounds, int n, int warmup, int (*one)(int cand, int round, void *ctx),

@@ -42,6 +42,7 @@
  *
  * The socketpairs are made once, for the largest N, and reused by every
  * implementation (9,000 pairs = 18,000 fds; the hard limit here is 20,000).
+ * The workload and its checks are bench/pipering.h, shared with peers.c.
  *
  * Output, one line per implementation and configuration:
  *   bench=pipes impl=evq n=1000 a=100 w=10000 rounds=41 setup_us_median=...
@@ -83,341 +84,14 @@ enum { LEV_READ = EV_READ };
 #define BATCH 256 /* events per wait for epoll and evq (evq's default) */
 #define MAX_LIST 16
 
-struct pair {
-	int r, w;
-};
-
-static struct pair *pairs;
-static int npairs;        /* N of the running configuration */
-static long writes_left;  /* of W */
-static long handled;      /* bytes read this round */
-static int persistent;    /* -P */
-
 static void die(const char *what, int err)
 {
 	fprintf(stderr, "pipes: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
 }
 
-/* The one read handler every implementation calls for pair i. */
-static inline void on_readable(int i)
-{
-	char c;
-
-	/* a spurious wakeup (none expected) reads nothing and counts nothing */
-	if (read(pairs[i].r, &c, 1) != 1)
-		return;
-	handled++;
-	if (writes_left > 0) {
-		int j = i + 1 == npairs ? 0 : i + 1;
-		writes_left--;
-		if (write(pairs[j].w, "e", 1) != 1)
-			die("write", errno);
-	}
-}
-
-/* ------------------------------------------------------------------ */
-/* raw epoll: the floor                                                 */
-/* ------------------------------------------------------------------ */
-
-static int ep = -1;
-
-static void epoll_open(int n)
-{
-	(void)n;
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		die("epoll_create1", errno);
-}
-
-static void epoll_setup(int n)
-{
-	for (int i = 0; i < n; i++) {
-		struct epoll_event e = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, pairs[i].r, &e) < 0)
-			die("epoll_ctl ADD", errno);
-	}
-}
-
-static void epoll_run(long total)
-{
-	struct epoll_event evs[BATCH];
-
-	while (handled < total) {
-		int n = epoll_wait(ep, evs, BATCH, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("epoll_wait", errno);
-		}
-		for (int k = 0; k < n; k++)
-			on_readable((int)evs[k].data.u32);
-	}
-}
-
-static void epoll_teardown(int n)
-{
-	for (int i = 0; i < n; i++)
-		if (epoll_ctl(ep, EPOLL_CTL_DEL, pairs[i].r, NULL) < 0)
-			die("epoll_ctl DEL", errno);
-}
-
-static void epoll_close(int n)
-{
-	(void)n;
-	close(ep);
-	ep = -1;
-}
-
-/* ------------------------------------------------------------------ */
-/* evq                                                                  */
-/* ------------------------------------------------------------------ */
-
-static struct evq *q;
-static int64_t *evq_ids;
-
-static void evq_open(int n)
-{
-	/* the epoll backend, unless EVQ_BACKEND= asks for another (AUTO obeys
-	 * the environment, an explicit choice would not) */
-	struct evq_options opt = { .backend = getenv("EVQ_BACKEND") ?
-				   EVQ_BACKEND_AUTO : EVQ_BACKEND_EPOLL };
-	int err = evq_new(&q, &opt);
-
-	(void)n;
-	if (err < 0)
-		die("evq_new", err);
-}
-
-static void evq_setup(int n)
-{
-	for (int i = 0; i < n; i++) {
-		evq_ids[i] = evq_add_fd(q, pairs[i].r, EVQ_READ, 0, (uint64_t)i);
-		if (evq_ids[i] < 0)
-			die("evq_add_fd", (int)evq_ids[i]);
-	}
-}
-
-static void evq_run(long total)
-{
-	struct evq_event evs[BATCH];
-
-	while (handled < total) {
-		int n = evq_wait(q, evs, BATCH, -1, NULL);
-		if (n < 0) {
-			if (n == -EINTR)
-				continue;
-			die("evq_wait", n);
-		}
-		for (int k = 0; k < n; k++)
-			on_readable((int)evs[k].cookie);
-	}
-}
-
-static void evq_teardown(int n)
-{
-	for (int i = 0; i < n; i++) {
-		int err = evq_del(q, evq_ids[i]);
-		if (err < 0)
-			die("evq_del", err);
-	}
-}
-
-static void evq_close(int n)
-{
-	(void)n;
-	evq_free(q);
-	q = NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* libevent                                                             */
-/* ------------------------------------------------------------------ */
-
-#ifdef HAVE_LIBEVENT
-static struct event_base *eb;
-static unsigned char *le_mem; /* N struct events, event_assign()ed */
-static size_t le_size;
-
-static struct event *le_event(int i)
-{
-	return (struct event *)(void *)(le_mem + (size_t)i * le_size);
-}
-
-static void le_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	on_readable((int)(intptr_t)arg);
-}
-
-static void le_open(int n)
-{
-	(void)n;
-	eb = event_base_new();
-	if (!eb)
-		die("event_base_new", ENOMEM);
-}
-
-static void le_setup(int n)
-{
-	for (int i = 0; i < n; i++) {
-		struct event *ev = le_event(i);
-		if (event_assign(ev, eb, pairs[i].r, EV_READ | EV_PERSIST, le_cb,
-				 (void *)(intptr_t)i) < 0 ||
-		    event_add(ev, NULL) < 0)
-			die("event_add", EINVAL);
-	}
-}
-
-static void le_run(long total)
-{
-	while (handled < total)
-		if (event_base_loop(eb, EVLOOP_ONCE) < 0)
-			die("event_base_loop", EINVAL);
-}
-
-static void le_teardown(int n)
-{
-	for (int i = 0; i < n; i++)
-		event_del(le_event(i));
-}
-
-static void le_close(int n)
-{
-	(void)n;
-	event_base_free(eb);
-	eb = NULL;
-}
-#endif
-
-/* ------------------------------------------------------------------ */
-/* libev                                                                */
-/* ------------------------------------------------------------------ */
-
-#ifdef HAVE_LIBEV
-static struct ev_loop *lev_loop;
-static ev_io *lev_ios;
-
-static void lev_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	on_readable((int)(w - lev_ios));
-}
-
-static void lev_open(int n)
-{
-	(void)n;
-	lev_loop = ev_loop_new(EVBACKEND_EPOLL);
-	if (!lev_loop)
-		die("ev_loop_new", ENOMEM);
-}
-
-static void lev_setup(int n)
-{
-	for (int i = 0; i < n; i++) {
-		ev_io_init(&lev_ios[i], lev_cb, pairs[i].r, LEV_READ);
-		ev_io_start(lev_loop, &lev_ios[i]);
-	}
-}
-
-static void lev_run(long total)
-{
-	while (handled < total)
-		ev_run(lev_loop, EVRUN_ONCE);
-}
-
-static void lev_teardown(int n)
-{
-	for (int i = 0; i < n; i++)
-		ev_io_stop(lev_loop, &lev_ios[i]);
-}
-
-static void lev_close(int n)
-{
-	(void)n;
-	ev_loop_destroy(lev_loop);
-	lev_loop = NULL;
-}
-#endif
-
-/* ------------------------------------------------------------------ */
-/* libuv                                                                */
-/* ------------------------------------------------------------------ */
-
-#ifdef HAVE_LIBUV
-static uv_loop_t luv_loop;
-static uv_poll_t *luv_polls;
-
-static void luv_cb(uv_poll_t *h, int status, int events)
-{
-	(void)status;
-	(void)events;
-	on_readable((int)(h - luv_polls));
-}
-
-/* A uv_poll_t belongs to one loop: fresh loops need fresh handles, and
- * uv_poll_init is part of registering an fd (it also probes the fd with an
- * epoll_ctl ADD/DEL pair and sets O_NONBLOCK). */
-static void luv_init_handles(int n)
-{
-	for (int i = 0; i < n; i++) {
-		int err = uv_poll_init(&luv_loop, &luv_polls[i], pairs[i].r);
-		if (err < 0)
-			die("uv_poll_init", err);
-	}
-}
-
-static void luv_close_handles(int n)
-{
-	for (int i = 0; i < n; i++)
-		uv_close((uv_handle_t *)&luv_polls[i], NULL);
-	uv_run(&luv_loop, UV_RUN_DEFAULT); /* runs the close callbacks */
-}
-
-static void luv_open(int n)
-{
-	int err = uv_loop_init(&luv_loop);
-	if (err < 0)
-		die("uv_loop_init", err);
-	if (persistent)
-		luv_init_handles(n);
-}
-
-static void luv_setup(int n)
-{
-	if (!persistent)
-		luv_init_handles(n);
-	for (int i = 0; i < n; i++) {
-		int err = uv_poll_start(&luv_polls[i], UV_READABLE, luv_cb);
-		if (err < 0)
-			die("uv_poll_start", err);
-	}
-}
-
-static void luv_run(long total)
-{
-	while (handled < total)
-		uv_run(&luv_loop, UV_RUN_ONCE);
-}
-
-static void luv_teardown(int n)
-{
-	for (int i = 0; i < n; i++)
-		uv_poll_stop(&luv_polls[i]);
-	if (!persistent)
-		luv_close_handles(n);
-}
-
-static void luv_close(int n)
-{
-	if (persistent)
-		luv_close_handles(n);
-	if (uv_loop_close(&luv_loop) < 0)
-		die("uv_loop_close", EBUSY);
-}
-#endif
+/* the loops: pipeloops.h (needs die and BATCH) */
+#include "pipeloops.h"
 
 /* ------------------------------------------------------------------ */
 /* driver                                                               */
@@ -477,24 +151,6 @@ static double median_ratio(const int64_t *num, const int64_t *den,
 	return m;
 }
 
-/* After a round every socket must be empty: nothing lost, nothing extra. */
-static void check_drained(const struct impl *im, int n, long total)
-{
-	char c;
-
-	if (handled != total) {
-		fprintf(stderr, "pipes: %s handled %ld of %ld\n", im->name,
-			handled, total);
-		exit(1);
-	}
-	for (int i = 0; i < n; i++)
-		if (recv(pairs[i].r, &c, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN) {
-			fprintf(stderr, "pipes: %s left a byte in pair %d\n",
-				im->name, i);
-			exit(1);
-		}
-}
-
 struct config {
 	int n, a;
 	long w;
@@ -506,7 +162,6 @@ static int one_round(int cand, int slot, void *ctx)
 	struct impl *im = &impls[cand];
 	int n = c->n, a = c->a;
 	long w = c->w, total = a + w;
-	int space = n / a;
 	int64_t t0, t1, t2, t3;
 
 	if (im->missing || !im->selected)
@@ -517,12 +172,8 @@ static int one_round(int cand, int slot, void *ctx)
 	im->setup(n);
 	t1 = now_ns();
 
-	npairs = n;
-	handled = 0;
-	writes_left = w;
-	for (int k = 0; k < a; k++)
-		if (write(pairs[k * space].w, "e", 1) != 1)
-			die("write", errno);
+	pr.ring = n;
+	pipering_start(a, w);
 	t2 = now_ns();
 	im->run(total);
 	t3 = now_ns();
@@ -538,7 +189,7 @@ static int one_round(int cand, int slot, void *ctx)
 	t1 = now_ns();
 	if (slot >= 0)
 		im->down_ns[slot] = t1 - t0;
-	check_drained(im, n, total);
+	pipering_check("pipes", im->name, total);
 	return 0;
 }
 
@@ -603,34 +254,17 @@ static void run_config(int n, int a, long w, int rounds)
 /* maxn socket pairs and every loop's per-pair records */
 static void make_pairs(int maxn)
 {
-	pairs = calloc((size_t)maxn, sizeof *pairs);
-	evq_ids = calloc((size_t)maxn, sizeof *evq_ids);
-	if (!pairs || !evq_ids)
-		die("calloc", ENOMEM);
+	evq_alloc(maxn);
 #ifdef HAVE_LIBEVENT
-	le_size = event_get_struct_event_size();
-	le_mem = calloc((size_t)maxn, le_size);
-	if (!le_mem)
-		die("calloc", ENOMEM);
+	le_alloc(maxn);
 #endif
 #ifdef HAVE_LIBEV
-	lev_ios = calloc((size_t)maxn, sizeof *lev_ios);
-	if (!lev_ios)
-		die("calloc", ENOMEM);
+	lev_alloc(maxn);
 #endif
 #ifdef HAVE_LIBUV
-	luv_polls = calloc((size_t)maxn, sizeof *luv_polls);
-	if (!luv_polls)
-		die("calloc", ENOMEM);
+	luv_alloc(maxn);
 #endif
-	for (int i = 0; i < maxn; i++) {
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			       0, sv) < 0)
-			die("socketpair", errno);
-		pairs[i].r = sv[0];
-		pairs[i].w = sv[1];
-	}
+	pipering_make(maxn, maxn);
 }
 
 static void usage(void)
@@ -671,6 +305,9 @@ int main(int argc, char **argv)
 		}
 	}
 	rounds = bench_opts_end(&o, argc, usage);
+	/* evq: the epoll backend, unless EVQ_BACKEND= asks for another (AUTO
+	 * obeys the environment, an explicit choice would not) */
+	evq_backend = getenv("EVQ_BACKEND") ? EVQ_BACKEND_AUTO : EVQ_BACKEND_EPOLL;
 	for (int i = 0; i < NIMPL; i++)
 		impls[i].selected = bench_listed(o.impls, impls[i].name);
 
