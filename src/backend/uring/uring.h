@@ -226,6 +226,9 @@ struct uring_state {
 	unsigned cancels;       /* EPOLL_WAITs a leaving thread had to cancel */
 	_Atomic unsigned fault_tick;
 	int bufsize;
+	int hot;                /* the last wait() handed out fd events:
+				 * the next polls before it sleeps (wait.c,
+				 * poll_first) */
 	struct slot slot[MAX_SLOTS];
 	struct uword **wmap;    /* registration slot -> current record */
 	uint32_t wmap_len;

@@ -172,8 +172,11 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
 		return 0;
 	if (max > EVQ_BATCH_MAX)
 		max = EVQ_BATCH_MAX;
-	int n = (int)syscall(SYS_epoll_pwait2, s->epfd, evs, max, &zero, sigmask,
-			     (size_t)(_NSIG / 8));
+	/* without a mask, plain epoll_pwait with 0 ms is the same poll, and
+	 * exists where epoll_pwait2 does not (valgrind 3.19, for one) */
+	int n = sigmask ? (int)syscall(SYS_epoll_pwait2, s->epfd, evs, max, &zero,
+				       sigmask, (size_t)(_NSIG / 8))
+			: (int)syscall(SYS_epoll_pwait, s->epfd, evs, max, 0, NULL, 0);
 	if (n < 0)
 		return -errno;
 	struct slot tmp = { .pos = 0, .count = n, .buf = evs };
@@ -255,6 +258,7 @@ struct ur_call {
 				 * sleeps end the call themselves) */
 	int k;                  /* the result */
 	int poll;               /* nothing came: poll the fds on the way out */
+	int polled;             /* poll_first() looked already */
 };
 
 /* Reaps and hands out: completions, words (check()), a wake (LF2), events.
@@ -449,6 +453,33 @@ static int ring_round(struct ur_call *c)
 	return 1;
 }
 
+/* Before a sleep, on a busy queue (the last call handed out fd events):
+ * the fds are likely ready again, and one epoll_pwait2 of the set costs
+ * less than the ring's round for them (an EPOLL_WAIT submitted and
+ * completed through io_uring_enter, the enter's switch to asynchronous
+ * cancellation and back, a second pass over s->lock).  Runs after top(),
+ * which reaped completions, words and a wake, so kernel sources other than
+ * fds are looked at first (F2, B9); once per call, and a miss makes the
+ * queue cold: the next calls sleep at once, so a quiet queue pays no
+ * extra system call.  Not a sleep: it takes nobody's place in the ring
+ * (LF1..LF6 are untouched) and is no cancellation point.  1 if the call
+ * is over (events in c->k).  Locked; the poll runs under s->lock, as
+ * harvest() submits under it. */
+static int poll_first(struct ur_call *c)
+{
+	struct uring_state *s = c->s;
+	if (!s->hot || c->polled || c->sigmask || atomic_load(&s->nfds) == 0)
+		return 0;
+	c->polled = 1;
+	int k = poll_now(s, NULL, c->out, c->max);
+	if (k <= 0) {
+		s->hot = 0; /* an error is the ring's to report */
+		return 0;
+	}
+	c->k = k;
+	return 1;
+}
+
 /* One round: 1 if the call is over.  Locked, as on return. */
 static int round_once(struct ur_call *c)
 {
@@ -462,6 +493,8 @@ static int round_once(struct ur_call *c)
 		c->timeout_ns = 0;
 		return 0;
 	}
+	if (poll_first(c))
+		return 1;
 	if (!c->sigmask && atomic_load(&s->sleepers) > 0) {
 		follow(c);
 		return 0;
@@ -487,6 +520,7 @@ int evq__ur_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 	pthread_mutex_lock(&c.s->lock);
 	while (!round_once(&c))
 		;
+	c.s->hot = c.k > 0;
 	evq__ur_leave(c.s);
 	evq__ur_pass_lead(c.s); /* LF3 */
 	pthread_mutex_unlock(&c.s->lock);
