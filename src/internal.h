@@ -127,8 +127,7 @@ struct evq__reg {
 	                           takes and clears them with the count */
 	_Atomic int32_t post_next;
 
-	/* timers */
-	int32_t heap_pos;
+	/* timers (the heap position is in q->tpos) */
 	int64_t deadline;
 	int64_t interval;
 
@@ -147,7 +146,8 @@ struct evq__heap_entry {
 };
 
 struct evq__heap {
-	struct evq__heap_entry *a;
+	struct evq__heap_entry *a;  /* 64-byte aligned + 3 entries (timer.c) */
+	void *raw;                  /* the allocation a lies in */
 	uint32_t n, cap;
 };
 
@@ -271,6 +271,9 @@ struct evq {
 
 	struct evq__heap heap[EVQ_NCLOCKS];
 	uint32_t ntimers;              /* entries in all heaps */
+	int32_t *tpos;                 /* slot -> position in its clock's
+					  heap, -1 none; [0, tpos_len) */
+	uint32_t tpos_len;
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
 	_Atomic int32_t round_head;    /* the same, for posts made by a
@@ -526,9 +529,9 @@ static inline int evq__test_slot_gen(struct evq *q, uint32_t idx, uint32_t gen)
 int evq__timer_clock_index(clockid_t clock);
 int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags);  /* locked */
-/* Room for one more timer on clock ci: arming one then cannot fail.
+/* Room for r as one more timer on clock ci: arming it then cannot fail.
  * -ENOMEM.  locked */
-int evq__timer_reserve(struct evq *q, int clock_index);
+int evq__timer_reserve(struct evq *q, struct evq__reg *r, int clock_index);
 void evq__timer_disarm(struct evq *q, struct evq__reg *r);   /* locked */
 /* Fires expired timers into the pending list; returns ns until the next
  * expiry (-1: none). locked */

@@ -206,8 +206,6 @@ static void destroy(struct evq *q)
 	be->fini(q);
 	for (uint32_t c = 0; c < EVQ_MAX_CHUNKS; c++)
 		free(atomic_load(&q->chunk[c]));  /* NULL beyond the last one */
-	for (int i = 0; i < EVQ_NCLOCKS; i++)
-		free(q->heap[i].a);
 	if (!child)
 		pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -278,7 +276,6 @@ static int grow_slots(struct evq *q)
 	struct evq__reg *r = evq__slot(q, n);
 	memset(r, 0, sizeof *r);
 	r->idx = n;
-	r->heap_pos = -1;
 	atomic_init(&r->state, (uint64_t)EVQ_GEN_FIRST << EVQ_ID_GEN_SHIFT);
 	atomic_init(&r->ctl, 0);
 	atomic_init(&r->val, 0);
@@ -313,7 +310,6 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 	r->pend_data = 0;
 	atomic_store(&r->val, 0);
 	atomic_store(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT);
-	r->heap_pos = -1;
 	r->deadline = r->interval = 0;
 	r->dev = r->ino = 0;
 	r->ext = NULL;
