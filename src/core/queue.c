@@ -308,8 +308,14 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 	r->clock = 0;
 	r->pend_events = 0;
 	r->pend_data = 0;
-	atomic_store(&r->val, 0);
-	atomic_store(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT);
+	/* Relaxed: nobody may post with the new tag before learning the id,
+	 * which the release store of state below (paired with the acquire in
+	 * evq__reg_lookup, or the adder's own hand-off of the id) orders
+	 * after these stores; a stale post whose tag matched (2^24
+	 * generations old) races with them as it did with seq_cst ones. */
+	atomic_store_explicit(&r->val, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT,
+			      memory_order_relaxed);
 	r->deadline = r->interval = 0;
 	r->dev = r->ino = 0;
 	r->ext = NULL;
@@ -411,7 +417,10 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 	do
 		n = (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT | (c & EVQ_CTL_QUEUED);
 	while (!atomic_compare_exchange_weak(&r->ctl, &c, n));
-	atomic_store(&r->val, 0);
+	/* Relaxed: it cannot move above the CAS (acquire), and only stale
+	 * producers, whose bits are junk, touch val now; evq__reg_new clears
+	 * it again for the next tenant. */
+	atomic_store_explicit(&r->val, 0, memory_order_relaxed);
 	r->pend_data = 0;
 	r->pend_events = 0;
 	r->ext = NULL;
