@@ -116,27 +116,32 @@ struct evq__reg {
 
 	/* pending (deliverable) or again (regular files) list */
 	int32_t next, prev;
+	uint32_t pend_events;
+	_Atomic int32_t post_next; /* lock-free post path (atomic) */
 	uint8_t list;           /* enum evq__list */
 	uint8_t clock;          /* timers: clock index */
-	uint32_t pend_events;
 	uint64_t pend_data;     /* occurrences not yet delivered */
 
 	/* lock-free post path (atomic) */
 	_Atomic uint64_t ctl;
 	_Atomic uint64_t val;   /* bits producers OR in (masks); the drain
 	                           takes and clears them with the count */
-	_Atomic int32_t post_next;
 
-	/* timers (the heap position is in q->tpos) */
-	int64_t deadline;
-	int64_t interval;
-
-	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
-	uint64_t dev, ino;
-
-	void *ext;              /* kind-specific state (words, masks, ...) */
+	/* What only some kinds use shares one place: a kind touches only its
+	 * own member (fds never set ext, timers neither; the core clears
+	 * ext when a registration goes; evq__reg_new clears all of it). */
+	union {
+		void *ext;      /* kind-specific state (words, masks, ...) */
+		struct {        /* timers (the heap position is in q->tpos) */
+			int64_t deadline;
+			int64_t interval;
+		};
+		struct {        /* fds: identity of a regular file (EVQ_R_ALWAYS) */
+			uint64_t dev, ino;
+		};
+	};
 };
-_Static_assert(sizeof(struct evq__reg) <= 128, "a registration fits in 128 bytes");
+_Static_assert(sizeof(struct evq__reg) <= 96, "a registration fits in 96 bytes");
 
 /* A timer heap holds each entry's deadline beside its slot index, so sifting
  * compares within the array and never touches the registrations. */

@@ -316,9 +316,7 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 	atomic_store_explicit(&r->val, 0, memory_order_relaxed);
 	atomic_store_explicit(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT,
 			      memory_order_relaxed);
-	r->deadline = r->interval = 0;
-	r->dev = r->ino = 0;
-	r->ext = NULL;
+	r->dev = r->ino = 0; /* the whole union: ext, deadline, interval */
 	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT | (uint32_t)kind,
 			      memory_order_release);
 	q->nlive++;
