@@ -242,6 +242,12 @@ struct evq__add {
 /* its words may wait natively in the backend (backend->word_arm); a kind
  * without it stays on the watcher threads (core/watch.c) */
 #define EVQ__KIND_NATIVE_WORDS 0x4u
+/* nothing evq__reg_add, evq_mod or evq_del runs for it under q->lock (its
+ * prepare, start, drop, mod and del hooks, and the core around them)
+ * reaches a cancellation point, so they take q->lock without disabling
+ * cancellation (evq__lock_light below): two pthread_setcancelstate calls,
+ * each a locked CAS, saved on every add and delete (timers) */
+#define EVQ__KIND_NO_CANCEL_POINTS 0x8u
 
 /* A hidden kind no public constant names: the registration through which a
  * queue watches evq_sigevent()'s signal (kinds/sigevent.c).  Its events
@@ -386,6 +392,14 @@ static inline int evq__fd_ctl(struct evq *q, struct evq__reg *r, enum evq__fd_op
  * Nesting (two queues) is counted per thread. */
 void evq__lock(struct evq *q);
 void evq__unlock(struct evq *q);
+/* q->lock alone, cancellation left as it is: only around code that reaches
+ * no cancellation point (a kind with EVQ__KIND_NO_CANCEL_POINTS; evq_wait's
+ * own locking, core/wait.c, is the same idea).  Deferred cancellation acts
+ * only at those points, so none can act while the lock is held; a caller
+ * that learns under the lock that it needs more calls evq__nocancel_enter()
+ * then (not a cancellation point either). */
+static inline void evq__lock_light(struct evq *q) { pthread_mutex_lock(&q->lock); }
+static inline void evq__unlock_light(struct evq *q) { pthread_mutex_unlock(&q->lock); }
 /* The same without a lock, around other code that reaches cancellation
  * points and must not be cut short (evq_new, evq_free, failure paths). */
 void evq__nocancel_enter(void);

@@ -364,6 +364,13 @@ int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		rc = k->make(q, &a);
 	if (rc < 0)
 		return rc;
+	if (k->caps & EVQ__KIND_NO_CANCEL_POINTS) {
+		/* no lock hook either: such a kind's locked part is short */
+		evq__lock_light(q);
+		int64_t id = evq__reg_add_locked(q, &a);
+		evq__unlock_light(q);
+		return id;
+	}
 	lock(q);
 	if (k->lock)
 		k->lock();
@@ -433,6 +440,18 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 /* Changing and removing                                                */
 /* ------------------------------------------------------------------ */
 
+/* evq_mod and evq_del take q->lock light (internal.h) to find r, then
+ * disable cancellation, still before anything that could reach a
+ * cancellation point, unless r's kind needs no such care.  1 if it did:
+ * the caller leaves after unlocking, as evq__unlock does. */
+static int lock_guard(const struct evq__reg *r)
+{
+	if (!r || (evq__kind_of(r)->caps & EVQ__KIND_NO_CANCEL_POINTS))
+		return 0;
+	evq__nocancel_enter();
+	return 1;
+}
+
 /* The kind checks events (EVQ__KIND_EVENTS: fds) in its mod hook; every
  * other kind takes none. */
 static int mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
@@ -460,10 +479,13 @@ int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	lock(q);
+	evq__lock_light(q);
 	struct evq__reg *r = evq__reg_get(q, id);
+	int guard = lock_guard(r);
 	int rc = r ? mod(q, r, events, flags) : -ENOENT;
-	unlock(q);
+	evq__unlock_light(q);
+	if (guard)
+		evq__nocancel_leave();
 	return rc;
 }
 
@@ -472,11 +494,14 @@ int evq_del(struct evq *q, int64_t id)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	lock(q);
+	evq__lock_light(q);
 	struct evq__reg *r = evq__reg_get(q, id);
+	int guard = lock_guard(r);
 	if (r)
 		evq__reg_free(q, r);
-	unlock(q);
+	evq__unlock_light(q);
+	if (guard)
+		evq__nocancel_leave();
 	return r ? 0 : -ENOENT;
 }
 

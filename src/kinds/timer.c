@@ -382,7 +382,7 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	evq__lock(q);
+	evq__lock_light(q); /* EVQ__KIND_NO_CANCEL_POINTS, below */
 	struct evq__reg *r;
 	int rc = evq__reg_get_kind(q, id, EVQ_KIND_TIMER, &r);
 	if (rc < 0)
@@ -403,12 +403,16 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 	rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
 out:
-	evq__unlock(q);
+	evq__unlock_light(q);
 	return rc;
 }
 
+/* No cancellation point under q->lock: arming sifts a heap, may grow it
+ * (malloc) and kicks a sleeper (backend wake(), lock-free); deleting
+ * unlinks and disarms.  rt_arm's timerfd calls run only in evq_wait. */
 const struct evq__kind evq__kind_timer = {
 	.name = "timer",
+	.caps = EVQ__KIND_NO_CANCEL_POINTS,
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.make = timer_make,
 	.start = timer_start,
