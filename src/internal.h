@@ -465,6 +465,9 @@ int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
  * a->ext.  locked */
 int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a);
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
+/* An index map (q->fdmap, q->tpos) covers [0, idx]: it grows by doubling
+ * from `first`, new entries -1 (none).  -ENOMEM and nothing changed. */
+int evq__map_grow(int32_t **map, uint32_t *len, uint32_t idx, uint32_t first);
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
  * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
 int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out);

@@ -220,6 +220,23 @@ const char *evq_backend_name(const struct evq *q)
 /* Registration slots                                                   */
 /* ------------------------------------------------------------------ */
 
+int evq__map_grow(int32_t **map, uint32_t *len, uint32_t idx, uint32_t first)
+{
+	if (idx < *len)
+		return 0;
+	uint32_t n = *len ? *len : first;
+	while (n <= idx)
+		n *= 2;
+	int32_t *m = realloc(*map, n * sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	for (uint32_t i = *len; i < n; i++)
+		m[i] = -1;
+	*map = m;
+	*len = n;
+	return 0;
+}
+
 /* id = generation << 32 | slot (internal.h): the state word's generation
  * half with the kind replaced by the index. */
 int64_t evq__reg_id(struct evq *q, struct evq__reg *r)

@@ -139,27 +139,9 @@ static int heap_reserve(struct evq__heap *h)
 	return 0;
 }
 
-/* q->tpos covers slot idx (new entries -1: in no heap) */
-static int tpos_reserve(struct evq *q, uint32_t idx)
-{
-	if (idx < q->tpos_len)
-		return 0;
-	uint32_t len = q->tpos_len ? q->tpos_len : HEAP_FIRST_CAP;
-	while (len <= idx)
-		len *= 2;
-	int32_t *t = realloc(q->tpos, len * sizeof *t);
-	if (!t)
-		return -ENOMEM;
-	for (uint32_t i = q->tpos_len; i < len; i++)
-		t[i] = -1;
-	q->tpos = t;
-	q->tpos_len = len;
-	return 0;
-}
-
 int evq__timer_reserve(struct evq *q, struct evq__reg *r, int ci)
 {
-	int rc = tpos_reserve(q, r->idx);
+	int rc = evq__map_grow(&q->tpos, &q->tpos_len, r->idx, HEAP_FIRST_CAP);
 	return rc < 0 ? rc : heap_reserve(&q->heap[ci]);
 }
 
