@@ -141,7 +141,9 @@ static int heap_reserve(struct evq__heap *h)
 
 int evq__timer_reserve(struct evq *q, struct evq__reg *r, int ci)
 {
-	int rc = evq__map_grow(&q->tpos, &q->tpos_len, r->idx, HEAP_FIRST_CAP);
+	/* the check inline: the map grows rarely, every add asks */
+	int rc = r->idx < q->tpos_len ? 0
+		 : evq__map_grow(&q->tpos, &q->tpos_len, r->idx, HEAP_FIRST_CAP);
 	return rc < 0 ? rc : heap_reserve(&q->heap[ci]);
 }
 
