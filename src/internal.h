@@ -116,28 +116,32 @@ struct evq__reg {
 
 	/* pending (deliverable) or again (regular files) list */
 	int32_t next, prev;
+	uint32_t pend_events;
+	_Atomic int32_t post_next; /* lock-free post path (atomic) */
 	uint8_t list;           /* enum evq__list */
 	uint8_t clock;          /* timers: clock index */
-	uint32_t pend_events;
 	uint64_t pend_data;     /* occurrences not yet delivered */
 
 	/* lock-free post path (atomic) */
 	_Atomic uint64_t ctl;
 	_Atomic uint64_t val;   /* bits producers OR in (masks); the drain
 	                           takes and clears them with the count */
-	_Atomic int32_t post_next;
 
-	/* timers */
-	int32_t heap_pos;
-	int64_t deadline;
-	int64_t interval;
-
-	/* fds: identity of a regular file (EVQ_R_ALWAYS) */
-	uint64_t dev, ino;
-
-	void *ext;              /* kind-specific state (words, masks, ...) */
+	/* What only some kinds use shares one place: a kind touches only its
+	 * own member (fds never set ext, timers neither; the core clears
+	 * ext when a registration goes; evq__reg_new clears all of it). */
+	union {
+		void *ext;      /* kind-specific state (words, masks, ...) */
+		struct {        /* timers (the heap position is in q->tpos) */
+			int64_t deadline;
+			int64_t interval;
+		};
+		struct {        /* fds: identity of a regular file (EVQ_R_ALWAYS) */
+			uint64_t dev, ino;
+		};
+	};
 };
-_Static_assert(sizeof(struct evq__reg) <= 128, "a registration fits in 128 bytes");
+_Static_assert(sizeof(struct evq__reg) <= 96, "a registration fits in 96 bytes");
 
 /* A timer heap holds each entry's deadline beside its slot index, so sifting
  * compares within the array and never touches the registrations. */
@@ -147,7 +151,8 @@ struct evq__heap_entry {
 };
 
 struct evq__heap {
-	struct evq__heap_entry *a;
+	struct evq__heap_entry *a;  /* 64-byte aligned + 3 entries (timer.c) */
+	void *raw;                  /* the allocation a lies in */
 	uint32_t n, cap;
 };
 
@@ -237,6 +242,12 @@ struct evq__add {
 /* its words may wait natively in the backend (backend->word_arm); a kind
  * without it stays on the watcher threads (core/watch.c) */
 #define EVQ__KIND_NATIVE_WORDS 0x4u
+/* nothing evq__reg_add, evq_mod or evq_del runs for it under q->lock (its
+ * prepare, start, drop, mod and del hooks, and the core around them)
+ * reaches a cancellation point, so they take q->lock without disabling
+ * cancellation (evq__lock_light below): two pthread_setcancelstate calls,
+ * each a locked CAS, saved on every add and delete (timers) */
+#define EVQ__KIND_NO_CANCEL_POINTS 0x8u
 
 /* A hidden kind no public constant names: the registration through which a
  * queue watches evq_sigevent()'s signal (kinds/sigevent.c).  Its events
@@ -271,6 +282,9 @@ struct evq {
 
 	struct evq__heap heap[EVQ_NCLOCKS];
 	uint32_t ntimers;              /* entries in all heaps */
+	int32_t *tpos;                 /* slot -> position in its clock's
+					  heap, -1 none; [0, tpos_len) */
+	uint32_t tpos_len;
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
 	_Atomic int32_t round_head;    /* the same, for posts made by a
@@ -378,6 +392,14 @@ static inline int evq__fd_ctl(struct evq *q, struct evq__reg *r, enum evq__fd_op
  * Nesting (two queues) is counted per thread. */
 void evq__lock(struct evq *q);
 void evq__unlock(struct evq *q);
+/* q->lock alone, cancellation left as it is: only around code that reaches
+ * no cancellation point (a kind with EVQ__KIND_NO_CANCEL_POINTS; evq_wait's
+ * own locking, core/wait.c, is the same idea).  Deferred cancellation acts
+ * only at those points, so none can act while the lock is held; a caller
+ * that learns under the lock that it needs more calls evq__nocancel_enter()
+ * then (not a cancellation point either). */
+static inline void evq__lock_light(struct evq *q) { pthread_mutex_lock(&q->lock); }
+static inline void evq__unlock_light(struct evq *q) { pthread_mutex_unlock(&q->lock); }
 /* The same without a lock, around other code that reaches cancellation
  * points and must not be cut short (evq_new, evq_free, failure paths). */
 void evq__nocancel_enter(void);
@@ -443,6 +465,9 @@ int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
  * a->ext.  locked */
 int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a);
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
+/* An index map (q->fdmap, q->tpos) covers [0, idx]: it grows by doubling
+ * from `first`, new entries -1 (none).  -ENOMEM and nothing changed. */
+int evq__map_grow(int32_t **map, uint32_t *len, uint32_t idx, uint32_t first);
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
  * -ENOENT (no such live registration) or -EINVAL (another kind).  locked */
 int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out);
@@ -526,9 +551,9 @@ static inline int evq__test_slot_gen(struct evq *q, uint32_t idx, uint32_t gen)
 int evq__timer_clock_index(clockid_t clock);
 int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags);  /* locked */
-/* Room for one more timer on clock ci: arming one then cannot fail.
+/* Room for r as one more timer on clock ci: arming it then cannot fail.
  * -ENOMEM.  locked */
-int evq__timer_reserve(struct evq *q, int clock_index);
+int evq__timer_reserve(struct evq *q, struct evq__reg *r, int clock_index);
 void evq__timer_disarm(struct evq *q, struct evq__reg *r);   /* locked */
 /* Fires expired timers into the pending list; returns ns until the next
  * expiry (-1: none). locked */

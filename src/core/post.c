@@ -141,9 +141,18 @@ void evq__take_post(struct evq *q, struct evq__reg *r, int popped)
 {
 	uint64_t keep = popped ? ~(EVQ_CTL_QUEUED | EVQ_CTL_COUNT) : ~EVQ_CTL_COUNT;
 	uint64_t c = atomic_load(&r->ctl);
-	while (!atomic_compare_exchange_weak(&r->ctl, &c, c & keep))
+	/* Nothing to clear (evq_del of an idle registration, the common
+	 * case): the seq_cst load stands for a CAS that would write c back,
+	 * and acquires what the producer of c made visible before its post
+	 * CAS (the release this load pairs with), so no locked instruction. */
+	while ((c & keep) != c && !atomic_compare_exchange_weak(&r->ctl, &c, c & keep))
 		;
-	uint64_t bits = atomic_exchange(&r->val, 0);
+	/* Likewise val: a bit OR-ed in before a post we took above is
+	 * visible to this load (happens-before through the ctl CAS chain); a
+	 * bit racing with it belongs to a post after ours, whose drain takes
+	 * it.  Reading 0 is an exchange that found 0. */
+	uint64_t bits = atomic_load_explicit(&r->val, memory_order_relaxed)
+		? atomic_exchange(&r->val, 0) : 0;
 	if ((c & EVQ_CTL_COUNT) || bits)
 		fold(q, r, c & EVQ_CTL_COUNT, bits);
 }

@@ -206,8 +206,6 @@ static void destroy(struct evq *q)
 	be->fini(q);
 	for (uint32_t c = 0; c < EVQ_MAX_CHUNKS; c++)
 		free(atomic_load(&q->chunk[c]));  /* NULL beyond the last one */
-	for (int i = 0; i < EVQ_NCLOCKS; i++)
-		free(q->heap[i].a);
 	if (!child)
 		pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -221,6 +219,23 @@ const char *evq_backend_name(const struct evq *q)
 /* ------------------------------------------------------------------ */
 /* Registration slots                                                   */
 /* ------------------------------------------------------------------ */
+
+int evq__map_grow(int32_t **map, uint32_t *len, uint32_t idx, uint32_t first)
+{
+	if (idx < *len)
+		return 0;
+	uint32_t n = *len ? *len : first;
+	while (n <= idx)
+		n *= 2;
+	int32_t *m = realloc(*map, n * sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	for (uint32_t i = *len; i < n; i++)
+		m[i] = -1;
+	*map = m;
+	*len = n;
+	return 0;
+}
 
 /* id = generation << 32 | slot (internal.h): the state word's generation
  * half with the kind replaced by the index. */
@@ -278,7 +293,6 @@ static int grow_slots(struct evq *q)
 	struct evq__reg *r = evq__slot(q, n);
 	memset(r, 0, sizeof *r);
 	r->idx = n;
-	r->heap_pos = -1;
 	atomic_init(&r->state, (uint64_t)EVQ_GEN_FIRST << EVQ_ID_GEN_SHIFT);
 	atomic_init(&r->ctl, 0);
 	atomic_init(&r->val, 0);
@@ -311,12 +325,15 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 	r->clock = 0;
 	r->pend_events = 0;
 	r->pend_data = 0;
-	atomic_store(&r->val, 0);
-	atomic_store(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT);
-	r->heap_pos = -1;
-	r->deadline = r->interval = 0;
-	r->dev = r->ino = 0;
-	r->ext = NULL;
+	/* Relaxed: nobody may post with the new tag before learning the id,
+	 * which the release store of state below (paired with the acquire in
+	 * evq__reg_lookup, or the adder's own hand-off of the id) orders
+	 * after these stores; a stale post whose tag matched (2^24
+	 * generations old) races with them as it did with seq_cst ones. */
+	atomic_store_explicit(&r->val, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT,
+			      memory_order_relaxed);
+	r->dev = r->ino = 0; /* the whole union: ext, deadline, interval */
 	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT | (uint32_t)kind,
 			      memory_order_release);
 	q->nlive++;
@@ -364,6 +381,13 @@ int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		rc = k->make(q, &a);
 	if (rc < 0)
 		return rc;
+	if (k->caps & EVQ__KIND_NO_CANCEL_POINTS) {
+		/* no lock hook either: such a kind's locked part is short */
+		evq__lock_light(q);
+		int64_t id = evq__reg_add_locked(q, &a);
+		evq__unlock_light(q);
+		return id;
+	}
 	lock(q);
 	if (k->lock)
 		k->lock();
@@ -415,7 +439,10 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 	do
 		n = (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT | (c & EVQ_CTL_QUEUED);
 	while (!atomic_compare_exchange_weak(&r->ctl, &c, n));
-	atomic_store(&r->val, 0);
+	/* Relaxed: it cannot move above the CAS (acquire), and only stale
+	 * producers, whose bits are junk, touch val now; evq__reg_new clears
+	 * it again for the next tenant. */
+	atomic_store_explicit(&r->val, 0, memory_order_relaxed);
 	r->pend_data = 0;
 	r->pend_events = 0;
 	r->ext = NULL;
@@ -429,6 +456,18 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 /* ------------------------------------------------------------------ */
 /* Changing and removing                                                */
 /* ------------------------------------------------------------------ */
+
+/* evq_mod and evq_del take q->lock light (internal.h) to find r, then
+ * disable cancellation, still before anything that could reach a
+ * cancellation point, unless r's kind needs no such care.  1 if it did:
+ * the caller leaves after unlocking, as evq__unlock does. */
+static int lock_guard(const struct evq__reg *r)
+{
+	if (!r || (evq__kind_of(r)->caps & EVQ__KIND_NO_CANCEL_POINTS))
+		return 0;
+	evq__nocancel_enter();
+	return 1;
+}
 
 /* The kind checks events (EVQ__KIND_EVENTS: fds) in its mod hook; every
  * other kind takes none. */
@@ -457,10 +496,13 @@ int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	lock(q);
+	evq__lock_light(q);
 	struct evq__reg *r = evq__reg_get(q, id);
+	int guard = lock_guard(r);
 	int rc = r ? mod(q, r, events, flags) : -ENOENT;
-	unlock(q);
+	evq__unlock_light(q);
+	if (guard)
+		evq__nocancel_leave();
 	return rc;
 }
 
@@ -469,11 +511,14 @@ int evq_del(struct evq *q, int64_t id)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	lock(q);
+	evq__lock_light(q);
 	struct evq__reg *r = evq__reg_get(q, id);
+	int guard = lock_guard(r);
 	if (r)
 		evq__reg_free(q, r);
-	unlock(q);
+	evq__unlock_light(q);
+	if (guard)
+		evq__nocancel_leave();
 	return r ? 0 : -ENOENT;
 }
 

@@ -30,17 +30,7 @@ static int fdmap_reserve(struct evq *q, int fd)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)fd >= rl.rlim_cur && fcntl(fd, F_GETFD) < 0)
 		return -EBADF;
-	uint32_t len = q->fdmap_len ? q->fdmap_len : FDMAP_FIRST;
-	while (len <= (uint32_t)fd)
-		len *= 2;
-	int32_t *m = realloc(q->fdmap, len * sizeof *m);
-	if (!m)
-		return -ENOMEM;
-	for (uint32_t i = q->fdmap_len; i < len; i++)
-		m[i] = -1;
-	q->fdmap = m;
-	q->fdmap_len = len;
-	return 0;
+	return evq__map_grow(&q->fdmap, &q->fdmap_len, (uint32_t)fd, FDMAP_FIRST);
 }
 
 /* The fd's number now belongs to another registration (or none): the old one

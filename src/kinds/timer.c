@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * timer.c - library timers: one binary min-heap of registrations per clock.
+ * timer.c - library timers: one 4-ary min-heap of registrations per clock.
  *
  * No kernel object per timer: the queue sleeps in the backend with a timeout
  * equal to the nearest deadline, and evq__timer_run() fires whatever has
  * expired when the waiter comes back.  A million timers cost a million heap
- * entries (4 bytes each plus the registration slot) and O(log n) per
+ * entries (16 bytes each, and a 4-byte position per slot, plus the
+ * registration slot) and O(log n) per
  * add/del/fire.  Heap arrays grow only when a new high-water mark of timers is
  * reached, so re-arming and firing never allocate.
  *
@@ -20,6 +21,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,18 +51,32 @@ int64_t evq__now(int ci)
 
 /* ---- heap ---- */
 
-static void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
-		       struct evq__heap_entry e)
+/* A 4-ary min-heap: half the levels of a binary one (about 10 at a million
+ * timers), and a node's four children share one cache line: entries are 16
+ * bytes and the array is stored 3 entries past a 64-byte boundary, so the
+ * children of position p (4p+1 .. 4p+4) start at byte 64(p+1) of the
+ * allocation.
+ *
+ * Where each timer sits in its heap (for O(log n) delete and re-arm) is
+ * kept in q->tpos, indexed by slot, not in the registration: a sift writes
+ * 4-byte positions into one dense array instead of touching a 128-byte slot
+ * (and computing its address) per level. */
+#define HEAP_D 4
+#define HEAP_SKEW 3 /* entries before position 0 in the allocation */
+#define HEAP_ALIGN 64
+
+static inline void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
+			      struct evq__heap_entry e)
 {
 	h->a[pos] = e;
-	evq__slot(q, (uint32_t)e.idx)->heap_pos = (int32_t)pos;
+	q->tpos[e.idx] = (int32_t)pos;
 }
 
 static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
 	struct evq__heap_entry e = h->a[pos];
 	while (pos > 0) {
-		uint32_t parent = (pos - 1) / 2;
+		uint32_t parent = (pos - 1) / HEAP_D;
 		if (h->a[parent].deadline <= e.deadline)
 			break;
 		heap_place(q, h, pos, h->a[parent]);
@@ -69,15 +85,31 @@ static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 	heap_place(q, h, pos, e);
 }
 
+/* the child of pos with the earliest deadline; c = its first child < n */
+static inline uint32_t min_child(const struct evq__heap *h, uint32_t c)
+{
+	const struct evq__heap_entry *a = h->a;
+	uint32_t m = c;
+	if (c + HEAP_D <= h->n) {
+		/* all four: a tournament, no bound checks */
+		uint32_t x = a[c + 1].deadline < a[c].deadline ? c + 1 : c;
+		uint32_t y = a[c + 3].deadline < a[c + 2].deadline ? c + 3 : c + 2;
+		return a[y].deadline < a[x].deadline ? y : x;
+	}
+	for (uint32_t i = c + 1; i < h->n; i++)
+		if (a[i].deadline < a[m].deadline)
+			m = i;
+	return m;
+}
+
 static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
 	struct evq__heap_entry e = h->a[pos];
 	for (;;) {
-		uint32_t c = 2 * pos + 1;
+		uint32_t c = HEAP_D * pos + 1;
 		if (c >= h->n)
 			break;
-		if (c + 1 < h->n && h->a[c + 1].deadline < h->a[c].deadline)
-			c++;
+		c = min_child(h, c);
 		if (e.deadline <= h->a[c].deadline)
 			break;
 		heap_place(q, h, pos, h->a[c]);
@@ -88,43 +120,57 @@ static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 
 static int heap_reserve(struct evq__heap *h)
 {
-	if (h->n == h->cap) {
-		uint32_t cap = h->cap ? h->cap * 2 : HEAP_FIRST_CAP;
-		struct evq__heap_entry *a = realloc(h->a, cap * sizeof *a);
-		if (!a)
-			return -ENOMEM;
-		h->a = a;
-		h->cap = cap;
-	}
+	if (h->n < h->cap)
+		return 0;
+	uint32_t cap = h->cap ? h->cap * 2 : HEAP_FIRST_CAP;
+	/* malloc, aligned by hand: the skewed alignment must survive growth,
+	 * which realloc would not keep (growth doubles, so copies are rare) */
+	char *raw = malloc((cap + HEAP_SKEW) * sizeof *h->a + HEAP_ALIGN);
+	if (!raw)
+		return -ENOMEM;
+	uintptr_t at = ((uintptr_t)raw + HEAP_ALIGN - 1) & ~(uintptr_t)(HEAP_ALIGN - 1);
+	struct evq__heap_entry *a = (struct evq__heap_entry *)at + HEAP_SKEW;
+	if (h->n)
+		memcpy(a, h->a, h->n * sizeof *a);
+	free(h->raw);
+	h->raw = raw;
+	h->a = a;
+	h->cap = cap;
 	return 0;
 }
 
-int evq__timer_reserve(struct evq *q, int ci)
+int evq__timer_reserve(struct evq *q, struct evq__reg *r, int ci)
 {
-	return heap_reserve(&q->heap[ci]);
+	/* the check inline: the map grows rarely, every add asks */
+	int rc = r->idx < q->tpos_len ? 0
+		 : evq__map_grow(&q->tpos, &q->tpos_len, r->idx, HEAP_FIRST_CAP);
+	return rc < 0 ? rc : heap_reserve(&q->heap[ci]);
 }
 
-static int heap_push(struct evq *q, struct evq__heap *h, struct evq__reg *r)
+/* r's position in its heap, -1 in none */
+static inline int32_t heap_pos(const struct evq *q, const struct evq__reg *r)
 {
-	int rc = heap_reserve(h);
-	if (rc < 0)
-		return rc;
-	struct evq__heap_entry e = { r->deadline, (int32_t)r->idx };
-	heap_place(q, h, h->n++, e);
+	return r->idx < q->tpos_len ? q->tpos[r->idx] : -1;
+}
+
+/* room reserved (evq__timer_reserve) */
+static void heap_push(struct evq *q, struct evq__heap *h, int32_t idx, int64_t deadline)
+{
+	struct evq__heap_entry e = { deadline, idx };
+	h->a[h->n++] = e;
 	sift_up(q, h, h->n - 1);
 	q->ntimers++;
-	return 0;
 }
 
 static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	evq__slot(q, (uint32_t)h->a[pos].idx)->heap_pos = -1;
+	q->tpos[h->a[pos].idx] = -1;
 	q->ntimers--;
 	if (--h->n == pos)
 		return;
 	heap_place(q, h, pos, h->a[h->n]);
 	/* the moved entry may belong above or below its new place */
-	if (pos > 0 && h->a[pos].deadline < h->a[(pos - 1) / 2].deadline)
+	if (pos > 0 && h->a[pos].deadline < h->a[(pos - 1) / HEAP_D].deadline)
 		sift_up(q, h, pos);
 	else
 		sift_down(q, h, pos);
@@ -134,8 +180,9 @@ static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 
 void evq__timer_disarm(struct evq *q, struct evq__reg *r)
 {
-	if (r->heap_pos >= 0)
-		heap_remove(q, &q->heap[r->clock], (uint32_t)r->heap_pos);
+	int32_t pos = heap_pos(q, r);
+	if (pos >= 0)
+		heap_remove(q, &q->heap[r->clock], (uint32_t)pos);
 }
 
 int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
@@ -144,14 +191,15 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 	int ci = r->clock;
 	int64_t deadline = (flags & EVQ_ABSTIME) ? when_ns
 						 : evq__sat_add(evq__now(ci), when_ns);
+	int rc = evq__timer_reserve(q, r, ci);
+	if (rc < 0)
+		return rc;
 	evq__timer_disarm(q, r);
 	r->deadline = deadline;
 	r->interval = interval_ns;
-	int rc = heap_push(q, &q->heap[ci], r);
-	if (rc < 0)
-		return rc;
+	heap_push(q, &q->heap[ci], (int32_t)r->idx, deadline);
 	/* A sleeper computed its timeout before this timer existed. */
-	if (r->heap_pos == 0)
+	if (q->tpos[r->idx] == 0)
 		evq__kick(q);
 	return 0;
 }
@@ -204,6 +252,16 @@ void evq__timer_fini(struct evq *q)
 	if (q->rt_fd >= 0)
 		close(q->rt_fd);
 	q->rt_fd = -1;
+	for (int i = 0; i < EVQ_NCLOCKS; i++) {
+		free(q->heap[i].raw);
+		q->heap[i].raw = NULL;
+		q->heap[i].a = NULL;
+		q->heap[i].n = q->heap[i].cap = 0;
+	}
+	free(q->tpos);
+	q->tpos = NULL;
+	q->tpos_len = 0;
+	q->ntimers = 0;
 }
 
 int64_t evq__timer_run(struct evq *q)
@@ -308,7 +366,7 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	evq__lock(q);
+	evq__lock_light(q); /* EVQ__KIND_NO_CANCEL_POINTS, below */
 	struct evq__reg *r;
 	int rc = evq__reg_get_kind(q, id, EVQ_KIND_TIMER, &r);
 	if (rc < 0)
@@ -321,7 +379,7 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 		goto out;
 	/* a fired timer is in no heap: room first, so that a failed call
 	 * has discarded nothing */
-	rc = evq__timer_reserve(q, ci);
+	rc = evq__timer_reserve(q, r, ci);
 	if (rc < 0)
 		goto out;
 	evq__unlink(q, r);
@@ -329,12 +387,16 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	r->flags = (r->flags & ~(EVQ_R_PUBLIC | EVQ_R_SPENT)) | flags;
 	rc = evq__timer_arm(q, r, when_ns, interval_ns, flags);
 out:
-	evq__unlock(q);
+	evq__unlock_light(q);
 	return rc;
 }
 
+/* No cancellation point under q->lock: arming sifts a heap, may grow it
+ * (malloc) and kicks a sleeper (backend wake(), lock-free); deleting
+ * unlinks and disarms.  rt_arm's timerfd calls run only in evq_wait. */
 const struct evq__kind evq__kind_timer = {
 	.name = "timer",
+	.caps = EVQ__KIND_NO_CANCEL_POINTS,
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.make = timer_make,
 	.start = timer_start,
