@@ -469,6 +469,23 @@ static int lock_guard(const struct evq__reg *r)
 	return 1;
 }
 
+/* evq_mod and evq_del: q->lock, the registration id names (or NULL), and
+ * the guard lock_guard() took; leave() undoes both. */
+static struct evq__reg *enter(struct evq *q, int64_t id, int *guard)
+{
+	evq__lock_light(q);
+	struct evq__reg *r = evq__reg_get(q, id);
+	*guard = lock_guard(r);
+	return r;
+}
+
+static void leave(struct evq *q, int guard)
+{
+	evq__unlock_light(q);
+	if (guard)
+		evq__nocancel_leave();
+}
+
 /* The kind checks events (EVQ__KIND_EVENTS: fds) in its mod hook; every
  * other kind takes none. */
 static int mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t flags)
@@ -496,13 +513,10 @@ int evq_mod(struct evq *q, int64_t id, uint32_t events, uint32_t flags)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	evq__lock_light(q);
-	struct evq__reg *r = evq__reg_get(q, id);
-	int guard = lock_guard(r);
+	int guard;
+	struct evq__reg *r = enter(q, id, &guard);
 	int rc = r ? mod(q, r, events, flags) : -ENOENT;
-	evq__unlock_light(q);
-	if (guard)
-		evq__nocancel_leave();
+	leave(q, guard);
 	return rc;
 }
 
@@ -511,14 +525,11 @@ int evq_del(struct evq *q, int64_t id)
 	int ck = evq__check(q);
 	if (ck < 0)
 		return ck;
-	evq__lock_light(q);
-	struct evq__reg *r = evq__reg_get(q, id);
-	int guard = lock_guard(r);
+	int guard;
+	struct evq__reg *r = enter(q, id, &guard);
 	if (r)
 		evq__reg_free(q, r);
-	evq__unlock_light(q);
-	if (guard)
-		evq__nocancel_leave();
+	leave(q, guard);
 	return r ? 0 : -ENOENT;
 }
 
