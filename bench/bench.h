@@ -124,4 +124,11 @@ void bench_print_rounds(const char *label, const double *v, int rounds);
 /* "bench=NAME impl=IMPL skipped: WHY", for a candidate this build lacks. */
 void bench_skipped(const char *bench, const char *impl, const char *why);
 
+/* calloc that exits with "PROG: calloc: ..." on failure (n == 0 allocates
+ * one element, so the result is never NULL). */
+void *bench_calloc(const char *prog, size_t n, size_t size);
+/* xorshift64*: the same fixed-seed sequence in every program that uses it,
+ * so runs draw the same deadlines. */
+uint64_t bench_random(void);
+
 #endif

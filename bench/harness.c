@@ -3,6 +3,7 @@
  * harness.c - what every evq benchmark shares (bench.h says what each
  * part is for); compiled into each program by bench/bench.mk.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -216,4 +217,24 @@ void bench_print_rounds(const char *label, const double *v, int rounds)
 void bench_skipped(const char *bench, const char *impl, const char *why)
 {
 	printf("bench=%s impl=%s skipped: %s\n", bench, impl, why);
+}
+
+void *bench_calloc(const char *prog, size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p) {
+		fprintf(stderr, "%s: calloc: %s\n", prog, strerror(ENOMEM));
+		exit(1);
+	}
+	return p;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+uint64_t bench_random(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545f4914f6cdd1dull;
 }

@@ -83,28 +83,16 @@ static void die(const char *what, int err)
 
 static void *xcalloc(size_t n, size_t size)
 {
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		die("calloc", ENOMEM);
-	return p;
+	return bench_calloc("peerstimers", n, size);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_random(void) /* xorshift64* */
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545f4914f6cdd1dull;
-}
 
 static void shuffle(uint32_t *v, long n)
 {
 	for (long i = 0; i < n; i++)
 		v[i] = (uint32_t)i;
 	for (long i = n - 1; i > 0; i--) {
-		long j = (long)(next_random() % (uint64_t)(i + 1));
+		long j = (long)(bench_random() % (uint64_t)(i + 1));
 		uint32_t t = v[i];
 		v[i] = v[j];
 		v[j] = t;

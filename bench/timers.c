@@ -67,21 +67,9 @@ static void die(const char *what, int err)
 
 static void *xcalloc(size_t n, size_t size)
 {
-	void *p = calloc(n, size);
-	if (!p)
-		die("calloc", ENOMEM);
-	return p;
+	return bench_calloc("timers", n, size);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_random(void) /* xorshift64* */
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545f4914f6cdd1dull;
-}
 
 /* ------------------------------------------------------------------ */
 /* evq                                                                  */
@@ -419,12 +407,12 @@ static void make_workload(void)
 	far_ns = xcalloc((size_t)ntimers, sizeof *far_ns);
 	order = xcalloc((size_t)ntimers, sizeof *order);
 	for (long i = 0; i < ntimers; i++) {
-		fire_ns[i] = (int64_t)(next_random() % SPREAD_NS);
-		far_ns[i] = FAR_NS + (int64_t)(next_random() % FAR_NS);
+		fire_ns[i] = (int64_t)(bench_random() % SPREAD_NS);
+		far_ns[i] = FAR_NS + (int64_t)(bench_random() % FAR_NS);
 		order[i] = (uint32_t)i;
 	}
 	for (long i = ntimers - 1; i > 0; i--) { /* Fisher-Yates */
-		long j = (long)(next_random() % (uint64_t)(i + 1));
+		long j = (long)(bench_random() % (uint64_t)(i + 1));
 		uint32_t t = order[i];
 		order[i] = order[j];
 		order[j] = t;
