@@ -57,6 +57,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -80,13 +81,16 @@
 #define EVQ_GEN_MAX 0x7fffffffu
 /* the generation a slot gets after EVQ_GEN_MAX: retired (no id has it) */
 #define EVQ_GEN_RETIRED (EVQ_GEN_MAX + 1u)
-/* Slots live in chunks that double in size: chunk 0 and 1 hold 256 slots,
- * chunk c >= 1 holds slots [256 << (c-1), 256 << c).  15 chunks hold
- * 4,194,304 registrations; a small queue pays for one chunk. */
+/* Slots live in chunks of 256, all small or all full (struct evq__reg); a
+ * chunk is allocated when its size class runs out of free slots, so a queue
+ * holds at most 255 unused slots of each size.  A directory page holds 256
+ * chunk addresses; 64 pages hold 4,194,304 registrations. */
 #define EVQ_CHUNK_SHIFT 8
-#define EVQ_CHUNK0 (1u << EVQ_CHUNK_SHIFT)
-#define EVQ_MAX_CHUNKS 15
-#define EVQ_MAX_REGS (EVQ_CHUNK0 << (EVQ_MAX_CHUNKS - 1))
+#define EVQ_CHUNK_SLOTS (1u << EVQ_CHUNK_SHIFT)
+#define EVQ_PAGE_SHIFT 8        /* chunks per directory page: 1 << 8 */
+#define EVQ_DIR_PAGES 64
+#define EVQ_MAX_REGS (EVQ_DIR_PAGES << (EVQ_PAGE_SHIFT + EVQ_CHUNK_SHIFT))
+_Static_assert(EVQ_MAX_REGS <= (1u << 23), "slot indices fit the 24-bit list links");
 #define EVQ_BATCH_MAX 512
 #define EVQ_BATCH_DEFAULT 256
 #define EVQ_NCLOCKS 3 /* MONOTONIC, REALTIME, BOOTTIME */
@@ -106,53 +110,65 @@
 
 enum evq__list { EVQ_LIST_NONE, EVQ_LIST_PENDING, EVQ_LIST_AGAIN };
 
+/* A registration.  Slots come in two sizes (one per chunk, never changing):
+ * the first EVQ__SMALL_SLOT bytes are all an fd or a timer has (kinds with
+ * EVQ__KIND_SMALL), the rest (ctl, val) only kinds that producers post to
+ * lock-free.  Code that may see a small slot touches nothing past
+ * EVQ__SMALL_SLOT: evq__reg_small() tells which it is. */
 struct evq__reg {
-	_Atomic uint64_t state; /* gen << 32 | kind; kind 0: free.  atomic */
-	uint32_t idx;           /* this slot's index, fixed */
-	uint32_t flags;         /* public EVQ_* | EVQ_R_* */
+	_Atomic uint64_t state; /* gen << 32 | idx << 8 | kind; kind 0: free.
+				   idx (evq__idx()) never changes.  atomic */
 	uint64_t cookie;
-	uint32_t events;        /* fds: requested EVQ_READ|EVQ_WRITE */
-	int32_t ident;          /* fd, signo, pid, or -1 */
-
-	/* pending (deliverable) or again (regular files) list */
-	int32_t next, prev;
-	uint32_t pend_events;
-	_Atomic int32_t post_next; /* lock-free post path (atomic) */
-	uint8_t list;           /* enum evq__list */
-	uint8_t clock;          /* timers: clock index */
 	uint64_t pend_data;     /* occurrences not yet delivered */
-
-	/* lock-free post path (atomic) */
-	_Atomic uint64_t ctl;
-	_Atomic uint64_t val;   /* bits producers OR in (masks); the drain
-	                           takes and clears them with the count */
-
-	/* What only some kinds use shares one place: a kind touches only its
-	 * own member (fds never set ext, timers neither; the core clears
-	 * ext when a registration goes; evq__reg_new clears all of it). */
-	union {
+	union {                 /* the kind's own 8 bytes */
 		void *ext;      /* kind-specific state (words, masks, ...) */
-		struct {        /* timers (the heap position is in q->tpos) */
-			int64_t deadline;
-			int64_t interval;
-		};
-		struct {        /* fds: identity of a regular file (EVQ_R_ALWAYS) */
-			uint64_t dev, ino;
-		};
+		int64_t interval; /* timers (the deadline is in the heap) */
+		struct {        /* fds */
+			int32_t ident;  /* the fd */
+			int32_t file;   /* regular files (EVQ_R_ALWAYS): index
+					   of the identity in q->files, or -1 */
+		} fd;
 	};
+	/* the list r is on - pending, again (regular files) or free - and its
+	 * flags, in one word (locked) */
+	int64_t next : 24;      /* slot indices, -1 none */
+	int64_t prev : 24;
+	uint64_t list : 2;      /* enum evq__list */
+	uint64_t flags : 14;    /* public EVQ_* | EVQ_R_* */
+	uint32_t pend_events;
+	union {
+		_Atomic int32_t post_next; /* full slots: the lock-free post
+					      path (atomic) */
+		uint32_t events;        /* fds: requested EVQ_READ|EVQ_WRITE */
+		struct {                /* timers */
+			uint32_t hpos : 28; /* position in the heap + 1, 0 none */
+			uint32_t clock : 4; /* clock index */
+		} tm;
+	};
+	/* ---- full slots only ---- */
+	_Atomic uint64_t ctl;   /* lock-free post path (atomic) */
+	_Atomic uint64_t val;   /* bits producers OR in (masks); the drain
+				   takes and clears them with the count */
 };
-_Static_assert(sizeof(struct evq__reg) <= 96, "a registration fits in 96 bytes");
+#define EVQ__SMALL_SLOT 48
+_Static_assert(sizeof(struct evq__reg) == 64, "a full registration is one cache line");
+_Static_assert(offsetof(struct evq__reg, ctl) == EVQ__SMALL_SLOT,
+	       "small slots end where the post fields begin");
 
-/* A timer heap holds each entry's deadline beside its slot index, so sifting
- * compares within the array and never touches the registrations. */
-struct evq__heap_entry {
-	int64_t deadline;
-	int32_t idx;
+/* The kinds whose ext starts with a kernel fd of their own (signalfd,
+ * pidfd) and that report an ident (EVQ__KIND_IDENT_EXT): ext begins so. */
+struct evq__fd_ext {
+	int fd;
+	int32_t ident;          /* signal number, pid */
 };
 
+/* A timer heap keeps each entry's deadline in one array and its slot index
+ * in another at the same position: sifting compares within the first and
+ * never touches the registrations; 12 bytes an entry. */
 struct evq__heap {
-	struct evq__heap_entry *a;  /* 64-byte aligned + 3 entries (timer.c) */
-	void *raw;                  /* the allocation a lies in */
+	int64_t *dl;                /* deadlines (timer.c: aligned, skewed) */
+	int32_t *ix;                /* slot indices */
+	void *raw;                  /* the allocation both lie in */
 	uint32_t n, cap;
 };
 
@@ -248,6 +264,11 @@ struct evq__add {
  * cancellation (evq__lock_light below): two pthread_setcancelstate calls,
  * each a locked CAS, saved on every add and delete (timers) */
 #define EVQ__KIND_NO_CANCEL_POINTS 0x8u
+/* Its registrations live in small slots (struct evq__reg): nothing posts
+ * to them lock-free (fds, timers) */
+#define EVQ__KIND_SMALL 0x10u
+/* Its ext begins with struct evq__fd_ext, whose ident events report */
+#define EVQ__KIND_IDENT_EXT 0x20u
 
 /* A hidden kind no public constant names: the registration through which a
  * queue watches evq_sigevent()'s signal (kinds/sigevent.c).  Its events
@@ -268,10 +289,13 @@ struct evq {
 	pthread_mutex_t lock;
 
 	/* registration slots: chunks never move, so lock-free readers may
-	 * index them; slots [0, nslots) are initialised */
-	_Atomic(struct evq__reg *) chunk[EVQ_MAX_CHUNKS];
+	 * index them; slots [0, nslots) are initialised.  A page entry is a
+	 * chunk's address, | 1 for a chunk of small slots. */
+	_Atomic(_Atomic uintptr_t *) dir[EVQ_DIR_PAGES];
 	_Atomic uint32_t nslots;
-	int32_t free_head, free_tail;  /* FIFO: delays slot reuse */
+	int32_t free_head[2], free_tail[2]; /* [small]; FIFO: delays reuse */
+	uint32_t fresh[2];             /* [small]: the next never used slot
+					  of the newest chunk, 0 when none */
 	uint32_t nlive;
 
 	int32_t pend_head, pend_tail;  /* deliverable now */
@@ -279,12 +303,14 @@ struct evq {
 
 	int32_t *fdmap;                /* fd -> slot index, -1 none */
 	uint32_t fdmap_len;
+	/* identities (st_dev, st_ino) of registered regular files, by
+	 * r->fd.file; free ones chained through ino (kinds/fd.c) */
+	struct evq__fileid { uint64_t dev, ino; } *files;
+	uint32_t files_len;
+	int32_t files_free;
 
 	struct evq__heap heap[EVQ_NCLOCKS];
 	uint32_t ntimers;              /* entries in all heaps */
-	int32_t *tpos;                 /* slot -> position in its clock's
-					  heap, -1 none; [0, tpos_len) */
-	uint32_t tpos_len;
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
 	_Atomic int32_t round_head;    /* the same, for posts made by a
@@ -327,22 +353,25 @@ static inline int evq__forked(const struct evq *q)
 	return atomic_load_explicit(&evq__fork_gen, memory_order_relaxed) != q->fork_gen;
 }
 
-/* chunk number and first index of the chunk holding slot idx */
-static inline uint32_t evq__chunk_of(uint32_t idx)
-{
-	uint32_t hi = idx >> EVQ_CHUNK_SHIFT;
-	return hi ? 32 - (uint32_t)__builtin_clz(hi) : 0;
-}
-static inline uint32_t evq__chunk_base(uint32_t c)
-{
-	return c ? EVQ_CHUNK0 << (c - 1) : 0;
-}
-
+/* Slot idx (< nslots): its chunk's address from the directory, and its
+ * place in the chunk by the chunk's slot size. */
 static inline struct evq__reg *evq__slot(struct evq *q, uint32_t idx)
 {
-	uint32_t c = evq__chunk_of(idx);
-	struct evq__reg *p = atomic_load_explicit(&q->chunk[c], memory_order_acquire);
-	return &p[idx - evq__chunk_base(c)];
+	_Atomic uintptr_t *page = atomic_load_explicit(
+		&q->dir[idx >> (EVQ_PAGE_SHIFT + EVQ_CHUNK_SHIFT)], memory_order_acquire);
+	uintptr_t c = atomic_load_explicit(
+		&page[(idx >> EVQ_CHUNK_SHIFT) & ((1u << EVQ_PAGE_SHIFT) - 1)],
+		memory_order_acquire);
+	size_t size = (c & 1) ? EVQ__SMALL_SLOT : sizeof(struct evq__reg);
+	return (struct evq__reg *)((c & ~(uintptr_t)1) +
+				   (idx & (EVQ_CHUNK_SLOTS - 1)) * size);
+}
+
+/* r's slot index, from its state word (where it never changes) */
+static inline uint32_t evq__idx(const struct evq__reg *r)
+{
+	return (uint32_t)(atomic_load_explicit(&r->state, memory_order_relaxed) >> 8) &
+	       EVQ_IDX_MASK;
 }
 
 /* a + b, saturated at INT64_MIN/INT64_MAX instead of overflowing */
@@ -360,6 +389,11 @@ static inline uint32_t evq__reg_gen(uint64_t state)
 	return (uint32_t)(state >> EVQ_ID_GEN_SHIFT);
 }
 static inline uint32_t evq__reg_kind(uint64_t state) { return state & 0xff; }
+/* the state word of slot idx with generation gen and kind (0: free) */
+static inline uint64_t evq__state(uint32_t gen, uint32_t idx, uint32_t kind)
+{
+	return (uint64_t)gen << EVQ_ID_GEN_SHIFT | (uint64_t)idx << 8 | kind;
+}
 
 /* r's kind (a free slot's has no hooks).  q->lock held, or r's state
  * otherwise stable. */
@@ -367,6 +401,22 @@ static inline const struct evq__kind *evq__kind_of(const struct evq__reg *r)
 {
 	return evq__kinds[evq__reg_kind(atomic_load_explicit(&r->state,
 							      memory_order_relaxed))];
+}
+
+/* Is r a small slot (struct evq__reg)?  Its kind says, for a live one. */
+static inline int evq__reg_small(const struct evq__reg *r)
+{
+	return !!(evq__kind_of(r)->caps & EVQ__KIND_SMALL);
+}
+
+/* The ident an event of r reports: the fd, signal number or pid, or -1. */
+static inline int32_t evq__reg_ident(const struct evq__reg *r, uint32_t kind)
+{
+	if (kind == EVQ_KIND_FD)
+		return r->fd.ident;
+	if (evq__kinds[kind]->caps & EVQ__KIND_IDENT_EXT)
+		return ((const struct evq__fd_ext *)r->ext)->ident;
+	return -1;
 }
 
 /* A backend token: the full generation and the slot, as the id. */
@@ -381,7 +431,7 @@ static inline int evq__fd_ctl(struct evq *q, struct evq__reg *r, enum evq__fd_op
 			      int fd, uint32_t events, uint32_t flags)
 {
 	return q->backend->fd_ctl(q, op, fd, events, flags,
-				  evq__token(atomic_load(&r->state), r->idx));
+				  evq__token(atomic_load(&r->state), evq__idx(r)));
 }
 
 /* q->lock.  Cancellation is disabled while a thread holds it: the locked
@@ -454,7 +504,7 @@ static inline int evq__waitid(idtype_t type, id_t id, siginfo_t *si, int options
 /* core (queue.c, post.c); "locked" ones need q->lock held */
 int evq__check(const struct evq *q);  /* -EINVAL for NULL, -ECHILD if forked */
 int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
-		     int32_t ident, struct evq__reg **out);   /* -> id; locked */
+		     struct evq__reg **out);   /* -> id; locked */
 /* Adds a registration of kind `kind` (every evq_add_*): evq__check, the
  * kind's make (arg: the kind's own arguments), q->lock (and the kind's
  * lock), then evq__reg_add_locked.  -> id or -errno. */
@@ -465,7 +515,7 @@ int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
  * a->ext.  locked */
 int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a);
 struct evq__reg *evq__reg_get(struct evq *q, int64_t id);   /* locked */
-/* An index map (q->fdmap, q->tpos) covers [0, idx]: it grows by doubling
+/* An index map (q->fdmap) covers [0, idx]: it grows by doubling
  * from `first`, new entries -1 (none).  -ENOMEM and nothing changed. */
 int evq__map_grow(int32_t **map, uint32_t *len, uint32_t idx, uint32_t first);
 /* The live registration id names if it is of kind `kind`: 0 and *out, or
@@ -478,7 +528,7 @@ void evq__unlink(struct evq *q, struct evq__reg *r);         /* locked */
 void evq__kick(struct evq *q);                 /* async-signal-safe */
 /* A slot whose registration is gone and that is off the post stack goes
  * back on the free list, or is retired (queue.c).  locked */
-void evq__slot_recycle(struct evq *q, struct evq__reg *r);
+void evq__slot_recycle(struct evq *q, struct evq__reg *r, int small);
 
 /* The live registration id names, or NULL: the id's generation half must
  * equal the slot's (an id below 2^32 - generation 0, e.g. one truncated to
@@ -543,7 +593,7 @@ static inline int evq__test_slot_gen(struct evq *q, uint32_t idx, uint32_t gen)
 	uint64_t st = atomic_load(&r->state);
 	if (evq__reg_kind(st) != 0 || evq__reg_gen(st) > EVQ_GEN_MAX)
 		return -EBUSY; /* live or retired */
-	atomic_store(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT);
+	atomic_store(&r->state, evq__state(gen, idx, 0));
 	return 0;
 }
 

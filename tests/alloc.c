@@ -221,13 +221,15 @@ static void test_steady_state(void)
 		       "fd delivery: no allocation", rounds);
 	is(f1 - f0, 0, "steady state: no free either");
 
-	/* Many registrations at once, after a warm-up with the same count:
-	 * deleting and adding again reuses slots and heap space. */
+	/* Many registrations at once, after a warm-up with the same count of
+	 * each size of slot (user events full, timers small): deleting and
+	 * adding again reuses slots and heap space. */
 	enum { M = 2000 };
 	static int64_t ids[M];
 	for (int i = 0; i < M; i++)
-		CHECK((ids[i] = evq_add_timer(g.q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0,
-					      0)) >= 0);
+		CHECK((ids[i] = i % 2 ? evq_add_user(g.q, 0)
+				      : evq_add_timer(g.q, CLOCK_MONOTONIC, 3600 * EVQT_SEC,
+						      0, 0, 0)) >= 0);
 	for (int i = 0; i < M; i++)
 		CHECK(evq_del(g.q, ids[i]) == 0);
 	a0 = atomic_load(&n_alloc);

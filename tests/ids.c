@@ -81,12 +81,15 @@ static void test_reuse(void)
 	CHECK(all);
 	/* A queue with one registration at a time: the free list (FIFO) has
 	 * that one slot, so every add reuses it.  Kinds alternate user,
-	 * timer, user...: with the old 7-bit generation, cycle k + 128 had
-	 * cycle k's id, so a stale timer id deleted a user event. */
+	 * latch, user...: with the old 7-bit generation, cycle k + 128 had
+	 * cycle k's id, so a stale id of one kind deleted another kind's
+	 * registration.  (Both live in full slots; fds and timers have small
+	 * slots of their own, below.) */
+	struct evq_latch l;
+	CHECK(evq_latch_init(&l, 0) == 0);
 	int same_slot = 1, small = 0;
 	for (int i = 0; i < CYCLES; i++) {
-		int64_t id = i % 2 ? evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0,
-						   (uint64_t)i)
+		int64_t id = i % 2 ? evq_add_latch(q, &l, 0, (uint64_t)i)
 				   : evq_add_user(q, (uint64_t)i);
 		CHECK(id >= 0);
 		all[i] = id;
@@ -117,6 +120,50 @@ static void test_reuse(void)
 	is(evqt_wait(q, ev, NEV, 0), 0, "reuse: no old id triggered the live user event");
 	ok(delivers_once(q, live, 4242), "reuse: the live user event still delivers, enabled");
 	free(all);
+	evq_free(q);
+}
+
+/* ---- fds and timers: small slots of their own ---- */
+
+/* Timers and fds live in slots of their own size (48 bytes, no lock-free
+ * post fields): such a slot is reused by them alone, its stale ids are
+ * refused everywhere, and an id never names a slot of the other size. */
+static void test_small_slots(void)
+{
+	enum { CYCLES = 20000 };
+	struct evq *q = evqt_new();
+	int fds[2];
+	CHECK(pipe(fds) == 0);
+	int64_t *all = malloc(CYCLES * sizeof *all);
+	CHECK(all);
+	int same_slot = 1;
+	for (int i = 0; i < CYCLES; i++) {
+		int64_t id = i % 2 ? evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0,
+						   (uint64_t)i)
+				   : evq_add_fd(q, fds[0], EVQ_READ, 0, (uint64_t)i);
+		CHECK(id >= TWO32);
+		all[i] = id;
+		same_slot &= (uint32_t)id == (uint32_t)all[0];
+		CHECK(evq_del(q, id) == 0);
+	}
+	ok(same_slot, "small: %d timer/fd add/del cycles all used one slot (%u)", CYCLES,
+	   (unsigned)(uint32_t)all[0]);
+	int64_t user = evq_add_user(q, 7), timer = evq_add_timer(q, CLOCK_MONOTONIC, 0, 0, 0, 8);
+	CHECK(user >= 0 && timer >= 0);
+	ok((uint32_t)user != (uint32_t)all[0], "small: a user event gets a slot of its own size");
+	is((uint32_t)timer, (uint32_t)all[0], "small: the next timer reuses the small slot");
+	int bad = 0;
+	for (int i = 0; i < CYCLES; i += 97)
+		bad += refused_everywhere(q, all[i], "old small") != 0;
+	is(bad, 0, "small: old timer and fd ids of the slot refused by 5 calls (-ENOENT)");
+	struct evq_event ev[NEV];
+	int n = evqt_wait(q, ev, NEV, EVQT_SOON);
+	ok(n == 1 && ev[0].id == timer && ev[0].cookie == 8 && ev[0].kind == EVQ_KIND_TIMER &&
+	   ev[0].ident == -1, "small: the live timer fires once (n=%d)", n);
+	ok(delivers_once(q, user, 7), "small: the user event still delivers");
+	free(all);
+	close(fds[0]);
+	close(fds[1]);
 	evq_free(q);
 }
 
@@ -489,6 +536,7 @@ int main(void)
 	sigaddset(&s, SIGUSR1);
 	CHECK(pthread_sigmask(SIG_BLOCK, &s, NULL) == 0);
 	test_reuse();
+	test_small_slots();
 	test_retire();
 	test_kinds();
 	test_requeue_kind();

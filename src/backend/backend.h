@@ -71,7 +71,7 @@
  *      (O3); a futex wake the backend may have taken for it meanwhile has
  *      been passed on (FUTEX_WAKE 1, X2).  word_disarm may find r->ext
  *      cleared already (a del hook clears it first): records are found by
- *      r->idx.  Semaphores never go native (their kind lacks EVQ__KIND_NATIVE_WORDS, internal.h): a wake
+ *      evq__idx(r).  Semaphores never go native (their kind lacks EVQ__KIND_NATIVE_WORDS, internal.h): a wake
  *      their watch takes must be passed on at once (sem.c Q4), and a
  *      backend runs check() only inside wait().
  *

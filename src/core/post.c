@@ -18,27 +18,29 @@ void evq__link(struct evq *q, struct evq__reg *r, int list)
 {
 	int32_t *head = list == EVQ_LIST_PENDING ? &q->pend_head : &q->again_head;
 	int32_t *tail = list == EVQ_LIST_PENDING ? &q->pend_tail : &q->again_tail;
-	r->list = (uint8_t)list;
+	int32_t idx = (int32_t)evq__idx(r);
+	r->list = (unsigned)list;
 	r->next = -1;
 	r->prev = *tail;
 	if (*tail >= 0)
-		evq__slot(q, (uint32_t)*tail)->next = (int32_t)r->idx;
+		evq__slot(q, (uint32_t)*tail)->next = idx;
 	else
-		*head = (int32_t)r->idx;
-	*tail = (int32_t)r->idx;
+		*head = idx;
+	*tail = idx;
 }
 
 /* Links r at the front of the pending list. */
 static void link_front(struct evq *q, struct evq__reg *r)
 {
+	int32_t idx = (int32_t)evq__idx(r);
 	r->list = EVQ_LIST_PENDING;
 	r->prev = -1;
 	r->next = q->pend_head;
 	if (q->pend_head >= 0)
-		evq__slot(q, (uint32_t)q->pend_head)->prev = (int32_t)r->idx;
+		evq__slot(q, (uint32_t)q->pend_head)->prev = idx;
 	else
-		q->pend_tail = (int32_t)r->idx;
-	q->pend_head = (int32_t)r->idx;
+		q->pend_tail = idx;
+	q->pend_head = idx;
 }
 
 void evq__unlink(struct evq *q, struct evq__reg *r)
@@ -47,14 +49,15 @@ void evq__unlink(struct evq *q, struct evq__reg *r)
 		return;
 	int32_t *head = r->list == EVQ_LIST_PENDING ? &q->pend_head : &q->again_head;
 	int32_t *tail = r->list == EVQ_LIST_PENDING ? &q->pend_tail : &q->again_tail;
-	if (r->prev >= 0)
-		evq__slot(q, (uint32_t)r->prev)->next = r->next;
+	int32_t prev = (int32_t)r->prev, next = (int32_t)r->next;
+	if (prev >= 0)
+		evq__slot(q, (uint32_t)prev)->next = next;
 	else
-		*head = r->next;
-	if (r->next >= 0)
-		evq__slot(q, (uint32_t)r->next)->prev = r->prev;
+		*head = next;
+	if (next >= 0)
+		evq__slot(q, (uint32_t)next)->prev = prev;
 	else
-		*tail = r->prev;
+		*tail = prev;
 	r->next = r->prev = -1;
 	r->list = EVQ_LIST_NONE;
 }
@@ -113,7 +116,7 @@ int evq__post(struct evq *q, struct evq__reg *r, uint32_t tag, uint64_t count)
 	int32_t head = atomic_load(stack);
 	do
 		atomic_store_explicit(&r->post_next, head, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak(stack, &head, (int32_t)r->idx));
+	while (!atomic_compare_exchange_weak(stack, &head, (int32_t)evq__idx(r)));
 	evq__kick(q);
 	return 0;
 }
@@ -164,7 +167,7 @@ static void drain_one(struct evq *q, struct evq__reg *r, int front)
 		evq__take_post(q, r, 1);
 		r->pend_data = 0;
 		r->flags = 0;
-		evq__slot_recycle(q, r);
+		evq__slot_recycle(q, r, 0);
 		return;
 	}
 	evq__take_post(q, r, 1);

@@ -130,7 +130,9 @@ static int create(struct evq **qp, const struct evq_options *opt)
 	q->keeper_deadline = INT64_MAX;
 	q->rt_fd = -1;
 	q->max_batch = o.max_batch;
-	q->free_head = q->free_tail = -1;
+	q->free_head[0] = q->free_tail[0] = -1;
+	q->free_head[1] = q->free_tail[1] = -1;
+	q->files_free = -1;
 	q->pend_head = q->pend_tail = -1;
 	q->again_head = q->again_tail = -1;
 	atomic_init(&q->post_head, -1);
@@ -196,16 +198,21 @@ static void destroy(struct evq *q)
 		struct evq__reg *r = evq__slot(q, i);
 		const struct evq__kind *k = evq__kind_of(r);
 		if (k->del) {
-			evq__take_post(q, r, 0); /* as evq_del: del sees every occurrence */
+			if (!(k->caps & EVQ__KIND_SMALL))
+				evq__take_post(q, r, 0); /* as evq_del: del sees
+							    every occurrence */
 			k->del(q, r);
 		}
 	}
 	evq__timer_fini(q);
+	free(q->files);
 	if (!child)
 		unlock(q);
 	be->fini(q);
-	for (uint32_t c = 0; c < EVQ_MAX_CHUNKS; c++)
-		free(atomic_load(&q->chunk[c]));  /* NULL beyond the last one */
+	for (uint32_t i = 0; i < n; i += EVQ_CHUNK_SLOTS)
+		free(evq__slot(q, i));  /* a chunk's first slot */
+	for (uint32_t p = 0; p < EVQ_DIR_PAGES; p++)
+		free((void *)atomic_load(&q->dir[p]));  /* NULL beyond the last */
 	if (!child)
 		pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -243,98 +250,124 @@ int64_t evq__reg_id(struct evq *q, struct evq__reg *r)
 {
 	(void)q;
 	uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
-	return (int64_t)((st & ~(uint64_t)UINT32_MAX) | r->idx);
+	return (int64_t)((st & ~(uint64_t)UINT32_MAX) | ((st >> 8) & EVQ_IDX_MASK));
 }
 
-static void free_push(struct evq *q, struct evq__reg *r)
+/* onto the free list of its size (small: 1) */
+static void free_push(struct evq *q, struct evq__reg *r, int small)
 {
+	int32_t idx = (int32_t)evq__idx(r);
 	r->next = -1;
-	if (q->free_tail >= 0)
-		evq__slot(q, (uint32_t)q->free_tail)->next = (int32_t)r->idx;
+	if (q->free_tail[small] >= 0)
+		evq__slot(q, (uint32_t)q->free_tail[small])->next = idx;
 	else
-		q->free_head = (int32_t)r->idx;
-	q->free_tail = (int32_t)r->idx;
+		q->free_head[small] = idx;
+	q->free_tail[small] = idx;
 }
 
 /* A slot whose registration is gone (and off the post stack) goes back on
  * the free list - unless its generation is spent (EVQ_GEN_RETIRED): then no
  * registration may ever use it again, or a new id could equal an old one.
- * A retired slot keeps its ctl "queued" bit, so that not even a stale
- * post's tag that matched could put it on a post stack.  Locked. */
-void evq__slot_recycle(struct evq *q, struct evq__reg *r)
+ * A retired full slot keeps its ctl "queued" bit, so that not even a stale
+ * post's tag that matched could put it on a post stack (nothing posts to
+ * small ones).  Locked. */
+void evq__slot_recycle(struct evq *q, struct evq__reg *r, int small)
 {
 	if (evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed)) <= EVQ_GEN_MAX) {
-		free_push(q, r);
+		free_push(q, r, small);
 		return;
 	}
-	atomic_fetch_or(&r->ctl, EVQ_CTL_QUEUED);
+	if (!small)
+		atomic_fetch_or(&r->ctl, EVQ_CTL_QUEUED);
 	r->flags = 0;
 	r->next = -1;
 }
 
-/* Initialises one more slot, allocating its chunk first if needed.  The
- * chunk pointer and the slot are published before nslots grows, so
- * lock-free readers that saw idx < nslots find an initialised slot. */
-static int grow_slots(struct evq *q)
+/* Adds a chunk of slots of one size (small: 1), handed out in order after
+ * the free list (q->fresh).  The chunk's address and its slots are
+ * published before nslots
+ * grows, so lock-free readers that saw idx < nslots find an initialised
+ * slot. */
+static int grow_slots(struct evq *q, int small)
 {
 	uint32_t n = atomic_load_explicit(&q->nslots, memory_order_relaxed);
 	if (n >= EVQ_MAX_REGS)
 		return -ENOSPC;
-	uint32_t c = evq__chunk_of(n);
-	if (n == evq__chunk_base(c)) {
-		size_t len = c ? EVQ_CHUNK0 << (c - 1) : EVQ_CHUNK0;
-		/* not calloc: slots are initialised one by one, as they are
-		 * first used, so a big chunk costs only the pages it touches */
-		struct evq__reg *p = malloc(len * sizeof *p);
-		if (!p)
+	uint32_t pg = n >> (EVQ_PAGE_SHIFT + EVQ_CHUNK_SHIFT);
+	_Atomic uintptr_t *page = atomic_load_explicit(&q->dir[pg], memory_order_relaxed);
+	if (!page) {
+		page = calloc((size_t)1 << EVQ_PAGE_SHIFT, sizeof *page);
+		if (!page)
 			return -ENOMEM;
-		atomic_store_explicit(&q->chunk[c], p, memory_order_release);
+		atomic_store_explicit(&q->dir[pg], page, memory_order_release);
 	}
-	struct evq__reg *r = evq__slot(q, n);
-	memset(r, 0, sizeof *r);
-	r->idx = n;
-	atomic_init(&r->state, (uint64_t)EVQ_GEN_FIRST << EVQ_ID_GEN_SHIFT);
-	atomic_init(&r->ctl, 0);
-	atomic_init(&r->val, 0);
-	atomic_init(&r->post_next, -1);
-	free_push(q, r);
-	atomic_store_explicit(&q->nslots, n + 1, memory_order_release);
+	size_t size = small ? EVQ__SMALL_SLOT : sizeof(struct evq__reg);
+	char *p = malloc(EVQ_CHUNK_SLOTS * size);
+	if (!p)
+		return -ENOMEM;
+	memset(p, 0, EVQ_CHUNK_SLOTS * size);
+	for (uint32_t i = 0; i < EVQ_CHUNK_SLOTS; i++) {
+		struct evq__reg *r = (struct evq__reg *)(p + i * size);
+		atomic_init(&r->state, evq__state(EVQ_GEN_FIRST, n + i, 0));
+		r->next = r->prev = -1;
+		if (!small) {
+			atomic_init(&r->post_next, -1);
+			atomic_init(&r->ctl, 0);
+			atomic_init(&r->val, 0);
+		}
+	}
+	q->fresh[small] = n;
+	atomic_store_explicit(&page[(n >> EVQ_CHUNK_SHIFT) & ((1u << EVQ_PAGE_SHIFT) - 1)],
+			      (uintptr_t)p | (uintptr_t)small, memory_order_release);
+	atomic_store_explicit(&q->nslots, n + EVQ_CHUNK_SLOTS, memory_order_release);
 	return 0;
 }
 
 int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
-		     int32_t ident, struct evq__reg **out)
+		     struct evq__reg **out)
 {
-	if (q->free_head < 0) {
-		int rc = grow_slots(q);
-		if (rc < 0)
-			return rc;
+	int small = !!(evq__kinds[kind]->caps & EVQ__KIND_SMALL);
+	struct evq__reg *r;
+	if (q->free_head[small] >= 0) {
+		r = evq__slot(q, (uint32_t)q->free_head[small]);
+		q->free_head[small] = (int32_t)r->next;
+		if (q->free_head[small] < 0)
+			q->free_tail[small] = -1;
+	} else {
+		if (!(q->fresh[small] & (EVQ_CHUNK_SLOTS - 1))) {
+			/* none fresh left (or none yet: 0) */
+			int rc = grow_slots(q, small);
+			if (rc < 0)
+				return rc;
+		}
+		r = evq__slot(q, q->fresh[small]++);
 	}
-	struct evq__reg *r = evq__slot(q, (uint32_t)q->free_head);
-	q->free_head = r->next;
-	if (q->free_head < 0)
-		q->free_tail = -1;
 
-	uint32_t gen = evq__reg_gen(atomic_load_explicit(&r->state, memory_order_relaxed));
-	r->flags = flags;
+	uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+	uint32_t gen = evq__reg_gen(st);
+	r->flags = flags & 0x3fffu;
 	r->cookie = cookie;
-	r->events = 0;
-	r->ident = ident;
 	r->next = r->prev = -1;
 	r->list = EVQ_LIST_NONE;
-	r->clock = 0;
 	r->pend_events = 0;
 	r->pend_data = 0;
-	/* Relaxed: nobody may post with the new tag before learning the id,
-	 * which the release store of state below (paired with the acquire in
-	 * evq__reg_lookup, or the adder's own hand-off of the id) orders
-	 * after these stores; a stale post whose tag matched (2^24
-	 * generations old) races with them as it did with seq_cst ones. */
-	atomic_store_explicit(&r->val, 0, memory_order_relaxed);
-	atomic_store_explicit(&r->ctl, (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT,
-			      memory_order_relaxed);
-	r->dev = r->ino = 0; /* the whole union: ext, deadline, interval */
-	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT | (uint32_t)kind,
+	r->ext = NULL; /* the whole union: ext, interval, fd */
+	if (small) {
+		r->events = 0; /* the whole union: events, tm */
+	} else {
+		/* Relaxed: nobody may post with the new tag before learning
+		 * the id, which the release store of state below (paired
+		 * with the acquire in evq__reg_lookup, or the adder's own
+		 * hand-off of the id) orders after these stores; a stale post
+		 * whose tag matched (2^24 generations old) races with them as
+		 * it did with seq_cst ones.  post_next is -1 or stale: only
+		 * read while "queued" is set. */
+		atomic_store_explicit(&r->val, 0, memory_order_relaxed);
+		atomic_store_explicit(&r->ctl,
+				      (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&r->state, evq__state(gen, evq__idx(r), (uint32_t)kind),
 			      memory_order_release);
 	q->nlive++;
 	*out = r;
@@ -350,13 +383,14 @@ int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a)
 	struct evq__reg *r = NULL;
 	int64_t id = k->prepare ? k->prepare(q, a) : 0;
 	if (id >= 0)
-		id = evq__reg_new(q, a->kind, a->flags, a->cookie, a->ident, &r);
+		id = evq__reg_new(q, a->kind, a->flags, a->cookie, &r);
 	if (id >= 0) {
-		r->events = a->events;
-		r->ext = a->ext;
+		if (!(k->caps & EVQ__KIND_SMALL))
+			r->ext = a->ext;
 		int rc = k->start ? k->start(q, r, a) : 0;
 		if (rc < 0) {
-			r->ext = NULL;
+			if (!(k->caps & EVQ__KIND_SMALL))
+				r->ext = NULL;
 			evq__reg_free(q, r);
 			id = rc;
 		}
@@ -421,18 +455,40 @@ int evq__reg_get_kind(struct evq *q, int64_t id, int kind, struct evq__reg **out
 /* Removing registrations                                               */
 /* ------------------------------------------------------------------ */
 
-void evq__reg_free(struct evq *q, struct evq__reg *r)
+/* A small slot (fd, timer): nothing posted to it, so no post to fold or
+ * tag to change; the state word alone makes the old id stale. */
+static void free_small(struct evq *q, struct evq__reg *r, const struct evq__kind *k)
 {
-	/* fold undelivered posts so the kind's del hook sees them all */
-	evq__take_post(q, r, 0);
-	const struct evq__kind *k = evq__kind_of(r);
 	if (k->del)
 		k->del(q, r);
 	evq__unlink(q, r);
-	evq__timer_disarm(q, r);
+	uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+	if (evq__reg_kind(st) == EVQ_KIND_TIMER)
+		evq__timer_disarm(q, r);
+	atomic_store_explicit(&r->state, evq__state(evq__reg_gen(st) + 1, evq__idx(r), 0),
+			      memory_order_release);
+	r->pend_data = 0;
+	r->pend_events = 0;
+	q->nlive--;
+	evq__slot_recycle(q, r, 1);
+}
+
+void evq__reg_free(struct evq *q, struct evq__reg *r)
+{
+	const struct evq__kind *k = evq__kind_of(r);
+	if (k->caps & EVQ__KIND_SMALL) {
+		free_small(q, r, k);
+		return;
+	}
+	/* fold undelivered posts so the kind's del hook sees them all */
+	evq__take_post(q, r, 0);
+	if (k->del)
+		k->del(q, r);
+	evq__unlink(q, r);
 	/* EVQ_GEN_MAX + 1 = EVQ_GEN_RETIRED: evq__slot_recycle() retires the slot */
-	uint32_t gen = evq__reg_gen(atomic_load(&r->state)) + 1;
-	atomic_store_explicit(&r->state, (uint64_t)gen << EVQ_ID_GEN_SHIFT,
+	uint64_t st = atomic_load(&r->state);
+	uint32_t gen = evq__reg_gen(st) + 1;
+	atomic_store_explicit(&r->state, evq__state(gen, evq__idx(r), 0),
 			      memory_order_release);
 	/* Retag: posts through the old id fail from now on. */
 	uint64_t c = atomic_load(&r->ctl), n;
@@ -450,7 +506,7 @@ void evq__reg_free(struct evq *q, struct evq__reg *r)
 	if (n & EVQ_CTL_QUEUED)
 		r->flags = EVQ_R_ZOMBIE; /* still on the post stack */
 	else
-		evq__slot_recycle(q, r);
+		evq__slot_recycle(q, r, 0);
 }
 
 /* ------------------------------------------------------------------ */

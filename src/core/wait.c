@@ -93,7 +93,7 @@ static void fill(struct evq *q, struct evq_event *ev, struct evq__reg *r,
 							      memory_order_relaxed));
 	ev->flags = (uint16_t)(r->flags & EVQ_R_PUBLIC);
 	ev->events = events;
-	ev->ident = r->ident;
+	ev->ident = evq__reg_ident(r, ev->kind);
 	ev->data = data;
 	ev->reserved = 0;
 }
@@ -159,11 +159,14 @@ static inline int take_ready(struct evq *q, const struct evq__ready *rd,
 		return 0;
 	if (r->flags & (EVQ_DISABLED | EVQ_R_DEFUNCT))
 		return 0;
-	uint32_t e = rd->events & (r->events | EVQ_ERR | EVQ_HUP);
+	/* fds ask for r->events; kinds watching a kernel fd of their own
+	 * (signalfd, pidfd) ask for EVQ_READ */
+	const struct evq__kind *k = evq__kind_of(r);
+	uint32_t want = (k->caps & EVQ__KIND_EVENTS) ? r->events : EVQ_READ;
+	uint32_t e = rd->events & (want | EVQ_ERR | EVQ_HUP);
 	if (!e)
 		return 0;
 	fill(q, ev, r, e, 0);
-	const struct evq__kind *k = evq__kind_of(r);
 	return !(k->ready && !k->ready(q, r, e, ev));
 }
 

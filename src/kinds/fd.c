@@ -67,20 +67,60 @@ static int fd_prepare(struct evq *q, struct evq__add *a)
 
 /* A regular file or directory, which epoll refuses: always ready, unless
  * the fd's number is registered for the same file already. */
+/* Is the file r names (a regular file) the one sb describes? */
+static int same_file(const struct evq *q, const struct evq__reg *r, const struct stat *sb)
+{
+	const struct evq__fileid *f = &q->files[r->fd.file];
+	return f->dev == (uint64_t)sb->st_dev && f->ino == (uint64_t)sb->st_ino;
+}
+
+/* A slot in q->files for r's file identity: free ones are chained through
+ * ino (the index of the next, -1 none). */
+static int file_new(struct evq *q, struct evq__reg *r, const struct stat *sb)
+{
+	if (q->files_free < 0) {
+		uint32_t n = q->files_len ? q->files_len * 2 : 8;
+		struct evq__fileid *f = realloc(q->files, n * sizeof *f);
+		if (!f)
+			return -ENOMEM;
+		for (uint32_t i = q->files_len; i < n; i++)
+			f[i].ino = i + 1 < n ? i + 1 : (uint64_t)-1;
+		q->files = f;
+		q->files_free = (int32_t)q->files_len;
+		q->files_len = n;
+	}
+	int32_t i = q->files_free;
+	q->files_free = (int32_t)q->files[i].ino;
+	q->files[i].dev = (uint64_t)sb->st_dev;
+	q->files[i].ino = (uint64_t)sb->st_ino;
+	r->fd.file = i;
+	return 0;
+}
+
+static void file_free(struct evq *q, struct evq__reg *r)
+{
+	if (r->fd.file < 0)
+		return;
+	q->files[r->fd.file].ino = (uint64_t)(int64_t)q->files_free;
+	q->files_free = r->fd.file;
+	r->fd.file = -1;
+}
+
 static int fd_always(struct evq *q, struct evq__reg *r, int32_t old)
 {
 	struct stat sb;
-	if (fstat(r->ident, &sb) < 0)
+	if (fstat(r->fd.ident, &sb) < 0)
 		return -errno;
 	if (old >= 0) {
 		struct evq__reg *o = evq__slot(q, (uint32_t)old);
 		if ((o->flags & EVQ_R_ALWAYS) && !(o->flags & EVQ_R_DEFUNCT) &&
-		    o->dev == (uint64_t)sb.st_dev && o->ino == (uint64_t)sb.st_ino)
+		    same_file(q, o, &sb))
 			return -EEXIST;
 	}
+	int rc = file_new(q, r, &sb);
+	if (rc < 0)
+		return rc;
 	r->flags |= EVQ_R_ALWAYS;
-	r->dev = (uint64_t)sb.st_dev;
-	r->ino = (uint64_t)sb.st_ino;
 	r->pend_events = r->events & FD_ALWAYS_EVENTS;
 	evq__make_pending_kick(q, r);
 	return 0;
@@ -88,8 +128,11 @@ static int fd_always(struct evq *q, struct evq__reg *r, int32_t old)
 
 static int fd_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 {
-	int fd = r->ident;
+	int fd = a->ident;
 	int32_t old = q->fdmap[fd];
+	r->fd.ident = fd;
+	r->fd.file = -1;
+	r->events = a->events;
 	int rc = evq__fd_ctl(q, r, EVQ_FD_ADD, fd, r->events, a->flags);
 	if (rc == -EPERM)
 		rc = fd_always(q, r, old);
@@ -97,7 +140,7 @@ static int fd_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 		return rc;
 	if (old >= 0)
 		fd_defunct(q, evq__slot(q, (uint32_t)old));
-	q->fdmap[fd] = (int32_t)r->idx;
+	q->fdmap[fd] = (int32_t)evq__idx(r);
 	return 0;
 }
 
@@ -122,7 +165,7 @@ static int fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t o
 		evq__make_pending_kick(q, r);
 		return 0;
 	}
-	int rc = evq__fd_ctl(q, r, EVQ_FD_MOD, r->ident, events, r->flags & EVQ_R_PUBLIC);
+	int rc = evq__fd_ctl(q, r, EVQ_FD_MOD, r->fd.ident, events, r->flags & EVQ_R_PUBLIC);
 	if (rc == -ENOENT || rc == -EBADF) {
 		fd_defunct(q, r);
 		return -EBADF;
@@ -135,10 +178,11 @@ static int fd_mod(struct evq *q, struct evq__reg *r, uint32_t events, uint32_t o
 
 static void fd_del(struct evq *q, struct evq__reg *r)
 {
-	int fd = r->ident;
+	int fd = r->fd.ident;
+	file_free(q, r);
 	/* defunct: the number belongs to someone else; or the queue is being
 	 * freed and has dropped its fd map (core/queue.c destroy) */
-	if ((uint32_t)fd >= q->fdmap_len || q->fdmap[fd] != (int32_t)r->idx)
+	if ((uint32_t)fd >= q->fdmap_len || q->fdmap[fd] != (int32_t)evq__idx(r))
 		return;
 	q->fdmap[fd] = -1;
 	if (!(r->flags & (EVQ_R_ALWAYS | EVQ_R_DEFUNCT)))
@@ -149,7 +193,7 @@ static void fd_del(struct evq *q, struct evq__reg *r)
 const struct evq__kind evq__kind_fd = {
 	.name = "fd",
 	.mod_flags = FD_FLAGS,
-	.caps = EVQ__KIND_EVENTS | EVQ__KIND_READY_MERGES,
+	.caps = EVQ__KIND_EVENTS | EVQ__KIND_READY_MERGES | EVQ__KIND_SMALL,
 	.del = fd_del,
 	.mod = fd_mod,
 	.make = fd_make,
@@ -167,8 +211,7 @@ void evq__fd_again(struct evq *q)
 		struct evq__reg *r = evq__slot(q, (uint32_t)q->again_head);
 		struct stat sb;
 		evq__unlink(q, r);
-		if (fstat(r->ident, &sb) < 0 || (uint64_t)sb.st_dev != r->dev ||
-		    (uint64_t)sb.st_ino != r->ino)
+		if (fstat(r->fd.ident, &sb) < 0 || !same_file(q, r, &sb))
 			fd_defunct(q, r);
 		else
 			evq__link(q, r, EVQ_LIST_PENDING);

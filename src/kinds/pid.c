@@ -29,7 +29,8 @@
 #define PID_FLAGS (EVQ_NOREAP | EVQ_ONESHOT | EVQ_DISABLED)
 
 struct pid_reg {
-	int fd;      /* pidfd; first: evq__drop_fd_ext */
+	int fd;      /* pidfd; first two: struct evq__fd_ext */
+	int pid;     /* the event's ident */
 	int done;    /* the exit was reported */
 };
 
@@ -104,6 +105,7 @@ static int pid_make(struct evq *q, struct evq__add *a)
 	if (!p)
 		return -ENOMEM;
 	/* pidfds are always close-on-exec */
+	p->pid = a->ident;
 	p->fd = (int)syscall(SYS_pidfd_open, (pid_t)a->ident, 0);
 	if (p->fd < 0) {
 		/* a thread's id, not a process's: EINVAL, or ENOENT since 6.9 */
@@ -122,8 +124,12 @@ static int pid_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	return pid_arm(q, r, EVQ_FD_ADD);
 }
 
+_Static_assert(offsetof(struct pid_reg, pid) == offsetof(struct evq__fd_ext, ident),
+	       "a pid registration's ext begins as struct evq__fd_ext");
+
 const struct evq__kind evq__kind_pid = {
 	.name = "pid",
+	.caps = EVQ__KIND_IDENT_EXT,
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.del = pid_del,
 	.ready = pid_ready,

@@ -28,8 +28,8 @@
 #include "kinds/sigtable.h"
 
 struct sig_reg {
-	int fd;               /* signalfd; first: evq__drop_fd_ext */
-	int signo;
+	int fd;               /* signalfd; first two: struct evq__fd_ext */
+	int signo;            /* the event's ident */
 	int was_blocked;      /* in the registering thread, before */
 	uint64_t target;      /* the table's target while it is ours */
 	pthread_t thread;     /* the registering thread */
@@ -225,8 +225,12 @@ static int signal_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 	return rc;
 }
 
+_Static_assert(offsetof(struct sig_reg, signo) == offsetof(struct evq__fd_ext, ident),
+	       "a signal registration's ext begins as struct evq__fd_ext");
+
 const struct evq__kind evq__kind_signal = {
 	.name = "signal",
+	.caps = EVQ__KIND_IDENT_EXT,
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.posted = signal_posted,
 	.del = signal_del,

@@ -32,7 +32,7 @@ void evq__sig_release(int signo);
  * the low half), published by a store the handler loads at once. */
 static inline uint64_t evq__sig_target(struct evq__reg *r)
 {
-	return (uint64_t)evq__reg_tag(r) << 32 | r->idx;
+	return (uint64_t)evq__reg_tag(r) << 32 | evq__idx(r);
 }
 
 /* evq_add_signal's registration for signo, which the handler posts to

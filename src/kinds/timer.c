@@ -5,8 +5,7 @@
  * No kernel object per timer: the queue sleeps in the backend with a timeout
  * equal to the nearest deadline, and evq__timer_run() fires whatever has
  * expired when the waiter comes back.  A million timers cost a million heap
- * entries (16 bytes each, and a 4-byte position per slot, plus the
- * registration slot) and O(log n) per
+ * entries (12 bytes each, plus the timer's 48-byte registration slot) and O(log n) per
  * add/del/fire.  Heap arrays grow only when a new high-water mark of timers is
  * reached, so re-arming and firing never allocate.
  *
@@ -52,70 +51,73 @@ int64_t evq__now(int ci)
 /* ---- heap ---- */
 
 /* A 4-ary min-heap: half the levels of a binary one (about 10 at a million
- * timers), and a node's four children share one cache line: entries are 16
- * bytes and the array is stored 3 entries past a 64-byte boundary, so the
- * children of position p (4p+1 .. 4p+4) start at byte 64(p+1) of the
- * allocation.
+ * timers).  Deadlines and slot indices are two arrays side by side (12
+ * bytes an entry): a sift compares deadlines only, and a node's four
+ * children's deadlines share half a cache line: the deadline array is
+ * stored 3 entries past a 64-byte boundary, so the children of position p
+ * (4p+1 .. 4p+4) start at byte 32(p+1) of the allocation.
  *
- * Where each timer sits in its heap (for O(log n) delete and re-arm) is
- * kept in q->tpos, indexed by slot, not in the registration: a sift writes
- * 4-byte positions into one dense array instead of touching a 128-byte slot
- * (and computing its address) per level. */
+ * Where each timer sits (for O(log n) delete and re-arm) is in the timer's
+ * own small slot (r->tm.hpos, position + 1): a move writes it there, as
+ * libev does; 4 bytes in a slot the timer has anyway. */
 #define HEAP_D 4
 #define HEAP_SKEW 3 /* entries before position 0 in the allocation */
 #define HEAP_ALIGN 64
 
 static inline void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
-			      struct evq__heap_entry e)
+			      int64_t deadline, int32_t idx)
 {
-	h->a[pos] = e;
-	q->tpos[e.idx] = (int32_t)pos;
+	h->dl[pos] = deadline;
+	h->ix[pos] = idx;
+	evq__slot(q, (uint32_t)idx)->tm.hpos = pos + 1;
 }
 
 static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	struct evq__heap_entry e = h->a[pos];
+	int64_t d = h->dl[pos];
+	int32_t ix = h->ix[pos];
 	while (pos > 0) {
 		uint32_t parent = (pos - 1) / HEAP_D;
-		if (h->a[parent].deadline <= e.deadline)
+		if (h->dl[parent] <= d)
 			break;
-		heap_place(q, h, pos, h->a[parent]);
+		heap_place(q, h, pos, h->dl[parent], h->ix[parent]);
 		pos = parent;
 	}
-	heap_place(q, h, pos, e);
+	heap_place(q, h, pos, d, ix);
 }
 
 /* the child of pos with the earliest deadline; c = its first child < n */
 static inline uint32_t min_child(const struct evq__heap *h, uint32_t c)
 {
-	const struct evq__heap_entry *a = h->a;
+	const int64_t *a = h->dl;
 	uint32_t m = c;
 	if (c + HEAP_D <= h->n) {
 		/* all four: a tournament, no bound checks */
-		uint32_t x = a[c + 1].deadline < a[c].deadline ? c + 1 : c;
-		uint32_t y = a[c + 3].deadline < a[c + 2].deadline ? c + 3 : c + 2;
-		return a[y].deadline < a[x].deadline ? y : x;
+		uint32_t x = a[c + 1] < a[c] ? c + 1 : c;
+		uint32_t y = a[c + 3] < a[c + 2] ? c + 3 : c + 2;
+		return a[y] < a[x] ? y : x;
 	}
 	for (uint32_t i = c + 1; i < h->n; i++)
-		if (a[i].deadline < a[m].deadline)
+		if (a[i] < a[m])
 			m = i;
 	return m;
 }
 
 static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	struct evq__heap_entry e = h->a[pos];
+	int64_t d = h->dl[pos];
+	int32_t ix = h->ix[pos];
 	for (;;) {
 		uint32_t c = HEAP_D * pos + 1;
 		if (c >= h->n)
 			break;
 		c = min_child(h, c);
-		if (e.deadline <= h->a[c].deadline)
+		if (d <= h->dl[c])
 			break;
-		heap_place(q, h, pos, h->a[c]);
+		heap_place(q, h, pos, h->dl[c], h->ix[c]);
 		pos = c;
 	}
-	heap_place(q, h, pos, e);
+	heap_place(q, h, pos, d, ix);
 }
 
 static int heap_reserve(struct evq__heap *h)
@@ -125,52 +127,50 @@ static int heap_reserve(struct evq__heap *h)
 	uint32_t cap = h->cap ? h->cap * 2 : HEAP_FIRST_CAP;
 	/* malloc, aligned by hand: the skewed alignment must survive growth,
 	 * which realloc would not keep (growth doubles, so copies are rare) */
-	char *raw = malloc((cap + HEAP_SKEW) * sizeof *h->a + HEAP_ALIGN);
+	size_t dls = (cap + HEAP_SKEW) * sizeof *h->dl;
+	char *raw = malloc(dls + cap * sizeof *h->ix + HEAP_ALIGN);
 	if (!raw)
 		return -ENOMEM;
 	uintptr_t at = ((uintptr_t)raw + HEAP_ALIGN - 1) & ~(uintptr_t)(HEAP_ALIGN - 1);
-	struct evq__heap_entry *a = (struct evq__heap_entry *)at + HEAP_SKEW;
-	if (h->n)
-		memcpy(a, h->a, h->n * sizeof *a);
+	int64_t *dl = (int64_t *)at + HEAP_SKEW;
+	int32_t *ix = (int32_t *)(at + dls);
+	if (h->n) {
+		memcpy(dl, h->dl, h->n * sizeof *dl);
+		memcpy(ix, h->ix, h->n * sizeof *ix);
+	}
 	free(h->raw);
 	h->raw = raw;
-	h->a = a;
+	h->dl = dl;
+	h->ix = ix;
 	h->cap = cap;
 	return 0;
 }
 
 int evq__timer_reserve(struct evq *q, struct evq__reg *r, int ci)
 {
-	/* the check inline: the map grows rarely, every add asks */
-	int rc = r->idx < q->tpos_len ? 0
-		 : evq__map_grow(&q->tpos, &q->tpos_len, r->idx, HEAP_FIRST_CAP);
-	return rc < 0 ? rc : heap_reserve(&q->heap[ci]);
-}
-
-/* r's position in its heap, -1 in none */
-static inline int32_t heap_pos(const struct evq *q, const struct evq__reg *r)
-{
-	return r->idx < q->tpos_len ? q->tpos[r->idx] : -1;
+	(void)r;
+	return heap_reserve(&q->heap[ci]);
 }
 
 /* room reserved (evq__timer_reserve) */
 static void heap_push(struct evq *q, struct evq__heap *h, int32_t idx, int64_t deadline)
 {
-	struct evq__heap_entry e = { deadline, idx };
-	h->a[h->n++] = e;
+	h->dl[h->n] = deadline;
+	h->ix[h->n] = idx;
+	h->n++;
 	sift_up(q, h, h->n - 1);
 	q->ntimers++;
 }
 
 static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	q->tpos[h->a[pos].idx] = -1;
+	evq__slot(q, (uint32_t)h->ix[pos])->tm.hpos = 0;
 	q->ntimers--;
 	if (--h->n == pos)
 		return;
-	heap_place(q, h, pos, h->a[h->n]);
+	heap_place(q, h, pos, h->dl[h->n], h->ix[h->n]);
 	/* the moved entry may belong above or below its new place */
-	if (pos > 0 && h->a[pos].deadline < h->a[(pos - 1) / HEAP_D].deadline)
+	if (pos > 0 && h->dl[pos] < h->dl[(pos - 1) / HEAP_D])
 		sift_up(q, h, pos);
 	else
 		sift_down(q, h, pos);
@@ -180,26 +180,24 @@ static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 
 void evq__timer_disarm(struct evq *q, struct evq__reg *r)
 {
-	int32_t pos = heap_pos(q, r);
-	if (pos >= 0)
-		heap_remove(q, &q->heap[r->clock], (uint32_t)pos);
+	if (r->tm.hpos)
+		heap_remove(q, &q->heap[r->tm.clock], r->tm.hpos - 1);
 }
 
 int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags)
 {
-	int ci = r->clock;
+	int ci = r->tm.clock;
 	int64_t deadline = (flags & EVQ_ABSTIME) ? when_ns
 						 : evq__sat_add(evq__now(ci), when_ns);
 	int rc = evq__timer_reserve(q, r, ci);
 	if (rc < 0)
 		return rc;
 	evq__timer_disarm(q, r);
-	r->deadline = deadline;
 	r->interval = interval_ns;
-	heap_push(q, &q->heap[ci], (int32_t)r->idx, deadline);
+	heap_push(q, &q->heap[ci], (int32_t)evq__idx(r), deadline);
 	/* A sleeper computed its timeout before this timer existed. */
-	if (q->tpos[r->idx] == 0)
+	if (r->tm.hpos == 1)
 		evq__kick(q);
 	return 0;
 }
@@ -209,7 +207,7 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 static void rt_arm(struct evq *q)
 {
 	struct evq__heap *h = &q->heap[1];
-	int64_t want = h->n ? h->a[0].deadline : 0;
+	int64_t want = h->n ? h->dl[0] : 0;
 	if (want == q->rt_armed)
 		return;
 	if (q->rt_fd < 0) {
@@ -255,12 +253,10 @@ void evq__timer_fini(struct evq *q)
 	for (int i = 0; i < EVQ_NCLOCKS; i++) {
 		free(q->heap[i].raw);
 		q->heap[i].raw = NULL;
-		q->heap[i].a = NULL;
+		q->heap[i].dl = NULL;
+		q->heap[i].ix = NULL;
 		q->heap[i].n = q->heap[i].cap = 0;
 	}
-	free(q->tpos);
-	q->tpos = NULL;
-	q->tpos_len = 0;
 	q->ntimers = 0;
 }
 
@@ -275,13 +271,13 @@ int64_t evq__timer_run(struct evq *q)
 			continue;
 		int64_t now = evq__now(ci);
 		while (h->n > 0) {
-			if (h->a[0].deadline > now) {
-				int64_t rel = h->a[0].deadline - now;
+			if (h->dl[0] > now) {
+				int64_t rel = h->dl[0] - now;
 				if (next < 0 || rel < next)
 					next = rel;
 				break;
 			}
-			struct evq__reg *r = evq__slot(q, (uint32_t)h->a[0].idx);
+			struct evq__reg *r = evq__slot(q, (uint32_t)h->ix[0]);
 			uint64_t exp = 1;
 			if (r->interval > 0) {
 				/* Count every period that has passed: overruns are
@@ -290,11 +286,10 @@ int64_t evq__timer_run(struct evq *q)
 				 * < 2^64 since now >= deadline), and the next one
 				 * is now + the rest of the current period, which
 				 * saturates instead of overflowing. */
-				uint64_t late = (uint64_t)now - (uint64_t)r->deadline;
+				uint64_t late = (uint64_t)now - (uint64_t)h->dl[0];
 				uint64_t per = (uint64_t)r->interval;
 				exp = late / per == UINT64_MAX ? UINT64_MAX : 1 + late / per;
-				r->deadline = evq__sat_add(now, (int64_t)(per - late % per));
-				h->a[0].deadline = r->deadline;
+				h->dl[0] = evq__sat_add(now, (int64_t)(per - late % per));
 				sift_down(q, h, 0);
 			} else {
 				heap_remove(q, h, 0);
@@ -348,7 +343,7 @@ static int timer_make(struct evq *q, struct evq__add *a)
 static int timer_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 {
 	struct timer_add *t = a->arg;
-	r->clock = (uint8_t)t->ci;
+	r->tm.clock = (uint32_t)t->ci & 0xf;
 	return evq__timer_arm(q, r, t->when_ns, t->interval_ns, a->flags);
 }
 
@@ -371,7 +366,7 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	int rc = evq__reg_get_kind(q, id, EVQ_KIND_TIMER, &r);
 	if (rc < 0)
 		goto out;
-	int ci = r->clock;
+	int ci = r->tm.clock;
 	static const clockid_t ids[EVQ_NCLOCKS] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
 						   CLOCK_BOOTTIME };
 	rc = timer_args(ids[ci], when_ns, interval_ns, flags);
@@ -396,7 +391,7 @@ out:
  * unlinks and disarms.  rt_arm's timerfd calls run only in evq_wait. */
 const struct evq__kind evq__kind_timer = {
 	.name = "timer",
-	.caps = EVQ__KIND_NO_CANCEL_POINTS,
+	.caps = EVQ__KIND_NO_CANCEL_POINTS | EVQ__KIND_SMALL,
 	.mod_flags = EVQ_ONESHOT | EVQ_DISABLED,
 	.make = timer_make,
 	.start = timer_start,

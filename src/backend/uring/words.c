@@ -185,7 +185,7 @@ int evq__ur_word_arm(struct evq *q, struct evq__reg *r)
 {
 	struct uring_state *s = st(q);
 	struct evq__watch_item *it = r->ext; /* first member of the kind's state */
-	uint32_t idx = r->idx;
+	uint32_t idx = evq__idx(r);
 	pthread_mutex_lock(&s->lock);
 	if (idx >= s->wmap_len) {
 		uint32_t len = s->wmap_len ? s->wmap_len : 64;
@@ -261,9 +261,9 @@ void evq__ur_word_disarm(struct evq *q, struct evq__reg *r)
 	pthread_mutex_lock(&s->lock);
 	/* r->ext may be gone already (a del hook clears it first): the
 	 * record is found by the registration's slot */
-	if (r->idx < s->wmap_len && s->wmap[r->idx]) {
-		struct uword *w = s->wmap[r->idx];
-		s->wmap[r->idx] = NULL;
+	if (evq__idx(r) < s->wmap_len && s->wmap[evq__idx(r)]) {
+		struct uword *w = s->wmap[evq__idx(r)];
+		s->wmap[evq__idx(r)] = NULL;
 		word_detach(s, w); /* O3 */
 	}
 	pthread_mutex_unlock(&s->lock);
