@@ -162,13 +162,16 @@ struct evq__fd_ext {
 	int32_t ident;          /* signal number, pid */
 };
 
-/* A timer heap keeps each entry's deadline in one array and its slot index
- * in another at the same position: sifting compares within the first and
- * never touches the registrations; 12 bytes an entry. */
+/* A timer heap holds each entry's deadline beside its slot index, so sifting
+ * compares within the array and never touches the registrations. */
+struct evq__heap_entry {
+	int64_t deadline;
+	int32_t idx;
+};
+
 struct evq__heap {
-	int64_t *dl;                /* deadlines (timer.c: aligned, skewed) */
-	int32_t *ix;                /* slot indices */
-	void *raw;                  /* the allocation both lie in */
+	struct evq__heap_entry *a;  /* 64-byte aligned + 3 entries (timer.c) */
+	void *raw;                  /* the allocation a lies in */
 	uint32_t n, cap;
 };
 

@@ -5,7 +5,7 @@
  * No kernel object per timer: the queue sleeps in the backend with a timeout
  * equal to the nearest deadline, and evq__timer_run() fires whatever has
  * expired when the waiter comes back.  A million timers cost a million heap
- * entries (12 bytes each, plus the timer's 48-byte registration slot) and O(log n) per
+ * entries (16 bytes each, plus the timer's 48-byte registration slot) and O(log n) per
  * add/del/fire.  Heap arrays grow only when a new high-water mark of timers is
  * reached, so re-arming and firing never allocate.
  *
@@ -51,11 +51,10 @@ int64_t evq__now(int ci)
 /* ---- heap ---- */
 
 /* A 4-ary min-heap: half the levels of a binary one (about 10 at a million
- * timers).  Deadlines and slot indices are two arrays side by side (12
- * bytes an entry): a sift compares deadlines only, and a node's four
- * children's deadlines share half a cache line: the deadline array is
- * stored 3 entries past a 64-byte boundary, so the children of position p
- * (4p+1 .. 4p+4) start at byte 32(p+1) of the allocation.
+ * timers), and a node's four children share one cache line: entries are 16
+ * bytes and the array is stored 3 entries past a 64-byte boundary, so the
+ * children of position p (4p+1 .. 4p+4) start at byte 64(p+1) of the
+ * allocation.
  *
  * Where each timer sits (for O(log n) delete and re-arm) is in the timer's
  * own small slot (r->tm.hpos, position + 1): a move writes it there, as
@@ -65,59 +64,56 @@ int64_t evq__now(int ci)
 #define HEAP_ALIGN 64
 
 static inline void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
-			      int64_t deadline, int32_t idx)
+			      struct evq__heap_entry e)
 {
-	h->dl[pos] = deadline;
-	h->ix[pos] = idx;
-	evq__slot(q, (uint32_t)idx)->tm.hpos = pos + 1;
+	h->a[pos] = e;
+	evq__slot(q, (uint32_t)e.idx)->tm.hpos = pos + 1;
 }
 
 static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	int64_t d = h->dl[pos];
-	int32_t ix = h->ix[pos];
+	struct evq__heap_entry e = h->a[pos];
 	while (pos > 0) {
 		uint32_t parent = (pos - 1) / HEAP_D;
-		if (h->dl[parent] <= d)
+		if (h->a[parent].deadline <= e.deadline)
 			break;
-		heap_place(q, h, pos, h->dl[parent], h->ix[parent]);
+		heap_place(q, h, pos, h->a[parent]);
 		pos = parent;
 	}
-	heap_place(q, h, pos, d, ix);
+	heap_place(q, h, pos, e);
 }
 
 /* the child of pos with the earliest deadline; c = its first child < n */
 static inline uint32_t min_child(const struct evq__heap *h, uint32_t c)
 {
-	const int64_t *a = h->dl;
+	const struct evq__heap_entry *a = h->a;
 	uint32_t m = c;
 	if (c + HEAP_D <= h->n) {
 		/* all four: a tournament, no bound checks */
-		uint32_t x = a[c + 1] < a[c] ? c + 1 : c;
-		uint32_t y = a[c + 3] < a[c + 2] ? c + 3 : c + 2;
-		return a[y] < a[x] ? y : x;
+		uint32_t x = a[c + 1].deadline < a[c].deadline ? c + 1 : c;
+		uint32_t y = a[c + 3].deadline < a[c + 2].deadline ? c + 3 : c + 2;
+		return a[y].deadline < a[x].deadline ? y : x;
 	}
 	for (uint32_t i = c + 1; i < h->n; i++)
-		if (a[i] < a[m])
+		if (a[i].deadline < a[m].deadline)
 			m = i;
 	return m;
 }
 
 static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	int64_t d = h->dl[pos];
-	int32_t ix = h->ix[pos];
+	struct evq__heap_entry e = h->a[pos];
 	for (;;) {
 		uint32_t c = HEAP_D * pos + 1;
 		if (c >= h->n)
 			break;
 		c = min_child(h, c);
-		if (d <= h->dl[c])
+		if (e.deadline <= h->a[c].deadline)
 			break;
-		heap_place(q, h, pos, h->dl[c], h->ix[c]);
+		heap_place(q, h, pos, h->a[c]);
 		pos = c;
 	}
-	heap_place(q, h, pos, d, ix);
+	heap_place(q, h, pos, e);
 }
 
 static int heap_reserve(struct evq__heap *h)
@@ -127,21 +123,16 @@ static int heap_reserve(struct evq__heap *h)
 	uint32_t cap = h->cap ? h->cap * 2 : HEAP_FIRST_CAP;
 	/* malloc, aligned by hand: the skewed alignment must survive growth,
 	 * which realloc would not keep (growth doubles, so copies are rare) */
-	size_t dls = (cap + HEAP_SKEW) * sizeof *h->dl;
-	char *raw = malloc(dls + cap * sizeof *h->ix + HEAP_ALIGN);
+	char *raw = malloc((cap + HEAP_SKEW) * sizeof *h->a + HEAP_ALIGN);
 	if (!raw)
 		return -ENOMEM;
 	uintptr_t at = ((uintptr_t)raw + HEAP_ALIGN - 1) & ~(uintptr_t)(HEAP_ALIGN - 1);
-	int64_t *dl = (int64_t *)at + HEAP_SKEW;
-	int32_t *ix = (int32_t *)(at + dls);
-	if (h->n) {
-		memcpy(dl, h->dl, h->n * sizeof *dl);
-		memcpy(ix, h->ix, h->n * sizeof *ix);
-	}
+	struct evq__heap_entry *a = (struct evq__heap_entry *)at + HEAP_SKEW;
+	if (h->n)
+		memcpy(a, h->a, h->n * sizeof *a);
 	free(h->raw);
 	h->raw = raw;
-	h->dl = dl;
-	h->ix = ix;
+	h->a = a;
 	h->cap = cap;
 	return 0;
 }
@@ -155,22 +146,21 @@ int evq__timer_reserve(struct evq *q, struct evq__reg *r, int ci)
 /* room reserved (evq__timer_reserve) */
 static void heap_push(struct evq *q, struct evq__heap *h, int32_t idx, int64_t deadline)
 {
-	h->dl[h->n] = deadline;
-	h->ix[h->n] = idx;
-	h->n++;
+	struct evq__heap_entry e = { deadline, idx };
+	h->a[h->n++] = e;
 	sift_up(q, h, h->n - 1);
 	q->ntimers++;
 }
 
 static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	evq__slot(q, (uint32_t)h->ix[pos])->tm.hpos = 0;
+	evq__slot(q, (uint32_t)h->a[pos].idx)->tm.hpos = 0;
 	q->ntimers--;
 	if (--h->n == pos)
 		return;
-	heap_place(q, h, pos, h->dl[h->n], h->ix[h->n]);
+	heap_place(q, h, pos, h->a[h->n]);
 	/* the moved entry may belong above or below its new place */
-	if (pos > 0 && h->dl[pos] < h->dl[(pos - 1) / HEAP_D])
+	if (pos > 0 && h->a[pos].deadline < h->a[(pos - 1) / HEAP_D].deadline)
 		sift_up(q, h, pos);
 	else
 		sift_down(q, h, pos);
@@ -207,7 +197,7 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 static void rt_arm(struct evq *q)
 {
 	struct evq__heap *h = &q->heap[1];
-	int64_t want = h->n ? h->dl[0] : 0;
+	int64_t want = h->n ? h->a[0].deadline : 0;
 	if (want == q->rt_armed)
 		return;
 	if (q->rt_fd < 0) {
@@ -253,8 +243,7 @@ void evq__timer_fini(struct evq *q)
 	for (int i = 0; i < EVQ_NCLOCKS; i++) {
 		free(q->heap[i].raw);
 		q->heap[i].raw = NULL;
-		q->heap[i].dl = NULL;
-		q->heap[i].ix = NULL;
+		q->heap[i].a = NULL;
 		q->heap[i].n = q->heap[i].cap = 0;
 	}
 	q->ntimers = 0;
@@ -271,13 +260,13 @@ int64_t evq__timer_run(struct evq *q)
 			continue;
 		int64_t now = evq__now(ci);
 		while (h->n > 0) {
-			if (h->dl[0] > now) {
-				int64_t rel = h->dl[0] - now;
+			if (h->a[0].deadline > now) {
+				int64_t rel = h->a[0].deadline - now;
 				if (next < 0 || rel < next)
 					next = rel;
 				break;
 			}
-			struct evq__reg *r = evq__slot(q, (uint32_t)h->ix[0]);
+			struct evq__reg *r = evq__slot(q, (uint32_t)h->a[0].idx);
 			uint64_t exp = 1;
 			if (r->interval > 0) {
 				/* Count every period that has passed: overruns are
@@ -286,10 +275,10 @@ int64_t evq__timer_run(struct evq *q)
 				 * < 2^64 since now >= deadline), and the next one
 				 * is now + the rest of the current period, which
 				 * saturates instead of overflowing. */
-				uint64_t late = (uint64_t)now - (uint64_t)h->dl[0];
+				uint64_t late = (uint64_t)now - (uint64_t)h->a[0].deadline;
 				uint64_t per = (uint64_t)r->interval;
 				exp = late / per == UINT64_MAX ? UINT64_MAX : 1 + late / per;
-				h->dl[0] = evq__sat_add(now, (int64_t)(per - late % per));
+				h->a[0].deadline = evq__sat_add(now, (int64_t)(per - late % per));
 				sift_down(q, h, 0);
 			} else {
 				heap_remove(q, h, 0);
