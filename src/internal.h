@@ -296,7 +296,8 @@ struct evq {
 	 * chunk's address, | 1 for a chunk of small slots. */
 	_Atomic(_Atomic uintptr_t *) dir[EVQ_DIR_PAGES];
 	_Atomic uint32_t nslots;
-	int32_t free_head[2], free_tail[2]; /* [small]; FIFO: delays reuse */
+	int32_t free_head[2], free_tail[2]; /* [small]: free slots, FIFO for
+					  full ones, LIFO for small (queue.c) */
 	uint32_t fresh[2];             /* [small]: the next never used slot
 					  of the newest chunk, 0 when none */
 	uint32_t nlive;

@@ -253,10 +253,19 @@ int64_t evq__reg_id(struct evq *q, struct evq__reg *r)
 	return (int64_t)((st & ~(uint64_t)UINT32_MAX) | ((st >> 8) & EVQ_IDX_MASK));
 }
 
-/* onto the free list of its size (small: 1) */
+/* Onto the free list of its size (small: 1).  Full slots go to the back
+ * (FIFO): a slot's ctl tag holds only 24 bits of its generation, so reuse
+ * is spread over every free slot before a stale post's tag could match
+ * again.  Small slots have no tag and go to the front (LIFO): the next add
+ * reuses the slot still in the cache, and no other slot is touched. */
 static void free_push(struct evq *q, struct evq__reg *r, int small)
 {
 	int32_t idx = (int32_t)evq__idx(r);
+	if (small) {
+		r->next = q->free_head[1];
+		q->free_head[1] = idx;
+		return;
+	}
 	r->next = -1;
 	if (q->free_tail[small] >= 0)
 		evq__slot(q, (uint32_t)q->free_tail[small])->next = idx;
@@ -332,7 +341,7 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		r = evq__slot(q, (uint32_t)q->free_head[small]);
 		q->free_head[small] = (int32_t)r->next;
 		if (q->free_head[small] < 0)
-			q->free_tail[small] = -1;
+			q->free_tail[small] = -1; /* (unused for small) */
 	} else {
 		if (!(q->fresh[small] & (EVQ_CHUNK_SLOTS - 1))) {
 			/* none fresh left (or none yet: 0) */
