@@ -72,7 +72,7 @@
  * generation 0 and matches nothing).  A slot whose generation would pass
  * EVQ_GEN_MAX is retired, never handed out again: a stale id can never
  * equal a later one.  The generation also sits in the slot's state word
- * (gen << 32 | kind), so one load checks both; internal tags derive from it
+ * (gen << 32 | idx << 8 | kind), so one load checks both; internal tags derive from it
  * (evq__token: the full generation; evq__ctl_tag: its low 24 bits). */
 #define EVQ_IDX_BITS 24 /* slot indices are below EVQ_MAX_REGS <= 2^24 */
 #define EVQ_IDX_MASK ((1u << EVQ_IDX_BITS) - 1)
