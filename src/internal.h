@@ -140,10 +140,9 @@ struct evq__reg {
 		_Atomic int32_t post_next; /* full slots: the lock-free post
 					      path (atomic) */
 		uint32_t events;        /* fds: requested EVQ_READ|EVQ_WRITE */
-		struct {                /* timers */
-			uint32_t hpos : 28; /* position in the heap + 1, 0 none */
-			uint32_t clock : 4; /* clock index */
-		} tm;
+		uint32_t tslot;         /* timers: clock index << 30 |
+					   (position in its heap + 1, 0:
+					   in none) (kinds/timer.c) */
 	};
 	/* ---- full slots only ---- */
 	_Atomic uint64_t ctl;   /* lock-free post path (atomic) */
@@ -162,11 +161,12 @@ struct evq__fd_ext {
 	int32_t ident;          /* signal number, pid */
 };
 
-/* A timer heap holds each entry's deadline beside its slot index, so sifting
- * compares within the array and never touches the registrations. */
+/* A timer heap holds each entry's deadline beside its registration, so
+ * sifting compares within the array; a move writes the new position into
+ * the slot, found without a lookup (slots never move). */
 struct evq__heap_entry {
 	int64_t deadline;
-	int32_t idx;
+	struct evq__reg *r;
 };
 
 struct evq__heap {

@@ -57,8 +57,23 @@ int64_t evq__now(int ci)
  * allocation.
  *
  * Where each timer sits (for O(log n) delete and re-arm) is in the timer's
- * own small slot (r->tm.hpos, position + 1): a move writes it there, as
- * libev does; 4 bytes in a slot the timer has anyway. */
+ * own small slot (r->tslot: its clock and position + 1): a move writes it
+ * there through the entry's pointer, as libev does; 4 bytes in a slot the
+ * timer has anyway. */
+#define TSLOT_CLOCK_SHIFT 30
+#define TSLOT_POS ((1u << TSLOT_CLOCK_SHIFT) - 1)
+_Static_assert(EVQ_NCLOCKS <= 4 && EVQ_MAX_REGS < TSLOT_POS,
+	       "a clock index and a heap position fit in r->tslot");
+
+static inline uint32_t tslot_clock(const struct evq__reg *r)
+{
+	return r->tslot >> TSLOT_CLOCK_SHIFT;
+}
+/* the position in its heap + 1, 0: in none */
+static inline uint32_t tslot_pos1(const struct evq__reg *r)
+{
+	return r->tslot & TSLOT_POS;
+}
 #define HEAP_D 4
 #define HEAP_SKEW 3 /* entries before position 0 in the allocation */
 #define HEAP_ALIGN 64
@@ -67,7 +82,7 @@ static inline void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
 			      struct evq__heap_entry e)
 {
 	h->a[pos] = e;
-	evq__slot(q, (uint32_t)e.idx)->tm.hpos = pos + 1;
+	e.r->tslot = (uint32_t)(h - q->heap) << TSLOT_CLOCK_SHIFT | (pos + 1);
 }
 
 static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
@@ -144,9 +159,10 @@ int evq__timer_reserve(struct evq *q, struct evq__reg *r, int ci)
 }
 
 /* room reserved (evq__timer_reserve) */
-static void heap_push(struct evq *q, struct evq__heap *h, int32_t idx, int64_t deadline)
+static void heap_push(struct evq *q, struct evq__heap *h, struct evq__reg *r,
+		      int64_t deadline)
 {
-	struct evq__heap_entry e = { deadline, idx };
+	struct evq__heap_entry e = { deadline, r };
 	h->a[h->n++] = e;
 	sift_up(q, h, h->n - 1);
 	q->ntimers++;
@@ -154,7 +170,8 @@ static void heap_push(struct evq *q, struct evq__heap *h, int32_t idx, int64_t d
 
 static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	evq__slot(q, (uint32_t)h->a[pos].idx)->tm.hpos = 0;
+	struct evq__reg *r = h->a[pos].r;
+	r->tslot &= ~TSLOT_POS;
 	q->ntimers--;
 	if (--h->n == pos)
 		return;
@@ -170,14 +187,14 @@ static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 
 void evq__timer_disarm(struct evq *q, struct evq__reg *r)
 {
-	if (r->tm.hpos)
-		heap_remove(q, &q->heap[r->tm.clock], r->tm.hpos - 1);
+	if (tslot_pos1(r))
+		heap_remove(q, &q->heap[tslot_clock(r)], tslot_pos1(r) - 1);
 }
 
 int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		   int64_t interval_ns, uint32_t flags)
 {
-	int ci = r->tm.clock;
+	int ci = (int)tslot_clock(r);
 	int64_t deadline = (flags & EVQ_ABSTIME) ? when_ns
 						 : evq__sat_add(evq__now(ci), when_ns);
 	int rc = evq__timer_reserve(q, r, ci);
@@ -185,9 +202,9 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 		return rc;
 	evq__timer_disarm(q, r);
 	r->interval = interval_ns;
-	heap_push(q, &q->heap[ci], (int32_t)evq__idx(r), deadline);
+	heap_push(q, &q->heap[ci], r, deadline);
 	/* A sleeper computed its timeout before this timer existed. */
-	if (r->tm.hpos == 1)
+	if (tslot_pos1(r) == 1)
 		evq__kick(q);
 	return 0;
 }
@@ -266,7 +283,7 @@ int64_t evq__timer_run(struct evq *q)
 					next = rel;
 				break;
 			}
-			struct evq__reg *r = evq__slot(q, (uint32_t)h->a[0].idx);
+			struct evq__reg *r = h->a[0].r;
 			uint64_t exp = 1;
 			if (r->interval > 0) {
 				/* Count every period that has passed: overruns are
@@ -332,7 +349,7 @@ static int timer_make(struct evq *q, struct evq__add *a)
 static int timer_start(struct evq *q, struct evq__reg *r, struct evq__add *a)
 {
 	struct timer_add *t = a->arg;
-	r->tm.clock = (uint32_t)t->ci & 0xf;
+	r->tslot = (uint32_t)t->ci << TSLOT_CLOCK_SHIFT;
 	return evq__timer_arm(q, r, t->when_ns, t->interval_ns, a->flags);
 }
 
@@ -355,7 +372,7 @@ int evq_mod_timer(struct evq *q, int64_t id, int64_t when_ns, int64_t interval_n
 	int rc = evq__reg_get_kind(q, id, EVQ_KIND_TIMER, &r);
 	if (rc < 0)
 		goto out;
-	int ci = r->tm.clock;
+	int ci = (int)tslot_clock(r);
 	static const clockid_t ids[EVQ_NCLOCKS] = { CLOCK_MONOTONIC, CLOCK_REALTIME,
 						   CLOCK_BOOTTIME };
 	rc = timer_args(ids[ci], when_ns, interval_ns, flags);
