@@ -98,37 +98,36 @@ static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 	heap_place(q, h, pos, e);
 }
 
-/* the child of pos with the earliest deadline; c = its first child < n */
-static inline uint32_t min_child(const struct evq__heap *h, uint32_t c)
-{
-	const struct evq__heap_entry *a = h->a;
-	uint32_t m = c;
-	if (c + HEAP_D <= h->n) {
-		/* all four: a tournament, no bound checks */
-		uint32_t x = a[c + 1].deadline < a[c].deadline ? c + 1 : c;
-		uint32_t y = a[c + 3].deadline < a[c + 2].deadline ? c + 3 : c + 2;
-		return a[y].deadline < a[x].deadline ? y : x;
-	}
-	for (uint32_t i = c + 1; i < h->n; i++)
-		if (a[i].deadline < a[m].deadline)
-			m = i;
-	return m;
-}
-
+/* Moves the entry at pos down to where its deadline belongs.  The four
+ * children of a node are one cache line; the earliest of them is found by
+ * a tournament (two independent compares, then one). */
 static void sift_down(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	struct evq__heap_entry e = h->a[pos];
+	struct evq__heap_entry *a = h->a, e = a[pos];
+	uint32_t n = h->n, tag = (uint32_t)(h - q->heap) << TSLOT_CLOCK_SHIFT;
 	for (;;) {
 		uint32_t c = HEAP_D * pos + 1;
-		if (c >= h->n)
+		const struct evq__heap_entry *p = a + c, *m;
+		if (c + HEAP_D <= n) {
+			const struct evq__heap_entry *x = p[1].deadline < p[0].deadline ? p + 1 : p;
+			const struct evq__heap_entry *y = p[3].deadline < p[2].deadline ? p + 3 : p + 2;
+			m = y->deadline < x->deadline ? y : x;
+		} else if (c < n) {
+			m = p;
+			for (uint32_t i = c + 1; i < n; i++)
+				if (a[i].deadline < m->deadline)
+					m = a + i;
+		} else {
 			break;
-		c = min_child(h, c);
-		if (e.deadline <= h->a[c].deadline)
+		}
+		if (e.deadline <= m->deadline)
 			break;
-		heap_place(q, h, pos, h->a[c]);
-		pos = c;
+		a[pos] = *m;
+		m->r->tslot = tag | (pos + 1);
+		pos = (uint32_t)(m - a);
 	}
-	heap_place(q, h, pos, e);
+	a[pos] = e;
+	e.r->tslot = tag | (pos + 1);
 }
 
 static int heap_reserve(struct evq__heap *h)
