@@ -78,24 +78,20 @@ static inline uint32_t tslot_pos1(const struct evq__reg *r)
 #define HEAP_SKEW 3 /* entries before position 0 in the allocation */
 #define HEAP_ALIGN 64
 
-static inline void heap_place(struct evq *q, struct evq__heap *h, uint32_t pos,
-			      struct evq__heap_entry e)
-{
-	h->a[pos] = e;
-	e.r->tslot = (uint32_t)(h - q->heap) << TSLOT_CLOCK_SHIFT | (pos + 1);
-}
-
 static void sift_up(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
-	struct evq__heap_entry e = h->a[pos];
+	struct evq__heap_entry *a = h->a, e = a[pos];
+	uint32_t tag = (uint32_t)(h - q->heap) << TSLOT_CLOCK_SHIFT;
 	while (pos > 0) {
 		uint32_t parent = (pos - 1) / HEAP_D;
-		if (h->a[parent].deadline <= e.deadline)
+		if (a[parent].deadline <= e.deadline)
 			break;
-		heap_place(q, h, pos, h->a[parent]);
+		a[pos] = a[parent];
+		a[pos].r->tslot = tag | (pos + 1);
 		pos = parent;
 	}
-	heap_place(q, h, pos, e);
+	a[pos] = e;
+	e.r->tslot = tag | (pos + 1);
 }
 
 /* Moves the entry at pos down to where its deadline belongs.  The four
@@ -174,8 +170,9 @@ static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 	q->ntimers--;
 	if (--h->n == pos)
 		return;
-	heap_place(q, h, pos, h->a[h->n]);
-	/* the moved entry may belong above or below its new place */
+	h->a[pos] = h->a[h->n];
+	/* the moved entry may belong above or below its new place; either
+	 * sift writes its position into its slot */
 	if (pos > 0 && h->a[pos].deadline < h->a[(pos - 1) / HEAP_D].deadline)
 		sift_up(q, h, pos);
 	else
