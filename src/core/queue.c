@@ -310,21 +310,14 @@ static int grow_slots(struct evq *q, int small)
 			return -ENOMEM;
 		atomic_store_explicit(&q->dir[pg], page, memory_order_release);
 	}
+	/* All zero is a valid never-used slot: state 0 is generation 0
+	 * (no id has it) and kind 0 (free), ctl and val 0; post_next is read
+	 * only while "queued" is set.  evq__reg_new fills in the rest when
+	 * it hands the slot out; calloc clears fresh memory for free. */
 	size_t size = small ? EVQ__SMALL_SLOT : sizeof(struct evq__reg);
-	char *p = malloc(EVQ_CHUNK_SLOTS * size);
+	char *p = calloc(EVQ_CHUNK_SLOTS, size);
 	if (!p)
 		return -ENOMEM;
-	memset(p, 0, EVQ_CHUNK_SLOTS * size);
-	for (uint32_t i = 0; i < EVQ_CHUNK_SLOTS; i++) {
-		struct evq__reg *r = (struct evq__reg *)(p + i * size);
-		atomic_init(&r->state, evq__state(EVQ_GEN_FIRST, n + i, 0));
-		r->next = r->prev = -1;
-		if (!small) {
-			atomic_init(&r->post_next, -1);
-			atomic_init(&r->ctl, 0);
-			atomic_init(&r->val, 0);
-		}
-	}
 	q->fresh[small] = n;
 	atomic_store_explicit(&page[(n >> EVQ_CHUNK_SHIFT) & ((1u << EVQ_PAGE_SHIFT) - 1)],
 			      (uintptr_t)p | (uintptr_t)small, memory_order_release);
@@ -336,9 +329,11 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		     struct evq__reg **out)
 {
 	int small = !!(evq__kinds[kind]->caps & EVQ__KIND_SMALL);
+	uint32_t idx;
 	struct evq__reg *r;
 	if (q->free_head[small] >= 0) {
-		r = evq__slot(q, (uint32_t)q->free_head[small]);
+		idx = (uint32_t)q->free_head[small];
+		r = evq__slot(q, idx);
 		q->free_head[small] = (int32_t)r->next;
 		if (q->free_head[small] < 0)
 			q->free_tail[small] = -1; /* (unused for small) */
@@ -349,11 +344,14 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 			if (rc < 0)
 				return rc;
 		}
-		r = evq__slot(q, q->fresh[small]++);
+		idx = q->fresh[small]++;
+		r = evq__slot(q, idx);
 	}
 
 	uint64_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
 	uint32_t gen = evq__reg_gen(st);
+	if (gen == 0)
+		gen = EVQ_GEN_FIRST; /* never used */
 	r->flags = flags & 0x3fffu;
 	r->cookie = cookie;
 	r->next = r->prev = -1;
@@ -376,7 +374,7 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 				      (uint64_t)evq__ctl_tag(gen) << EVQ_CTL_TAG_SHIFT,
 				      memory_order_relaxed);
 	}
-	atomic_store_explicit(&r->state, evq__state(gen, evq__idx(r), (uint32_t)kind),
+	atomic_store_explicit(&r->state, evq__state(gen, idx, (uint32_t)kind),
 			      memory_order_release);
 	q->nlive++;
 	*out = r;
