@@ -20,7 +20,10 @@
  *        init, fini      no lock; fini only once no thread is inside any
  *                        hook of the queue and every registration's del
  *                        hook has run (fd DEL, word_disarm)
- *        fd_ctl          q->lock held
+ *        fd_ctl          q->lock held; reaches no cancellation point
+ *                        (epoll_ctl and futex wakes are none): fds'
+ *                        calls take q->lock without switching
+ *                        cancellation off (EVQ__KIND_NO_CANCEL_POINTS)
  *        word_arm/disarm q->lock held
  *        wait            q->lock NOT held; any number of threads at once,
  *                        concurrently with fd_ctl and word_arm/disarm

@@ -193,7 +193,10 @@ static void fd_del(struct evq *q, struct evq__reg *r)
 const struct evq__kind evq__kind_fd = {
 	.name = "fd",
 	.mod_flags = FD_FLAGS,
-	.caps = EVQ__KIND_EVENTS | EVQ__KIND_READY_MERGES | EVQ__KIND_SMALL,
+	/* No cancellation point under q->lock: fd_ctl reaches none (backend.h
+	 * B3), nor do fstat(), getrlimit(), fcntl(F_GETFD) and realloc(). */
+	.caps = EVQ__KIND_EVENTS | EVQ__KIND_READY_MERGES | EVQ__KIND_SMALL |
+		EVQ__KIND_NO_CANCEL_POINTS,
 	.del = fd_del,
 	.mod = fd_mod,
 	.make = fd_make,
