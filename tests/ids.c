@@ -167,6 +167,29 @@ static void test_small_slots(void)
 	ok(n == 1 && ev[0].id == timer && ev[0].cookie == 8 && ev[0].kind == EVQ_KIND_TIMER &&
 	   ev[0].ident == -1, "small: the live timer fires once (n=%d)", n);
 	ok(delivers_once(q, user, 7), "small: the user event still delivers");
+
+	/* A small slot whose generation runs out is retired as a full one is:
+	 * its last id stays stale, and no later timer gets the slot. */
+	uint32_t slot = (uint32_t)timer;
+	CHECK(evq_del(q, timer) == 0);
+	CHECK(evq__test_slot_gen(q, slot, EVQ_GEN_MAX) == 0);
+	int64_t last = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 9);
+	is((uint32_t)last, slot, "small retire: the last generation's timer is in the slot");
+	ok(last >> 32 == EVQ_GEN_MAX, "small retire: its id has generation %#x",
+	   (unsigned)EVQ_GEN_MAX);
+	CHECK(evq_del(q, last) == 0);
+	int reused = 0;
+	for (int i = 0; i < 600; i++) {
+		int64_t id = evq_add_timer(q, CLOCK_MONOTONIC, 3600 * EVQT_SEC, 0, 0, 10);
+		CHECK(id >= TWO32);
+		reused += (uint32_t)id == slot;
+		all[i] = id;
+	}
+	is(reused, 0, "small retire: 600 timers later, none in the spent slot");
+	is(refused_everywhere(q, last, "retired small"), 0,
+	   "small retire: the last id refused everywhere");
+	for (int i = 0; i < 600; i++)
+		CHECK(evq_del(q, all[i]) == 0);
 	free(all);
 	close(fds[0]);
 	close(fds[1]);
