@@ -105,7 +105,7 @@ translate(struct epoll_event *evs, int n, struct evq__ready *out, int *woken)
 			*woken = 1;
 			continue;
 		}
-		out[k].token = token;
+		out[k].token = token; /* evs[i]'s is UNWRITTEN now */
 		out[k].events = evq__epoll_ready(evs[i].events);
 		k++;
 	}

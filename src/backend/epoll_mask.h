@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "backend/backend.h"
 #include "evq.h"
 
 /* Interest for epoll_ctl.  Disabled: no events and EPOLLONESHOT, since epoll
@@ -64,5 +65,13 @@ static inline uint32_t evq__epoll_ready(uint32_t e)
 }
 #undef EVQ__EP4_
 #undef EVQ__EP_
+
+/* One kernel event as the core takes it (backend.h). */
+static inline void evq__epoll_out(struct evq__ready *out,
+				  const struct epoll_event *e)
+{
+	out->token = e->data.u64;
+	out->events = evq__epoll_ready(e->events);
+}
 
 #endif
