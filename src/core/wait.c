@@ -316,8 +316,8 @@ static void round_cancelled(void *arg)
 }
 
 /* W3: the backend's wait, a cancellation point. */
-static __attribute__((noinline)) int round_wait(struct round *w, int64_t t,
-						const sigset_t *sigmask, int batch)
+static inline int round_wait(struct round *w, int64_t t,
+			     const sigset_t *sigmask, int batch)
 {
 	evq__tl_round = w->q; /* posts made by this round go first (F2) */
 	evq__asan_stack_note();

@@ -278,7 +278,7 @@ static int harvest(struct ur_call *c, int *got)
 		evq__ur_poll_loose(s);
 	evq__ur_process_words(c->q, s, c->woken);
 	take_wake(s, c->woken);
-	return evq__ur_take(s, c->out, c->max);
+	return s->filled ? evq__ur_take(s, c->out, c->max) : 0;
 }
 
 /* A failed EPOLL_WAIT is reported once, by a call that returns nothing
