@@ -126,8 +126,9 @@ static void cancelled_in(struct epoll_event *evs, int max,
 
 /* The system call: a count or -errno.  glibc's epoll_pwait2 and
  * epoll_pwait are cancellation points themselves. */
-static inline __attribute__((always_inline)) int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns,
-		    const sigset_t *sigmask)
+static inline __attribute__((always_inline)) int
+ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns,
+	 const sigset_t *sigmask)
 {
 	struct timespec ts, *tsp = NULL;
 	if (timeout_ns >= 0) {
