@@ -315,7 +315,11 @@ static void round_cancelled(void *arg)
 	wait_unlock(q);
 }
 
-/* W3: the backend's wait, a cancellation point. */
+/* W3: the backend's wait, a cancellation point.  This file is built with
+ * -fexceptions (Makefile), so pthread_cleanup_push is an unwinding cleanup
+ * here: the cancel's forced unwind runs round_cancelled as it passes this
+ * frame (the frames below are abandoned as described above), and a wait
+ * that is not cancelled pays no __sigsetjmp for it. */
 static inline int round_wait(struct round *w, int64_t t,
 			     const sigset_t *sigmask, int batch)
 {
