@@ -87,6 +87,12 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HDRS) include/evq.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -fPIC -c -o $@ $<
 
+# evq_wait pushes a cancellation handler around every sleep (core/wait.c,
+# round_wait): compiled with -fexceptions, glibc's pthread_cleanup_push is
+# an unwinding cleanup, run by the cancel's forced unwind, instead of a
+# __sigsetjmp and a register/unregister pair per wait.
+$(BUILD)/obj/core/wait.o: CFLAGS_ALL += -fexceptions
+
 $(BUILD)/testing/config.o: src/config.c $(LIB_HDRS) include/evq.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc -DEVQ_TESTING -fPIC -c -o $@ $<

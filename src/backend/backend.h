@@ -88,13 +88,20 @@
  *   B11 Cancellation: wait()'s sleep is a cancellation point (evq_wait(3)
  *      CANCELLATION).  The blocking system call is glibc's own
  *      cancellation point where there is one, else runs between
- *      evq__cancel_async() and evq__cancel_deferred() (futex.h).  The
- *      backend's cleanup handler calls evq__asan_unstale() first, undoes
- *      the sleep's own state, hands on whatever the call may have consumed
- *      (a wake, a futex wake for a word, a turn in the ring), and stores
- *      the events it had taken from the kernel in out[] and their count in
- *      round->taken (with round->woken); the core's handler, which runs
- *      next, parks them in the pending list: nothing is lost.
+ *      evq__cancel_async() and evq__cancel_deferred() (futex.h).  On a
+ *      cancel the backend undoes the sleep's own state, hands on whatever
+ *      the call may have consumed (a wake, a futex wake for a word, a turn
+ *      in the ring), and stores the events it had taken from the kernel in
+ *      out[] and their count in round->taken (with round->woken); the
+ *      core's handler, which runs after, parks them in the pending list:
+ *      nothing is lost.  It does so in one of two ways:
+ *      - its own cleanup handler (pthread_cleanup_push), which calls
+ *        evq__asan_unstale() first;
+ *      - or, cheaper (no second handler per wait), round->cancelled: set
+ *        before the sleep, it is called first by the core's handler with
+ *        the round and out[].  That handler runs in a frame above wait()'s,
+ *        which is gone by then: what cancelled() reads must live outside
+ *        wait()'s frame (epoll: the thread's own event buffer).
  *
  * Life
  *   B12 init may refuse with -errno, leaving nothing behind (q->be unset
@@ -126,6 +133,9 @@ struct evq__ready {
 struct evq__round {
 	int woken;  /* it consumed a wake() */
 	int taken;  /* cancelled: events it had taken from the kernel, in out[] */
+	/* B11: the backend's step on a cancel, run by the core's handler
+	 * (NULL: none; the core clears it before each wait()) */
+	void (*cancelled)(struct evq__round *round, struct evq__ready *out);
 };
 
 enum evq__fd_op { EVQ_FD_ADD, EVQ_FD_MOD, EVQ_FD_DEL };

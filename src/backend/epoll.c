@@ -87,52 +87,48 @@ static int ep_fd_ctl(struct evq *q, enum evq__fd_op op, int fd, uint32_t events,
  * the core's clock token differ too). */
 #define UNWRITTEN (UINT64_MAX - 1)
 
-/* Translates what epoll_wait stored into out[]: the translation to evq's
- * mask happens here and only here.  Returns the count; *woken = 1 if the
- * wake eventfd was among them. */
-static int translate(const struct epoll_event *evs, int n,
-		     struct evq__ready *out, int *woken)
+/* Translates what epoll_wait stored in evs[0..n) into out[] - the
+ * translation to evq's mask happens here and only here - and marks those
+ * slots UNWRITTEN again (the thread buffer's rule, below).  Returns the
+ * count; *woken = 1 if the wake eventfd was among them.  Inlined: it is
+ * most of the backend's part of a wait. */
+static inline __attribute__((always_inline)) int
+translate(struct epoll_event *evs, int n, struct evq__ready *out, int *woken)
 {
 	int k = 0;
 	for (int i = 0; i < n; i++) {
-		if (evs[i].data.u64 == WAKE_TOKEN) {
+		uint64_t token = evs[i].data.u64;
+		evs[i].data.u64 = UNWRITTEN;
+		if (token == WAKE_TOKEN) {
 			/* epoll_wait waiters sleep exclusively: each edge of the
 			 * eventfd ends one sleep */
 			*woken = 1;
 			continue;
 		}
-		out[k].token = evs[i].data.u64;
+		out[k].token = token; /* evs[i]'s is UNWRITTEN now */
 		out[k].events = evq__epoll_ready(evs[i].events);
 		k++;
 	}
 	return k;
 }
 
-struct ep_sleep {
-	struct epoll_event *evs;
-	int max;
-	struct evq__ready *out;
-	struct evq__round *round;
-	int n; /* what the system call returned */
-};
-
-/* Cancelled in epoll_pwait2: the kernel may have stored events before the
- * cancel acted (it writes them in order from evs[0]; the slots it did not
- * write still read UNWRITTEN).  Hand them to the core, which parks them. */
-static void ep_cancelled(void *arg)
+/* The kernel may have stored events before a cancel acted: it writes them
+ * in order from evs[0], and the slots it did not write still read
+ * UNWRITTEN.  Translates those into out[] for the core, which parks them. */
+static void cancelled_in(struct epoll_event *evs, int max,
+			 struct evq__ready *out, struct evq__round *round)
 {
-	evq__asan_unstale(); /* first: stale redzones below (core/wait.c) */
-	struct ep_sleep *c = arg;
 	int n = 0;
-	while (n < c->max && c->evs[n].data.u64 != UNWRITTEN)
+	while (n < max && evs[n].data.u64 != UNWRITTEN)
 		n++;
-	c->round->taken = translate(c->evs, n, c->out, &c->round->woken);
+	round->taken = translate(evs, n, out, &round->woken);
 }
 
 /* The system call: a count or -errno.  glibc's epoll_pwait2 and
  * epoll_pwait are cancellation points themselves. */
-static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns,
-		    const sigset_t *sigmask)
+static inline __attribute__((always_inline)) int
+ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_ns,
+	 const sigset_t *sigmask)
 {
 	struct timespec ts, *tsp = NULL;
 	if (timeout_ns >= 0) {
@@ -162,7 +158,9 @@ static int ep_sleep(int epfd, struct epoll_event *evs, int max, int64_t timeout_
 /* Each thread's epoll_wait buffer, every slot UNWRITTEN but for a sleep
  * in progress: after a sleep only the slots the kernel wrote are reset, so
  * a cancelled sleep can tell what was written without a buffer-wide fill
- * per wait.  Freed when the thread exits. */
+ * per wait.  Freed when the thread exits.  It outlives ep_wait's frame,
+ * so the core's cancellation handler can read it (B11, round->cancelled):
+ * no handler of the backend's own on this path. */
 static pthread_key_t buf_key;
 static int buf_key_ok;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
@@ -187,26 +185,54 @@ static struct epoll_event *thread_buf(void)
 	return tl_buf = b;
 }
 
+/* Cancelled in epoll_pwait2 with the thread's buffer: run by the core's
+ * handler (B11), in a frame above ep_wait's. */
+static void ep_cancelled(struct evq__round *round, struct evq__ready *out)
+{
+	cancelled_in(tl_buf, EVQ_BATCH_MAX, out, round);
+}
+
+/* Without a thread buffer (no memory for it): one on the stack, filled per
+ * wait, and a handler of its own, which runs in this frame. */
+struct ep_stack {
+	struct epoll_event evs[EVQ_BATCH_MAX];
+	int max;
+	struct evq__ready *out;
+	struct evq__round *round;
+};
+
+static void ep_stack_cancelled(void *arg)
+{
+	evq__asan_unstale(); /* first: stale redzones below (core/wait.c) */
+	struct ep_stack *c = arg;
+	cancelled_in(c->evs, c->max, c->out, c->round);
+}
+
+static __attribute__((noinline)) int
+ep_wait_stack(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
+	      struct evq__ready *out, int max, struct evq__round *round)
+{
+	struct ep_stack c = { .max = max, .out = out, .round = round };
+	for (int i = 0; i < max; i++)
+		c.evs[i].data.u64 = UNWRITTEN;
+	int n;
+	pthread_cleanup_push(ep_stack_cancelled, &c);
+	n = ep_sleep(st(q)->epfd, c.evs, max, timeout_ns, sigmask);
+	pthread_cleanup_pop(0);
+	return n < 0 ? n : translate(c.evs, n, out, &round->woken);
+}
+
 static int ep_wait(struct evq *q, int64_t timeout_ns, const sigset_t *sigmask,
 		   struct evq__ready *out, int max, struct evq__round *round)
 {
-	struct epoll_event stack[EVQ_BATCH_MAX];
-	struct ep_sleep c = { thread_buf(), max < EVQ_BATCH_MAX ? max : EVQ_BATCH_MAX,
-			      out, round, 0 };
-	if (!c.evs) { /* no memory for the thread's buffer: fill this one */
-		c.evs = stack;
-		for (int i = 0; i < c.max; i++)
-			stack[i].data.u64 = UNWRITTEN;
-	}
-	pthread_cleanup_push(ep_cancelled, &c);
-	c.n = ep_sleep(st(q)->epfd, c.evs, c.max, timeout_ns, sigmask);
-	pthread_cleanup_pop(0);
-	if (c.n < 0)
-		return c.n;
-	int k = translate(c.evs, c.n, out, &round->woken);
-	for (int i = 0; i < c.n; i++)
-		c.evs[i].data.u64 = UNWRITTEN;
-	return k;
+	struct epoll_event *evs = thread_buf();
+	if (max > EVQ_BATCH_MAX)
+		max = EVQ_BATCH_MAX;
+	if (!evs)
+		return ep_wait_stack(q, timeout_ns, sigmask, out, max, round);
+	round->cancelled = ep_cancelled;
+	int n = ep_sleep(st(q)->epfd, evs, max, timeout_ns, sigmask);
+	return n < 0 ? n : translate(evs, n, out, &round->woken);
 }
 
 static void ep_wake(struct evq *q)

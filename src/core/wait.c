@@ -292,8 +292,9 @@ __attribute__((no_sanitize_address, noinline)) void evq__asan_unstale(void)
 }
 #endif
 
-/* The waiter was cancelled in its sleep (the backend's own handler ran
- * first).  Undo W1 and the keeper deadline; park what it had taken from
+/* The waiter was cancelled in its sleep: the backend's own handler ran
+ * first, or its round.cancelled runs here first (backend.h B11).  Undo W1
+ * and the keeper deadline; park what it had taken from
  * the kernel; and since the sleep may have consumed a wake() meant for
  * the queue, let the next one through and end another sleeper's sleep if
  * anything is left for it (pass_on): no event waits for a thread that is
@@ -303,6 +304,8 @@ static void round_cancelled(void *arg)
 	evq__asan_unstale(); /* first: see above */
 	struct round *w = arg;
 	struct evq *q = w->q;
+	if (w->round.cancelled)
+		w->round.cancelled(&w->round, w->ready);
 	evq__tl_round = NULL;
 	if (w->sleep)
 		atomic_fetch_sub(&q->sleepers, 1);             /* W4 */
@@ -315,9 +318,13 @@ static void round_cancelled(void *arg)
 	wait_unlock(q);
 }
 
-/* W3: the backend's wait, a cancellation point. */
-static __attribute__((noinline)) int round_wait(struct round *w, int64_t t,
-						const sigset_t *sigmask, int batch)
+/* W3: the backend's wait, a cancellation point.  This file is built with
+ * -fexceptions (Makefile), so pthread_cleanup_push is an unwinding cleanup
+ * here: the cancel's forced unwind runs round_cancelled as it passes this
+ * frame (the frames below are abandoned as described above), and a wait
+ * that is not cancelled pays no __sigsetjmp for it. */
+static inline int round_wait(struct round *w, int64_t t,
+			     const sigset_t *sigmask, int batch)
 {
 	evq__tl_round = w->q; /* posts made by this round go first (F2) */
 	evq__asan_stack_note();
@@ -414,6 +421,8 @@ static int round_take(struct evq *q, struct round *w, int k,
 	evq__tl_round = NULL;
 	evq__fd_again(q);
 	pull(q, next_timer);
+	if (q->pend_head < 0) /* the common case: no call */
+		return n;
 	return n + deliver_pending(q, out + n, max - n);
 }
 
@@ -427,7 +436,7 @@ static int wait_rounds(struct evq *q, struct evq_event *out, int max,
 	int repolled = 0;
 	for (;;) {
 		int64_t keep, t = round_timeout(q, timeout_ns, end, next_timer, &keep);
-		struct round w = { q, ready, { 0, 0 }, t != 0, keep, 0 };
+		struct round w = { q, ready, { 0, 0, NULL }, t != 0, keep, 0 };
 		int n = sleep_begin(q, &w);
 		if (n == 1) {
 			pull(q, &next_timer);

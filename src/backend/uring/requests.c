@@ -95,11 +95,8 @@ int evq__ur_take_slot(struct slot *sl, struct evq__ready *out, int max)
 {
 	int k = 0;
 	while (sl->pos < sl->count && k < max) {
-		const struct epoll_event *e = &sl->buf[sl->pos++];
 		/* the same translation as the epoll backend */
-		out[k].token = e->data.u64;
-		out[k].events = evq__epoll_ready(e->events);
-		k++;
+		evq__epoll_out(&out[k++], &sl->buf[sl->pos++]);
 	}
 	return k;
 }
@@ -218,6 +215,11 @@ void evq__ur_queue_cancels(struct uring_state *s)
  * Locked. */
 void evq__ur_leave(struct uring_state *s)
 {
+	/* Nobody in the ring or inline and nothing in flight: nothing to
+	 * cancel, arm or nudge below (a busy single waiter leaves so after
+	 * every poll_first()). */
+	if (atomic_load(&s->sleepers) == 0 && s->inl == 0 && s->inflight == 0)
+		return;
 	pthread_t me = pthread_self();
 	int rs = ring_sleepers(s);
 	int urgent = rs > 0; /* they need re-armed words watched */

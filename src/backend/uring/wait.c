@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/epoll_mask.h"
 #include "backend/uring/uring.h"
 
 /*
@@ -179,8 +180,9 @@ static int poll_now(struct uring_state *s, const sigset_t *sigmask,
 			: (int)syscall(SYS_epoll_pwait, s->epfd, evs, max, 0, NULL, 0);
 	if (n < 0)
 		return -errno;
-	struct slot tmp = { .pos = 0, .count = n, .buf = evs };
-	return evq__ur_take_slot(&tmp, out, max);
+	for (int i = 0; i < n; i++) /* n <= max: no slot bookkeeping */
+		evq__epoll_out(&out[i], &evs[i]);
+	return n;
 }
 
 /* A thread cancelled in one of wait()'s sleeps (evq_wait(3)
@@ -276,7 +278,7 @@ static int harvest(struct ur_call *c, int *got)
 		evq__ur_poll_loose(s);
 	evq__ur_process_words(c->q, s, c->woken);
 	take_wake(s, c->woken);
-	return evq__ur_take(s, c->out, c->max);
+	return s->filled ? evq__ur_take(s, c->out, c->max) : 0;
 }
 
 /* A failed EPOLL_WAIT is reported once, by a call that returns nothing
