@@ -14,23 +14,37 @@
  *   latch-queue both sides wait through their own queue (evq_add_latch,
  *               evq_wait): on epoll this is the futex watcher thread's path
  *               (watcher wakes, posts through the queue's eventfd)
+ *   latch-nc, latch-queue-nc
+ *               the same with cancellation disabled in both processes: no
+ *               cancellation barrier (close(-1)) after a futex sleep
+ *               (src/futex.h), so what a caller that never cancels pays
+ *   hop         the floor of latch-queue on epoll: each side has a thread
+ *               asleep in FUTEX_WAIT on its word that writes an eventfd
+ *               (edge-triggered, never read) when woken; the main thread
+ *               sleeps in epoll_wait on it.  A futex in another process
+ *               waking an epoll sleeper cannot cost less than this chain
  * Output (medians; ratio = median of per-round ratios to futex):
  *   bench=latch impl=latch m=20000 rounds=11 ns_median=... ns_min=...
  *   ratio_vs_futex=...
  *
- * Usage: latch [-m 20000] [-r 11] [-i futex,pipe,latch,latch-queue] [-v]
+ * Usage: latch [-m 20000] [-r 11] [-i futex,pipe,latch,...] [-v]
  */
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "evq.h"
 #include "wordsbench.h"
 
-enum { FUTEX, PIPE, LATCH, LATCH_QUEUE, NIMPL };
-static const char *names[NIMPL] = { "futex", "pipe", "latch", "latch-queue" };
+enum { FUTEX, PIPE, LATCH, LATCH_QUEUE, LATCH_NC, LATCH_QUEUE_NC, HOP, NIMPL };
+static const char *names[NIMPL] = { "futex", "pipe", "latch", "latch-queue",
+				    "latch-nc", "latch-queue-nc", "hop" };
 
 struct shm {
 	uint32_t fa, fb;              /* futex ping-pong words */
+	uint32_t ha, hb;              /* hop: counters, one bump per trip */
 	struct evq_latch p, q;
 };
 
@@ -67,6 +81,56 @@ static int side_pipe(int rfd, int wfd, int side)
 		if (side == 1 && write(wfd, &c, 1) != 1)
 			return 3;
 	}
+	return 0;
+}
+
+/* hop: a thread that turns each bump of *word into an eventfd write. */
+struct hop {
+	uint32_t *word;
+	int efd;
+};
+
+static void *hop_watch(void *arg)
+{
+	struct hop *h = arg;
+	uint64_t one = 1;
+	uint32_t seen = 0;
+	for (long i = 0; i < m_trips; i++) {
+		uint32_t v;
+		while ((v = __atomic_load_n(h->word, __ATOMIC_SEQ_CST)) == seen)
+			wb_futex_wait(h->word, seen, 1);
+		seen = v;
+		if (write(h->efd, &one, sizeof one) != sizeof one)
+			break;
+	}
+	return NULL;
+}
+
+static int side_hop(struct shm *s, int side)
+{
+	uint32_t *mine = side ? &s->hb : &s->ha, *theirs = side ? &s->ha : &s->hb;
+	struct hop h = { mine, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	pthread_t t;
+	if (h.efd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, h.efd, &ev) != 0 ||
+	    pthread_create(&t, NULL, hop_watch, &h) != 0)
+		return 30;
+	for (long i = 0; i < m_trips; i++) {
+		if (side == 0) {
+			__atomic_add_fetch(theirs, 1, __ATOMIC_SEQ_CST);
+			wb_futex_wake(theirs, 1, 1);
+		}
+		while (epoll_wait(ep, &ev, 1, -1) != 1)
+			;
+		if (side == 1) {
+			__atomic_add_fetch(theirs, 1, __ATOMIC_SEQ_CST);
+			wb_futex_wake(theirs, 1, 1);
+		}
+	}
+	pthread_join(t, NULL);
+	close(ep);
+	close(h.efd);
 	return 0;
 }
 
@@ -114,10 +178,17 @@ static double run(int impl, struct shm *s)
 			if (read(go[0], &c, 1) != 1)
 				_exit(20);
 			int rc;
+			int old;
+			if (impl == LATCH_NC || impl == LATCH_QUEUE_NC)
+				pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 			switch (impl) {
 			case FUTEX: rc = side_futex(s, side); break;
 			case PIPE: rc = side_pipe(side ? ab[0] : ba[0], side ? ba[1] : ab[1], side); break;
-			default: rc = side_latch(s, side, impl == LATCH_QUEUE); break;
+			case HOP: rc = side_hop(s, side); break;
+			default:
+				rc = side_latch(s, side, impl == LATCH_QUEUE ||
+						       impl == LATCH_QUEUE_NC);
+				break;
 			}
 			_exit(rc);
 		}
@@ -164,7 +235,8 @@ int main(int argc, char **argv)
 		case 'v': verbose = 1; break;
 		default:
 			fprintf(stderr, "usage: latch [-m trips] [-r rounds] "
-					"[-i futex,pipe,latch,latch-queue] [-v]\n");
+					"[-i futex,pipe,latch,latch-queue,latch-nc,"
+					"latch-queue-nc,hop] [-v]\n");
 			return 2;
 		}
 	}

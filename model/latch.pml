@@ -219,12 +219,16 @@ active [NL] proctype watcher()
 			fi
 		:: else -> skip
 		fi;
-		atomic {                                  /* futex_waitv */
-			if
-			:: state[me] == expected[me] -> asleep[me] = true
-			:: else -> skip
-			fi
-		};
+		if
+		:: state[me] != expected[me] -> skip     /* X5: moved, no call */
+		:: else ->
+			atomic {                          /* futex_waitv */
+				if
+				:: state[me] == expected[me] -> asleep[me] = true
+				:: else -> skip
+				fi
+			}
+		fi;
 end_sleep:
 		!asleep[me]
 	od

@@ -18,7 +18,9 @@
  *                            (after evq_del) the     X4 c = ctl; vector = ctl
  *                            word may be freed          (+ word if watched);
  *                                                       acked = c; unlock
- *                                                    X5 futex_waitv
+ *                                                    X5 word != expected:
+ *                                                       back to X1 at once;
+ *                                                       else futex_waitv
  * The owner waits for events and takes each (the value seen), any number of
  * times - with -DONESHOT re-arming after each one with the value seen as
  * the new expected value (word_mod: O1, O2) - and deletes the registration
@@ -223,7 +225,7 @@ end_owner:
 active proctype watcher()
 {
 	byte c, vec, vexp, v;
-	bool woke;
+	bool woke, moved;
 	lock();                                                   /* X1 */
 	do
 	:: true ->
@@ -272,31 +274,46 @@ active proctype watcher()
 		acked = c;
 #endif
 		woke = false;                                     /* X5 */
-		atomic {
-			if
-			:: ctl == c -> qd[0] = CTL
-			:: else -> skip
-			fi
-		};
+		/* sleep_on(): a word that already differs ends X5 before the
+		 * system call, as -EAGAIN would (the model's word is always
+		 * mapped, so the load is always made) */
 		if
-		:: qd[0] != 0 && (vec & WORD) ->
+		:: (vec & WORD) ->
 			atomic {
-				assert(!detached);        /* reads the word */
-				if
-#ifndef NOCOMPARE
-				:: word == vexp -> qd[0] = qd[0] | WORD
-#else
-				:: true -> qd[0] = qd[0] | WORD
-#endif
-				:: else -> qd[0] = 0; woke = wk[0] != 0; wk[0] = 0
-				fi
+				assert(!detached);        /* loads the word */
+				moved = (word != vexp)
 			}
-		:: else -> skip
+		:: else -> moved = false
 		fi;
 		if
-		:: qd[0] != 0 || wk[0] != 0 ->
-end_sleep:		atomic { wk[0] != 0 -> qd[0] = 0; wk[0] = 0; woke = true }
-		:: else -> skip                           /* -EAGAIN */
+		:: moved -> skip                          /* X5_MOVED */
+		:: else ->
+			atomic {
+				if
+				:: ctl == c -> qd[0] = CTL
+				:: else -> skip
+				fi
+			};
+			if
+			:: qd[0] != 0 && (vec & WORD) ->
+				atomic {
+					assert(!detached); /* reads the word */
+					if
+#ifndef NOCOMPARE
+					:: word == vexp -> qd[0] = qd[0] | WORD
+#else
+					:: true -> qd[0] = qd[0] | WORD
+#endif
+					:: else -> qd[0] = 0; woke = wk[0] != 0; wk[0] = 0
+					fi
+				}
+			:: else -> skip
+			fi;
+			if
+			:: qd[0] != 0 || wk[0] != 0 ->
+end_sleep:			atomic { wk[0] != 0 -> qd[0] = 0; wk[0] = 0; woke = true }
+			:: else -> skip                   /* -EAGAIN */
+			fi
 		fi;
 		lock()                                            /* X1 */
 	od

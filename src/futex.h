@@ -168,21 +168,43 @@ static inline int evq__futex_waitv(struct futex_waitv *w, unsigned n,
  * handler) - the thread dies there.  glibc waits for such a signal before
  * it leaves a cancellation point; we get the same by passing through one
  * (close(-1): EBADF at once) in deferred mode, which also acts on a cancel
- * that became pending meanwhile, still under the caller's handler. */
+ * that became pending meanwhile, still under the caller's handler.
+ *
+ * That barrier is a system call, so it is paid only where such a signal
+ * can exist.  pthread_cancel() sends SIGCANCEL only to a thread that has
+ * cancellation enabled and asynchronous; no public call tells whether one
+ * is on its way (glibc's "canceling" bit is private), so a thread with
+ * cancellation enabled pays it after every sleep.  None is paid by:
+ *   - a thread that has cancellation disabled: nobody can send it
+ *     SIGCANCEL while it sleeps (and a signal from an earlier sleep was
+ *     waited for when that one ended).  The state is read after the sleep
+ *     by "enabling" it with the type already deferred, which cannot act
+ *     on a pending cancel, and disabling it again: only the thread itself
+ *     changes its state, so it is the state it slept with;
+ *   - a thread that was asynchronous already: it stays so, as glibc's
+ *     wrappers leave it (their exit path returns early then too).
+ * EVQ__CANCEL_KEPT: nothing to undo at the end. */
+#define EVQ__CANCEL_KEPT (-1)
 static inline int evq__cancel_async(void)
 {
 	int old;
 	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
-	return old;
+	return old == PTHREAD_CANCEL_ASYNCHRONOUS ? EVQ__CANCEL_KEPT : old;
 }
 static inline void evq__cancel_deferred(int old)
 {
-	pthread_setcanceltype(old, &old);
-	if (old == PTHREAD_CANCEL_ASYNCHRONOUS) {
-		int saved = errno;
-		(void)close(-1);
-		errno = saved;
+	int state, ignored;
+	if (old == EVQ__CANCEL_KEPT)
+		return;
+	pthread_setcanceltype(old, &ignored);
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &state);
+	if (state == PTHREAD_CANCEL_DISABLE) {
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
+		return; /* no SIGCANCEL can be on its way */
 	}
+	int saved = errno;
+	(void)close(-1);
+	errno = saved;
 }
 
 /* evq__futex_wait as a cancellation point (see above). */

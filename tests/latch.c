@@ -12,6 +12,8 @@
  * for the ring, a signal handler interrupting a holder, a forked child
  * (its own ring, never the parent's), io_uring refused (EVQ_URING_REFUSE,
  * seccomp), and a setter forbidden futex calls (the ring does the wakes).
+ * The cancellation barrier after a sleep (futex.h): there when cancellation
+ * is enabled, absent when it is disabled, and a cancel then still waits.
  */
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -677,33 +679,49 @@ static void test_set_many_fork(void)
 }
 
 /* Installs, for the calling thread (and threads it creates later), a
- * filter answering system call nr with ret.  0, or 77 if impossible. */
-static int filter_syscall(long nr, unsigned ret)
+ * filter answering system call nr with ret - with check_arg, only when the
+ * low 32 bits of its first argument are arg0 (close(-1): 0xffffffff).
+ * 0, or 77 if impossible. */
+static int filter_syscall_arg(long nr, unsigned ret, int check_arg, uint32_t arg0)
 {
 #if defined(__x86_64__)
 	const unsigned arch = AUDIT_ARCH_X86_64;
 #elif defined(__aarch64__)
 	const unsigned arch = AUDIT_ARCH_AARCH64;
 #else
-	(void)nr, (void)ret;
+	(void)nr, (void)ret, (void)check_arg, (void)arg0;
 	return 77;
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, ret),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+	struct sock_filter f[9];
+	unsigned short k = 0;
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0,
+					      check_arg ? 3 : 1);
+	if (check_arg) {
+		/* the argument's low half: both arches are little-endian */
+		f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+						      offsetof(struct seccomp_data, args[0]));
+		f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arg0, 0, 1);
+	}
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ret);
+	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = { k, f };
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
 		return 77;
 	return 0;
 #endif
+}
+
+static int filter_syscall(long nr, unsigned ret)
+{
+	return filter_syscall_arg(nr, ret, 0, 0);
 }
 
 /* The wakes really go through the ring: the setting thread may not call
@@ -799,6 +817,88 @@ static void test_set_many_ring_used_or_refused(void)
 			is(st, 0, "refused (%s): set_many falls back and wakes every waiter "
 			   "(status %d)", r[i].name, st);
 	}
+}
+
+/* The cancellation barrier (futex.h): a sleeper with cancellation enabled
+ * passes through close(-1) after its futex wait, one with cancellation
+ * disabled does not (no SIGCANCEL can be on its way to it).  In a child
+ * whose waiting thread is killed by a close(-1) (only that: a sanitizer's
+ * runtime closes its own files at exit), the waiter sleeps until another
+ * thread (created before the filter) sets the latch. */
+static struct evq_latch cb_l;
+static void *cb_setter(void *a)
+{
+	evqt_sleep_ns(20 * EVQT_MS);
+	evq_latch_set(&cb_l);
+	return a;
+}
+
+static int child_barrier(int disable)
+{
+	int old;
+	pthread_t t;
+	if (disable)
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	if (evq_latch_init(&cb_l, 0) != 0 ||
+	    pthread_create(&t, NULL, cb_setter, NULL) != 0)
+		return 20;
+	if (filter_syscall_arg(__NR_close, SECCOMP_RET_KILL_PROCESS, 1, 0xffffffffu) != 0)
+		return 77;
+	int rc = evq_latch_wait(&cb_l, EVQT_SOON) == 0 ? 0 : 21;
+	pthread_join(t, NULL);
+	return rc;
+}
+
+/* A cancel that arrives while a thread with cancellation disabled sleeps
+ * waits: the set ends the sleep, the cancel acts once it is enabled. */
+static atomic_int cd_asleep;
+static void *cd_waiter(void *a)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	atomic_store(&cd_asleep, 1);
+	int rc = evq_latch_wait(&cb_l, EVQT_SOON);
+	atomic_store(&cd_asleep, rc == 0 ? 2 : 3);
+	pthread_setcancelstate(old, &old);
+	pthread_testcancel();
+	return a;
+}
+
+static void test_cancel_barrier(void)
+{
+	if (getenv("EVQ_TEST_VALGRIND")) {
+		skip(3, "seccomp filters: not under valgrind");
+	} else {
+		int st[2];
+		for (int disable = 0; disable < 2; disable++) {
+			pid_t pid = fork();
+			if (pid == 0)
+				_exit(child_barrier(disable));
+			st[disable] = pid < 0 ? -1 : child_status(pid);
+		}
+		if (st[0] == 77 || st[1] == 77) {
+			skip(2, "seccomp unavailable");
+		} else {
+			is(st[0], 128 + SIGSYS, "barrier: an enabled sleeper passes "
+			   "through close(-1) (status %d)", st[0]);
+			is(st[1], 0, "barrier: a disabled sleeper makes no close(-1) "
+			   "(status %d)", st[1]);
+		}
+	}
+	pthread_t t;
+	void *res = NULL;
+	CHECK(evq_latch_init(&cb_l, 0) == 0);
+	CHECK(pthread_create(&t, NULL, cd_waiter, NULL) == 0);
+	while (atomic_load(&cd_asleep) == 0 ||
+	       __atomic_load_n(&cb_l.waiters, __ATOMIC_SEQ_CST) == 0)
+		evqt_sleep_ns(EVQT_MS);
+	evqt_sleep_ns(10 * EVQT_MS); /* into the futex wait, most likely */
+	pthread_cancel(t);
+	evqt_sleep_ns(10 * EVQT_MS);
+	evq_latch_set(&cb_l);
+	pthread_join(t, &res);
+	ok(res == PTHREAD_CANCELED && atomic_load(&cd_asleep) == 2,
+	   "barrier: a cancel while disabled waits for the set, then acts");
 }
 
 static void test_queue(void)
@@ -928,6 +1028,7 @@ int main(void)
 	test_set_many_signal();
 	test_set_many_fork();
 	test_set_many_ring_used_or_refused();
+	test_cancel_barrier();
 	if (evqt_have_futex_waitv()) {
 		test_set_many_wide();
 		test_queue();
