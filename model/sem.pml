@@ -29,6 +29,7 @@
  *   token), and if the owner is not sleeping in evq_wait, pass one wake on
  *   (Q4: the wake it may have taken must not wait for a busy owner); X4
  *   c = ctl, the vector (ctl, and count if watched), acked = c; X5
+ *   back to X1 at once if a watched count already moved, else
  *   futex_waitv.
  *
  * The kernel: FUTEX_WAIT and futex_waitv compare and queue one entry at a
@@ -363,28 +364,35 @@ proctype watcher(byte me)
 		vec = W_CTL | (watched -> W_COUNT : 0);
 		acked = c;
 		unlock();
-		/* X5: futex_waitv, one entry at a time */
+		/* X5: a watched count that already differs from its expected 0
+		 * ends X5 before the system call (watch.c sleep_on: the
+		 * kernel would answer -EAGAIN; X5_MOVED), else futex_waitv,
+		 * one entry at a time */
 		woke = false;
-		atomic {
-			if
-			:: ctl == c -> qd[me] = W_CTL
-			:: else -> skip
-			fi
-		};
 		if
-		:: qd[me] != 0 && (vec & W_COUNT) ->
+		:: (vec & W_COUNT) && count != 0 -> skip        /* X5_MOVED */
+		:: else ->
 			atomic {
 				if
-				:: count == 0 -> qd[me] = qd[me] | W_COUNT
-				:: else -> qd[me] = 0; woke = wk[me] != 0; wk[me] = 0
+				:: ctl == c -> qd[me] = W_CTL
+				:: else -> skip
 				fi
-			}
-		:: else -> skip
-		fi;
-		if
-		:: qd[me] != 0 || wk[me] != 0 ->    /* queued: sleep */
-end_sleep:		atomic { wk[me] != 0 -> qd[me] = 0; wk[me] = 0; woke = true }
-		:: else -> skip                     /* -EAGAIN */
+			};
+			if
+			:: qd[me] != 0 && (vec & W_COUNT) ->
+				atomic {
+					if
+					:: count == 0 -> qd[me] = qd[me] | W_COUNT
+					:: else -> qd[me] = 0; woke = wk[me] != 0; wk[me] = 0
+					fi
+				}
+			:: else -> skip
+			fi;
+			if
+			:: qd[me] != 0 || wk[me] != 0 ->    /* queued: sleep */
+end_sleep:			atomic { wk[me] != 0 -> qd[me] = 0; wk[me] = 0; woke = true }
+			:: else -> skip                     /* -EAGAIN */
+			fi
 		fi;
 		lock()
 	od
