@@ -53,12 +53,15 @@
  *               to a sleeper nobody wakes
  *   NOFENCE     H reads sleepers before its pending-list stores are
  *               visible (no fence): Q sleeps past the leftover
+ *   LATEW1      Q looks before W1: a post or leftover in between is
+ *               kicked for nobody
  *
  * @run | -DSAFETY |
  * @tooth -DNORESET | -DSAFETY |
  * @tooth -DEARLYCHECK | -DSAFETY |
  * @tooth -DNOPASSON | -DSAFETY |
  * @tooth -DNOFENCE | -DSAFETY |
+ * @tooth -DLATEW1 | -DSAFETY |
  */
 
 #define NPROD 2   /* producers, one post each */
@@ -118,6 +121,12 @@ active [NWAIT] proctype waiter()
 	byte k, d;
 	bool timed = (_pid % 2 == 0);
 call:
+#ifdef LATEW1
+	if
+	:: posted > 0 || pendv > 0 -> goto locked
+	:: else -> sleepers++; goto sleep                 /* W1 too late */
+	fi;
+#endif
 	sleepers++;                                       /* Q: W1 */
 	if
 	:: posted > 0 -> sleepers--; goto locked

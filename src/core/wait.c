@@ -31,7 +31,7 @@
  * the lock, and whoever links or arms there kicks through a seq_cst fence
  * (evq__kick_linked(), and pass_on() when it leaves events pending): with
  * W1 a Dekker pair, so either Q sees the change or the kick sees the
- * sleeper (tooth NOFENCE).
+ * sleeper (model/queue.pml, teeth NOFENCE, LATEW1).
  * H: a waiter leaving with events still pending (more than its max) or
  * posted kicks one sleeper (pass_on()): the model checks that what a waiter
  * leaves behind reaches a sleeper even when its caller never waits again.
