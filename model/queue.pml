@@ -5,6 +5,10 @@
  * backend wake/wait as src/backend/epoll.c does them).
  *
  *   waiter (evq_wait(max))                  producer (evq__post, evq__kick)
+ *   Q  quiet path: W1 without the lock,
+ *      then read post_head and pend_head
+ *      (lock-free); both empty: W3 at once,
+ *      else sleepers-- and on to C
  *   C  lock; collect: drain the post stack  P1 push on post_head
  *      into the pending list, take up to    P2 if sleepers > 0 and
  *      max events from it                      exchange(wake_sent, 1) == 0:
@@ -16,7 +20,15 @@
  *   W4 sleepers--; if woken: wake_sent = 0; lock; collect; none taken:
  *      back to W1 (a timeout returns 0)
  *   H  pass_on: if sleepers > 0 and events are left (pending list or post
- *      stack): kick (P2, P3) - one sleeper; unlock
+ *      stack): kick (P2, P3) - one sleeper; unlock.  With the pending list
+ *      non-empty it fences first (evq__kick_linked), then reads sleepers
+ *
+ * The pending list is written under the lock but Q reads it without: its
+ * stores (pend) reach Q's reader (pendv) only at a fence or locked
+ * instruction of the writer - H's fence, its W1, or its unlock; until then
+ * Q may read an older value.  H's fence and W1 make the Dekker pair that
+ * keeps Q from sleeping past a leftover nobody kicks for.  The drain is
+ * two steps, as in post.c: the stack is emptied, then its entries linked.
  *
  * The eventfd is edge-triggered in epoll: writes while its edge is ready
  * coalesce into that one edge, and exactly one wait() harvests it.  Each
@@ -39,11 +51,17 @@
  *   EARLYCHECK  a producer checks sleepers (P2) before pushing (P1)
  *   NOPASSON    no pass_on: a waiter that took MAX of more leaves the rest
  *               to a sleeper nobody wakes
+ *   NOFENCE     H reads sleepers before its pending-list stores are
+ *               visible (no fence): Q sleeps past the leftover
+ *   LATEW1      Q looks before W1: a post or leftover in between is
+ *               kicked for nobody
  *
  * @run | -DSAFETY |
  * @tooth -DNORESET | -DSAFETY |
  * @tooth -DEARLYCHECK | -DSAFETY |
  * @tooth -DNOPASSON | -DSAFETY |
+ * @tooth -DNOFENCE | -DSAFETY |
+ * @tooth -DLATEW1 | -DSAFETY |
  */
 
 #define NPROD 2   /* producers, one post each */
@@ -52,6 +70,7 @@
 
 byte posted;      /* on the post stack, not yet drained */
 byte pend;        /* in the pending list (under the lock) */
+byte pendv;       /* pend as a lock-free reader (Q) sees it */
 byte taken;       /* handed out by evq_wait */
 byte sleepers;
 bool wake_sent;
@@ -60,7 +79,7 @@ bool mu;          /* q->lock */
 bool insleep[NWAIT]; /* waiter i sleeps in W3 */
 
 inline lock() { atomic { !mu -> mu = true } }
-inline unlock() { mu = false }
+inline unlock() { atomic { pendv = pend; mu = false } }
 
 /* evq__kick: P2, P3 */
 inline kick() {
@@ -77,7 +96,8 @@ inline kick() {
 
 /* collect (lock held): drain the stack, take up to MAX */
 inline collect() {
-	atomic { pend = pend + posted; posted = 0 };
+	atomic { d = posted; posted = 0 };                /* exchange */
+	pend = pend + d;                                  /* link */
 	k = (pend > MAX -> MAX : pend);
 	pend = pend - k;
 	taken = taken + k
@@ -98,20 +118,37 @@ active [NPROD] proctype producer()
 active [NWAIT] proctype waiter()
 {
 	bool woken, old;
-	byte k;
+	byte k, d;
 	bool timed = (_pid % 2 == 0);
 call:
+#ifdef LATEW1
+	if
+	:: posted > 0 || pendv > 0 -> goto locked
+	:: else -> sleepers++; goto sleep                 /* W1 too late */
+	fi;
+#endif
+	sleepers++;                                       /* Q: W1 */
+	if
+	:: posted > 0 -> sleepers--; goto locked
+	:: else -> skip
+	fi;
+	if
+	:: pendv > 0 -> sleepers--; goto locked
+	:: else -> goto sleep                             /* quiet */
+	fi;
+locked:
 	lock();
 	collect();                                        /* C */
 	do
 	:: k > 0 -> break
 	:: else ->
-		sleepers++;                               /* W1 */
+		atomic { sleepers++; pendv = pend };      /* W1 */
 		if                                        /* W2 */
 		:: posted > 0 -> sleepers--; collect(); goto next
 		:: else -> skip
 		fi;
 		unlock();
+sleep:
 		woken = false;
 		insleep[_pid - NPROD] = true;
 end_sleep:
@@ -136,10 +173,21 @@ end_sleep:
 next:		skip
 	od;
 #ifndef NOPASSON
-	if                                                /* H pass_on */
+#ifdef NOFENCE
+	if                                                /* H, unfenced */
 	:: sleepers > 0 && (pend > 0 || posted > 0) -> kick()
 	:: else -> skip
 	fi;
+#else
+	if                                                /* H pass_on */
+	:: pend > 0 -> pendv = pend; kick()               /* fence, P2 */
+	:: else ->
+		if
+		:: sleepers > 0 && posted > 0 -> kick()
+		:: else -> skip
+		fi
+	fi;
+#endif
 #endif
 	unlock();
 	if

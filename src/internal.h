@@ -302,6 +302,9 @@ struct evq {
 					  of the newest chunk, 0 when none */
 	uint32_t nlive;
 
+	/* The heads (like ntimers and rt_fd) change only under q->lock, but
+	 * evq_wait's quiet test (wait.c, Q) reads them without it: stores
+	 * through evq__head_set, lock-free loads atomic too. */
 	int32_t pend_head, pend_tail;  /* deliverable now */
 	int32_t again_head, again_tail;/* level regular files: next round */
 
@@ -314,7 +317,7 @@ struct evq {
 	int32_t files_free;
 
 	struct evq__heap heap[EVQ_NCLOCKS];
-	uint32_t ntimers;              /* entries in all heaps */
+	uint32_t ntimers;              /* entries in all heaps (Q reads) */
 
 	_Atomic int32_t post_head;     /* Treiber stack of slot indices */
 	_Atomic int32_t round_head;    /* the same, for posts made by a
@@ -338,7 +341,8 @@ struct evq {
 
 	/* REALTIME timers: one timerfd armed at the earliest deadline, with
 	 * TFD_TIMER_CANCEL_ON_SET so a clock step wakes the waiter (timer.c) */
-	int rt_fd;                     /* -1 until a REALTIME timer exists */
+	int rt_fd;                     /* -1 until a REALTIME timer exists
+					  (Q reads) */
 	int64_t rt_armed;              /* deadline it is armed for, 0 none */
 
 	/* the futex watcher threads of this queue's words (core/watch.c),
@@ -530,6 +534,10 @@ void evq__reg_free(struct evq *q, struct evq__reg *r);  /* locked */
 void evq__link(struct evq *q, struct evq__reg *r, int list); /* locked */
 void evq__unlink(struct evq *q, struct evq__reg *r);         /* locked */
 void evq__kick(struct evq *q);                 /* async-signal-safe */
+void evq__kick_linked(struct evq *q);          /* the same, fenced (Q) */
+/* A store to a field the quiet test reads without the lock (pend_head,
+ * again_head, ntimers, rt_fd): atomic, so that read is no data race. */
+#define evq__head_set(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 /* A slot whose registration is gone and that is off the post stack goes
  * back on the free list, or is retired (queue.c).  locked */
 void evq__slot_recycle(struct evq *q, struct evq__reg *r, int small);

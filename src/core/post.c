@@ -25,7 +25,7 @@ void evq__link(struct evq *q, struct evq__reg *r, int list)
 	if (*tail >= 0)
 		evq__slot(q, (uint32_t)*tail)->next = idx;
 	else
-		*head = idx;
+		evq__head_set(head, idx);
 	*tail = idx;
 }
 
@@ -40,7 +40,7 @@ static void link_front(struct evq *q, struct evq__reg *r)
 		evq__slot(q, (uint32_t)q->pend_head)->prev = idx;
 	else
 		q->pend_tail = idx;
-	q->pend_head = idx;
+	evq__head_set(&q->pend_head, idx);
 }
 
 void evq__unlink(struct evq *q, struct evq__reg *r)
@@ -53,7 +53,7 @@ void evq__unlink(struct evq *q, struct evq__reg *r)
 	if (prev >= 0)
 		evq__slot(q, (uint32_t)prev)->next = next;
 	else
-		*head = next;
+		evq__head_set(head, next);
 	if (next >= 0)
 		evq__slot(q, (uint32_t)next)->prev = prev;
 	else
@@ -81,7 +81,7 @@ int evq__make_pending(struct evq *q, struct evq__reg *r, int front)
 void evq__make_pending_kick(struct evq *q, struct evq__reg *r)
 {
 	if (evq__make_pending(q, r, 0))
-		evq__kick(q);
+		evq__kick_linked(q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -93,6 +93,17 @@ void evq__kick(struct evq *q)
 	/* P2/P3 of the sleep protocol */
 	if (atomic_load(&q->sleepers) > 0 && !atomic_exchange(&q->wake_sent, 1))
 		q->backend->wake(q);
+}
+
+/* After linking into the pending list (or arming a timer) under q->lock:
+ * the store and the load of sleepers are a Dekker pair with W1 and the
+ * quiet test (wait.c, Q), which reads pend_head without the lock; the
+ * fence keeps the store from passing the load.  Posts need none: their
+ * push is a seq_cst read-modify-write already (P1). */
+void evq__kick_linked(struct evq *q)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	evq__kick(q);
 }
 
 /* The queue whose kernel round this thread is harvesting (F2), if any. */

@@ -148,7 +148,7 @@ int evq_requeue(struct evq *q, const struct evq_event *ev)
 		goto out;
 	rc = 0;
 	if (evq__merge_back(q, r, ev))
-		evq__kick(q);
+		evq__kick_linked(q);
 out:
 	unlock(q);
 	return rc;

@@ -24,6 +24,14 @@
  * waits for a later, unrelated wakeup.  Anything linked into the pending list
  * by a thread other than the waiter (a timer armed earlier than the sleeper's
  * timeout, an enabled registration with parked data) kicks the same way.
+ * Q: a blocking call first tries the quiet path (quiet_wait()): W1 without
+ * q->lock, then a lock-free look at shut, the post stacks, the pending and
+ * again lists and the timers; all idle, it goes to W3 at once and takes the
+ * lock only after W4, once per call.  The lists and timers change under
+ * the lock, and whoever links or arms there kicks through a seq_cst fence
+ * (evq__kick_linked(), and pass_on() when it leaves events pending): with
+ * W1 a Dekker pair, so either Q sees the change or the kick sees the
+ * sleeper (model/queue.pml, teeth NOFENCE, LATEW1).
  * H: a waiter leaving with events still pending (more than its max) or
  * posted kicks one sleeper (pass_on()): the model checks that what a waiter
  * leaves behind reaches a sleeper even when its caller never waits again.
@@ -212,9 +220,14 @@ static int park(struct evq *q, const struct evq__ready *ready, int k)
  * covers), end one of their sleeps - one, not all. */
 static void pass_on(struct evq *q)
 {
+	if (q->pend_head >= 0) {
+		/* fenced: a waiter in Q reads pend_head without the lock */
+		evq__kick_linked(q);
+		return;
+	}
 	if (atomic_load(&q->sleepers) == 0)
 		return;
-	if (q->pend_head >= 0 || evq__posts_waiting(q) ||
+	if (evq__posts_waiting(q) ||
 	    (q->ntimers && q->keeper_deadline == INT64_MAX) ||
 	    atomic_load(&q->shut)) /* S2: the relay */
 		evq__kick(q);
@@ -402,8 +415,10 @@ static int sleep_round(struct evq *q, struct round *w, int64_t t,
 }
 
 /* After a backend call that returned k: the events to hand out, kernel
- * ones first (F2), then the pending list; or -ESHUTDOWN.  Locked. */
-static int round_take(struct evq *q, struct round *w, int k,
+ * ones first (F2), then the pending list; or -ESHUTDOWN.  Locked.  Inlined
+ * in both its callers (wait_rounds, quiet_wait): a call here costs the
+ * polling path more than the copy costs in size. */
+static inline __attribute__((always_inline)) int round_take(struct evq *q, struct round *w, int k,
 		      struct evq_event *out, int max, int64_t *next_timer)
 {
 	if (atomic_load(&q->shut)) {                                   /* S2 */
@@ -424,6 +439,22 @@ static int round_take(struct evq *q, struct round *w, int k,
 	if (q->pend_head < 0) /* the common case: no call */
 		return n;
 	return n + deliver_pending(q, out + n, max - n);
+}
+
+/* Q: nothing for the locked path to do before sleeping - no shutdown, no
+ * posts, nothing pending or waiting for the next round, no timers at all
+ * (so no keeper deadline to take, nor a timeout to cut).  Read without
+ * q->lock, after W1: pend_head, again_head, ntimers and rt_fd change under
+ * the lock, and whoever links or arms there kicks through a fence
+ * (evq__kick_linked), a Dekker pair with W1 like P1/W2.  A stale "busy"
+ * only sends the caller the locked way. */
+static inline int quiet(struct evq *q)
+{
+	return !atomic_load(&q->shut) && !evq__posts_waiting(q) &&
+	       __atomic_load_n(&q->pend_head, __ATOMIC_SEQ_CST) < 0 &&
+	       __atomic_load_n(&q->again_head, __ATOMIC_SEQ_CST) < 0 &&
+	       __atomic_load_n(&q->ntimers, __ATOMIC_SEQ_CST) == 0 &&
+	       __atomic_load_n(&q->rt_fd, __ATOMIC_SEQ_CST) < 0;
 }
 
 /* Kernel rounds until something is to be handed out, the timeout passes
@@ -463,6 +494,47 @@ static int wait_rounds(struct evq *q, struct evq_event *out, int max,
 	}
 }
 
+/* One blocking evq_wait with one lock pair instead of two: W1 and Q
+ * without the lock, W3 and W4 as sleep_round does them, then the lock and
+ * round_take.  Returns QUIET_NO (unlocked, W1 undone: the queue is not
+ * quiet, take the locked way), QUIET_DONE (locked, *n to return) or
+ * QUIET_ON (locked: nothing yet, on with wait_rounds from *next_timer).
+ * Not inlined: its ready[] and wait_rounds' are not on the stack at once. */
+enum { QUIET_NO, QUIET_DONE, QUIET_ON };
+
+static __attribute__((noinline)) int
+quiet_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
+	   int64_t end, const sigset_t *sigmask, int *n, int64_t *next_timer)
+{
+	/* busy (a relaxed first look), or the timeout went by: skip W1 */
+	if (__atomic_load_n(&q->pend_head, __ATOMIC_RELAXED) >= 0 ||
+	    atomic_load_explicit(&q->post_head, memory_order_relaxed) >= 0)
+		return QUIET_NO;
+	int64_t t = timeout_ns < 0 ? -1 : end - evq__now(0);
+	if (timeout_ns > 0 && t <= 0)
+		return QUIET_NO;
+	atomic_fetch_add(&q->sleepers, 1);                             /* W1 */
+	if (!quiet(q)) {                                               /* Q */
+		atomic_fetch_sub(&q->sleepers, 1);
+		return QUIET_NO;
+	}
+	struct evq__ready ready[EVQ_BATCH_MAX];
+	struct round w = { q, ready, { 0, 0, NULL }, 1, INT64_MAX, 0 };
+	int batch = max < q->max_batch ? max : q->max_batch;
+	int k = round_wait(&w, t, sigmask, batch);                     /* W3 */
+	atomic_fetch_sub(&q->sleepers, 1);                             /* W4 */
+	if (w.round.woken)
+		atomic_store(&q->wake_sent, 0);
+	wait_lock(q);
+	*n = round_take(q, &w, k, out, max, next_timer);
+	if (*n != 0)
+		return QUIET_DONE;
+	/* as wait_rounds goes on after a round that found nothing */
+	if (k < 0)
+		*n = k;
+	return k < 0 || (timeout_ns > 0 && evq__now(0) >= end) ? QUIET_DONE : QUIET_ON;
+}
+
 int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	     const sigset_t *sigmask)
 {
@@ -477,17 +549,22 @@ int evq_wait(struct evq *q, struct evq_event *out, int max, int64_t timeout_ns,
 	if (timeout_ns > 0)
 		end = evq__sat_add(evq__now(0), timeout_ns);
 
-	wait_lock(q);
-	pull(q, &next_timer);
-	int n = 0;
-	if (q->pend_head >= 0 && !q->kernel_owed)
-		/* F1: the previous call asked the kernel; this one may hand
-		 * out what is pending without a system call (if all claims
-		 * fail, it waits as usual) */
-		n = deliver_pending(q, out, max);
-	if (n > 0)
-		q->kernel_owed = 1;
-	else
+	int n = 0, how = timeout_ns == 0 ? QUIET_NO :
+		quiet_wait(q, out, max, timeout_ns, end, sigmask, &n, &next_timer);
+	if (how == QUIET_NO) {
+		wait_lock(q);
+		pull(q, &next_timer);
+		if (q->pend_head >= 0 && !q->kernel_owed)
+			/* F1: the previous call asked the kernel; this one
+			 * may hand out what is pending without a system call
+			 * (if all claims fail, it waits as usual) */
+			n = deliver_pending(q, out, max);
+		if (n > 0)
+			q->kernel_owed = 1;
+		else
+			how = QUIET_ON;
+	}
+	if (how == QUIET_ON)
 		n = wait_rounds(q, out, max, timeout_ns, end, sigmask, next_timer);
 	pass_on(q);
 	wait_unlock(q);

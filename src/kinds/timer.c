@@ -160,14 +160,14 @@ static void heap_push(struct evq *q, struct evq__heap *h, struct evq__reg *r,
 	struct evq__heap_entry e = { deadline, r };
 	h->a[h->n++] = e;
 	sift_up(q, h, h->n - 1);
-	q->ntimers++;
+	evq__head_set(&q->ntimers, q->ntimers + 1);
 }
 
 static void heap_remove(struct evq *q, struct evq__heap *h, uint32_t pos)
 {
 	struct evq__reg *r = h->a[pos].r;
 	r->tslot &= ~TSLOT_POS;
-	q->ntimers--;
+	evq__head_set(&q->ntimers, q->ntimers - 1);
 	if (--h->n == pos)
 		return;
 	h->a[pos] = h->a[h->n];
@@ -199,9 +199,10 @@ int evq__timer_arm(struct evq *q, struct evq__reg *r, int64_t when_ns,
 	evq__timer_disarm(q, r);
 	r->interval = interval_ns;
 	heap_push(q, &q->heap[ci], r, deadline);
-	/* A sleeper computed its timeout before this timer existed. */
+	/* A sleeper computed its timeout before this timer existed (or took
+	 * the quiet path, seeing none: hence the fence). */
 	if (tslot_pos1(r) == 1)
-		evq__kick(q);
+		evq__kick_linked(q);
 	return 0;
 }
 
@@ -223,7 +224,7 @@ static void rt_arm(struct evq *q)
 			evq__close(fd);
 			return;
 		}
-		q->rt_fd = fd;
+		evq__head_set(&q->rt_fd, fd);
 	}
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
 	if (want) {
