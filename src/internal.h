@@ -247,7 +247,7 @@ struct evq__add {
 	uint32_t flags;
 	uint64_t cookie;
 	int32_t ident;
-	uint32_t events;        /* r->events */
+	uint32_t events;        /* fds: r->events (their start sets it) */
 	void *ext;
 	void *arg;
 };
@@ -518,7 +518,8 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
  * lock), then evq__reg_add_locked.  -> id or -errno. */
 int64_t evq__reg_add(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 		     int32_t ident, void *arg);
-/* The kind's prepare, a slot, r->ext = a->ext, the kind's start; on
+/* The kind's prepare, a slot, r->ext = a->ext (full slots; a small kind's
+ * start fills in its own 8 bytes), the kind's start; on
  * failure the slot goes again and the kind's drop (default: free) frees
  * a->ext.  locked */
 int64_t evq__reg_add_locked(struct evq *q, struct evq__add *a);
