@@ -852,14 +852,18 @@ static int child_barrier(int disable)
 /* A cancel that arrives while a thread with cancellation disabled sleeps
  * waits: the set ends the sleep, the cancel acts once it is enabled. */
 static atomic_int cd_asleep;
+/* Not on the stack: the cancel unwinds cd_waiter's frame without its
+ * epilogue, and AddressSanitizer would find the redzones of a local left
+ * poisoned below the thread's exit (google/sanitizers#1399: clang's ASan
+ * runtime then reports its own sigaltstack call there). */
+static _Thread_local int cd_old;
 static void *cd_waiter(void *a)
 {
-	int old;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cd_old);
 	atomic_store(&cd_asleep, 1);
 	int rc = evq_latch_wait(&cb_l, EVQT_SOON);
 	atomic_store(&cd_asleep, rc == 0 ? 2 : 3);
-	pthread_setcancelstate(old, &old);
+	pthread_setcancelstate(cd_old, &cd_old);
 	pthread_testcancel();
 	return a;
 }
