@@ -102,6 +102,7 @@ _Static_assert(EVQ_MAX_REGS <= (1u << 23), "slot indices fit the 24-bit list lin
 #define EVQ_R_DEFUNCT 0x0200u /* fd closed (number reused): silent */
 #define EVQ_R_ZOMBIE  0x0800u /* deleted while on the post stack */
 #define EVQ_R_SPENT   0x1000u /* oneshot fired: disabled until evq_mod */
+#define EVQ_R_ALL     0x3fffu /* what r->flags holds (14 bits) */
 
 /* ctl word of the lock-free post path. */
 #define EVQ_CTL_TAG_SHIFT 40

@@ -152,11 +152,7 @@ int main(void)
 {
 	evqt_watchdog(60);
 	evqt_banner("timerheap");
-	const char *seed = getenv("EVQ_TEST_SEED");
-	rng = seed && *seed ? strtoull(seed, NULL, 0) : (uint64_t)evqt_now(CLOCK_REALTIME);
-	if (!rng)
-		rng = 1;
-	diag("seed %llu (EVQ_TEST_SEED repeats it)", (unsigned long long)rng);
+	rng = evqt_seed();
 	heap_vs_table();
 	cancel_pending();
 	return done();

@@ -218,11 +218,7 @@ int main(void)
 {
 	evqt_watchdog(60);
 	evqt_banner("timerorder");
-	const char *seed = getenv("EVQ_TEST_SEED");
-	rng = seed && *seed ? strtoull(seed, NULL, 0) : (uint64_t)evqt_now(CLOCK_REALTIME);
-	if (!rng)
-		rng = 1;
-	diag("seed %llu (EVQ_TEST_SEED repeats it)", (unsigned long long)rng);
+	rng = evqt_seed();
 	int slow = EVQT_SANITIZED || getenv("EVQ_TEST_VALGRIND");
 	late_ns = (slow ? 10 : 2) * EVQT_SEC;
 

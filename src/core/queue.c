@@ -352,7 +352,7 @@ int64_t evq__reg_new(struct evq *q, int kind, uint32_t flags, uint64_t cookie,
 	uint32_t gen = evq__reg_gen(st);
 	if (gen == 0)
 		gen = EVQ_GEN_FIRST; /* never used */
-	r->flags = flags & 0x3fffu;
+	r->flags = flags & EVQ_R_ALL;
 	r->cookie = cookie;
 	r->next = r->prev = -1;
 	r->list = EVQ_LIST_NONE;

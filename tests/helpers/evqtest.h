@@ -82,6 +82,18 @@ static inline int64_t evqt_now(clockid_t clock)
 	return (int64_t)ts.tv_sec * EVQT_SEC + ts.tv_nsec;
 }
 
+/* A random test's seed: $EVQ_TEST_SEED if set (to repeat a run), else the
+ * clock; never 0 (xorshift's fixed point).  Printed as a diagnostic. */
+static inline uint64_t evqt_seed(void)
+{
+	const char *seed = getenv("EVQ_TEST_SEED");
+	uint64_t s = seed && *seed ? strtoull(seed, NULL, 0) : (uint64_t)evqt_now(CLOCK_REALTIME);
+	if (!s)
+		s = 1;
+	diag("seed %llu (EVQ_TEST_SEED repeats it)", (unsigned long long)s);
+	return s;
+}
+
 static inline void evqt_sleep_ns(int64_t ns)
 {
 	struct timespec ts = { (time_t)(ns / EVQT_SEC), (long)(ns % EVQT_SEC) };
