@@ -826,9 +826,12 @@ static void test_set_many_ring_used_or_refused(void)
  * runtime closes its own files at exit), the waiter sleeps until another
  * thread (created before the filter) sets the latch. */
 static struct evq_latch cb_l;
+static pid_t cb_tid; /* the sleeper */
 static void *cb_setter(void *a)
 {
-	evqt_sleep_ns(20 * EVQT_MS);
+	/* sets once the sleeper is in its futex wait: a set before it would
+	 * end the wait without a sleep (and so without a barrier) */
+	evqt_until(evqt_asleep_in(cb_tid, SYS_futex, &cb_l.state));
 	evq_latch_set(&cb_l);
 	return a;
 }
@@ -837,6 +840,7 @@ static int child_barrier(int disable)
 {
 	int old;
 	pthread_t t;
+	cb_tid = evqt_gettid();
 	if (disable)
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	if (evq_latch_init(&cb_l, 0) != 0 ||
